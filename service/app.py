@@ -1,0 +1,166 @@
+"""The composition root: settings → Postgres → migrations → Stripe → servers, and the way back
+down on SIGTERM (DESIGN §8). The only module that knows every layer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import grpc
+import structlog
+from aiohttp import web
+from grpc_health.v1 import health
+
+from service.config import ConfigError, Settings
+from service.domain.checkout import Checkout
+from service.edge.http import build_http_app
+from service.edge.server import build_grpc_server, set_serving
+from service.gateway.stripe_gateway import StripeGateway
+from service.store.embedded import start_embedded
+from service.store.migrate import apply_migrations, load_migrations
+from service.store.repository import PostgresLedger, create_pool, translate_db_errors
+
+log = structlog.get_logger("service")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Application:
+    """A running service. `grpc_port`/`http_port` are the bound ports (useful with port 0)."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    gateway: StripeGateway
+    grpc_server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    http_runner: web.AppRunner
+    grpc_port: int
+    http_port: int
+    serving: list[bool] = field(default_factory=lambda: [True])
+
+    async def stop(self) -> None:
+        """Health NOT_SERVING → stop accepting → drain in-flight RPCs within the grace →
+        close Stripe's HTTP client and the pool."""
+        self.serving[0] = False
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
+        await self.http_runner.cleanup()
+        await self.gateway.close()
+        await self.pool.close()
+
+
+async def start(settings: Settings, dsn: str) -> Application:
+    pool = await create_pool(
+        dsn,
+        max_size=settings.db_pool_max_size,
+        command_timeout=settings.db_command_timeout_seconds,
+    )
+    async with translate_db_errors(), pool.acquire() as conn:
+        applied = await apply_migrations(conn, load_migrations())
+    if applied:
+        log.info("migrations applied", names=applied)
+    gateway = StripeGateway.connect(
+        api_key=settings.stripe_api_key.value,
+        api_base=settings.stripe_api_base,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+    checkout = Checkout(PostgresLedger(pool), gateway, SystemClock())
+
+    grpc_server, health_servicer = build_grpc_server(checkout)
+    grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
+    await grpc_server.start()
+
+    serving = [True]
+    http_runner = web.AppRunner(build_http_app(lambda: serving[0]), access_log=None)
+    await http_runner.setup()
+    site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
+    await site.start()
+    http_port = int(http_runner.addresses[0][1])
+
+    await set_serving(health_servicer, True)
+    return Application(
+        settings=settings,
+        pool=pool,
+        gateway=gateway,
+        grpc_server=grpc_server,
+        health=health_servicer,
+        http_runner=http_runner,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        serving=serving,
+    )
+
+
+async def run(settings: Settings, dsn: str) -> None:
+    app = await start(settings, dsn)
+    log.info(
+        "serving",
+        grpc=f"{settings.grpc_addr.host}:{app.grpc_port}",
+        http=f"{settings.http_addr.host}:{app.http_port}",
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
+    await app.stop()
+    log.info("stopped")
+
+
+def configure_logging(settings: Settings) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+    )
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_environ()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings)
+    embedded = None
+    if settings.database_url is None:
+        # Before the event loop and gRPC: pgserver forks (tooling.md).
+        dsn, embedded = start_embedded(settings.data_dir)
+    else:
+        dsn = settings.database_url.value
+    log.info(
+        "starting",
+        postgres=settings.describe_postgres(),
+        stripe=settings.describe_stripe(),
+        grpc=str(settings.grpc_addr),
+        http=str(settings.http_addr),
+    )
+    try:
+        asyncio.run(run(settings, dsn))
+    finally:
+        del embedded  # releases this process's hold on the embedded server

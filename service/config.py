@@ -1,0 +1,156 @@
+"""Settings, read once from the environment into a frozen object (DESIGN §8).
+
+Every variable is optional: with nothing set, the service uses an embedded Postgres under
+`.data/` and the local Stripe sandbox, so `make run` works on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+SANDBOX_API_BASE = "http://127.0.0.1:12111"
+SANDBOX_API_KEY = "sk_test_sandbox"
+STRIPE_API_BASE = "https://api.stripe.com"
+
+
+class ConfigError(Exception):
+    """A variable is malformed; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that must never reach a log line, an error message or a repr."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def bind_host(self) -> str:
+        """The host without IPv6 brackets, as socket APIs want it."""
+        return self.host.strip("[]")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    grpc_addr: Address
+    http_addr: Address
+    database_url: Secret | None
+    """None means: start the embedded Postgres under `data_dir`."""
+    data_dir: Path
+    stripe_api_key: Secret
+    stripe_api_base: str
+    stripe_is_sandbox: bool
+    stripe_webhook_secret: Secret | None
+    stripe_timeout_seconds: float
+    stripe_max_network_retries: int
+    db_pool_max_size: int
+    db_command_timeout_seconds: float
+    shutdown_grace_seconds: float
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        api_key = reader.optional("STRIPE_API_KEY")
+        if api_key is not None and not api_key.startswith(("sk_", "rk_")):
+            raise ConfigError("STRIPE_API_KEY must be a secret key (sk_… or rk_…)")
+        # No key means the local sandbox: a test key, and the sandbox's address unless told.
+        default_base = STRIPE_API_BASE if api_key is not None else SANDBOX_API_BASE
+        api_base = reader.optional("STRIPE_API_BASE") or default_base
+        if urlsplit(api_base).scheme not in ("http", "https"):
+            raise ConfigError(f"STRIPE_API_BASE must be an http(s) URL, got {api_base!r}")
+        webhook_secret = reader.optional("STRIPE_WEBHOOK_SECRET")
+        database_url = reader.optional("DATABASE_URL")
+        log_level = (reader.optional("LOG_LEVEL") or "info").lower()
+        if log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
+        log_format = reader.optional("LOG_FORMAT") or "json"
+        if log_format not in ("json", "console"):
+            raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
+        return cls(
+            grpc_addr=reader.address("GRPC_ADDR", "127.0.0.1:50051"),
+            http_addr=reader.address("HTTP_ADDR", "127.0.0.1:8080"),
+            database_url=Secret(database_url) if database_url else None,
+            data_dir=Path(reader.optional("DATA_DIR") or ".data"),
+            stripe_api_key=Secret(api_key or SANDBOX_API_KEY),
+            stripe_api_base=api_base.rstrip("/"),
+            stripe_is_sandbox=api_key is None,
+            stripe_webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+            stripe_timeout_seconds=reader.number("STRIPE_TIMEOUT_SECONDS", 10.0, low=0.1),
+            stripe_max_network_retries=int(
+                reader.number("STRIPE_MAX_NETWORK_RETRIES", 2, low=0, high=10)
+            ),
+            db_pool_max_size=int(reader.number("DB_POOL_MAX_SIZE", 10, low=1, high=1000)),
+            db_command_timeout_seconds=reader.number("DB_COMMAND_TIMEOUT_SECONDS", 5.0, low=0.1),
+            shutdown_grace_seconds=reader.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0),
+            log_level=log_level,
+            log_format=log_format,
+        )
+
+    def describe_postgres(self) -> str:
+        if self.database_url is None:
+            return f"embedded Postgres under {self.data_dir / 'postgres'}"
+        return f"Postgres at {redact_dsn(self.database_url.value)}"
+
+    def describe_stripe(self) -> str:
+        if self.stripe_is_sandbox:
+            return f"Stripe sandbox at {self.stripe_api_base}"
+        mode = "live" if self.stripe_api_key.value.startswith(("sk_live_", "rk_live_")) else "test"
+        return f"Stripe at {self.stripe_api_base} ({mode} mode key)"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, fit for a log line."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def address(self, name: str, default: str) -> Address:
+        raw = self.optional(name) or default
+        host, sep, port = raw.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
+        return Address(host, int(port))
+
+    def number(self, name: str, default: float, *, low: float, high: float | None = None) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise ConfigError(f"{name} must be {bounds}, got {raw!r}")
+        return value

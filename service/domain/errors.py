@@ -1,0 +1,102 @@
+"""Errors of the domain; the edge maps each to one gRPC status (service/edge/status.py).
+
+    CheckoutError
+    ├── InvalidRequest        the caller sent something we or Stripe refuse; names the fields
+    ├── NotFound              no such session or order
+    ├── FailedPrecondition    the order's state forbids it (paid, not open)
+    ├── Conflict              a concurrent change won; retry the whole call
+    └── Unavailable           Stripe or Postgres is unreachable or slow; retry later
+
+Adapters (gateway, store) translate foreign exceptions into these once, chained with `from`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field, named by its path in the request (`line_items[1].quantity`)."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreconditionViolation:
+    """One unmet precondition: `type` is a machine-readable kind, `subject` what it concerns."""
+
+    type: str
+    subject: str
+    description: str
+
+
+class CheckoutError(Exception):
+    """Root of the domain's errors. `reason` is an UPPER_SNAKE machine-readable cause."""
+
+    reason = "CHECKOUT_ERROR"
+
+    def __init__(self, message: str, *, upstream_request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Stripe's `req_…` id, when Stripe was involved: for debugging with Stripe support.
+        self.upstream_request_id = upstream_request_id
+
+
+class InvalidRequest(CheckoutError):
+    reason = "INVALID_REQUEST"
+
+    def __init__(
+        self,
+        violations: list[FieldViolation],
+        *,
+        reason: str | None = None,
+        upstream_request_id: str | None = None,
+    ) -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(summary, upstream_request_id=upstream_request_id)
+        self.violations = violations
+        if reason is not None:
+            self.reason = reason
+
+
+class NotFound(CheckoutError):
+    reason = "NOT_FOUND"
+
+    def __init__(self, resource_type: str, resource_name: str, message: str) -> None:
+        super().__init__(message)
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+
+class FailedPrecondition(CheckoutError):
+    reason = "FAILED_PRECONDITION"
+
+    def __init__(self, violation: PreconditionViolation, *, reason: str | None = None) -> None:
+        super().__init__(violation.description)
+        self.violation = violation
+        if reason is not None:
+            self.reason = reason
+
+
+class Conflict(CheckoutError):
+    reason = "CONFLICT"
+
+
+class Unavailable(CheckoutError):
+    """A dependency failed in a way that a later retry may fix; the outcome may be unknown."""
+
+    reason = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "UPSTREAM_UNAVAILABLE",
+        retry_after_seconds: float = 1.0,
+        upstream_request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, upstream_request_id=upstream_request_id)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,236 @@
+"""Values of the domain: what a caller asks for, what Stripe said, what the ledger holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Mode(StrEnum):
+    PAYMENT = "payment"
+    SUBSCRIPTION = "subscription"
+    SETUP = "setup"
+
+
+class UiMode(StrEnum):
+    HOSTED_PAGE = "hosted_page"
+    EMBEDDED_PAGE = "embedded_page"
+    ELEMENTS = "elements"
+
+
+class Status(StrEnum):
+    """A session's status at Stripe."""
+
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class PaymentStatus(StrEnum):
+    PAID = "paid"
+    UNPAID = "unpaid"
+    NO_PAYMENT_REQUIRED = "no_payment_required"
+
+
+PENDING = "pending"
+"""Ledger state of a row whose Stripe call has not (yet) been seen to succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceData:
+    unit_amount: int
+    product_name: str
+    product_description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LineItemRequest:
+    quantity: int
+    price_id: str = ""
+    price_data: PriceData | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSessionCommand:
+    """A CreateSession request, as the caller sent it (unvalidated)."""
+
+    order_id: str
+    request_id: str = ""
+    mode: Mode | None = None
+    ui_mode: UiMode | None = None
+    currency: str = ""
+    line_items: tuple[LineItemRequest, ...] = ()
+    success_url: str = ""
+    cancel_url: str = ""
+    return_url: str = ""
+    customer_email: str = ""
+    expire_time: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingDetails:
+    name: str
+    address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class LineItemSnapshot:
+    id: str
+    description: str
+    quantity: int
+    price_id: str
+    currency: str
+    unit_amount: int
+    amount_subtotal: int
+    amount_discount: int
+    amount_tax: int
+    amount_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """A Checkout Session as Stripe last described it. Enum-like fields keep Stripe's raw
+    strings: Stripe's enums are open, and a value newer than our code must survive a round
+    trip through the ledger."""
+
+    id: str
+    mode: str
+    ui_mode: str
+    status: str | None
+    payment_status: str
+    currency: str | None
+    amount_subtotal: int | None
+    amount_total: int | None
+    amount_discount: int
+    amount_shipping: int
+    amount_tax: int
+    livemode: bool
+    created: int
+    expires_at: int
+    url: str | None = None
+    client_secret: str | None = None
+    presentment_amount: int | None = None
+    presentment_currency: str | None = None
+    customer_id: str | None = None
+    customer_email: str | None = None
+    payment_intent_id: str | None = None
+    subscription_id: str | None = None
+    setup_intent_id: str | None = None
+    shipping: ShippingDetails | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    success_url: str | None = None
+    cancel_url: str | None = None
+    return_url: str | None = None
+    line_items: tuple[LineItemSnapshot, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["metadata"] = dict(self.metadata)
+        data["line_items"] = [
+            {n: getattr(li, n) for n in li.__dataclass_fields__} for li in self.line_items
+        ]
+        if self.shipping is not None:
+            address = self.shipping.address
+            data["shipping"] = {
+                "name": self.shipping.name,
+                "address": {n: getattr(address, n) for n in address.__dataclass_fields__},
+            }
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionSnapshot:
+        values = dict(data)
+        values["line_items"] = tuple(LineItemSnapshot(**li) for li in data.get("line_items", ()))
+        shipping = data.get("shipping")
+        values["shipping"] = (
+            ShippingDetails(name=shipping["name"], address=Address(**shipping["address"]))
+            if shipping
+            else None
+        )
+        return cls(**values)
+
+
+def ledger_state(snapshot: SessionSnapshot) -> str:
+    """The ledger state for what Stripe said. A status newer than this code is kept as `open`:
+    the row stays active, so the order cannot get a second payable session by accident."""
+    return snapshot.status if snapshot.status in tuple(Status) else Status.OPEN
+
+
+def progress_rank(state: str, payment_status: str | None) -> int:
+    """How far along its life a session is. Stripe only moves a session forward, so an update
+    that would lower the rank is a stale read (webhooks arrive in any order) and is ignored.
+    """
+    if state == PENDING:
+        return 0
+    if state == Status.OPEN:
+        return 1
+    if state == Status.COMPLETE and payment_status in (
+        PaymentStatus.PAID,
+        PaymentStatus.NO_PAYMENT_REQUIRED,
+    ):
+        return 3
+    return 2
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One row of the order↔session ledger: an attempt to give an order a session."""
+
+    row_id: int
+    order_id: str
+    state: str
+    """`pending`, or the session's Stripe status once known."""
+    fingerprint: str
+    idempotency_key: str
+    stripe_params: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    session_id: str | None = None
+    snapshot: SessionSnapshot | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (PENDING, Status.OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Outcome of trying to make a new pending row the order's active one."""
+
+    won: bool
+    entry: LedgerEntry
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_id: str
+    fingerprint: str
+    row_id: int
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    entry: LedgerEntry
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: tuple[LedgerEntry, ...]
+    next_page_token: str

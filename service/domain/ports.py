@@ -1,0 +1,88 @@
+"""The outside systems the domain needs, as small interfaces. Adapters implement them and are
+wired in service/app.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from service.domain.model import Claim, LedgerEntry, RequestRecord, SessionSnapshot
+
+
+class UpstreamRejected(Exception):
+    """Stripe definitely refused the request (HTTP 4xx): nothing was created or changed."""
+
+    def __init__(
+        self, message: str, *, param: str | None, code: str | None, request_id: str | None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.request_id = request_id
+
+
+class PaymentGateway(Protocol):
+    """Stripe. Raises UpstreamRejected on a definite refusal and domain Unavailable when the
+    outcome is unknown (timeout, connection lost, 5xx, rate limit)."""
+
+    async def create_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> SessionSnapshot: ...
+
+    async def retrieve_session(self, session_id: str) -> SessionSnapshot: ...
+
+    async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot: ...
+
+
+class SessionLedger(Protocol):
+    """Postgres: which order owns which session. Raises domain Unavailable when the database
+    cannot be reached."""
+
+    async def claim(
+        self,
+        *,
+        order_id: str,
+        fingerprint: str,
+        idempotency_key: str,
+        stripe_params: Mapping[str, Any],
+        expires_at: datetime,
+    ) -> Claim:
+        """Insert a pending row unless the order already has an active (pending or open) row;
+        return the order's active row either way."""
+        ...
+
+    async def complete_entry(self, order_id: str) -> LedgerEntry | None:
+        """The order's newest `complete` row, if any."""
+        ...
+
+    async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
+        """Store what Stripe said, unless the row already holds a later state; notify watchers."""
+        ...
+
+    async def discard_pending(self, row_id: int) -> None: ...
+
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None: ...
+
+    async def by_row_id(self, row_id: int) -> LedgerEntry: ...
+
+    async def active_or_latest(self, order_id: str) -> LedgerEntry | None:
+        """The order's active row if it has one, else its newest row."""
+        ...
+
+    async def list_for_order(
+        self, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+    ) -> list[LedgerEntry]:
+        """Rows that have a Stripe session, newest first, strictly after the cursor."""
+        ...
+
+    async def find_request(self, request_id: str) -> RequestRecord | None: ...
+
+    async def save_request(self, record: RequestRecord) -> RequestRecord:
+        """Store the record; if the id is already stored, return the stored one instead."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

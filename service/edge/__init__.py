@@ -1,0 +1,1 @@
+"""The gRPC and HTTP edge: parse, call one use case, translate. No rules, no SQL."""

@@ -1,0 +1,78 @@
+"""checkout.v1.CheckoutService: parse, call one use case, translate."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from service.domain.checkout import Checkout
+from service.domain.errors import CheckoutError
+from service.edge import mapping
+from service.edge.status import internal_status, status_for
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class CheckoutServicer(api_grpc.CheckoutServiceServicer):
+    def __init__(self, checkout: Checkout) -> None:
+        self._checkout = checkout
+
+    async def CreateSession(
+        self, request: api.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.CreateSessionResponse:
+        result = await _answer(
+            context, self._checkout.create_session(mapping.create_command(request))
+        )
+        return api.CreateSessionResponse(
+            session=mapping.session_message(result.entry), reused=result.reused
+        )
+
+    async def GetSession(
+        self, request: api.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.GetSessionResponse:
+        entry = await _answer(
+            context,
+            self._checkout.get_session(
+                session_id=request.session_id, order_id=request.order_id, refresh=request.refresh
+            ),
+        )
+        return api.GetSessionResponse(session=mapping.session_message(entry))
+
+    async def ExpireSession(
+        self, request: api.ExpireSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.ExpireSessionResponse:
+        entry = await _answer(
+            context,
+            self._checkout.expire_session(session_id=request.session_id, order_id=request.order_id),
+        )
+        return api.ExpireSessionResponse(session=mapping.session_message(entry))
+
+    async def ListSessions(
+        self, request: api.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.ListSessionsResponse:
+        page = await _answer(
+            context,
+            self._checkout.list_sessions(request.order_id, request.page_size, request.page_token),
+        )
+        return api.ListSessionsResponse(
+            sessions=[mapping.session_message(e) for e in page.entries],
+            next_page_token=page.next_page_token,
+        )
+
+
+async def _answer(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
+    """Await the use case; turn its errors into the status the table says, and anything else
+    into a generic INTERNAL, logged with its stack here and never shown to the caller."""
+    try:
+        return await work
+    except CheckoutError as exc:
+        await context.abort_with_status(status_for(exc))
+    except Exception:
+        log.exception("unexpected error")
+        await context.abort_with_status(internal_status())

@@ -1,0 +1,90 @@
+"""The one table from domain errors to gRPC statuses (DESIGN §4, AIP-193).
+
+Every error carries ErrorInfo{reason, domain}; each kind adds the detail a client acts on.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from service.domain.errors import (
+    CheckoutError,
+    Conflict,
+    FailedPrecondition,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
+
+ERROR_DOMAIN = "checkout.v1"
+
+_CODES: dict[type[CheckoutError], int] = {
+    InvalidRequest: code_pb2.INVALID_ARGUMENT,
+    NotFound: code_pb2.NOT_FOUND,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    Conflict: code_pb2.ABORTED,
+    Unavailable: code_pb2.UNAVAILABLE,
+}
+
+
+def status_for(exc: CheckoutError) -> grpc.Status:
+    code = next((c for kind, c in _CODES.items() if isinstance(exc, kind)), code_pb2.INTERNAL)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
+    if exc.upstream_request_id:
+        info.metadata["stripe_request_id"] = exc.upstream_request_id
+    details = [info, *_details(exc)]
+    status = status_pb2.Status(code=code, message=exc.message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
+def internal_status() -> grpc.Status:
+    """For bugs: a generic message; the stack trace goes to the log, not to the caller."""
+    status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))
+    return rpc_status.to_status(status)
+
+
+def _details(exc: CheckoutError) -> list[Message]:
+    if isinstance(exc, InvalidRequest):
+        return [
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in exc.violations
+                ]
+            )
+        ]
+    if isinstance(exc, FailedPrecondition):
+        v = exc.violation
+        return [
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=v.type, subject=v.subject, description=v.description
+                    )
+                ]
+            )
+        ]
+    if isinstance(exc, NotFound):
+        return [
+            error_details_pb2.ResourceInfo(
+                resource_type=exc.resource_type,
+                resource_name=exc.resource_name,
+                description=exc.message,
+            )
+        ]
+    if isinstance(exc, Unavailable):
+        seconds = exc.retry_after_seconds
+        delay = duration_pb2.Duration(
+            seconds=int(seconds), nanos=int((seconds - int(seconds)) * 1e9)
+        )
+        return [error_details_pb2.RetryInfo(retry_delay=delay)]
+    return []

@@ -1,0 +1,1 @@
+"""Postgres: the order↔session ledger, its migrations, and the embedded server for laptops."""

@@ -1,0 +1,236 @@
+"""The ledger in Postgres: plain parameterized SQL behind the domain's SessionLedger port.
+
+No pooled connection is held across a Stripe call: every method takes a connection for one
+short statement or transaction and gives it back (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from service.domain.errors import Unavailable
+from service.domain.model import (
+    Claim,
+    LedgerEntry,
+    RequestRecord,
+    SessionSnapshot,
+    ledger_state,
+    progress_rank,
+)
+
+NOTIFY_CHANNEL = "checkout_session_changed"
+
+# What makes a database call's outcome unknown or impossible right now, as opposed to a bug.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.QueryCanceledError,
+)
+
+
+@asynccontextmanager
+async def translate_db_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection set-up for the pool: jsonb in and out as Python objects."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
+    async with translate_db_errors():
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            command_timeout=command_timeout,
+            init=init_connection,
+        )
+    assert pool is not None  # create_pool returns None only when not awaited
+    return pool
+
+
+class PostgresLedger:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim(
+        self,
+        *,
+        order_id: str,
+        fingerprint: str,
+        idempotency_key: str,
+        stripe_params: Mapping[str, Any],
+        expires_at: datetime,
+    ) -> Claim:
+        async with translate_db_errors(), self._pool.acquire() as conn:
+            # The active row can leave the active set between our INSERT and SELECT (expired by
+            # another caller); then the INSERT can win on the next round.
+            for _ in range(3):
+                row = await conn.fetchrow(
+                    """INSERT INTO checkout_sessions
+                           (order_id, state, progress, fingerprint, idempotency_key,
+                            stripe_params, expires_at)
+                       VALUES ($1, 'pending', 0, $2, $3, $4, $5)
+                       ON CONFLICT (order_id) WHERE state IN ('pending', 'open') DO NOTHING
+                       RETURNING *""",
+                    order_id,
+                    fingerprint,
+                    idempotency_key,
+                    dict(stripe_params),
+                    expires_at,
+                )
+                if row is not None:
+                    return Claim(won=True, entry=_entry(row))
+                row = await conn.fetchrow(
+                    """SELECT * FROM checkout_sessions
+                       WHERE order_id = $1 AND state IN ('pending', 'open')""",
+                    order_id,
+                )
+                if row is not None:
+                    return Claim(won=False, entry=_entry(row))
+        raise Unavailable(
+            f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
+        )
+
+    async def complete_entry(self, order_id: str) -> LedgerEntry | None:
+        return await self._one(
+            """SELECT * FROM checkout_sessions WHERE order_id = $1 AND state = 'complete'
+               ORDER BY created_at DESC, id DESC LIMIT 1""",
+            order_id,
+        )
+
+    async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
+        state = ledger_state(snapshot)
+        rank = progress_rank(state, snapshot.payment_status)
+        async with translate_db_errors(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE checkout_sessions
+                   SET state = $2, progress = $3, session_id = $4, payment_status = $5,
+                       snapshot = $6, expires_at = to_timestamp($7),
+                       updated_at = clock_timestamp()
+                   WHERE id = $1 AND progress <= $3
+                   RETURNING *""",
+                row_id,
+                state,
+                rank,
+                snapshot.id,
+                snapshot.payment_status,
+                snapshot.to_json(),
+                snapshot.expires_at,
+            )
+            if row is None:
+                # Already further along than this (stale) read: keep what we have.
+                row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
+            else:
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
+        if row is None:
+            raise LookupError(f"ledger row {row_id} vanished")
+        return _entry(row)
+
+    async def discard_pending(self, row_id: int) -> None:
+        async with translate_db_errors():
+            await self._pool.execute(
+                "DELETE FROM checkout_sessions WHERE id = $1 AND state = 'pending'", row_id
+            )
+
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None:
+        return await self._one("SELECT * FROM checkout_sessions WHERE session_id = $1", session_id)
+
+    async def by_row_id(self, row_id: int) -> LedgerEntry:
+        entry = await self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
+        if entry is None:
+            raise LookupError(f"ledger row {row_id} vanished")
+        return entry
+
+    async def active_or_latest(self, order_id: str) -> LedgerEntry | None:
+        return await self._one(
+            """SELECT * FROM checkout_sessions WHERE order_id = $1
+               ORDER BY state IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1""",
+            order_id,
+        )
+
+    async def list_for_order(
+        self, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+    ) -> list[LedgerEntry]:
+        after_time, after_id = after if after is not None else (None, None)
+        async with translate_db_errors():
+            rows = await self._pool.fetch(
+                """SELECT * FROM checkout_sessions
+                   WHERE order_id = $1 AND session_id IS NOT NULL
+                     AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+                   ORDER BY created_at DESC, id DESC LIMIT $4""",
+                order_id,
+                after_time,
+                after_id,
+                limit,
+            )
+        return [_entry(r) for r in rows]
+
+    async def find_request(self, request_id: str) -> RequestRecord | None:
+        async with translate_db_errors():
+            row = await self._pool.fetchrow(
+                "SELECT * FROM create_requests WHERE request_id = $1", request_id
+            )
+        return None if row is None else _request(row)
+
+    async def save_request(self, record: RequestRecord) -> RequestRecord:
+        async with translate_db_errors():
+            row = await self._pool.fetchrow(
+                """INSERT INTO create_requests (request_id, fingerprint, row_id, reused)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (request_id) DO NOTHING RETURNING *""",
+                record.request_id,
+                record.fingerprint,
+                record.row_id,
+                record.reused,
+            )
+            if row is None:
+                row = await self._pool.fetchrow(
+                    "SELECT * FROM create_requests WHERE request_id = $1", record.request_id
+                )
+        if row is None:
+            raise LookupError(f"request {record.request_id} vanished")
+        return _request(row)
+
+    async def _one(self, query: str, *args: object) -> LedgerEntry | None:
+        async with translate_db_errors():
+            row = await self._pool.fetchrow(query, *args)
+        return None if row is None else _entry(row)
+
+
+def _entry(row: asyncpg.Record) -> LedgerEntry:
+    snapshot = row["snapshot"]
+    return LedgerEntry(
+        row_id=row["id"],
+        order_id=row["order_id"],
+        state=row["state"],
+        fingerprint=row["fingerprint"],
+        idempotency_key=row["idempotency_key"],
+        stripe_params=row["stripe_params"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        expires_at=row["expires_at"],
+        session_id=row["session_id"],
+        snapshot=None if snapshot is None else SessionSnapshot.from_json(snapshot),
+    )
+
+
+def _request(row: asyncpg.Record) -> RequestRecord:
+    return RequestRecord(row["request_id"], row["fingerprint"], row["row_id"], row["reused"])
