@@ -121,7 +121,7 @@ class Settings:
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password, fit for a log line."""
     parts = urlsplit(dsn)
-    if parts.password is None:
+    if not parts.password:
         return dsn
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))

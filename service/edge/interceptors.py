@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
@@ -15,9 +15,10 @@ log = structlog.get_logger("rpc")
 
 REQUEST_ID_HEADER = "x-request-id"
 
-Continuation = Callable[
-    [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-]
+# A string: grpc's classes are generic only in the type stubs, not at run time.
+Continuation: TypeAlias = (
+    "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]"
+)
 
 
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):

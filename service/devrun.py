@@ -1,0 +1,110 @@
+"""`make run`: the whole API on a laptop with nothing configured.
+
+Starts the Stripe sandbox when no STRIPE_API_KEY or STRIPE_API_BASE is exported (state kept
+under `.data/sandbox.json`, so restarts keep every session; an already running sandbox on its
+port is reused, so a second `make run` with other ports is a second replica), then runs
+`python -m service` in the foreground with the caller's environment. Ctrl-C or SIGTERM stops
+both.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from service.config import SANDBOX_API_BASE
+
+LISTENING = "sandbox listening on "
+
+
+@dataclass
+class SandboxProcess:
+    process: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_sandbox(
+    port: int, *, state_file: Path | None = None, timeout: float = 30.0
+) -> SandboxProcess:
+    """Run `python -m service.sandbox` and wait for the line that gives its address."""
+    command = [sys.executable, "-m", "service.sandbox", "--port", str(port)]
+    if state_file is not None:
+        command += ["--state-file", str(state_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([process.stdout], [], [], max(remaining, 0))
+        line = process.stdout.readline() if ready else ""
+        if line.startswith(LISTENING):
+            url = line[len(LISTENING) :].strip()
+            # Keep draining its stdout so that it never blocks on a full pipe.
+            threading.Thread(target=_copy, args=(process.stdout,), daemon=True).start()
+            return SandboxProcess(process, url)
+        if remaining <= 0 or (not line and process.poll() is not None):
+            process.kill()
+            raise RuntimeError(f"the sandbox did not start: {' '.join(command)}")
+
+
+def sandbox_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_sandbox/stats", timeout=1):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _copy(stream: object) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sys.stdout.write(line)
+
+
+def main() -> None:
+    env = dict(os.environ)
+    sandbox = None
+    if not env.get("STRIPE_API_KEY") and not env.get("STRIPE_API_BASE"):
+        if sandbox_answers(SANDBOX_API_BASE):
+            print(f"using the Stripe sandbox already running at {SANDBOX_API_BASE}", flush=True)
+        else:
+            data_dir = Path(env.get("DATA_DIR") or ".data")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            port = int(SANDBOX_API_BASE.rsplit(":", 1)[1])
+            sandbox = start_sandbox(port, state_file=data_dir / "sandbox.json")
+        env["STRIPE_API_BASE"] = SANDBOX_API_BASE
+    service = subprocess.Popen([sys.executable, "-m", "service"], env=env)
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        service.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        code = service.wait()
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The ledger against a real Postgres: migrations, the one-active-row rule under concurrency,
+and stale snapshots losing to newer ones."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest_asyncio
+
+from service.domain.model import SessionSnapshot
+from service.store.migrate import apply_migrations, load_migrations
+from service.store.repository import NOTIFY_CHANNEL, PostgresLedger, create_pool
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_dsn, max_size=20, command_timeout=5)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, load_migrations())
+    yield pool
+    await pool.close()
+
+
+def snapshot(session_id: str, status: str, payment_status: str = "unpaid") -> SessionSnapshot:
+    return SessionSnapshot(
+        id=session_id,
+        mode="payment",
+        ui_mode="hosted_page",
+        status=status,
+        payment_status=payment_status,
+        currency="usd",
+        amount_subtotal=100,
+        amount_total=100,
+        amount_discount=0,
+        amount_shipping=0,
+        amount_tax=0,
+        livemode=False,
+        created=1_790_000_000,
+        expires_at=1_790_086_400,
+    )
+
+
+async def claim(ledger: PostgresLedger, order_id: str, fingerprint: str = "fp"):  # type: ignore[no-untyped-def]
+    return await ledger.claim(
+        order_id=order_id,
+        fingerprint=fingerprint,
+        idempotency_key=str(uuid.uuid4()),
+        stripe_params={"mode": "payment"},
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
+async def test_migrations_apply_once_even_when_started_together(pg_dsn: str) -> None:
+    conns = [await asyncpg.connect(pg_dsn) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(apply_migrations(c, load_migrations()) for c in conns)
+        )
+        versions = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
+    finally:
+        for c in conns:
+            await c.close()
+    assert sum(len(r) for r in results) <= len(load_migrations())
+    assert [r["version"] for r in versions] == [m.version for m in load_migrations()]
+
+
+async def test_concurrent_claims_for_one_order_have_exactly_one_winner(
+    pool: asyncpg.Pool,
+) -> None:
+    ledger = PostgresLedger(pool)
+    order_id = f"order-{uuid.uuid4().hex}"
+
+    claims = await asyncio.gather(*(claim(ledger, order_id) for _ in range(30)))
+
+    winners = [c for c in claims if c.won]
+    assert len(winners) == 1
+    assert {c.entry.row_id for c in claims} == {winners[0].entry.row_id}
+    rows = await pool.fetchval(
+        "SELECT count(*) FROM checkout_sessions WHERE order_id = $1", order_id
+    )
+    assert rows == 1
+
+
+async def test_a_stale_snapshot_never_moves_a_session_back(pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool)
+    order_id = f"order-{uuid.uuid4().hex}"
+    entry = (await claim(ledger, order_id)).entry
+    session_id = f"cs_test_{uuid.uuid4().hex}"
+
+    await ledger.record_snapshot(entry.row_id, snapshot(session_id, "complete", "paid"))
+    after_stale = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
+
+    assert after_stale.state == "complete"
+    assert after_stale.snapshot is not None
+    assert after_stale.snapshot.payment_status == "paid"
+    # Completed, the order has no active row, so a new claim may win again.
+    assert (await claim(ledger, order_id, "other")).won
+
+
+async def test_recording_a_change_notifies_listeners(pg_dsn: str, pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool)
+    entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
+    session_id = f"cs_test_{uuid.uuid4().hex}"
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(pg_dsn)
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    try:
+        await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
+        assert await asyncio.wait_for(heard.get(), timeout=5) == session_id
+    finally:
+        await listener.close()
+
+
+async def test_discarding_frees_the_order(pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool)
+    order_id = f"order-{uuid.uuid4().hex}"
+    first = await claim(ledger, order_id)
+
+    await ledger.discard_pending(first.entry.row_id)
+
+    assert (await claim(ledger, order_id)).won
