@@ -1,0 +1,122 @@
+"""`python -m service` as an operator runs it: one process, settings from the environment, the
+embedded Postgres when DATABASE_URL is unset, data kept across restarts, SIGTERM drains."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from checkout.v1 import session_pb2 as pb
+from tests.e2e.helpers import cart_request, new_order_id
+
+SECRET_KEY = "sk_test_do_not_log_me_0123456789"
+
+
+@dataclass
+class ServiceProcess:
+    process: asyncio.subprocess.Process
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    grpc_port: int = 0
+
+    async def next_event(self, event: str, timeout: float = 60) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.process.stdout.readline()
+                assert raw, f"the service exited before logging {event!r}: {self.lines}"
+                line = json.loads(raw)
+                self.lines.append(line)
+                if line.get("event") == event:
+                    return dict(line)
+
+
+@asynccontextmanager
+async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProcess]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        env={**environ, "LOG_LEVEL": "info", "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    running = ServiceProcess(process)
+    try:
+        serving = await running.next_event("serving")
+        running.grpc_port = int(serving["grpc"].rsplit(":", 1)[1])
+        yield running
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_runs_restarts_with_its_data_and_drains_on_sigterm(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**environ, "DATA_DIR": str(tmp_path / "data"), "STRIPE_API_KEY": "", "GRPC_ADDR": "127.0.0.1:0"}
+    order_id = new_order_id()
+
+    async with service_process(env) as first:
+        starting = first.lines[0]
+        assert starting["event"] == "starting"
+        assert starting["postgres"] == f"embedded Postgres under {tmp_path / 'data' / 'postgres'}"
+        assert starting["stripe"] == f"Stripe sandbox at {environ['STRIPE_API_BASE']}"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="checkout.v1.CheckoutService")
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            created = await api_grpc.CheckoutServiceStub(channel).CreateSession(
+                cart_request(order_id)
+            )
+        first.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.process.wait(), timeout=30) == 0
+        await first.next_event("stopped")
+
+    async with service_process(env) as second:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.grpc_port}") as channel:
+            got = await api_grpc.CheckoutServiceStub(channel).GetSession(
+                api.GetSessionRequest(order_id=order_id)
+            )
+        assert got.session.id == created.session.id
+        assert got.session.status == pb.Session.OPEN
+        second.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.process.wait(), timeout=30) == 0
+
+
+async def test_secrets_never_reach_the_log(environ: dict[str, str], tmp_path: Path) -> None:
+    env = {
+        **environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "STRIPE_API_KEY": SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": "whsec_do_not_log_me",
+    }
+    async with service_process(env) as running:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+            stub = api_grpc.CheckoutServiceStub(channel)
+            created = await stub.CreateSession(
+                cart_request(new_order_id(), ui_mode=pb.Session.EMBEDDED_PAGE, success_url="")
+            )
+        running.process.send_signal(signal.SIGTERM)
+        await running.next_event("stopped")
+        assert running.process.stdout is not None
+        rest = (await running.process.stdout.read()).decode()
+
+    assert created.session.client_secret
+    text = json.dumps(running.lines) + rest
+    assert SECRET_KEY not in text
+    assert "whsec_do_not_log_me" not in text
+    assert created.session.client_secret not in text
+    assert running.lines[0]["stripe"].endswith("(test mode key)")
