@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,14 +20,24 @@ from grpc_health.v1 import health
 
 from service.config import ConfigError, Settings
 from service.domain.checkout import Checkout
+from service.domain.ports import PaymentGateway
+from service.domain.sync import StripeSync
 from service.edge.http import build_http_app
 from service.edge.server import build_grpc_server, set_serving
+from service.edge.sweeper import sweep_forever
+from service.gateway.faults import CRASH_AFTER_STRIPE_CREATE, CrashAfterCreate
 from service.gateway.stripe_gateway import StripeGateway
+from service.gateway.webhooks import StripeWebhookVerifier
+from service.store.change_feed import ChangeFeed
 from service.store.embedded import start_embedded
+from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations
 from service.store.repository import PostgresLedger, create_pool, translate_db_errors
 
 log = structlog.get_logger("service")
+
+# Any constant unique to this service's sweep, distinct from the migrations' lock key.
+SWEEP_LOCK_KEY = 0x7377656570  # "sweep"
 
 
 class SystemClock:
@@ -40,6 +51,9 @@ class Application:
 
     settings: Settings
     pool: asyncpg.Pool
+    feed: ChangeFeed
+    sweep_lock: AdvisoryLock
+    sweeper: asyncio.Task[None]
     gateway: StripeGateway
     grpc_server: grpc.aio.Server
     health: health.aio.HealthServicer
@@ -50,11 +64,16 @@ class Application:
 
     async def stop(self) -> None:
         """Health NOT_SERVING → stop accepting → drain in-flight RPCs within the grace →
-        close Stripe's HTTP client and the pool."""
+        close Stripe's HTTP client and Postgres."""
         self.serving[0] = False
         await self.health.enter_graceful_shutdown()
+        self.sweeper.cancel()
         await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
         await self.http_runner.cleanup()
+        with suppress(asyncio.CancelledError):
+            await self.sweeper
+        await self.sweep_lock.close()
+        await self.feed.close()
         await self.gateway.close()
         await self.pool.close()
 
@@ -69,29 +88,53 @@ async def start(settings: Settings, dsn: str) -> Application:
         applied = await apply_migrations(conn, load_migrations())
     if applied:
         log.info("migrations applied", names=applied)
+    feed = ChangeFeed(dsn)
+    await feed.start()
     gateway = StripeGateway.connect(
         api_key=settings.stripe_api_key.value,
         api_base=settings.stripe_api_base,
         timeout_seconds=settings.stripe_timeout_seconds,
         max_network_retries=settings.stripe_max_network_retries,
     )
-    checkout = Checkout(PostgresLedger(pool), gateway, SystemClock())
+    payments: PaymentGateway = gateway
+    if settings.fault == CRASH_AFTER_STRIPE_CREATE:
+        log.warning("fault injection on", fault=settings.fault)
+        payments = CrashAfterCreate(gateway)
+    ledger = PostgresLedger(pool)
+    clock = SystemClock()
+    checkout = Checkout(ledger, payments, feed, clock)
+    sync = StripeSync(ledger, payments, checkout, clock)
+    verifier = None
+    if settings.stripe_webhook_secret is not None:
+        verifier = StripeWebhookVerifier(settings.stripe_webhook_secret.value)
+    else:
+        log.warning(
+            "STRIPE_WEBHOOK_SECRET is not set: webhooks are refused, the sweep alone "
+            "keeps sessions current"
+        )
 
     grpc_server, health_servicer = build_grpc_server(checkout)
     grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
     await grpc_server.start()
 
     serving = [True]
-    http_runner = web.AppRunner(build_http_app(lambda: serving[0]), access_log=None)
+    http_runner = web.AppRunner(build_http_app(lambda: serving[0], sync, verifier), access_log=None)
     await http_runner.setup()
     site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
     await site.start()
     http_port = int(http_runner.addresses[0][1])
 
+    sweep_lock = AdvisoryLock(dsn, SWEEP_LOCK_KEY)
+    sweeper = asyncio.get_running_loop().create_task(
+        sweep_forever(sync, sweep_lock, settings.sweep_interval_seconds)
+    )
     await set_serving(health_servicer, True)
     return Application(
         settings=settings,
         pool=pool,
+        feed=feed,
+        sweep_lock=sweep_lock,
+        sweeper=sweeper,
         gateway=gateway,
         grpc_server=grpc_server,
         health=health_servicer,

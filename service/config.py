@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from service.gateway.faults import FAULTS
+
 SANDBOX_API_BASE = "http://127.0.0.1:12111"
 SANDBOX_API_KEY = "sk_test_sandbox"
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -63,8 +65,11 @@ class Settings:
     db_pool_max_size: int
     db_command_timeout_seconds: float
     shutdown_grace_seconds: float
+    sweep_interval_seconds: float
     log_level: str
     log_format: str
+    fault: str | None = None
+    """Test-only fault injection (service/gateway/faults.py); never set in production."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +88,9 @@ class Settings:
         log_level = (reader.optional("LOG_LEVEL") or "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
+        fault = reader.optional("CHECKOUT_FAULT")
+        if fault is not None and fault not in FAULTS:
+            raise ConfigError(f"CHECKOUT_FAULT must be one of {sorted(FAULTS)}, got {fault!r}")
         log_format = reader.optional("LOG_FORMAT") or "json"
         if log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
@@ -102,8 +110,10 @@ class Settings:
             db_pool_max_size=int(reader.number("DB_POOL_MAX_SIZE", 10, low=1, high=1000)),
             db_command_timeout_seconds=reader.number("DB_COMMAND_TIMEOUT_SECONDS", 5.0, low=0.1),
             shutdown_grace_seconds=reader.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0),
+            sweep_interval_seconds=reader.number("SWEEP_INTERVAL_SECONDS", 30.0, low=0.1),
             log_level=log_level,
             log_format=log_format,
+            fault=fault,
         )
 
     def describe_postgres(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from service.domain.create_plan import CreatePlan, field_for_stripe_param, plan_create
@@ -32,7 +32,13 @@ from service.domain.model import (
     RequestRecord,
     Status,
 )
-from service.domain.ports import Clock, PaymentGateway, SessionLedger, UpstreamRejected
+from service.domain.ports import (
+    Clock,
+    PaymentGateway,
+    SessionChanges,
+    SessionLedger,
+    UpstreamRejected,
+)
 
 # A changed cart expires the order's open session and claims again; a concurrent caller can
 # win each new claim, so give up after a few rounds instead of spinning.
@@ -46,11 +52,13 @@ class Checkout:
         self,
         ledger: SessionLedger,
         gateway: PaymentGateway,
+        changes: SessionChanges,
         clock: Clock,
         new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._ledger = ledger
         self._gateway = gateway
+        self._changes = changes
         self._clock = clock
         self._new_key = new_key
 
@@ -75,10 +83,7 @@ class Checkout:
         self, *, session_id: str = "", order_id: str = "", refresh: bool = False
     ) -> LedgerEntry:
         entry = await self._find(session_id=session_id, order_id=order_id, materialized=True)
-        if refresh and entry.session_id is not None:
-            snapshot = await self._gateway.retrieve_session(entry.session_id)
-            entry = await self._ledger.record_snapshot(entry.row_id, snapshot)
-        return entry
+        return await self.bring_up_to_date(entry) if refresh else entry
 
     async def expire_session(self, *, session_id: str = "", order_id: str = "") -> LedgerEntry:
         """Make the session unpayable. Already expired: nothing to do. Complete: refused,
@@ -88,6 +93,34 @@ class Checkout:
         if entry.state == Status.COMPLETE:
             raise _already_complete(entry)
         return entry
+
+    async def watch_session(
+        self, *, session_id: str = "", order_id: str = "", poll_seconds: float = 5.0
+    ) -> AsyncIterator[LedgerEntry]:
+        """The session now, then each stored change until it is final. Notifications carry
+        changes from every replica; the poll bounds how stale a lost notification can leave a
+        watcher."""
+        entry = await self._find(session_id=session_id, order_id=order_id, materialized=True)
+        assert entry.session_id is not None  # materialized rows have one
+        async with self._changes.subscribe(entry.session_id) as changes:
+            # Read again once subscribed, so that a change in between is not missed.
+            entry = await self._ledger.by_row_id(entry.row_id)
+            yield entry
+            while not entry.is_final:
+                await changes.wait(poll_seconds)
+                latest = await self._ledger.by_row_id(entry.row_id)
+                if latest.updated_at != entry.updated_at:
+                    entry = latest
+                    yield entry
+
+    async def bring_up_to_date(self, entry: LedgerEntry) -> LedgerEntry:
+        """Resume a pending row's Stripe call, or re-read a session from Stripe."""
+        if entry.state == PENDING:
+            return await self._materialize(entry)
+        if entry.session_id is None:
+            return entry
+        snapshot = await self._gateway.retrieve_session(entry.session_id)
+        return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
     async def list_sessions(self, order_id: str, page_size: int, page_token: str) -> Page:
         if not order_id.strip():
@@ -115,9 +148,9 @@ class Checkout:
 
     async def _create(self, plan: CreatePlan) -> CreateResult:
         for _ in range(_MAX_CLAIM_ROUNDS):
-            complete = await self._ledger.complete_entry(plan.order_id)
-            if complete is not None:
-                raise _already_complete(complete)
+            owing = await self._ledger.owing_entry(plan.order_id)
+            if owing is not None:
+                raise _already_complete(owing)
             claim = await self._ledger.claim(
                 order_id=plan.order_id,
                 fingerprint=plan.fingerprint,
@@ -139,10 +172,9 @@ class Checkout:
                 # Another call, here or on another replica, or one that crashed, is creating
                 # this very session: the stored idempotency key makes Stripe return it.
                 entry = await self._materialize(entry)
-            elif entry.expires_at <= self._clock.now() and entry.session_id is not None:
+            elif entry.expires_at <= self._clock.now():
                 # Stripe expires sessions on its own; do not hand out one that has lapsed.
-                snapshot = await self._gateway.retrieve_session(entry.session_id)
-                entry = await self._ledger.record_snapshot(entry.row_id, snapshot)
+                entry = await self.bring_up_to_date(entry)
             if entry.is_active:
                 return CreateResult(entry, reused=True)
             if entry.state == Status.COMPLETE:

@@ -202,10 +202,40 @@ class LedgerEntry:
     expires_at: datetime
     session_id: str | None = None
     snapshot: SessionSnapshot | None = None
+    async_payment_failed: bool = False
 
     @property
     def is_active(self) -> bool:
         return self.state in (PENDING, Status.OPEN)
+
+    @property
+    def owes_payment(self) -> bool:
+        """Complete, and either paid or with a delayed payment still under way: the order must
+        not be charged again. A failed delayed payment frees the order."""
+        return self.state == Status.COMPLETE and not self.async_payment_failed
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more will happen to this session."""
+        if self.state == Status.EXPIRED:
+            return True
+        if self.state != Status.COMPLETE or self.snapshot is None:
+            return False
+        return self.async_payment_failed or self.snapshot.payment_status in (
+            PaymentStatus.PAID,
+            PaymentStatus.NO_PAYMENT_REQUIRED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEvent:
+    """A verified Stripe event about a Checkout Session."""
+
+    id: str
+    type: str
+    session_id: str
+    order_id: str | None
+    """The order id the service put in the session's metadata, if the session is ours."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,17 @@ wired in service/app.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.domain.model import Claim, LedgerEntry, RequestRecord, SessionSnapshot
+from service.domain.model import (
+    Claim,
+    LedgerEntry,
+    RequestRecord,
+    SessionSnapshot,
+    StripeEvent,
+)
 
 
 class UpstreamRejected(Exception):
@@ -53,8 +60,8 @@ class SessionLedger(Protocol):
         return the order's active row either way."""
         ...
 
-    async def complete_entry(self, order_id: str) -> LedgerEntry | None:
-        """The order's newest `complete` row, if any."""
+    async def owing_entry(self, order_id: str) -> LedgerEntry | None:
+        """The order's newest complete row whose payment is not known to have failed."""
         ...
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
@@ -79,9 +86,52 @@ class SessionLedger(Protocol):
 
     async def find_request(self, request_id: str) -> RequestRecord | None: ...
 
+    async def apply_event(
+        self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+    ) -> bool:
+        """In one transaction: record the event id and store the snapshot (notifying watchers).
+        False, and nothing changed, if the event was recorded before."""
+        ...
+
+    async def skip_event(self, event: StripeEvent) -> bool:
+        """Record an event that needs no change; False if recorded before."""
+        ...
+
+    async def event_seen(self, event_id: str) -> bool: ...
+
+    async def needing_reconciliation(
+        self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        """Rows whose stored state may lag Stripe's: pending since before `pending_before`,
+        open past their expiry, or not final and unchanged since `quiet_since`."""
+        ...
+
     async def save_request(self, record: RequestRecord) -> RequestRecord:
         """Store the record; if the id is already stored, return the stored one instead."""
         ...
+
+
+class WebhookVerifier(Protocol):
+    def verify(self, payload: bytes, signature_header: str) -> StripeEvent | None:
+        """The event, if the signature over the raw bytes is valid and fresh; None for a
+        verified event that is not about a Checkout Session. Raises BadSignature otherwise."""
+        ...
+
+
+class BadSignature(Exception):
+    """A webhook whose signature is missing, wrong or stale."""
+
+
+class ChangeSignal(Protocol):
+    async def wait(self, at_most_seconds: float) -> None:
+        """Return when the session may have changed, or after `at_most_seconds`."""
+        ...
+
+
+class SessionChanges(Protocol):
+    """Notifications that a session changed, from whichever replica changed it."""
+
+    def subscribe(self, session_id: str) -> AbstractAsyncContextManager[ChangeSignal]: ...
 
 
 class Clock(Protocol):

@@ -73,7 +73,11 @@ def _line_item(item: api.CreateSessionRequest.LineItem) -> LineItemRequest:
 
 
 def session_message(entry: LedgerEntry) -> pb.Session:
-    message = pb.Session(order_id=entry.order_id, update_time=_timestamp(entry.updated_at))
+    message = pb.Session(
+        order_id=entry.order_id,
+        update_time=_timestamp(entry.updated_at),
+        async_payment_failed=entry.async_payment_failed,
+    )
     if entry.snapshot is not None:
         _fill(message, entry.snapshot)
     return message

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -65,14 +65,29 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             next_page_token=page.next_page_token,
         )
 
+    async def WatchSession(
+        self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[api.WatchSessionResponse]:
+        try:
+            async for entry in self._checkout.watch_session(
+                session_id=request.session_id, order_id=request.order_id
+            ):
+                yield api.WatchSessionResponse(session=mapping.session_message(entry))
+        except Exception as exc:
+            await _abort(context, exc)
+
 
 async def _answer(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
-    """Await the use case; turn its errors into the status the table says, and anything else
-    into a generic INTERNAL, logged with its stack here and never shown to the caller."""
     try:
         return await work
-    except CheckoutError as exc:
+    except Exception as exc:
+        await _abort(context, exc)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
+    """A domain error becomes the status the table says; anything else is a bug: a generic
+    INTERNAL for the caller, the stack trace in the log."""
+    if isinstance(exc, CheckoutError):
         await context.abort_with_status(status_for(exc))
-    except Exception:
-        log.exception("unexpected error")
-        await context.abort_with_status(internal_status())
+    log.error("unexpected error", exc_info=exc)
+    await context.abort_with_status(internal_status())

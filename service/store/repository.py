@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from service.domain.errors import Unavailable
 from service.domain.model import (
@@ -20,11 +21,14 @@ from service.domain.model import (
     LedgerEntry,
     RequestRecord,
     SessionSnapshot,
+    StripeEvent,
     ledger_state,
     progress_rank,
 )
 
 NOTIFY_CHANNEL = "checkout_session_changed"
+
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 # What makes a database call's outcome unknown or impossible right now, as opposed to a bug.
 _TRANSIENT = (
@@ -109,40 +113,55 @@ class PostgresLedger:
             f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
         )
 
-    async def complete_entry(self, order_id: str) -> LedgerEntry | None:
+    async def owing_entry(self, order_id: str) -> LedgerEntry | None:
         return await self._one(
-            """SELECT * FROM checkout_sessions WHERE order_id = $1 AND state = 'complete'
+            """SELECT * FROM checkout_sessions
+               WHERE order_id = $1 AND state = 'complete' AND NOT async_payment_failed
                ORDER BY created_at DESC, id DESC LIMIT 1""",
             order_id,
         )
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
-        state = ledger_state(snapshot)
-        rank = progress_rank(state, snapshot.payment_status)
         async with translate_db_errors(), self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE checkout_sessions
-                   SET state = $2, progress = $3, session_id = $4, payment_status = $5,
-                       snapshot = $6, expires_at = to_timestamp($7),
-                       updated_at = clock_timestamp()
-                   WHERE id = $1 AND progress <= $3
-                   RETURNING *""",
-                row_id,
-                state,
-                rank,
-                snapshot.id,
-                snapshot.payment_status,
-                snapshot.to_json(),
-                snapshot.expires_at,
+            return await _record(conn, row_id, snapshot, payment_failed=False)
+
+    async def apply_event(
+        self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+    ) -> bool:
+        async with translate_db_errors(), self._pool.acquire() as conn, conn.transaction():
+            if not await _insert_event(conn, event):
+                return False
+            await _record(conn, row_id, snapshot, payment_failed=payment_failed)
+        return True
+
+    async def skip_event(self, event: StripeEvent) -> bool:
+        async with translate_db_errors(), self._pool.acquire() as conn:
+            return await _insert_event(conn, event)
+
+    async def event_seen(self, event_id: str) -> bool:
+        async with translate_db_errors():
+            found = await self._pool.fetchval(
+                "SELECT 1 FROM stripe_events WHERE event_id = $1", event_id
             )
-            if row is None:
-                # Already further along than this (stale) read: keep what we have.
-                row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
-            else:
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
-        if row is None:
-            raise LookupError(f"ledger row {row_id} vanished")
-        return _entry(row)
+        return found is not None
+
+    async def needing_reconciliation(
+        self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        async with translate_db_errors():
+            rows = await self._pool.fetch(
+                """SELECT * FROM checkout_sessions
+                   WHERE (state = 'pending' AND updated_at < $1)
+                      OR (state = 'open' AND (expires_at < $2 OR updated_at < $3))
+                      OR (state = 'complete' AND progress < 3 AND NOT async_payment_failed
+                          AND updated_at < $3)
+                   ORDER BY updated_at LIMIT $4""",
+                pending_before,
+                now,
+                quiet_since,
+                limit,
+            )
+        return [_entry(r) for r in rows]
 
     async def discard_pending(self, row_id: int) -> None:
         async with translate_db_errors():
@@ -215,6 +234,51 @@ class PostgresLedger:
         return None if row is None else _entry(row)
 
 
+async def _insert_event(conn: Connection, event: StripeEvent) -> bool:
+    """Record the event id; False if it was already recorded (a redelivery)."""
+    inserted = await conn.fetchval(
+        """INSERT INTO stripe_events (event_id, type, session_id) VALUES ($1, $2, $3)
+           ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+        event.id,
+        event.type,
+        event.session_id,
+    )
+    return bool(inserted)
+
+
+async def _record(
+    conn: Connection, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+) -> LedgerEntry:
+    """Store what Stripe said unless the row is already further along (a stale read, as
+    webhooks arrive in any order), and tell watchers on every replica."""
+    state = ledger_state(snapshot)
+    rank = progress_rank(state, snapshot.payment_status)
+    row = await conn.fetchrow(
+        """UPDATE checkout_sessions
+           SET state = $2, progress = $3, session_id = $4, payment_status = $5,
+               snapshot = $6, expires_at = to_timestamp($7),
+               async_payment_failed = async_payment_failed OR $8,
+               updated_at = clock_timestamp()
+           WHERE id = $1 AND progress <= $3
+           RETURNING *""",
+        row_id,
+        state,
+        rank,
+        snapshot.id,
+        snapshot.payment_status,
+        snapshot.to_json(),
+        snapshot.expires_at,
+        payment_failed,
+    )
+    if row is None:
+        row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
+    else:
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
+    if row is None:
+        raise LookupError(f"ledger row {row_id} vanished")
+    return _entry(row)
+
+
 def _entry(row: asyncpg.Record) -> LedgerEntry:
     snapshot = row["snapshot"]
     return LedgerEntry(
@@ -229,6 +293,7 @@ def _entry(row: asyncpg.Record) -> LedgerEntry:
         expires_at=row["expires_at"],
         session_id=row["session_id"],
         snapshot=None if snapshot is None else SessionSnapshot.from_json(snapshot),
+        async_payment_failed=row["async_payment_failed"],
     )
 
 

@@ -8,6 +8,8 @@ CREATE TABLE checkout_sessions (
     progress        smallint    NOT NULL DEFAULT 0,
     session_id      text        UNIQUE,
     payment_status  text,
+    -- A delayed payment failed after completion (checkout.session.async_payment_failed).
+    async_payment_failed boolean NOT NULL DEFAULT false,
     fingerprint     text        NOT NULL,
     -- Persisted before the Stripe call so that a retry or a restart gets the same session.
     idempotency_key text        NOT NULL UNIQUE,
@@ -24,6 +26,10 @@ CREATE UNIQUE INDEX checkout_sessions_one_active_per_order
 
 CREATE INDEX checkout_sessions_by_order
     ON checkout_sessions (order_id, created_at DESC, id DESC);
+
+-- What the reconciliation sweep looks at: rows that are not final yet.
+CREATE INDEX checkout_sessions_unsettled
+    ON checkout_sessions (updated_at) WHERE state IN ('pending', 'open', 'complete');
 
 -- Caller idempotency: request_id -> the answer it got (AIP-155).
 CREATE TABLE create_requests (

@@ -1,0 +1,105 @@
+"""Keeping the ledger converging on Stripe, which is the truth about payment (DESIGN §2.3):
+signed webhooks as they come, and a sweep for whatever they missed.
+
+A webhook is a hint, not a state: events arrive late, twice, or out of order, so each one makes
+us re-read the session from Stripe, and the ledger only ever moves a session forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from service.domain.checkout import Checkout
+from service.domain.errors import CheckoutError, Unavailable
+from service.domain.model import StripeEvent
+from service.domain.ports import Clock, PaymentGateway, SessionLedger
+
+COMPLETED = "checkout.session.completed"
+ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
+EXPIRED = "checkout.session.expired"
+HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
+
+
+class EventOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    examined: int
+    failed: tuple[tuple[str, CheckoutError], ...]
+    """(ledger row or session id, error) for rows that could not be brought up to date."""
+
+
+class StripeSync:
+    def __init__(
+        self,
+        ledger: SessionLedger,
+        gateway: PaymentGateway,
+        checkout: Checkout,
+        clock: Clock,
+        *,
+        pending_grace: timedelta = timedelta(seconds=10),
+        quiet_after: timedelta = timedelta(minutes=10),
+        batch_size: int = 100,
+    ) -> None:
+        self._ledger = ledger
+        self._gateway = gateway
+        self._checkout = checkout
+        self._clock = clock
+        # A pending row younger than this is most likely still in its creator's hands.
+        self._pending_grace = pending_grace
+        # A session that is not final and has heard nothing for this long is re-read.
+        self._quiet_after = quiet_after
+        self._batch_size = batch_size
+
+    async def handle_event(self, event: StripeEvent) -> EventOutcome:
+        """Apply a verified event exactly once. Raises Unavailable when it cannot be applied
+        yet, so that Stripe delivers it again; the event is recorded only with its effect."""
+        if event.type not in HANDLED_EVENTS:
+            return EventOutcome.IGNORED
+        if await self._ledger.event_seen(event.id):
+            return EventOutcome.DUPLICATE
+        entry = await self._ledger.by_session_id(event.session_id)
+        if entry is None:
+            ours = event.order_id is not None and (
+                await self._ledger.active_or_latest(event.order_id) is not None
+            )
+            if not ours:
+                # Another integration on the same Stripe account.
+                await self._ledger.skip_event(event)
+                return EventOutcome.IGNORED
+            # Stripe created it and its creator has not stored it yet (or crashed; then the
+            # sweep resumes the pending row). Stripe retries the delivery.
+            raise Unavailable(
+                f"session {event.session_id} is not in the ledger yet",
+                reason="SESSION_NOT_YET_STORED",
+                retry_after_seconds=5.0,
+            )
+        snapshot = await self._gateway.retrieve_session(event.session_id)
+        applied = await self._ledger.apply_event(
+            event, entry.row_id, snapshot, payment_failed=event.type == ASYNC_PAYMENT_FAILED
+        )
+        return EventOutcome.APPLIED if applied else EventOutcome.DUPLICATE
+
+    async def reconcile(self) -> SweepReport:
+        """One pass of the sweep over the rows whose stored state may lag Stripe's."""
+        now = self._clock.now()
+        entries = await self._ledger.needing_reconciliation(
+            pending_before=now - self._pending_grace,
+            now=now,
+            quiet_since=now - self._quiet_after,
+            limit=self._batch_size,
+        )
+        failed = []
+        for entry in entries:
+            try:
+                await self._checkout.bring_up_to_date(entry)
+            except CheckoutError as exc:
+                failed.append((entry.session_id or f"row {entry.row_id}", exc))
+        return SweepReport(examined=len(entries), failed=tuple(failed))

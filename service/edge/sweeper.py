@@ -1,0 +1,36 @@
+"""The reconciliation sweep's clock: every interval, on whichever replica holds the lock, one
+pass of StripeSync.reconcile. Failures are logged and retried at the next pass."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from service.domain.errors import CheckoutError
+from service.domain.sync import StripeSync
+from service.store.leader import AdvisoryLock
+
+log = structlog.get_logger("sweep")
+
+
+async def sweep_forever(sync: StripeSync, lock: AdvisoryLock, interval_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            async with lock.try_hold() as held:
+                if not held:
+                    continue
+                report = await sync.reconcile()
+        except CheckoutError as exc:
+            log.warning("sweep skipped", reason=exc.reason)
+            continue
+        except Exception:
+            log.exception("sweep failed")
+            continue
+        if report.examined:
+            log.info(
+                "sweep",
+                examined=report.examined,
+                failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
+            )

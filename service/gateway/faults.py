@@ -1,0 +1,36 @@
+"""Test-only fault injection, switched on by CHECKOUT_FAULT and off by default.
+
+`crash-after-stripe-create` kills the process right after Stripe created a session and before
+the ledger stores it: the window that invariant 2 (DESIGN §2) is about. The tests use it to
+prove that the next attempt, or the sweep, recovers that same session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from service.domain.model import SessionSnapshot
+from service.domain.ports import PaymentGateway
+
+CRASH_AFTER_STRIPE_CREATE = "crash-after-stripe-create"
+FAULTS = frozenset({CRASH_AFTER_STRIPE_CREATE})
+CRASH_EXIT_CODE = 86
+
+
+class CrashAfterCreate:
+    def __init__(self, inner: PaymentGateway) -> None:
+        self._inner = inner
+
+    async def create_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> SessionSnapshot:
+        await self._inner.create_session(params, idempotency_key=idempotency_key)
+        os._exit(CRASH_EXIT_CODE)
+
+    async def retrieve_session(self, session_id: str) -> SessionSnapshot:
+        return await self._inner.retrieve_session(session_id)
+
+    async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
+        return await self._inner.expire_session(session_id, idempotency_key=idempotency_key)

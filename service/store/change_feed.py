@@ -1,0 +1,100 @@
+"""Session-change notifications from every replica: one LISTEN connection per process, fanned
+out to the watchers of each session (DESIGN §5).
+
+LISTEN needs a session-level connection of its own, outside the pool: it does not survive a
+pooler in transaction mode. If the connection drops, every watcher is woken (they re-read the
+ledger) and the feed reconnects in the background; watchers also poll, so a lost notification
+delays a change, it never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import asyncpg
+import structlog
+
+from service.store.repository import NOTIFY_CHANNEL
+
+log = structlog.get_logger(__name__)
+
+
+class _Signal:
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, at_most_seconds: float) -> None:
+        with suppress(TimeoutError):
+            async with asyncio.timeout(at_most_seconds):
+                await self._event.wait()
+        self._event.clear()
+
+
+class ChangeFeed:
+    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
+        self._conn: asyncpg.Connection | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._connect()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._reconnecting
+        if self._conn is not None:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[_Signal]:
+        signal = _Signal()
+        self._watchers[session_id].add(signal)
+        try:
+            yield signal
+        finally:
+            watchers = self._watchers[session_id]
+            watchers.discard(signal)
+            if not watchers:
+                del self._watchers[session_id]
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, session_id: object) -> None:
+        for signal in self._watchers.get(str(session_id), ()):
+            signal.set()
+
+    def _lost(self, _conn: object) -> None:
+        self._conn = None
+        for watchers in self._watchers.values():
+            for signal in watchers:
+                signal.set()
+        if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.5
+        while not self._closed:
+            try:
+                await self._connect()
+                log.info("change feed reconnected")
+                return
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning("change feed reconnect failed", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
