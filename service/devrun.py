@@ -31,6 +31,7 @@ LISTENING = "sandbox listening on "
 class SandboxProcess:
     process: subprocess.Popen[str]
     url: str
+    drain: threading.Thread
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -40,6 +41,9 @@ class SandboxProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.drain.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_sandbox(
@@ -59,8 +63,9 @@ def start_sandbox(
         if line.startswith(LISTENING):
             url = line[len(LISTENING) :].strip()
             # Keep draining its stdout so that it never blocks on a full pipe.
-            threading.Thread(target=_copy, args=(process.stdout,), daemon=True).start()
-            return SandboxProcess(process, url)
+            drain = threading.Thread(target=_copy, args=(process.stdout,), daemon=True)
+            drain.start()
+            return SandboxProcess(process, url, drain)
         if remaining <= 0 or (not line and process.poll() is not None):
             process.kill()
             raise RuntimeError(f"the sandbox did not start: {' '.join(command)}")

@@ -234,6 +234,9 @@ def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: _Problems) -> No
     for name in refused:
         if getattr(cmd, name):
             problems.add(name, f"not allowed with ui_mode {ui_mode.name}")
+    if ui_mode is UiMode.EMBEDDED_PAGE and not cmd.return_url:
+        # The embedded form sends the customer there once paid (redirect_on_completion=always).
+        problems.add("return_url", "required with ui_mode EMBEDDED_PAGE")
     for name in allowed:
         value: str = getattr(cmd, name)
         if value and not _is_web_url(value):

@@ -30,9 +30,9 @@ class ServiceProcess:
     lines: list[dict[str, Any]] = field(default_factory=list)
     grpc_port: int = 0
 
-    async def next_event(self, event: str, timeout: float = 60) -> dict[str, Any]:
+    async def next_event(self, event: str, within_seconds: float = 60) -> dict[str, Any]:
         assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within_seconds):
             while True:
                 raw = await self.process.stdout.readline()
                 assert raw, f"the service exited before logging {event!r}: {self.lines}"
@@ -65,7 +65,12 @@ async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProce
 async def test_runs_restarts_with_its_data_and_drains_on_sigterm(
     environ: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**environ, "DATA_DIR": str(tmp_path / "data"), "STRIPE_API_KEY": "", "GRPC_ADDR": "127.0.0.1:0"}
+    env = {
+        **environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "STRIPE_API_KEY": "",
+        "GRPC_ADDR": "127.0.0.1:0",
+    }
     order_id = new_order_id()
 
     async with service_process(env) as first:
@@ -107,7 +112,12 @@ async def test_secrets_never_reach_the_log(environ: dict[str, str], tmp_path: Pa
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
             stub = api_grpc.CheckoutServiceStub(channel)
             created = await stub.CreateSession(
-                cart_request(new_order_id(), ui_mode=pb.Session.EMBEDDED_PAGE, success_url="")
+                cart_request(
+                    new_order_id(),
+                    ui_mode=pb.Session.EMBEDDED_PAGE,
+                    success_url="",
+                    return_url="https://shop.example/return?session={CHECKOUT_SESSION_ID}",
+                )
             )
         running.process.send_signal(signal.SIGTERM)
         await running.next_event("stopped")

@@ -42,8 +42,8 @@ def readme_error_block(repo_root: Path) -> list[str]:
     return str(block).splitlines()
 
 
-def example(examples: list[str], marker: str) -> str:
-    [found] = [e for e in examples if marker in e]
+def example(examples: list[str], *markers: str) -> str:
+    [found] = [e for e in examples if all(m in e for m in markers)]
     return found
 
 
@@ -67,14 +67,14 @@ async def test_readme_examples_work_as_written(app: Application, repo_root: Path
     }
     assert (await ok(example(examples, "Health/Check"), port)) == {"status": "SERVING"}
 
-    create = example(examples, '"order_id": "order-1001"')
+    create = example(examples, "/CreateSession", '"order_id": "order-1001"')
     created = (await ok(create, port))["session"]
     assert created["id"].startswith("cs_test_")
-    assert (created["status"], created["paymentStatus"]) == ("OPEN", "UNPAID")
+    assert (created["status"], created["payment_status"]) == ("OPEN", "UNPAID")
     assert created["url"]
-    assert (created["amountSubtotal"], created["amountTotal"]) == ("3990", "3990")
+    assert (created["amount_subtotal"], created["amount_total"]) == ("3990", "3990")
     assert created["metadata"] == {"cart": "c-77", "order_id": "order-1001"}
-    assert [(li["description"], li["amountTotal"]) for li in created["lineItems"]] == [
+    assert [(li["description"], li["amount_total"]) for li in created["line_items"]] == [
         ("T-shirt", "3000"),
         ("Mug", "990"),
     ]
@@ -94,8 +94,5 @@ async def test_readme_examples_work_as_written(app: Application, repo_root: Path
     code, _, err = await run(example(examples, '"order_id": "order-1002"'), port)
     assert code != 0
     shown = readme_error_block(repo_root)
-    for line in ("Code:", "Message:"):
-        [expected] = [s.strip() for s in shown if s.strip().startswith(line)]
-        assert expected in err
-    assert "line_items[0].quantity" in err
-
+    for line in shown:
+        assert line.strip() in err

@@ -21,7 +21,9 @@ Stub = api_grpc.CheckoutServiceStub
 
 
 async def ledger_rows(db: asyncpg.Pool, order_id: str) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM checkout_sessions WHERE order_id = $1", order_id))
+    return int(
+        await db.fetchval("SELECT count(*) FROM checkout_sessions WHERE order_id = $1", order_id)
+    )
 
 
 def session_posts(sandbox: Sandbox) -> int:
@@ -139,7 +141,7 @@ async def test_list_pages_newest_first(stub: Stub) -> None:
     assert [s.id for s in first.sessions] == ids[::-1][:2]
     assert [s.id for s in second.sessions] == ids[::-1][2:]
     assert second.next_page_token == ""
-    assert [s.status for s in first.sessions + second.sessions] == [
+    assert [s.status for s in [*first.sessions, *second.sessions]] == [
         pb.Session.OPEN,
         pb.Session.EXPIRED,
         pb.Session.EXPIRED,
@@ -245,7 +247,9 @@ async def test_stripe_failure_is_unavailable_with_retry_info_and_a_retry_converg
 ) -> None:
     order_id = new_order_id()
     sandbox.control(
-        "POST", "/_sandbox/faults", {"path_prefix": "/v1/checkout/sessions", "status": 500, "count": 1}
+        "POST",
+        "/_sandbox/faults",
+        {"path_prefix": "/v1/checkout/sessions", "status": 500, "count": 1},
     )
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -257,9 +261,10 @@ async def test_stripe_failure_is_unavailable_with_retry_info_and_a_retry_converg
     retry = detail(caught.value, error_details_pb2.RetryInfo)
     assert retry.retry_delay.seconds + retry.retry_delay.nanos > 0
     # The pending row and its idempotency key stay, so the retry resumes the same attempt.
-    assert await db.fetchval(
-        "SELECT state FROM checkout_sessions WHERE order_id = $1", order_id
-    ) == "pending"
+    assert (
+        await db.fetchval("SELECT state FROM checkout_sessions WHERE order_id = $1", order_id)
+        == "pending"
+    )
 
     retried = await stub.CreateSession(cart_request(order_id))
 

@@ -57,9 +57,7 @@ async def claim(ledger: PostgresLedger, order_id: str, fingerprint: str = "fp"):
 async def test_migrations_apply_once_even_when_started_together(pg_dsn: str) -> None:
     conns = [await asyncpg.connect(pg_dsn) for _ in range(3)]
     try:
-        results = await asyncio.gather(
-            *(apply_migrations(c, load_migrations()) for c in conns)
-        )
+        results = await asyncio.gather(*(apply_migrations(c, load_migrations()) for c in conns))
         versions = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
     finally:
         for c in conns:

@@ -75,7 +75,10 @@ def test_order_id_goes_on_the_object_each_mode_creates(mode: Mode, key: str) -> 
 def test_fingerprint_ignores_request_id_and_time_but_not_the_cart() -> None:
     base = command()
     assert fingerprint(base) == fingerprint(command(request_id="r-1"))
-    assert plan_create(base, NOW).fingerprint == plan_create(base, NOW + timedelta(hours=1)).fingerprint
+    assert (
+        plan_create(base, NOW).fingerprint
+        == plan_create(base, NOW + timedelta(hours=1)).fingerprint
+    )
     assert fingerprint(base) != fingerprint(command(currency="eur"))
     assert fingerprint(base) != fingerprint(command(metadata={"a": "b"}))
     assert fingerprint(base) != fingerprint(
@@ -111,6 +114,7 @@ def test_currency_is_normalized_to_lowercase() -> None:
         ({"cancel_url": "ftp://shop.example"}, "cancel_url"),
         ({"return_url": "https://shop.example/r"}, "return_url"),
         ({"ui_mode": UiMode.EMBEDDED_PAGE}, "success_url"),
+        ({"ui_mode": UiMode.EMBEDDED_PAGE, "success_url": ""}, "return_url"),
         ({"ui_mode": UiMode.ELEMENTS, "success_url": "", "return_url": "nope"}, "return_url"),
         ({"customer_email": "not-an-email"}, "customer_email"),
         ({"expire_time": NOW + timedelta(minutes=29)}, "expire_time"),

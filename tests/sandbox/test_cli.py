@@ -1,0 +1,68 @@
+"""`python -m service.sandbox`: the listening line, its environment defaults, clean stops, and a
+state file that keeps every session and idempotency record across a restart."""
+
+import json
+import signal
+from pathlib import Path
+
+import stripe
+
+from .conftest import session_params, start_sandbox, stop_sandbox, stripe_client
+
+
+async def test_port_zero_binds_a_free_port_and_says_which() -> None:
+    running = await start_sandbox("--port", "0")
+    try:
+        assert running.url.startswith("http://127.0.0.1:")
+        assert int(running.url.rsplit(":", 1)[1]) > 0
+    finally:
+        assert await stop_sandbox(running) == 0
+
+
+async def test_environment_gives_the_defaults() -> None:
+    running = await start_sandbox(env={"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": "0"})
+    try:
+        assert running.url.startswith("http://127.0.0.1:")
+    finally:
+        await stop_sandbox(running)
+
+
+async def test_sigint_stops_it_cleanly() -> None:
+    running = await start_sandbox("--port", "0")
+    running.process.send_signal(signal.SIGINT)
+    assert await stop_sandbox(running) == 0
+
+
+async def test_state_file_keeps_sessions_and_idempotency_across_a_restart(
+    tmp_path: Path, http_client: stripe.HTTPXClient
+) -> None:
+    state = tmp_path / "sandbox.json"
+    first = await start_sandbox("--port", "0", "--state-file", str(state))
+    try:
+        client = stripe_client(first.url, http_client)
+        created = await client.v1.checkout.sessions.create_async(
+            session_params(metadata={"order_id": "42"}), {"idempotency_key": "order-42-1"}
+        )
+        expired = await client.v1.checkout.sessions.create_async(session_params())
+        await client.v1.checkout.sessions.expire_async(expired.id)
+    finally:
+        await stop_sandbox(first)
+    assert created.id in json.loads(state.read_text())["collections"]["checkout.session"]
+
+    second = await start_sandbox("--port", "0", "--state-file", str(state))
+    try:
+        client = stripe_client(second.url, http_client)
+        again = await client.v1.checkout.sessions.retrieve_async(
+            created.id, {"expand": ["line_items"]}
+        )
+        assert again.metadata is not None and again.metadata["order_id"] == "42"
+        assert again.line_items is not None and again.line_items.data[0].quantity == 1
+        assert (await client.v1.checkout.sessions.retrieve_async(expired.id)).status == "expired"
+        replayed = await client.v1.checkout.sessions.create_async(
+            session_params(metadata={"order_id": "42"}), {"idempotency_key": "order-42-1"}
+        )
+        assert replayed.id == created.id
+        listed = await client.v1.checkout.sessions.list_async()
+        assert [s.id for s in listed.data] == [expired.id, created.id]
+    finally:
+        await stop_sandbox(second)
