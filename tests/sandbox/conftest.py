@@ -1,7 +1,7 @@
 """Fixtures for the sandbox tests: a real `python -m service.sandbox` process and clients for it.
 
-One sandbox serves the whole session; every test starts from an empty one (`/_sandbox/reset`),
-so counts in `/_sandbox/stats` belong to the test that reads them.
+One sandbox process serves the whole session; a test that asks for `sandbox` gets it emptied
+(`/_sandbox/reset`), so counts in `/_sandbox/stats` belong to the test that reads them.
 """
 
 import asyncio
@@ -60,10 +60,17 @@ def stripe_client(
 
 
 @pytest.fixture(scope="session")
-async def sandbox() -> AsyncIterator[Sandbox]:
+async def sandbox_process() -> AsyncIterator[Sandbox]:
     running = await start_sandbox("--port", "0")
     yield running
     assert await stop_sandbox(running) == 0
+
+
+@pytest.fixture
+async def sandbox(sandbox_process: Sandbox, raw: httpx.AsyncClient) -> Sandbox:
+    """The shared sandbox, emptied for this test."""
+    (await raw.post("/_sandbox/reset")).raise_for_status()
+    return sandbox_process
 
 
 @pytest.fixture(scope="session")
@@ -74,22 +81,15 @@ async def http_client() -> AsyncIterator[stripe.HTTPXClient]:
 
 
 @pytest.fixture(scope="session")
-def client(sandbox: Sandbox, http_client: stripe.HTTPXClient) -> stripe.StripeClient:
-    return stripe_client(sandbox.url, http_client)
+def client(sandbox_process: Sandbox, http_client: stripe.HTTPXClient) -> stripe.StripeClient:
+    return stripe_client(sandbox_process.url, http_client)
 
 
 @pytest.fixture(scope="session")
-async def raw(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+async def raw(sandbox_process: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     """Plain HTTP to the sandbox, for what stripe-python cannot send or hides."""
-    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=sandbox_process.url, timeout=10) as http:
         yield http
-
-
-@pytest.fixture(autouse=True)
-async def fresh(request: pytest.FixtureRequest) -> None:
-    if "sandbox" in request.fixturenames:
-        raw_http: httpx.AsyncClient = request.getfixturevalue("raw")
-        (await raw_http.post("/_sandbox/reset")).raise_for_status()
 
 
 async def stats(raw_http: httpx.AsyncClient) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from .conftest import Sandbox, stripe_client
     [
         "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
         "pk_test_TYooMQauvdEDq54NiTphI7jx",
-        "sk_test_",
+        "sk_test_has spaces!",
         "nonsense",
     ],
 )
@@ -30,7 +30,9 @@ async def test_other_keys_are_refused_without_being_echoed(
     assert caught.value.request_id and caught.value.request_id.startswith("req_")
 
 
-async def test_the_mask_keeps_the_prefix_and_last_four(raw: httpx.AsyncClient) -> None:
+async def test_the_mask_keeps_the_prefix_and_last_four(
+    sandbox: Sandbox, raw: httpx.AsyncClient
+) -> None:
     response = await raw.get(
         "/v1/prices", headers={"Authorization": "Bearer sk_live_4eC39HqLyjWDarjtT1zdp7dc"}
     )
@@ -42,24 +44,28 @@ async def test_the_mask_keeps_the_prefix_and_last_four(raw: httpx.AsyncClient) -
     }
 
 
-async def test_a_missing_key_is_refused(raw: httpx.AsyncClient) -> None:
+async def test_a_missing_key_is_refused(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
     response = await raw.get("/v1/checkout/sessions")
     assert response.status_code == 401
     assert "You did not provide an API key" in response.json()["error"]["message"]
     assert response.headers["Request-Id"].startswith("req_")
 
 
-async def test_basic_auth_with_the_key_as_user_is_accepted(raw: httpx.AsyncClient) -> None:
+async def test_basic_auth_with_the_key_as_user_is_accepted(
+    sandbox: Sandbox, raw: httpx.AsyncClient
+) -> None:
     token = base64.b64encode(b"sk_test_123:").decode()
     response = await raw.get("/v1/prices", headers={"Authorization": f"Basic {token}"})
     assert response.status_code == 200
 
 
-async def test_the_control_api_needs_no_key(raw: httpx.AsyncClient) -> None:
+async def test_the_control_api_needs_no_key(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
     assert (await raw.get("/_sandbox/stats")).status_code == 200
 
 
-async def test_unknown_urls_answer_like_stripe(client: stripe.StripeClient) -> None:
+async def test_unknown_urls_answer_like_stripe(
+    sandbox: Sandbox, client: stripe.StripeClient
+) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.raw_request_async("get", "/v1/nothing_here")
     assert caught.value.http_status == 404

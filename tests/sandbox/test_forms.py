@@ -5,7 +5,7 @@ import pytest
 
 from service.sandbox.forms import decode, split_key
 
-from .conftest import API_KEY
+from .conftest import API_KEY, Sandbox
 
 
 def test_nested_brackets_and_indices() -> None:
@@ -34,7 +34,9 @@ def test_a_blank_value_gives_way_to_a_nested_one() -> None:
     assert decode("metadata=&metadata[k]=v") == {"metadata": {"k": "v"}}
 
 
-async def test_indexed_and_appended_arrays_mean_the_same(raw: httpx.AsyncClient) -> None:
+async def test_indexed_and_appended_arrays_mean_the_same(
+    sandbox: Sandbox, raw: httpx.AsyncClient
+) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     body = (
         "mode=payment&success_url=https://shop.example/ok"
@@ -66,7 +68,7 @@ async def test_indexed_and_appended_arrays_mean_the_same(raw: httpx.AsyncClient)
     ],
 )
 async def test_query_values_are_typed(
-    raw: httpx.AsyncClient, query: str, param: str, code: str | None
+    sandbox: Sandbox, raw: httpx.AsyncClient, query: str, param: str, code: str | None
 ) -> None:
     response = await raw.get(f"/v1/prices?{query}", headers={"Authorization": f"Bearer {API_KEY}"})
     assert response.status_code == 400

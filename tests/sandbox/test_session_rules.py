@@ -109,13 +109,24 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ),
     (
         "price_data needs an amount",
-        session_params({"price_data": {"currency": "usd", "product_data": {"name": "x"}}, "quantity": 1}),
+        session_params(
+            {"price_data": {"currency": "usd", "product_data": {"name": "x"}}, "quantity": 1}
+        ),
         "line_items[0][price_data][unit_amount]",
         "parameter_missing",
     ),
     (
         "product names are required",
-        session_params({"price_data": {"currency": "usd", "unit_amount": 1, "product_data": {}}, "quantity": 1}),
+        session_params(
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 1,
+                    "product_data": {"description": "x"},
+                },
+                "quantity": 1,
+            }
+        ),
         "line_items[0][price_data][product_data][name]",
         "parameter_missing",
     ),
@@ -179,7 +190,12 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
         "return_url",
         "parameter_missing",
     ),
-    ("success_url must be a URL", session_params(success_url="not a url"), "success_url", "url_invalid"),
+    (
+        "success_url must be a URL",
+        session_params(success_url="not a url"),
+        "success_url",
+        "url_invalid",
+    ),
     (
         "cancel_url must be http(s)",
         session_params(cancel_url="ftp://shop.example/c"),
@@ -260,7 +276,9 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ),
     (
         "payment_intent_data only in payment mode",
-        session_params(recurring_item(), mode="subscription", payment_intent_data={"description": "x"}),
+        session_params(
+            recurring_item(), mode="subscription", payment_intent_data={"description": "x"}
+        ),
         "payment_intent_data",
         None,
     ),
@@ -350,14 +368,16 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ),
     (
         "parameters Stripe has but the sandbox does not model",
-        session_params(custom_fields=[]),
-        "custom_fields",
+        session_params(custom_text={"submit": {"message": "Thanks!"}}),
+        "custom_text",
         "parameter_unknown",
     ),
 ]
 
 
-@pytest.mark.parametrize(("params", "param", "code"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("params", "param", "code"), [case[1:] for case in CASES], ids=[c[0] for c in CASES]
+)
 async def test_refusal(
     sandbox: Sandbox,
     client: stripe.StripeClient,
@@ -392,7 +412,12 @@ async def test_a_recurring_price_by_id_in_payment_mode(
     sandbox: Sandbox, client: stripe.StripeClient
 ) -> None:
     price = await client.v1.prices.create_async(
-        {"currency": "usd", "unit_amount": 900, "product_data": {"name": "Plan"}, "recurring": {"interval": "month"}}
+        {
+            "currency": "usd",
+            "unit_amount": 900,
+            "product_data": {"name": "Plan"},
+            "recurring": {"interval": "month"},
+        }
     )
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.v1.checkout.sessions.create_async(

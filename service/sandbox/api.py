@@ -1,0 +1,59 @@
+"""What a resource module sees of a request, and how it declares its routes and expansions."""
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock
+from .errors import invalid
+from .store import Store
+
+# Builds the expanded value of one field from its parent object: `(store, parent) -> value`.
+Expander = Callable[[Store, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    params: dict[str, Any]
+    """Decoded but untyped parameters; each handler parses them with its own schema."""
+    path: Mapping[str, str]
+    store: Store
+    clock: Clock
+    origin: str
+    """`scheme://host:port` the request came in on, for URLs the sandbox hands out."""
+    expanders: Mapping[tuple[str, str], Expander]
+
+    def render(self, value: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        """A copy of a stored object (or list) with the requested `expand[]` paths filled in."""
+        result = copy.deepcopy(value)
+        for path in expand:
+            self._expand(result, path.split("."), path)
+        return result
+
+    def _expand(self, value: dict[str, Any], segments: list[str], path: str) -> None:
+        head, rest = segments[0], segments[1:]
+        if value.get("object") == "list" and head == "data":
+            for item in value["data"]:
+                if rest:
+                    self._expand(item, rest, path)
+            return
+        current = value.get(head)
+        if not isinstance(current, dict):
+            expander = self.expanders.get((value.get("object", ""), head))
+            if expander is None:
+                raise invalid(f"This property cannot be expanded ({path}).", "expand")
+            current = value[head] = expander(self.store, value)
+        if rest and isinstance(current, dict):
+            self._expand(current, rest, path)
+
+
+Handler = Callable[[ApiRequest], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    """An aiohttp path pattern; its `{name}`s match Stripe's own path parameter names."""
+    handler: Handler

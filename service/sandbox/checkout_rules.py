@@ -1,0 +1,507 @@
+"""What `POST /v1/checkout/sessions` accepts, and the rules Stripe checks before creating one.
+
+`plan_session` validates the parameters against the shapes of stripe-python 16.1.0's
+`SessionCreateParams` and Stripe's cross-parameter rules (reference §2), resolves every id the
+request references, and returns a `SessionPlan`. It has no side effects, so a refusal here is a
+validation failure that Stripe does not save under the idempotency key (reference §6).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .catalog import (
+    INTERVALS,
+    MAX_UNIT_AMOUNT,
+    PRICE,
+    PRODUCT,
+    PRODUCT_DATA,
+    TAX_BEHAVIORS,
+    check_amount,
+    check_recurring,
+)
+from .errors import (
+    StripeError,
+    invalid,
+    parameter_missing,
+    parameters_exclusive,
+    resource_missing,
+)
+from .params import (
+    EXPAND,
+    Array,
+    Boolean,
+    Choice,
+    Currency,
+    Integer,
+    Metadata,
+    Number,
+    Text,
+    Url,
+    hash_of,
+)
+from .shipping import SHIPPING_RATE, SHIPPING_RATE_DATA, check_shipping_rate_data
+from .store import Store
+
+UI_MODES = ("elements", "embedded_page", "form", "hosted_page")
+MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 60 * 60
+
+# From SessionCreateParams.allowed_payment_method_types / shipping_address_collection (16.1.0),
+# as space-separated text: one list element per line would bury the module.
+PAYMENT_METHOD_TYPES = (  # noqa: SIM905
+    "acss_debit affirm afterpay_clearpay alipay alma amazon_pay au_becs_debit bacs_debit "
+    "bancontact billie bizum blik boleto card cashapp crypto customer_balance eps fpx giropay "
+    "grabpay ideal kakao_pay klarna konbini kr_card link mb_way mobilepay multibanco naver_pay "
+    "nz_bank_account oxxo pay_by_bank payco paynow paypal paypay payto pix promptpay revolut_pay "
+    "samsung_pay satispay scalapay sepa_debit sequra sofort sunbit swish twint upi "
+    "us_bank_account wechat_pay zip"
+).split()
+COUNTRIES = (  # noqa: SIM905
+    "AC AD AE AF AG AI AL AM AO AQ AR AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
+    "BR BS BT BV BW BY BZ CA CD CF CG CH CI CK CL CM CN CO CR CV CW CY CZ DE DJ DK DM DO DZ EC "
+    "EE EG EH ER ES ET FI FJ FK FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY "
+    "HK HN HR HT HU ID IE IL IM IN IO IQ IS IT JE JM JO JP KE KG KH KI KM KN KR KW KY KZ LA LB "
+    "LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MK ML MM MN MO MQ MR MS MT MU MV MW MX MY MZ "
+    "NA NC NE NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PY QA RE RO RS RU "
+    "RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SZ TA TC TD TF TG TH TJ TK TL "
+    "TM TN TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VN VU WF WS XK YE YT ZA ZM ZW ZZ"
+).split()
+LOCALES = (  # noqa: SIM905
+    "auto bg cs da de el en en-GB es es-419 et fi fil fr fr-CA hi-IN hr hu id it ja ko lt lv ms "
+    "mt nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW"
+).split()
+
+# Real Stripe parameters the sandbox does not model. Refusing them loudly beats accepting them
+# and silently behaving unlike Stripe; model one here when the service starts sending it.
+NOT_MODELLED = frozenset(
+    [
+        "after_expiration",
+        "branding_settings",
+        "consent_collection",
+        "custom_fields",
+        "custom_text",
+        "customer_account",
+        "invoice_creation",
+        "managed_payments",
+        "name_collection",
+        "optional_items",
+        "payment_method_configuration",
+        "payment_method_data",
+        "payment_method_options",
+        "permissions",
+        "saved_payment_method_options",
+        "wallet_options",
+    ]
+)
+
+_AUTO_NEVER = Choice(("auto", "never"))
+_PRICE_DATA = hash_of(
+    "currency",
+    currency=Currency(),
+    product=Text(),
+    product_data=PRODUCT_DATA,
+    recurring=hash_of("interval", interval=Choice(INTERVALS), interval_count=Integer(1)),
+    tax_behavior=Choice(TAX_BEHAVIORS),
+    unit_amount=Integer(0, MAX_UNIT_AMOUNT),
+    unit_amount_decimal=Number(Decimal(0), Decimal(MAX_UNIT_AMOUNT)),
+)
+_LINE_ITEM = hash_of(
+    adjustable_quantity=hash_of(
+        "enabled",
+        enabled=Boolean(),
+        minimum=Integer(0, 999_999),
+        maximum=Integer(1, 999_999),
+    ),
+    metadata=Metadata(),
+    price=Text(),
+    price_data=_PRICE_DATA,
+    quantity=Integer(1),
+    tax_rates=Array(Text(), max_items=5),
+)
+_METADATA_ONLY = {"metadata": Metadata(), "description": Text(500)}
+SESSION_CREATE = hash_of(
+    adaptive_pricing=hash_of(enabled=Boolean()),
+    allow_promotion_codes=Boolean(),
+    allowed_payment_method_types=Array(Choice(tuple(PAYMENT_METHOD_TYPES))),
+    automatic_tax=hash_of(
+        "enabled",
+        enabled=Boolean(),
+        liability=hash_of("type", type=Choice(("account", "self")), account=Text()),
+    ),
+    billing_address_collection=Choice(("auto", "required")),
+    cancel_url=Url(),
+    client_reference_id=Text(200),
+    currency=Currency(),
+    customer=Text(),
+    customer_creation=Choice(("always", "if_required")),
+    customer_email=Text(800),
+    customer_update=hash_of(address=_AUTO_NEVER, name=_AUTO_NEVER, shipping=_AUTO_NEVER),
+    discounts=Array(hash_of(coupon=Text(), promotion_code=Text())),
+    excluded_payment_method_types=Array(Choice(tuple(PAYMENT_METHOD_TYPES))),
+    expand=EXPAND,
+    expires_at=Integer(),
+    integration_identifier=Text(200),
+    line_items=Array(_LINE_ITEM),
+    locale=Choice(tuple(LOCALES)),
+    metadata=Metadata(),
+    mode=Choice(("payment", "setup", "subscription")),
+    origin_context=Choice(("mobile_app", "web")),
+    payment_intent_data=hash_of(
+        **_METADATA_ONLY,
+        capture_method=Choice(("automatic", "automatic_async", "manual")),
+        receipt_email=Text(800),
+        setup_future_usage=Choice(("off_session", "on_session")),
+        statement_descriptor=Text(22),
+        statement_descriptor_suffix=Text(22),
+    ),
+    payment_method_collection=Choice(("always", "if_required")),
+    phone_number_collection=hash_of("enabled", enabled=Boolean()),
+    redirect_on_completion=Choice(("always", "if_required", "never")),
+    return_url=Url(),
+    setup_intent_data=hash_of(**_METADATA_ONLY),
+    shipping_address_collection=hash_of(
+        "allowed_countries", allowed_countries=Array(Choice(tuple(COUNTRIES)))
+    ),
+    shipping_options=Array(hash_of(shipping_rate=Text(), shipping_rate_data=SHIPPING_RATE_DATA)),
+    submit_type=Choice(("auto", "book", "donate", "pay", "subscribe")),
+    subscription_data=hash_of(
+        **_METADATA_ONLY, trial_period_days=Integer(1, 730), trial_end=Integer()
+    ),
+    success_url=Url(),
+    tax_id_collection=hash_of(
+        "enabled", enabled=Boolean(), required=Choice(("if_supported", "never"))
+    ),
+    ui_mode=Choice(UI_MODES),
+)
+
+
+@dataclass
+class LinePlan:
+    """One line item: an existing `price`, or `price_data` to create inline."""
+
+    index: int
+    quantity: int
+    price: dict[str, Any] | None
+    price_data: dict[str, Any] | None
+    tax_rates: list[dict[str, Any]]
+    adjustable_quantity: dict[str, Any] | None
+    metadata: dict[str, str]
+
+    @property
+    def currency(self) -> str:
+        source = self.price if self.price is not None else self.price_data
+        assert source is not None
+        currency: str = source["currency"]
+        return currency
+
+    @property
+    def recurring(self) -> bool:
+        if self.price is not None:
+            return bool(self.price["type"] == "recurring")
+        assert self.price_data is not None
+        return "recurring" in self.price_data
+
+
+@dataclass
+class SessionPlan:
+    params: dict[str, Any]
+    mode: str
+    ui_mode: str
+    currency: str | None
+    expires_at: int
+    lines: list[LinePlan] = field(default_factory=list)
+    customer: dict[str, Any] | None = None
+    discounts: list[dict[str, Any]] = field(default_factory=list)
+    shipping: list[dict[str, Any]] = field(default_factory=list)
+    """Each `{"rate": existing}` or `{"data": shipping_rate_data}`."""
+
+
+def plan_session(store: Store, now: int, raw: dict[str, Any]) -> SessionPlan:
+    for name in raw:
+        if name in NOT_MODELLED:
+            raise StripeError(
+                f"Received unknown parameter: {name} (Stripe accepts it, but the sandbox does not "
+                "model it yet; see service/sandbox/checkout_rules.py)",
+                param=name,
+                code="parameter_unknown",
+            )
+    params = SESSION_CREATE.parse(raw)
+    if "mode" not in params:
+        raise parameter_missing("mode")
+    mode: str = params["mode"]
+    ui_mode: str = params.get("ui_mode", "hosted_page")
+    _check_urls(params, ui_mode)
+    _check_mode_only(params, mode, ui_mode)
+    _check_exclusive(params)
+    if "expires_at" in params:
+        _check_expiry(params["expires_at"], now)
+    plan = SessionPlan(
+        params=params,
+        mode=mode,
+        ui_mode=ui_mode,
+        currency=params.get("currency"),
+        expires_at=params.get("expires_at", now + MAX_EXPIRY),
+    )
+    plan.lines = _plan_lines(store, params, mode)
+    plan.currency = _session_currency(params, plan.lines, mode)
+    plan.customer = _resolve(store, "customer", params.get("customer"), "customer")
+    plan.discounts = _plan_discounts(store, params.get("discounts", []))
+    plan.shipping = _plan_shipping(store, params.get("shipping_options", []), plan.currency)
+    return plan
+
+
+def _check_urls(params: dict[str, Any], ui_mode: str) -> None:
+    not_allowed = (
+        ("return_url", "redirect_on_completion")
+        if ui_mode == "hosted_page"
+        else ("cancel_url", "success_url")
+    )
+    refused = [name for name in not_allowed if name in params]
+    if refused:
+        raise invalid(
+            f"The following parameters are not supported with 'ui_mode: {ui_mode}': "
+            + ", ".join(refused)
+            + ".",
+            refused[0],
+        )
+    redirect = params.get("redirect_on_completion", "always")
+    if ui_mode == "embedded_page" and redirect != "never" and "return_url" not in params:
+        raise parameter_missing("return_url")
+    if redirect == "never" and "return_url" in params:
+        raise invalid(
+            "You cannot pass `return_url` when `redirect_on_completion` is `never`.", "return_url"
+        )
+
+
+# Parameters that Stripe accepts only in some modes (SessionCreateParams docstrings).
+_MODES_FOR = {
+    "customer_creation": ("payment", "setup"),
+    "payment_intent_data": ("payment",),
+    "payment_method_collection": ("subscription",),
+    "phone_number_collection": ("payment", "subscription"),
+    "setup_intent_data": ("setup",),
+    "submit_type": ("payment", "subscription"),
+    "subscription_data": ("subscription",),
+}
+# ... and some that the `elements` UI cannot use.
+_NOT_WITH_ELEMENTS = ("origin_context", "submit_type")
+
+
+def _check_mode_only(params: dict[str, Any], mode: str, ui_mode: str) -> None:
+    for name, modes in _MODES_FOR.items():
+        if name in params and mode not in modes:
+            raise invalid(f"You can not pass `{name}` in `{mode}` mode.", name)
+    for name in _NOT_WITH_ELEMENTS:
+        if name in params and ui_mode == "elements":
+            raise invalid(f"You can not pass `{name}` when `ui_mode` is `elements`.", name)
+    if ui_mode == "elements" and "required" in params.get("tax_id_collection", {}):
+        raise invalid(
+            "You can not pass `tax_id_collection[required]` when `ui_mode` is `elements`.",
+            "tax_id_collection[required]",
+        )
+    if mode == "setup" and "line_items" in params:
+        raise invalid("You can not pass `line_items` in `setup` mode.", "line_items")
+    if (
+        mode == "setup"
+        and "currency" not in params
+        and "allowed_payment_method_types" not in params
+    ):
+        raise parameter_missing("currency")
+
+
+def _check_exclusive(params: dict[str, Any]) -> None:
+    if "customer" in params and "customer_email" in params:
+        raise parameters_exclusive("customer", "customer_email")
+    if "customer_update" in params and "customer" not in params:
+        raise invalid("`customer_update` can only be used with `customer`.", "customer_update")
+    if "discounts" in params and "allow_promotion_codes" in params:
+        raise parameters_exclusive("allow_promotion_codes", "discounts", param="discounts")
+
+
+def _check_expiry(expires_at: int, now: int) -> None:
+    if expires_at < now + MIN_EXPIRY:
+        raise invalid(
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session "
+            "creation.",
+            "expires_at",
+        )
+    if expires_at > now + MAX_EXPIRY:
+        raise invalid(
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            "expires_at",
+        )
+
+
+def _plan_lines(store: Store, params: dict[str, Any], mode: str) -> list[LinePlan]:
+    items: list[dict[str, Any]] = params.get("line_items", [])
+    if mode != "setup" and not items:
+        raise parameter_missing("line_items")
+    lines = [_plan_line(store, item, index) for index, item in enumerate(items)]
+    first = lines[0] if lines else None
+    for line in lines:
+        assert first is not None
+        if line.currency != first.currency:
+            raise invalid(
+                "All line items must use the same currency: "
+                f"line_items[{line.index}] is in `{line.currency}` but line_items[0] is in "
+                f"`{first.currency}`.",
+                f"line_items[{line.index}]",
+            )
+        if mode == "payment" and line.recurring:
+            raise invalid(
+                "You specified `payment` mode but passed a recurring price. Either switch to "
+                "`subscription` mode or use only one-time prices.",
+                f"line_items[{line.index}]",
+            )
+    recurring = sum(line.recurring for line in lines)
+    if mode == "payment" and len(lines) > 100:
+        raise invalid("You can pass at most 100 line items in `payment` mode.", "line_items")
+    if mode == "subscription":
+        if not recurring:
+            raise invalid(
+                "You must provide at least one recurring price in `subscription` mode when "
+                "using prices.",
+                "line_items",
+            )
+        if recurring > 20 or len(lines) - recurring > 20:
+            raise invalid(
+                "You can pass at most 20 recurring and 20 one-time line items in `subscription` "
+                "mode.",
+                "line_items",
+            )
+    return lines
+
+
+def _plan_line(store: Store, item: dict[str, Any], index: int) -> LinePlan:
+    path = f"line_items[{index}]"
+    if "price" in item and "price_data" in item:
+        raise parameters_exclusive("price", "price_data", param=path)
+    price, price_data = None, item.get("price_data")
+    if "price" in item:
+        price = _resolve(store, PRICE, item["price"], f"{path}[price]")
+        assert price is not None
+        if not price["active"]:
+            raise invalid(
+                "The price specified is inactive. This field only accepts active prices.",
+                f"{path}[price]",
+            )
+    elif price_data is not None:
+        _check_price_data(store, price_data, f"{path}[price_data]")
+    else:
+        raise invalid(
+            f"You must specify either `price` or `price_data` for {path}.",
+            path,
+            "parameter_missing",
+        )
+    metered = price is not None and (price["recurring"] or {}).get("usage_type") == "metered"
+    if metered and "quantity" in item:
+        raise invalid("You cannot set `quantity` for a metered price.", f"{path}[quantity]")
+    if not metered and "quantity" not in item:
+        raise parameter_missing(f"{path}[quantity]")
+    quantity: int = item.get("quantity", 1)
+    adjustable = item.get("adjustable_quantity")
+    if adjustable is not None and adjustable["enabled"]:
+        low, high = adjustable.get("minimum", 0), adjustable.get("maximum", 99)
+        if not low <= quantity <= high:
+            raise invalid(
+                f"`{path}[quantity]` must be between `adjustable_quantity[minimum]` ({low}) and "
+                f"`adjustable_quantity[maximum]` ({high}).",
+                f"{path}[adjustable_quantity]",
+            )
+    tax_rates = [
+        _resolve(store, "tax_rate", rate, f"{path}[tax_rates][{position}]")
+        for position, rate in enumerate(item.get("tax_rates", []))
+    ]
+    return LinePlan(
+        index=index,
+        quantity=quantity,
+        price=price,
+        price_data=price_data,
+        tax_rates=[rate for rate in tax_rates if rate is not None],
+        adjustable_quantity=adjustable,
+        metadata=item.get("metadata", {}),
+    )
+
+
+def _check_price_data(store: Store, data: dict[str, Any], path: str) -> None:
+    check_amount(data, path)
+    check_recurring(data.get("recurring"), path)
+    if "product" in data and "product_data" in data:
+        raise parameters_exclusive("product", "product_data", param=f"{path}[product]")
+    if "product" not in data and "product_data" not in data:
+        raise parameter_missing(f"{path}[product_data]")
+    if "product" in data:
+        _resolve(store, PRODUCT, data["product"], f"{path}[product]")
+
+
+def _session_currency(params: dict[str, Any], lines: list[LinePlan], mode: str) -> str | None:
+    currency: str | None = params.get("currency")
+    if lines and currency is not None and lines[0].currency != currency:
+        raise invalid(
+            f"`currency` is `{currency}` but the line items are priced in "
+            f"`{lines[0].currency}`; the sandbox does not model multi-currency prices.",
+            "currency",
+        )
+    if lines:
+        return lines[0].currency
+    return currency
+
+
+def _plan_discounts(store: Store, discounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(discounts) > 1:
+        raise invalid("You may only specify one discount.", "discounts")
+    resolved = []
+    for index, discount in enumerate(discounts):
+        path = f"discounts[{index}]"
+        if "coupon" in discount and "promotion_code" in discount:
+            raise parameters_exclusive("coupon", "promotion_code", param=path)
+        if "coupon" in discount:
+            coupon = _resolve(store, "coupon", discount["coupon"], f"{path}[coupon]")
+            resolved.append({"coupon": coupon, "promotion_code": None})
+        elif "promotion_code" in discount:
+            code = _resolve(
+                store, "promotion_code", discount["promotion_code"], f"{path}[promotion_code]"
+            )
+            resolved.append({"coupon": None, "promotion_code": code})
+        else:
+            raise parameter_missing(f"{path}[coupon]")
+    return resolved
+
+
+def _plan_shipping(
+    store: Store, options: list[dict[str, Any]], currency: str | None
+) -> list[dict[str, Any]]:
+    if len(options) > 5:
+        raise invalid("You can pass at most 5 shipping options.", "shipping_options")
+    planned = []
+    for index, option in enumerate(options):
+        path = f"shipping_options[{index}]"
+        if "shipping_rate" in option and "shipping_rate_data" in option:
+            raise parameters_exclusive("shipping_rate", "shipping_rate_data", param=path)
+        if "shipping_rate" in option:
+            rate = _resolve(store, SHIPPING_RATE, option["shipping_rate"], f"{path}[shipping_rate]")
+            assert rate is not None
+            fixed = rate["fixed_amount"]
+            planned.append({"rate": rate})
+        elif "shipping_rate_data" in option:
+            check_shipping_rate_data(option["shipping_rate_data"], f"{path}[shipping_rate_data]")
+            fixed = option["shipping_rate_data"]["fixed_amount"]
+            planned.append({"data": option["shipping_rate_data"]})
+        else:
+            raise parameter_missing(f"{path}[shipping_rate]")
+        if currency is not None and fixed["currency"] != currency:
+            raise invalid(
+                f"The shipping rate's currency (`{fixed['currency']}`) must match the session's "
+                f"currency (`{currency}`).",
+                path,
+            )
+    return planned
+
+
+def _resolve(store: Store, kind: str, object_id: str | None, param: str) -> Any:
+    if object_id is None:
+        return None
+    found = store.get(kind, object_id)
+    if found is None:
+        raise resource_missing(kind.replace("_", " "), object_id, param)
+    return found

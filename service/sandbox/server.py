@@ -1,0 +1,172 @@
+"""The sandbox's HTTP server: routing and the path every Stripe API request takes.
+
+A request to `/v1/…` is counted, matched against injected faults, authenticated, decoded from
+Stripe's form encoding, checked against its `Idempotency-Key`, executed by the resource module's
+handler, saved for replay, persisted, and answered with a `Request-Id`. `/_sandbox/…` is the
+unauthenticated control API for tests (`control.py`).
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import catalog, checkout, control
+from .api import ApiRequest, Expander, Route
+from .auth import authenticate
+from .clock import Clock
+from .context import SANDBOX, Sandbox
+from .errors import StripeError, api_error, not_found
+from .faults import Fault
+from .forms import decode
+from .idempotency import Idempotency
+from .store import Store, new_id
+
+# The API version stripe-python 16.1.0 pins; echoed like Stripe does when a request names none.
+API_VERSION = "2026-10-28.endive"
+ROUTES: list[Route] = [*catalog.ROUTES, *checkout.ROUTES]
+EXPANDERS: dict[tuple[str, str], Expander] = {**catalog.EXPANDERS, **checkout.EXPANDERS}
+
+_log = logging.getLogger(__name__)
+
+
+def build_app(state_file: Path | None, clock: Clock) -> web.Application:
+    """The sandbox as an aiohttp application, with its state loaded from `state_file`."""
+    store = Store(state_file)
+    store.load()
+    app = web.Application(middlewares=[_request_id])
+    app[SANDBOX] = Sandbox(store, clock, Idempotency(store, clock))
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, _api_handler(route))
+    app.router.add_route("*", "/v1/{tail:.*}", _unrecognized)
+    control.add_routes(app.router)
+    return app
+
+
+async def serve(host: str, port: int, state_file: Path | None, stop: asyncio.Event) -> None:
+    """Run the sandbox until `stop` is set, announcing the bound address on stdout."""
+    runner = web.AppRunner(build_app(state_file, Clock()), handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        shown_host = f"[{host}]" if ":" in host else host
+        # Tests and the Makefile find the sandbox by reading exactly this line.
+        print(f"sandbox listening on http://{shown_host}:{bound_port}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@web.middleware
+async def _request_id(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = new_id("req_", 14)
+    request["request_id"] = request_id
+    try:
+        response = await handler(request)
+    except StripeError as error:
+        response = _json(error.status, error.body())
+    response.headers["Request-Id"] = request_id
+    response.headers.setdefault(
+        "Stripe-Version", request.headers.get("Stripe-Version", API_VERSION)
+    )
+    return response
+
+
+def _api_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        sandbox = request.app[SANDBOX]
+        sandbox.stats.routes[f"{request.method} {route.path}"] += 1
+        return await _handle(sandbox, request, route)
+
+    return handle
+
+
+async def _unrecognized(request: web.Request) -> web.StreamResponse:
+    request.app[SANDBOX].stats.requests[f"{request.method} {request.path}"] += 1
+    raise not_found(request.method, request.path)
+
+
+async def _handle(sandbox: Sandbox, request: web.Request, route: Route) -> web.StreamResponse:
+    sandbox.stats.requests[f"{request.method} {request.path}"] += 1
+    fault = sandbox.faults.take(request.method, request.path)
+    if fault is not None:
+        sandbox.stats.faults += 1
+    authenticate(request.headers.get("Authorization"))
+    raw = await request.text() if request.method == "POST" else request.query_string
+    params = decode(raw)
+    key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+    fingerprint = {"method": request.method, "path": request.path, "params": params}
+    if key is not None:
+        record = sandbox.idempotency.claim(key, fingerprint)
+        if record is not None:
+            sandbox.stats.replays += 1
+            response = web.Response(
+                status=record["status"], text=record["body"], content_type="application/json"
+            )
+            response.headers["Idempotent-Replayed"] = "true"
+            response.headers["Original-Request"] = record["request_id"]
+            return response
+    try:
+        if fault is not None and fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault is not None and fault.phase == "before" and _fails(fault):
+            return _fail(request, fault)
+        status, body, saved = _execute(sandbox, request, route, params)
+        text = json.dumps(body)
+        if key is not None and saved:
+            sandbox.idempotency.save(key, fingerprint, status, text, request["request_id"])
+        await sandbox.store.flush()
+        if fault is not None and _fails(fault):
+            return _fail(request, fault)
+        return web.Response(status=status, text=text, content_type="application/json")
+    finally:
+        if key is not None:
+            sandbox.idempotency.release(key)
+
+
+def _execute(
+    sandbox: Sandbox, request: web.Request, route: Route, params: dict[str, Any]
+) -> tuple[int, dict[str, Any], bool]:
+    """Run the handler; returns status, body, and whether Stripe would save it for replay."""
+    api_request = ApiRequest(
+        params=params,
+        path=request.match_info,
+        store=sandbox.store,
+        clock=sandbox.clock,
+        origin=f"{request.scheme}://{request.host}",
+        expanders=EXPANDERS,
+    )
+    try:
+        return 200, route.handler(api_request), True
+    except StripeError as error:
+        return error.status, error.body(), error.saved
+    except Exception:
+        _log.exception("sandbox handler failed: %s %s", request.method, request.path)
+        failure = api_error()
+        return failure.status, failure.body(), failure.saved
+
+
+def _fails(fault: Fault) -> bool:
+    return fault.drop or fault.status is not None
+
+
+def _fail(request: web.Request, fault: Fault) -> web.StreamResponse:
+    if fault.drop:
+        # Close the socket without a byte of answer: the client sees the connection reset.
+        assert request.transport is not None
+        request.transport.close()
+        raise asyncio.CancelledError
+    error = fault.error()
+    return _json(error.status, error.body())
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")

@@ -1,0 +1,57 @@
+"""Shipping rates: `/v1/shipping_rates`, and those Checkout's `shipping_rate_data` creates."""
+
+from typing import Any
+
+from .catalog import TAX_BEHAVIORS
+from .errors import parameter_missing
+from .params import Choice, Currency, Integer, Metadata, Text, hash_of
+from .store import Store, new_id
+
+SHIPPING_RATE = "shipping_rate"
+
+_DELIVERY_BOUND = hash_of(
+    "unit",
+    "value",
+    unit=Choice(("business_day", "day", "hour", "month", "week")),
+    value=Integer(1),
+)
+_FIELDS = {
+    "display_name": Text(100, non_blank=True),
+    "type": Choice(("fixed_amount",)),
+    "fixed_amount": hash_of("amount", "currency", amount=Integer(0), currency=Currency()),
+    "delivery_estimate": hash_of(maximum=_DELIVERY_BOUND, minimum=_DELIVERY_BOUND),
+    "tax_behavior": Choice(TAX_BEHAVIORS),
+    "tax_code": Text(),
+    "metadata": Metadata(),
+}
+SHIPPING_RATE_DATA = hash_of("display_name", **_FIELDS)
+
+
+def check_shipping_rate_data(data: dict[str, Any], path: str) -> None:
+    # `type` defaults to fixed_amount, the only type there is, so the amount is always required.
+    if "fixed_amount" not in data:
+        raise parameter_missing(f"{path}[fixed_amount]" if path else "fixed_amount")
+
+
+def create_shipping_rate(store: Store, now: int, data: dict[str, Any]) -> Any:
+    fixed = data["fixed_amount"]
+    estimate = data.get("delivery_estimate")
+    rate_id = new_id("shr_")
+    rate = {
+        "id": rate_id,
+        "object": "shipping_rate",
+        "active": True,
+        "created": now,
+        "delivery_estimate": None
+        if estimate is None
+        else {"maximum": estimate.get("maximum"), "minimum": estimate.get("minimum")},
+        "display_name": data["display_name"],
+        "fixed_amount": {"amount": fixed["amount"], "currency": fixed["currency"]},
+        "livemode": False,
+        "metadata": data.get("metadata", {}),
+        "tax_behavior": data.get("tax_behavior", "unspecified"),
+        "tax_code": data.get("tax_code"),
+        "type": "fixed_amount",
+    }
+    store.insert(SHIPPING_RATE, rate_id, rate)
+    return rate
