@@ -28,24 +28,39 @@ class ApiRequest:
         """A copy of a stored object (or list) with the requested `expand[]` paths filled in."""
         result = copy.deepcopy(value)
         for path in expand:
-            self._expand(result, path.split("."), path)
+            self._expand(result, path.split("."), path, result, "")
         return result
 
-    def _expand(self, value: dict[str, Any], segments: list[str], path: str) -> None:
+    def _expand(
+        self,
+        value: dict[str, Any],
+        segments: list[str],
+        path: str,
+        owner: dict[str, Any],
+        prefix: str,
+    ) -> None:
+        """Expand `segments` inside `value`, a Stripe object or a plain hash within `owner`.
+
+        Expanders are keyed by the owning object's type and the field's dotted path from it,
+        so `total_details.breakdown` on a session is `("checkout.session",
+        "total_details.breakdown")`.
+        """
+        if "object" in value:
+            owner, prefix = value, ""
         head, rest = segments[0], segments[1:]
         if value.get("object") == "list" and head == "data":
             for item in value["data"]:
                 if rest:
-                    self._expand(item, rest, path)
+                    self._expand(item, rest, path, item, "")
             return
         current = value.get(head)
         if not isinstance(current, dict):
-            expander = self.expanders.get((value.get("object", ""), head))
+            expander = self.expanders.get((owner.get("object", ""), prefix + head))
             if expander is None:
                 raise invalid(f"This property cannot be expanded ({path}).", "expand")
-            current = value[head] = expander(self.store, value)
+            current = value[head] = expander(self.store, owner)
         if rest and isinstance(current, dict):
-            self._expand(current, rest, path)
+            self._expand(current, rest, path, owner, f"{prefix}{head}.")
 
 
 Handler = Callable[[ApiRequest], dict[str, Any]]

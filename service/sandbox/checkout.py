@@ -2,19 +2,23 @@
 
 from typing import Any
 
+from .adaptive_pricing import presentment
 from .api import ApiRequest, Expander, Route
 from .catalog import PRODUCT, create_price, create_product
 from .checkout_rules import LinePlan, SessionPlan, plan_session
+from .customers import country_of
 from .errors import StripeError, resource_missing
 from .lists import in_range, list_object, paginate
 from .params import EXPAND, LIST_PARAMS, Choice, Text, hash_of
 from .shipping import create_shipping_rate
 from .store import Store, new_id
-from .totals import LineAmounts, Totals, compute_totals
+from .taxes import automatic_rate
+from .totals import Amounts, AutomaticRate, CartLine, Totals, compute_totals
 
 SESSION = "checkout.session"
 # Attachments keyed by session id.
 LINE_ITEMS = "checkout.session.line_items"
+BREAKDOWN = "checkout.session.breakdown"
 CREATE_PARAMS = "checkout.session.params"
 
 # Line items shown inside an expanded session; the rest are paged through `/line_items`.
@@ -51,7 +55,7 @@ def _create(request: ApiRequest) -> dict[str, Any]:
         option.get("rate") or create_shipping_rate(store, now, option["data"])
         for option in plan.shipping
     ]
-    totals = compute_totals(plan, prices, rates)
+    totals = _totals(plan, session_id, now, prices, rates)
     items = [
         _line_item(store, line, price, amounts)
         for line, price, amounts in zip(plan.lines, prices, totals.lines, strict=True)
@@ -59,6 +63,7 @@ def _create(request: ApiRequest) -> dict[str, Any]:
     session = _session_object(request, plan, session_id, now, totals, rates)
     store.insert(SESSION, session_id, session)
     store.attach(LINE_ITEMS, session_id, items)
+    store.attach(BREAKDOWN, session_id, totals.breakdown())
     store.attach(CREATE_PARAMS, session_id, request.params)
     return request.render(session, plan.params.get("expand", []))
 
@@ -73,8 +78,49 @@ def _inline_price(store: Store, now: int, line: LinePlan) -> Any:
     return create_price(store, now, data, product_id, active=False)
 
 
+def _totals(
+    plan: SessionPlan,
+    session_id: str,
+    now: int,
+    prices: list[dict[str, Any]],
+    rates: list[dict[str, Any]],
+) -> Totals:
+    cart = [
+        CartLine(line.subtotal, price["product"], price["tax_behavior"], line.tax_rates)
+        for line, price in zip(plan.lines, prices, strict=True)
+    ]
+    coupon = discount = None
+    if plan.discounts:
+        coupon, code = plan.discounts[0]["coupon"], plan.discounts[0]["promotion_code"]
+        discount = {
+            "id": new_id("di_"),
+            "object": "discount",
+            "checkout_session": session_id,
+            "customer": None if plan.customer is None else plan.customer["id"],
+            "customer_account": None,
+            "end": None,
+            "invoice": None,
+            "invoice_item": None,
+            "promotion_code": None if code is None else code["id"],
+            "source": {"coupon": coupon["id"], "type": "coupon"},
+            "start": now,
+            "subscription": None,
+            "subscription_item": None,
+        }
+    return compute_totals(
+        cart, coupon, discount, rates[0] if rates else None, _automatic_tax(plan, now)
+    )
+
+
+def _automatic_tax(plan: SessionPlan, now: int) -> AutomaticRate | None:
+    country = country_of(plan.customer)
+    if not plan.params.get("automatic_tax", {}).get("enabled") or country is None:
+        return None
+    return lambda inclusive: automatic_rate(country, now, inclusive)
+
+
 def _line_item(
-    store: Store, line: LinePlan, price: dict[str, Any], amounts: LineAmounts
+    store: Store, line: LinePlan, price: dict[str, Any], amounts: Amounts
 ) -> dict[str, Any]:
     adjustable = line.adjustable_quantity
     return {
@@ -115,11 +161,13 @@ def _session_object(
     allowed = params.get("allowed_payment_method_types")
     excluded = params.get("excluded_payment_method_types", [])
     automatic_tax = params.get("automatic_tax", {"enabled": False})
+    country = country_of(plan.customer)
+    adaptive = params.get("adaptive_pricing", {}).get("enabled", False)
     tax_ids = params.get("tax_id_collection", {"enabled": False})
     return {
         "id": session_id,
         "object": "checkout.session",
-        "adaptive_pricing": {"enabled": params.get("adaptive_pricing", {}).get("enabled", False)},
+        "adaptive_pricing": {"enabled": adaptive},
         "after_expiration": None,
         "allow_promotion_codes": params.get("allow_promotion_codes"),
         "allowed_payment_method_types": allowed,
@@ -131,7 +179,9 @@ def _session_object(
             if automatic_tax["enabled"]
             else None,
             "provider": "stripe" if automatic_tax["enabled"] else None,
-            "status": "requires_location_inputs" if automatic_tax["enabled"] else None,
+            "status": ("complete" if country else "requires_location_inputs")
+            if automatic_tax["enabled"]
+            else None,
         },
         "billing_address_collection": params.get("billing_address_collection"),
         "branding_settings": None,
@@ -159,12 +209,10 @@ def _session_object(
         "customer_details": None,
         "customer_email": params.get("customer_email"),
         "discounts": [
-            {
-                "coupon": discount["coupon"]["id"] if discount["coupon"] else None,
-                "promotion_code": discount["promotion_code"]["id"]
-                if discount["promotion_code"]
-                else None,
-            }
+            # A promotion code's discount names the code, not the coupon behind it.
+            {"coupon": None, "promotion_code": discount["promotion_code"]["id"]}
+            if discount["promotion_code"]
+            else {"coupon": discount["coupon"]["id"], "promotion_code": None}
             for discount in plan.discounts
         ],
         "excluded_payment_method_types": params.get("excluded_payment_method_types"),
@@ -193,7 +241,9 @@ def _session_object(
         "phone_number_collection": {
             "enabled": params.get("phone_number_collection", {}).get("enabled", False)
         },
-        "presentment_details": None,
+        "presentment_details": presentment(totals.total, plan.currency, country)
+        if adaptive and paying and plan.currency
+        else None,
         "recovered_from": None,
         "redirect_on_completion": None
         if hosted
@@ -209,13 +259,13 @@ def _session_object(
         "setup_intent": None,
         "shipping_address_collection": params.get("shipping_address_collection"),
         "shipping_cost": None
-        if totals.shipping_rate is None
+        if totals.shipping is None
         else {
-            "amount_subtotal": totals.shipping,
-            "amount_tax": 0,
-            "amount_total": totals.shipping,
+            "amount_subtotal": totals.shipping.subtotal,
+            "amount_tax": totals.shipping.tax,
+            "amount_total": totals.shipping.total,
             "shipping_rate": totals.shipping_rate,
-            "taxes": [],
+            "taxes": totals.shipping.taxes,
         },
         "shipping_options": [
             {"shipping_amount": rate["fixed_amount"]["amount"], "shipping_rate": rate["id"]}
@@ -231,7 +281,7 @@ def _session_object(
         },
         "total_details": {
             "amount_discount": totals.discount,
-            "amount_shipping": totals.shipping,
+            "amount_shipping": 0 if totals.shipping is None else totals.shipping.subtotal,
             "amount_tax": totals.tax,
         }
         if paying
@@ -332,6 +382,9 @@ ROUTES = [
 ]
 EXPANDERS: dict[tuple[str, str], Expander] = {
     (SESSION, "line_items"): _expand_line_items,
+    (SESSION, "total_details.breakdown"): lambda store, session: store.attached(
+        BREAKDOWN, session["id"]
+    ),
     **{
         (SESSION, field): _expander(kind, field)
         for field, kind in {

@@ -20,6 +20,15 @@ from .catalog import (
     check_amount,
     check_recurring,
 )
+from .customers import CUSTOMER, country_of
+from .discounts import (
+    COUPON,
+    PROMOTION_CODE,
+    check_minimum,
+    coupon_of,
+    coupon_usable,
+    promotion_code_usable,
+)
 from .errors import (
     StripeError,
     invalid,
@@ -42,6 +51,8 @@ from .params import (
 )
 from .shipping import SHIPPING_RATE, SHIPPING_RATE_DATA, check_shipping_rate_data
 from .store import Store
+from .taxes import TAX_RATE
+from .totals import round_half_up
 
 UI_MODES = ("elements", "embedded_page", "form", "hosted_page")
 MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 60 * 60
@@ -195,6 +206,20 @@ class LinePlan:
         return currency
 
     @property
+    def subtotal(self) -> int:
+        if self.price is not None:
+            unit = Decimal(self.price["unit_amount_decimal"])
+        else:
+            assert self.price_data is not None
+            data = self.price_data
+            unit = (
+                data["unit_amount_decimal"]
+                if "unit_amount_decimal" in data
+                else Decimal(data["unit_amount"])
+            )
+        return round_half_up(unit * self.quantity)
+
+    @property
     def recurring(self) -> bool:
         if self.price is not None:
             return bool(self.price["type"] == "recurring")
@@ -212,6 +237,7 @@ class SessionPlan:
     lines: list[LinePlan] = field(default_factory=list)
     customer: dict[str, Any] | None = None
     discounts: list[dict[str, Any]] = field(default_factory=list)
+    """Each `{"coupon": …, "promotion_code": … or None}`; the coupon is always resolved."""
     shipping: list[dict[str, Any]] = field(default_factory=list)
     """Each `{"rate": existing}` or `{"data": shipping_rate_data}`."""
 
@@ -244,8 +270,9 @@ def plan_session(store: Store, now: int, raw: dict[str, Any]) -> SessionPlan:
     )
     plan.lines = _plan_lines(store, params, mode)
     plan.currency = _session_currency(params, plan.lines, mode)
-    plan.customer = _resolve(store, "customer", params.get("customer"), "customer")
-    plan.discounts = _plan_discounts(store, params.get("discounts", []))
+    plan.customer = _resolve(store, CUSTOMER, params.get("customer"), "customer")
+    _check_customer_updates(params, plan.customer)
+    plan.discounts = _plan_discounts(store, params.get("discounts", []), plan, now)
     plan.shipping = _plan_shipping(store, params.get("shipping_options", []), plan.currency)
     return plan
 
@@ -409,7 +436,7 @@ def _plan_line(store: Store, item: dict[str, Any], index: int) -> LinePlan:
                 f"{path}[adjustable_quantity]",
             )
     tax_rates = [
-        _resolve(store, "tax_rate", rate, f"{path}[tax_rates][{position}]")
+        _resolve(store, TAX_RATE, rate, f"{path}[tax_rates][{position}]")
         for position, rate in enumerate(item.get("tax_rates", []))
     ]
     return LinePlan(
@@ -447,24 +474,57 @@ def _session_currency(params: dict[str, Any], lines: list[LinePlan], mode: str) 
     return currency
 
 
-def _plan_discounts(store: Store, discounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _check_customer_updates(params: dict[str, Any], customer: dict[str, Any] | None) -> None:
+    """What Checkout needs to save on an existing Customer (reference §2.5)."""
+    if customer is None:
+        return
+    updates = params.get("customer_update", {})
+    if (
+        params.get("automatic_tax", {}).get("enabled")
+        and country_of(customer) is None
+        and "auto" not in (updates.get("address"), updates.get("shipping"))
+    ):
+        raise invalid(
+            "Automatic tax calculation in Checkout requires a valid address on the Customer. "
+            "Add a valid address to the Customer or set either `customer_update[address]` to "
+            "'auto' or `customer_update[shipping]` to 'auto' to save the address entered in "
+            "Checkout to the Customer.",
+            "customer",
+            "customer_tax_location_invalid",
+        )
+    if params.get("tax_id_collection", {}).get("enabled") and updates.get("name") != "auto":
+        raise invalid(
+            "To collect tax IDs for an existing Customer, set `customer_update[name]` to "
+            "'auto' so that Checkout can save the business name.",
+            "customer_update[name]",
+        )
+
+
+def _plan_discounts(
+    store: Store, discounts: list[dict[str, Any]], plan: SessionPlan, now: int
+) -> list[dict[str, Any]]:
     if len(discounts) > 1:
         raise invalid("You may only specify one discount.", "discounts")
+    customer_id = None if plan.customer is None else plan.customer["id"]
     resolved = []
     for index, discount in enumerate(discounts):
         path = f"discounts[{index}]"
         if "coupon" in discount and "promotion_code" in discount:
             raise parameters_exclusive("coupon", "promotion_code", param=path)
         if "coupon" in discount:
-            coupon = _resolve(store, "coupon", discount["coupon"], f"{path}[coupon]")
-            resolved.append({"coupon": coupon, "promotion_code": None})
+            param = f"{path}[coupon]"
+            entry = {"coupon": _resolve(store, COUPON, discount["coupon"], param)}
+            entry["promotion_code"] = None
         elif "promotion_code" in discount:
-            code = _resolve(
-                store, "promotion_code", discount["promotion_code"], f"{path}[promotion_code]"
-            )
-            resolved.append({"coupon": None, "promotion_code": code})
+            param = f"{path}[promotion_code]"
+            code = _resolve(store, PROMOTION_CODE, discount["promotion_code"], param)
+            promotion_code_usable(code, now, customer_id, param)
+            check_minimum(code, sum(line.subtotal for line in plan.lines), plan.currency, param)
+            entry = {"coupon": coupon_of(store, code), "promotion_code": code}
         else:
             raise parameter_missing(f"{path}[coupon]")
+        coupon_usable(entry["coupon"], now, plan.currency, param)
+        resolved.append(entry)
     return resolved
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import catalog, checkout, control
+from . import catalog, checkout, control, customers, discounts, shipping, taxes
 from .api import ApiRequest, Expander, Route
 from .auth import authenticate
 from .clock import Clock
@@ -28,8 +28,19 @@ from .store import Store, new_id
 
 # The API version stripe-python 16.1.0 pins; echoed like Stripe does when a request names none.
 API_VERSION = "2026-10-28.endive"
-ROUTES: list[Route] = [*catalog.ROUTES, *checkout.ROUTES]
-EXPANDERS: dict[tuple[str, str], Expander] = {**catalog.EXPANDERS, **checkout.EXPANDERS}
+ROUTES: list[Route] = [
+    *catalog.ROUTES,
+    *checkout.ROUTES,
+    *customers.ROUTES,
+    *discounts.ROUTES,
+    *shipping.ROUTES,
+    *taxes.ROUTES,
+]
+EXPANDERS: dict[tuple[str, str], Expander] = {
+    **catalog.EXPANDERS,
+    **checkout.EXPANDERS,
+    **discounts.EXPANDERS,
+}
 
 _log = logging.getLogger(__name__)
 

@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from .api import ApiRequest, Route
 from .catalog import TAX_BEHAVIORS
-from .errors import parameter_missing
-from .params import Choice, Currency, Integer, Metadata, Text, hash_of
+from .errors import parameter_missing, resource_missing
+from .lists import in_range, paginate
+from .params import EXPAND, LIST_PARAMS, Boolean, Choice, Currency, Integer, Metadata, Text, hash_of
 from .store import Store, new_id
 
 SHIPPING_RATE = "shipping_rate"
@@ -25,6 +27,9 @@ _FIELDS = {
     "metadata": Metadata(),
 }
 SHIPPING_RATE_DATA = hash_of("display_name", **_FIELDS)
+_CREATE = hash_of("display_name", **_FIELDS, expand=EXPAND)
+_LIST = hash_of(**LIST_PARAMS, active=Boolean(), currency=Currency())
+_RETRIEVE = hash_of(expand=EXPAND)
 
 
 def check_shipping_rate_data(data: dict[str, Any], path: str) -> None:
@@ -55,3 +60,41 @@ def create_shipping_rate(store: Store, now: int, data: dict[str, Any]) -> Any:
     }
     store.insert(SHIPPING_RATE, rate_id, rate)
     return rate
+
+
+def _create(request: ApiRequest) -> dict[str, Any]:
+    data = _CREATE.parse(request.params)
+    check_shipping_rate_data(data, "")
+    rate = create_shipping_rate(request.store, request.clock.now(), data)
+    return request.render(rate, data.get("expand", []))
+
+
+def _retrieve(request: ApiRequest) -> dict[str, Any]:
+    data = _RETRIEVE.parse(request.params)
+    rate_id = request.path["shipping_rate_token"]
+    rate = request.store.get(SHIPPING_RATE, rate_id)
+    if rate is None:
+        raise resource_missing("shipping rate", rate_id, "shipping_rate_token", status=404)
+    return request.render(rate, data.get("expand", []))
+
+
+def _list(request: ApiRequest) -> dict[str, Any]:
+    data = _LIST.parse(request.params)
+
+    def keep(rate: dict[str, Any]) -> bool:
+        return (
+            ("active" not in data or rate["active"] == data["active"])
+            and ("currency" not in data or rate["fixed_amount"]["currency"] == data["currency"])
+            and in_range(rate["created"], data.get("created"))
+        )
+
+    rates = list(request.store.all(SHIPPING_RATE))[::-1]
+    page = paginate(rates, data, "/v1/shipping_rates", "shipping_rate", keep)
+    return request.render(page, data.get("expand", []))
+
+
+ROUTES = [
+    Route("POST", "/v1/shipping_rates", _create),
+    Route("GET", "/v1/shipping_rates", _list),
+    Route("GET", "/v1/shipping_rates/{shipping_rate_token}", _retrieve),
+]

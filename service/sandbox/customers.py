@@ -1,0 +1,128 @@
+"""Customers: `/v1/customers`, which Checkout Sessions reference by id."""
+
+from typing import Any
+
+from .api import ApiRequest, Route
+from .errors import resource_missing
+from .lists import in_range, paginate
+from .params import EXPAND, LIST_PARAMS, Array, Choice, Metadata, Text, hash_of
+from .store import new_id
+
+CUSTOMER = "customer"
+
+ADDRESS = hash_of(
+    city=Text(200),
+    country=Text(2),
+    line1=Text(200),
+    line2=Text(200),
+    postal_code=Text(20),
+    state=Text(200),
+)
+_CREATE = hash_of(
+    address=ADDRESS,
+    description=Text(),
+    email=Text(512),
+    expand=EXPAND,
+    metadata=Metadata(),
+    name=Text(256),
+    phone=Text(20),
+    preferred_locales=Array(Text()),
+    shipping=hash_of("address", "name", address=ADDRESS, name=Text(256), phone=Text(20)),
+    tax_exempt=Choice(("exempt", "none", "reverse")),
+)
+_LIST = hash_of(**LIST_PARAMS, email=Text(512))
+_RETRIEVE = hash_of(expand=EXPAND)
+
+
+def country_of(customer: dict[str, Any] | None) -> str | None:
+    """Where tax and currency are decided: the shipping address first, as Stripe Tax does."""
+    if customer is None:
+        return None
+    for address in ((customer["shipping"] or {}).get("address"), customer["address"]):
+        if address and address.get("country"):
+            country: str = address["country"].upper()
+            return country
+    return None
+
+
+def _address(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    names = ("city", "country", "line1", "line2", "postal_code", "state")
+    return {name: data.get(name) for name in names}
+
+
+def _create(request: ApiRequest) -> dict[str, Any]:
+    data = _CREATE.parse(request.params)
+    now = request.clock.now()
+    customer_id = new_id("cus_", 14)
+    shipping = data.get("shipping")
+    customer = {
+        "id": customer_id,
+        "object": "customer",
+        "address": _address(data.get("address")),
+        "balance": 0,
+        "business_name": None,
+        "created": now,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": data.get("description"),
+        "discount": None,
+        "email": data.get("email"),
+        "individual_name": None,
+        "invoice_prefix": new_id("", 8).upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": data.get("metadata", {}),
+        "name": data.get("name"),
+        "next_invoice_sequence": 1,
+        "phone": data.get("phone"),
+        "preferred_locales": data.get("preferred_locales", []),
+        "shipping": None
+        if shipping is None
+        else {
+            "address": _address(shipping["address"]),
+            "carrier": None,
+            "name": shipping["name"],
+            "phone": shipping.get("phone"),
+            "tracking_number": None,
+        },
+        "tax_exempt": data.get("tax_exempt", "none"),
+        "test_clock": None,
+    }
+    request.store.insert(CUSTOMER, customer_id, customer)
+    return request.render(customer, data.get("expand", []))
+
+
+def _retrieve(request: ApiRequest) -> dict[str, Any]:
+    data = _RETRIEVE.parse(request.params)
+    customer = request.store.get(CUSTOMER, request.path["customer"])
+    if customer is None:
+        raise resource_missing("customer", request.path["customer"], "customer", status=404)
+    return request.render(customer, data.get("expand", []))
+
+
+def _list(request: ApiRequest) -> dict[str, Any]:
+    data = _LIST.parse(request.params)
+
+    def keep(customer: dict[str, Any]) -> bool:
+        return ("email" not in data or customer["email"] == data["email"]) and in_range(
+            customer["created"], data.get("created")
+        )
+
+    customers = list(request.store.all(CUSTOMER))[::-1]
+    page = paginate(customers, data, "/v1/customers", "customer", keep)
+    return request.render(page, data.get("expand", []))
+
+
+ROUTES = [
+    Route("POST", "/v1/customers", _create),
+    Route("GET", "/v1/customers", _list),
+    Route("GET", "/v1/customers/{customer}", _retrieve),
+]
