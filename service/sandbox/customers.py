@@ -5,7 +5,7 @@ from typing import Any
 from .api import ApiRequest, Route
 from .errors import resource_missing
 from .lists import in_range, paginate
-from .params import EXPAND, LIST_PARAMS, Array, Choice, Metadata, Text, hash_of
+from .params import EXPAND, LIST_PARAMS, Array, Choice, Email, Metadata, Text, hash_of
 from .store import new_id
 
 CUSTOMER = "customer"
@@ -21,7 +21,7 @@ ADDRESS = hash_of(
 _CREATE = hash_of(
     address=ADDRESS,
     description=Text(),
-    email=Text(512),
+    email=Email(),
     expand=EXPAND,
     metadata=Metadata(),
     name=Text(256),

@@ -57,6 +57,7 @@ CURRENCIES = frozenset(
 )
 
 _INTEGER = re.compile(r"-?\d+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 
 
@@ -198,6 +199,16 @@ class Url(_Scalar):
             or any(c.isspace() for c in value)
         ):
             raise invalid("Not a valid URL", path, "url_invalid")
+        return value
+
+
+class Email(_Scalar):
+    def _noun(self) -> str:
+        return "string"
+
+    def _convert(self, value: str, path: str) -> Any:
+        if len(value) > 512 or not _EMAIL.fullmatch(value):
+            raise invalid(f"Invalid email address: {value[:512]}", path, "email_invalid")
         return value
 
 

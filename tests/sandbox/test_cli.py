@@ -1,6 +1,7 @@
 """`python -m service.sandbox`: the listening line, its environment defaults, clean stops, and a
 state file that keeps every session and idempotency record across a restart."""
 
+import asyncio
 import json
 import signal
 from pathlib import Path
@@ -66,3 +67,19 @@ async def test_state_file_keeps_sessions_and_idempotency_across_a_restart(
         assert [s.id for s in listed.data] == [expired.id, created.id]
     finally:
         await stop_sandbox(second)
+
+
+async def test_concurrent_writes_all_reach_the_state_file(
+    tmp_path: Path, http_client: stripe.HTTPXClient
+) -> None:
+    state = tmp_path / "sandbox.json"
+    running = await start_sandbox("--port", "0", "--state-file", str(state))
+    try:
+        client = stripe_client(running.url, http_client)
+        created = await asyncio.gather(
+            *(client.v1.checkout.sessions.create_async(session_params()) for _ in range(30))
+        )
+    finally:
+        await stop_sandbox(running)
+    stored = json.loads(state.read_text())["collections"]["checkout.session"]
+    assert {session.id for session in created} <= set(stored)

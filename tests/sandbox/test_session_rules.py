@@ -251,6 +251,12 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
         "parameters_exclusive",
     ),
     (
+        "customer_email must be an email address",
+        session_params(customer_email="ada at example"),
+        "customer_email",
+        "email_invalid",
+    ),
+    (
         "customer_update only with customer",
         session_params(customer_update={"address": "auto"}),
         "customer_update",
