@@ -15,6 +15,7 @@ from .catalog import (
     PRODUCT,
     check_amount,
     check_recurring,
+    unit_amount,
 )
 from .checkout_params import NOT_MODELLED, SESSION_CREATE
 from .customers import CUSTOMER, country_of
@@ -63,7 +64,7 @@ class LinePlan:
     @property
     def subtotal(self) -> int:
         if self.price is not None:
-            unit = Decimal(self.price["unit_amount_decimal"])
+            unit = unit_amount(self.price)
         else:
             assert self.price_data is not None
             data = self.price_data

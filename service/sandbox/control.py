@@ -2,7 +2,10 @@
 
 - `POST /_sandbox/faults` (JSON or form: `path_prefix`, `method`, `status`, `count`, `delay_ms`,
   `drop`, `phase`; see `faults.py`), `GET /_sandbox/faults`, `DELETE /_sandbox/faults`.
-- `POST /_sandbox/reset`: forget every object, idempotency record, fault and count.
+- `POST /_sandbox/reset`: forget every object, idempotency record, fault and count, and set
+  the clock back to real time.
+- `POST /_sandbox/clock/advance` (`seconds`): move the sandbox's clock forward, so sessions
+  reach their `expires_at` and idempotency keys their 24 hours; `GET /_sandbox/clock` reads it.
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
   idempotent replays and injected faults.
@@ -17,6 +20,10 @@ from .context import SANDBOX, Stats
 from .errors import invalid
 from .faults import FAULT_PARAMS
 from .forms import decode
+from .params import Integer, hash_of
+
+# The clock only moves forward: objects never see time run backwards.
+_ADVANCE = hash_of("seconds", seconds=Integer(0))
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -24,11 +31,17 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/faults", _list_faults)
     router.add_delete("/_sandbox/faults", _clear_faults)
     router.add_post("/_sandbox/reset", _reset)
+    router.add_post("/_sandbox/clock/advance", _advance_clock)
+    router.add_get("/_sandbox/clock", _read_clock)
     router.add_get("/_sandbox/stats", _stats)
 
 
 async def _add_fault(request: web.Request) -> web.Response:
-    params = FAULT_PARAMS.parse(await _body(request))
+    body = await _body(request)
+    if isinstance(body.get("method"), str):
+        # HTTP methods are case-insensitive to the people writing tests, if not to HTTP.
+        body["method"] = body["method"].upper()
+    params = FAULT_PARAMS.parse(body)
     fault = request.app[SANDBOX].faults.add(params)
     return web.json_response({"id": fault.id, "fault": request.app[SANDBOX].faults.describe()[-1]})
 
@@ -46,9 +59,22 @@ async def _reset(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     sandbox.store.reset()
     sandbox.faults.clear()
+    # With every object forgotten, nothing can see the clock go back to real time.
+    sandbox.clock.offset = 0
     sandbox.stats = Stats()
     await sandbox.store.flush()
     return web.json_response({"reset": True})
+
+
+async def _advance_clock(request: web.Request) -> web.Response:
+    seconds = _ADVANCE.parse(await _body(request))["seconds"]
+    request.app[SANDBOX].clock.advance(seconds)
+    return await _read_clock(request)
+
+
+async def _read_clock(request: web.Request) -> web.Response:
+    clock = request.app[SANDBOX].clock
+    return web.json_response({"now": clock.now(), "offset": clock.offset})
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """Stripe list objects and cursor pagination (`limit`, `starting_after`, `ending_before`)."""
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,15 +44,17 @@ def _position(items: Sequence[dict[str, Any]], cursor: str, param: str, kind: st
     raise resource_missing(kind, cursor, param)
 
 
+_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
 def in_range(value: int, bounds: dict[str, int] | None) -> bool:
     """Whether `value` passes a `params.Range` filter (None: no filter)."""
     if bounds is None:
         return True
-    checks = {
-        "eq": value.__eq__,
-        "gt": value.__gt__,
-        "gte": value.__ge__,
-        "lt": value.__lt__,
-        "lte": value.__le__,
-    }
-    return all(checks[operator](bound) for operator, bound in bounds.items())
+    return all(_COMPARISONS[name](value, bound) for name, bound in bounds.items())
