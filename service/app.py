@@ -9,7 +9,7 @@ import signal
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -103,7 +103,13 @@ async def start(settings: Settings, dsn: str) -> Application:
     ledger = PostgresLedger(pool)
     clock = SystemClock()
     checkout = Checkout(ledger, payments, feed, clock)
-    sync = StripeSync(ledger, payments, checkout, clock)
+    sync = StripeSync(
+        ledger,
+        payments,
+        checkout,
+        clock,
+        quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
+    )
     verifier = None
     if settings.stripe_webhook_secret is not None:
         verifier = StripeWebhookVerifier(settings.stripe_webhook_secret.value)

@@ -66,6 +66,7 @@ class Settings:
     db_command_timeout_seconds: float
     shutdown_grace_seconds: float
     sweep_interval_seconds: float
+    sweep_quiet_seconds: float
     log_level: str
     log_format: str
     fault: str | None = None
@@ -111,6 +112,7 @@ class Settings:
             db_command_timeout_seconds=reader.number("DB_COMMAND_TIMEOUT_SECONDS", 5.0, low=0.1),
             shutdown_grace_seconds=reader.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0),
             sweep_interval_seconds=reader.number("SWEEP_INTERVAL_SECONDS", 30.0, low=0.1),
+            sweep_quiet_seconds=reader.number("SWEEP_QUIET_SECONDS", 600.0, low=0),
             log_level=log_level,
             log_format=log_format,
             fault=fault,

@@ -22,6 +22,8 @@ from service.app import Application, start
 from service.config import Settings
 from service.devrun import start_sandbox
 
+WEBHOOK_SECRET = "whsec_test_suite_secret"
+
 
 @pytest.fixture(scope="session")
 def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -50,6 +52,7 @@ def environ(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
         "HTTP_ADDR": "127.0.0.1:0",
         "STRIPE_API_BASE": sandbox_url,
         "STRIPE_MAX_NETWORK_RETRIES": "0",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "LOG_LEVEL": "warning",
     }

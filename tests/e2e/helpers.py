@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -14,6 +16,15 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
 
 M = TypeVar("M", bound=Message)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_seconds: float = 20) -> None:
+    """Wait until `check()` holds: for effects that other processes apply on their own time."""
+    async with asyncio.timeout(within_seconds):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
 
 
 def new_order_id() -> str:

@@ -6,12 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,46 +15,9 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from tests.e2e.helpers import cart_request, new_order_id
+from tests.e2e.processes import service_process
 
 SECRET_KEY = "sk_test_do_not_log_me_0123456789"
-
-
-@dataclass
-class ServiceProcess:
-    process: asyncio.subprocess.Process
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    grpc_port: int = 0
-
-    async def next_event(self, event: str, within_seconds: float = 60) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(within_seconds):
-            while True:
-                raw = await self.process.stdout.readline()
-                assert raw, f"the service exited before logging {event!r}: {self.lines}"
-                line = json.loads(raw)
-                self.lines.append(line)
-                if line.get("event") == event:
-                    return dict(line)
-
-
-@asynccontextmanager
-async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProcess]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        env={**environ, "LOG_LEVEL": "info", "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-    )
-    running = ServiceProcess(process)
-    try:
-        serving = await running.next_event("serving")
-        running.grpc_port = int(serving["grpc"].rsplit(":", 1)[1])
-        yield running
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_runs_restarts_with_its_data_and_drains_on_sigterm(

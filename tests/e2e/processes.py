@@ -1,0 +1,88 @@
+"""Real `python -m service` processes, as an operator runs them (one per replica)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+
+
+@dataclass
+class ServiceProcess:
+    process: asyncio.subprocess.Process
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    grpc_port: int = 0
+    http_port: int = 0
+    channel: grpc.aio.Channel | None = None
+
+    @property
+    def stub(self) -> api_grpc.CheckoutServiceStub:
+        assert self.channel is not None
+        return api_grpc.CheckoutServiceStub(self.channel)
+
+    async def next_event(self, event: str, within_seconds: float = 60) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(within_seconds):
+            while True:
+                raw = await self.process.stdout.readline()
+                assert raw, f"the service exited before logging {event!r}: {self.lines}"
+                line = json.loads(raw)
+                self.lines.append(line)
+                if line.get("event") == event:
+                    return dict(line)
+
+    async def drain_output(self) -> None:
+        """Keep reading its log so that the pipe never fills and blocks it."""
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            self.lines.append(json.loads(raw))
+
+
+@asynccontextmanager
+async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProcess]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        env={**environ, "LOG_LEVEL": "info", "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    running = ServiceProcess(process)
+    drain: asyncio.Task[None] | None = None
+    try:
+        serving = await running.next_event("serving")
+        running.grpc_port = int(serving["grpc"].rsplit(":", 1)[1])
+        running.http_port = int(serving["http"].rsplit(":", 1)[1])
+        running.channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
+        yield running
+    finally:
+        if running.channel is not None:
+            await running.channel.close()
+        if process.returncode is None:
+            process.kill()
+        if drain is not None:
+            drain.cancel()
+        await process.wait()
+
+
+@asynccontextmanager
+async def replicas(environ: dict[str, str], count: int) -> AsyncIterator[list[ServiceProcess]]:
+    """`count` processes sharing one Postgres and one Stripe, each draining its own log."""
+    async with AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(service_process(environ)) for _ in range(count))
+        )
+        drains = [asyncio.create_task(p.drain_output()) for p in started]
+        try:
+            yield list(started)
+        finally:
+            for task in drains:
+                task.cancel()
