@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from service.domain.commands import CreateSessionCommand
 from service.domain.create_plan import CreatePlan, field_for_stripe_param, plan_create
 from service.domain.errors import (
     Conflict,
@@ -26,7 +27,6 @@ from service.domain.errors import (
 from service.domain.model import (
     PENDING,
     CreateResult,
-    CreateSessionCommand,
     LedgerEntry,
     Page,
     RequestRecord,
@@ -231,7 +231,7 @@ class Checkout:
 
 
 def _refusal(exc: UpstreamRejected) -> InvalidRequest:
-    field = field_for_stripe_param(exc.param) or "request"
+    field = field_for_stripe_param(exc.param, exc.code) or "request"
     return InvalidRequest(
         [FieldViolation(field, f"Stripe refused it: {exc.message}")],
         reason="STRIPE_REFUSED",

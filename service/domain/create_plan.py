@@ -1,44 +1,30 @@
-"""Turns a CreateSession request into the exact Stripe parameters, or refuses it.
-
-Everything Stripe would refuse and that can be known without asking Stripe is refused here,
-before anything is written or sent (DESIGN §2.5). The limits are Stripe's:
-https://docs.stripe.com/api/checkout/sessions/create and ../shared/reference/stripe-checkout.md §2.
-"""
+"""Turns a valid CreateSession request into the exact Stripe parameters, and maps Stripe's
+refusals back onto the request's fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
-from service.domain.errors import FieldViolation, InvalidRequest
-from service.domain.model import CreateSessionCommand, LineItemRequest, Mode, UiMode
-
-MIN_EXPIRY = timedelta(minutes=30)
-MAX_EXPIRY = timedelta(hours=24)
-ORDER_ID_MAX = 200  # Stripe's limit on client_reference_id, where the order id goes
-REQUEST_ID_MAX = 255  # Stripe's limit on an idempotency key
-METADATA_MAX_KEYS = 50
-METADATA_KEY_MAX = 40
-METADATA_VALUE_MAX = 500
-PAYMENT_LINE_ITEMS_MAX = 100
-UNIT_AMOUNT_MAX = 99_999_999  # Stripe accepts at most 8 digits
-QUANTITY_MAX = 999_999
-URL_MAX = 5000
-ORDER_ID_KEY = "order_id"
-"""Metadata key the service adds to the session and to the PaymentIntent, Subscription or
-SetupIntent, so that anything seen in the Stripe dashboard leads back to the order."""
-
-_CURRENCY = re.compile(r"^[a-z]{3}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from service.domain.commands import (
+    CreateSessionCommand,
+    DeliveryBound,
+    LineItemRequest,
+    Mode,
+    PriceData,
+    ShippingOption,
+    UiMode,
+)
+from service.domain.validation import MAX_EXPIRY, ORDER_ID_KEY, validate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class CreatePlan:
     order_id: str
     fingerprint: str
@@ -48,60 +34,68 @@ class CreatePlan:
 
 
 def plan_create(cmd: CreateSessionCommand, now: datetime) -> CreatePlan:
-    problems = _Problems()
-    mode = cmd.mode or Mode.PAYMENT
-    ui_mode = cmd.ui_mode or UiMode.HOSTED_PAGE
+    validate(cmd, now)
     order_id = cmd.order_id.strip()
-    if not order_id:
-        problems.add("order_id", "required")
-    elif len(order_id) > ORDER_ID_MAX:
-        problems.add("order_id", f"at most {ORDER_ID_MAX} characters")
-    if len(cmd.request_id) > REQUEST_ID_MAX:
-        problems.add("request_id", f"at most {REQUEST_ID_MAX} characters")
-
+    mode = cmd.mode or Mode.PAYMENT
     currency = cmd.currency.strip().lower()
-    if currency and not _CURRENCY.match(currency):
-        problems.add("currency", "a three-letter ISO-4217 code such as usd")
-    needs_currency = mode is Mode.SETUP or any(li.price_data for li in cmd.line_items)
-    if not currency and needs_currency:
-        reason = "in SETUP mode" if mode is Mode.SETUP else "with price_data line items"
-        problems.add("currency", f"required {reason}")
-
-    line_items = _line_items(cmd.line_items, mode, currency, problems)
-    _urls(cmd, ui_mode, problems)
-    if cmd.customer_email and (
-        len(cmd.customer_email) > 512 or not _EMAIL.match(cmd.customer_email)
-    ):
-        problems.add("customer_email", "not an email address")
-    expires_at = _expiry(cmd.expire_time, now, problems)
-    metadata = _metadata(cmd.metadata, order_id, problems)
-    problems.raise_if_any()
-
+    expires_at = cmd.expire_time or now + MAX_EXPIRY
     params: dict[str, Any] = {
         "mode": mode.value,
-        "ui_mode": ui_mode.value,
+        "ui_mode": (cmd.ui_mode or UiMode.HOSTED_PAGE).value,
         "client_reference_id": order_id,
-        "metadata": metadata,
+        "metadata": {**cmd.metadata, ORDER_ID_KEY: order_id},
         "expires_at": int(expires_at.timestamp()),
         # Line items are only returned when expanded; the ledger keeps them with the session.
         "expand": ["line_items"],
     }
-    if line_items:
-        params["line_items"] = line_items
-    if currency:
-        params["currency"] = currency
-    for name in ("success_url", "cancel_url", "return_url", "customer_email"):
-        if value := getattr(cmd, name):
-            params[name] = value
+    if cmd.line_items:
+        params["line_items"] = [_line_item(li, currency) for li in cmd.line_items]
+    optional = {
+        "currency": currency,
+        "success_url": cmd.success_url,
+        "cancel_url": cmd.cancel_url,
+        "return_url": cmd.return_url,
+        "customer_email": cmd.customer_email,
+        "customer": cmd.customer_id,
+        "locale": cmd.locale,
+        "redirect_on_completion": cmd.redirect_on_completion,
+        "customer_creation": cmd.customer_creation,
+        "billing_address_collection": cmd.billing_address_collection,
+        "payment_method_collection": cmd.payment_method_collection,
+        "allowed_payment_method_types": list(cmd.allowed_payment_method_types),
+        "allow_promotion_codes": cmd.allow_promotion_codes,
+    }
+    params.update({name: value for name, value in optional.items() if value})
+    if cmd.phone_number_collection is not None:
+        params["phone_number_collection"] = {"enabled": cmd.phone_number_collection}
+    if cmd.automatic_tax is not None:
+        params["automatic_tax"] = {"enabled": cmd.automatic_tax}
+    if cmd.adaptive_pricing is not None:
+        params["adaptive_pricing"] = {"enabled": cmd.adaptive_pricing}
+    if cmd.tax_id_collection is not None:
+        params["tax_id_collection"] = {"enabled": cmd.tax_id_collection.enabled}
+        if cmd.tax_id_collection.required:
+            params["tax_id_collection"]["required"] = "if_supported"
+    if cmd.customer_update is not None:
+        update = dataclasses.asdict(cmd.customer_update)
+        params["customer_update"] = {k: "auto" if v else "never" for k, v in update.items()}
+    if cmd.discounts:
+        params["discounts"] = [
+            {"coupon": d.coupon} if d.coupon else {"promotion_code": d.promotion_code}
+            for d in cmd.discounts
+        ]
+    if cmd.shipping_countries is not None:
+        params["shipping_address_collection"] = {"allowed_countries": list(cmd.shipping_countries)}
+    if cmd.shipping_options:
+        params["shipping_options"] = [_shipping_option(o, currency) for o in cmd.shipping_options]
     # The order id also goes on the object that moves the money, which Stripe does not copy
     # from the session: stripe-checkout.md §2.9.
-    downstream = {
-        Mode.PAYMENT: "payment_intent_data",
-        Mode.SUBSCRIPTION: "subscription_data",
-        Mode.SETUP: "setup_intent_data",
-    }[mode]
-    params[downstream] = {"metadata": {ORDER_ID_KEY: order_id}}
-
+    if mode is Mode.SUBSCRIPTION:
+        params["subscription_data"] = _subscription_data(cmd, order_id)
+    elif mode is Mode.PAYMENT:
+        params["payment_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
+    else:
+        params["setup_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
     return CreatePlan(
         order_id=order_id,
         fingerprint=fingerprint(cmd),
@@ -111,167 +105,136 @@ def plan_create(cmd: CreateSessionCommand, now: datetime) -> CreatePlan:
 
 
 def fingerprint(cmd: CreateSessionCommand) -> str:
-    """A digest of everything in the request that shapes the session. `request_id` is left out
-    (it names the call, not the cart), and so is the time of the call: the same cart sent twice
-    is the same cart, even though a default expiry would differ."""
-    payload = {
-        "order_id": cmd.order_id.strip(),
-        "mode": (cmd.mode or Mode.PAYMENT).value,
-        "ui_mode": (cmd.ui_mode or UiMode.HOSTED_PAGE).value,
-        "currency": cmd.currency.strip().lower(),
-        "line_items": [
-            {
-                "price_id": li.price_id,
-                "price_data": None
-                if li.price_data is None
-                else [
-                    li.price_data.unit_amount,
-                    li.price_data.product_name,
-                    li.price_data.product_description,
-                ],
-                "quantity": li.quantity,
-            }
-            for li in cmd.line_items
-        ],
-        "success_url": cmd.success_url,
-        "cancel_url": cmd.cancel_url,
-        "return_url": cmd.return_url,
-        "customer_email": cmd.customer_email,
-        "expire_time": None if cmd.expire_time is None else cmd.expire_time.isoformat(),
-        "metadata": dict(sorted(cmd.metadata.items())),
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    """A digest of everything in the request that shapes the session: every field but
+    `request_id` (it names the call, not the cart). The time of the call is not in it either:
+    the same cart sent twice is the same cart, even though a default expiry would differ."""
+    payload = dataclasses.asdict(dataclasses.replace(cmd, request_id=""))
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def field_for_stripe_param(param: str | None) -> str:
-    """The request field that a Stripe `param` (as in its error JSON) came from:
+def _plain(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def _line_item(item: LineItemRequest, currency: str) -> dict[str, Any]:
+    line: dict[str, Any] = {"quantity": item.quantity}
+    if item.price_data is not None:
+        line["price_data"] = _price_data(item.price_data, currency)
+    else:
+        line["price"] = item.price_id.strip()
+    if item.adjustable_quantity is not None:
+        adjustable = item.adjustable_quantity
+        line["adjustable_quantity"] = {"enabled": adjustable.enabled}
+        if adjustable.enabled:
+            line["adjustable_quantity"]["minimum"] = adjustable.minimum
+            if adjustable.maximum:
+                line["adjustable_quantity"]["maximum"] = adjustable.maximum
+    if item.tax_rate_ids:
+        line["tax_rates"] = list(item.tax_rate_ids)
+    return line
+
+
+def _price_data(data: PriceData, currency: str) -> dict[str, Any]:
+    product: dict[str, Any] = {"name": data.product_name}
+    if data.product_description:
+        product["description"] = data.product_description
+    if data.product_images:
+        product["images"] = list(data.product_images)
+    if data.tax_code:
+        product["tax_code"] = data.tax_code
+    price: dict[str, Any] = {
+        "currency": currency,
+        "unit_amount": data.unit_amount,
+        "product_data": product,
+    }
+    if data.recurring is not None:
+        price["recurring"] = {"interval": data.recurring.interval}
+        if data.recurring.interval_count:
+            price["recurring"]["interval_count"] = data.recurring.interval_count
+    if data.tax_behavior:
+        price["tax_behavior"] = data.tax_behavior
+    return price
+
+
+def _shipping_option(option: ShippingOption, currency: str) -> dict[str, Any]:
+    data = option.shipping_rate_data
+    if data is None:
+        return {"shipping_rate": option.shipping_rate_id.strip()}
+    rate: dict[str, Any] = {
+        "display_name": data.display_name,
+        "type": "fixed_amount",
+        "fixed_amount": {"amount": data.amount, "currency": currency},
+    }
+    estimate = {
+        name: _bound(bound)
+        for name, bound in (("minimum", data.minimum_delivery), ("maximum", data.maximum_delivery))
+        if bound is not None
+    }
+    if estimate:
+        rate["delivery_estimate"] = estimate
+    if data.tax_behavior:
+        rate["tax_behavior"] = data.tax_behavior
+    if data.tax_code:
+        rate["tax_code"] = data.tax_code
+    return {"shipping_rate_data": rate}
+
+
+def _bound(bound: DeliveryBound) -> dict[str, Any]:
+    return {"unit": bound.unit, "value": bound.value}
+
+
+def _subscription_data(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
+    given = cmd.subscription_data
+    data: dict[str, Any] = {
+        "metadata": {**(given.metadata if given else {}), ORDER_ID_KEY: order_id}
+    }
+    if given is not None and given.trial_period_days:
+        data["trial_period_days"] = given.trial_period_days
+    if given is not None and given.description:
+        data["description"] = given.description
+    return data
+
+
+def field_for_stripe_param(param: str | None, code: str | None = None) -> str:
+    """The request field that a Stripe refusal is about, from its `param` (and, where Stripe's
+    param names something we do not expose, its `code`):
     `line_items[1][price_data][product_data][name]` → `line_items[1].price_data.product_name`.
     """
+    if code in _CODE_FIELDS:
+        return _CODE_FIELDS[code]
     if not param:
         return ""
-    parts = re.findall(r"[^\[\]]+", param)
     path = ""
-    for part in parts:
+    for part in re.findall(r"[^\[\]]+", param):
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
     for stripe_name, ours in _PARAM_RENAMES:
         path = re.sub(stripe_name, ours, path)
     return path
 
 
+# Stripe names the customer, but what the caller can change is what Checkout may save on it.
+_CODE_FIELDS = {"customer_tax_location_invalid": "customer_update"}
 _PARAM_RENAMES = (
     (r"\.price$", ".price_id"),
     (r"\.price_data\.product_data\.name$", ".price_data.product_name"),
     (r"\.price_data\.product_data\.description$", ".price_data.product_description"),
+    (r"\.price_data\.product_data\.images", ".price_data.product_images"),
+    (r"\.price_data\.product_data\.tax_code$", ".price_data.tax_code"),
     (r"\.price_data\.product_data$", ".price_data.product_name"),
+    (r"\.tax_rates", ".tax_rate_ids"),
+    (r"\.shipping_rate$", ".shipping_rate_id"),
+    (r"\.shipping_rate_data\.fixed_amount\.amount$", ".shipping_rate_data.amount"),
+    (r"\.shipping_rate_data\.fixed_amount.*$", ".shipping_rate_data.amount"),
+    (r"^customer$", "customer_id"),
     (r"^expires_at$", "expire_time"),
     (r"^client_reference_id$", "order_id"),
     (r"^metadata\..*$", "metadata"),
+    (r"^subscription_data\.metadata\..*$", "subscription_data.metadata"),
 )
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
-
-    def raise_if_any(self) -> None:
-        if self.violations:
-            raise InvalidRequest(self.violations)
-
-
-def _line_items(
-    items: tuple[LineItemRequest, ...], mode: Mode, currency: str, problems: _Problems
-) -> list[dict[str, Any]]:
-    if mode is Mode.SETUP:
-        if items:
-            problems.add("line_items", "not allowed in SETUP mode")
-        return []
-    if not items:
-        problems.add("line_items", f"at least one is required in {mode.name} mode")
-    elif mode is Mode.PAYMENT and len(items) > PAYMENT_LINE_ITEMS_MAX:
-        problems.add("line_items", f"at most {PAYMENT_LINE_ITEMS_MAX} in PAYMENT mode")
-    params = []
-    for i, item in enumerate(items):
-        path = f"line_items[{i}]"
-        if not 1 <= item.quantity <= QUANTITY_MAX:
-            problems.add(f"{path}.quantity", f"must be between 1 and {QUANTITY_MAX}")
-        line: dict[str, Any] = {"quantity": item.quantity}
-        if item.price_data is not None:
-            data = item.price_data
-            if not 0 <= data.unit_amount <= UNIT_AMOUNT_MAX:
-                problems.add(
-                    f"{path}.price_data.unit_amount", f"must be between 0 and {UNIT_AMOUNT_MAX}"
-                )
-            if not data.product_name.strip():
-                problems.add(f"{path}.price_data.product_name", "required")
-            product: dict[str, Any] = {"name": data.product_name}
-            if data.product_description:
-                product["description"] = data.product_description
-            line["price_data"] = {
-                "currency": currency,
-                "unit_amount": data.unit_amount,
-                "product_data": product,
-            }
-        elif item.price_id.strip():
-            line["price"] = item.price_id.strip()
-        else:
-            problems.add(f"{path}.price_id", "one of price_id or price_data is required")
-        params.append(line)
-    return params
-
-
-def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: _Problems) -> None:
-    # Stripe's rules per UI mode: stripe-checkout.md §2.2.
-    allowed: tuple[str, ...]
-    refused: tuple[str, ...]
-    if ui_mode is UiMode.HOSTED_PAGE:
-        allowed, refused = ("success_url", "cancel_url"), ("return_url",)
-    else:
-        allowed, refused = ("return_url",), ("success_url", "cancel_url")
-    for name in refused:
-        if getattr(cmd, name):
-            problems.add(name, f"not allowed with ui_mode {ui_mode.name}")
-    if ui_mode is UiMode.EMBEDDED_PAGE and not cmd.return_url:
-        # The embedded form sends the customer there once paid (redirect_on_completion=always).
-        problems.add("return_url", "required with ui_mode EMBEDDED_PAGE")
-    for name in allowed:
-        value: str = getattr(cmd, name)
-        if value and not _is_web_url(value):
-            problems.add(name, "must be an absolute http(s) URL")
-
-
-def _is_web_url(value: str) -> bool:
-    if len(value) > URL_MAX or any(c.isspace() for c in value):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _expiry(expire_time: datetime | None, now: datetime, problems: _Problems) -> datetime:
-    if expire_time is None:
-        return now + MAX_EXPIRY
-    if not now + MIN_EXPIRY <= expire_time <= now + MAX_EXPIRY:
-        problems.add("expire_time", "must be between 30 minutes and 24 hours from now")
-    return expire_time
-
-
-def _metadata(metadata: Mapping[str, str], order_id: str, problems: _Problems) -> dict[str, str]:
-    if ORDER_ID_KEY in metadata:
-        problems.add(f"metadata[{ORDER_ID_KEY}]", "reserved: the service sets it to the order id")
-    if len(metadata) + 1 > METADATA_MAX_KEYS:
-        problems.add(
-            "metadata",
-            f"at most {METADATA_MAX_KEYS - 1} keys: Stripe allows {METADATA_MAX_KEYS} and the "
-            f"service adds {ORDER_ID_KEY}",
-        )
-    for key, value in metadata.items():
-        if not key or len(key) > METADATA_KEY_MAX or "[" in key or "]" in key:
-            problems.add(
-                f"metadata[{key}]", f"keys are 1 to {METADATA_KEY_MAX} characters, without [ or ]"
-            )
-        if len(value) > METADATA_VALUE_MAX:
-            problems.add(f"metadata[{key}]", f"values are at most {METADATA_VALUE_MAX} characters")
-    return {**metadata, ORDER_ID_KEY: order_id}

@@ -1,4 +1,4 @@
-"""Values of the domain: what a caller asks for, what Stripe said, what the ledger holds."""
+"""Values of the domain: what Stripe said, and what the ledger holds."""
 
 from __future__ import annotations
 
@@ -7,18 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-
-
-class Mode(StrEnum):
-    PAYMENT = "payment"
-    SUBSCRIPTION = "subscription"
-    SETUP = "setup"
-
-
-class UiMode(StrEnum):
-    HOSTED_PAGE = "hosted_page"
-    EMBEDDED_PAGE = "embedded_page"
-    ELEMENTS = "elements"
 
 
 class Status(StrEnum):
@@ -37,38 +25,6 @@ class PaymentStatus(StrEnum):
 
 PENDING = "pending"
 """Ledger state of a row whose Stripe call has not (yet) been seen to succeed."""
-
-
-@dataclass(frozen=True, slots=True)
-class PriceData:
-    unit_amount: int
-    product_name: str
-    product_description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LineItemRequest:
-    quantity: int
-    price_id: str = ""
-    price_data: PriceData | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CreateSessionCommand:
-    """A CreateSession request, as the caller sent it (unvalidated)."""
-
-    order_id: str
-    request_id: str = ""
-    mode: Mode | None = None
-    ui_mode: UiMode | None = None
-    currency: str = ""
-    line_items: tuple[LineItemRequest, ...] = ()
-    success_url: str = ""
-    cancel_url: str = ""
-    return_url: str = ""
-    customer_email: str = ""
-    expire_time: datetime | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +53,14 @@ class LineItemSnapshot:
     unit_amount: int
     amount_subtotal: int
     amount_discount: int
+    amount_tax: int
+    amount_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingCost:
+    shipping_rate_id: str
+    amount_subtotal: int
     amount_tax: int
     amount_total: int
 
@@ -136,6 +100,8 @@ class SessionSnapshot:
     cancel_url: str | None = None
     return_url: str | None = None
     line_items: tuple[LineItemSnapshot, ...] = ()
+    shipping_cost: ShippingCost | None = None
+    discount_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -143,6 +109,10 @@ class SessionSnapshot:
         data["line_items"] = [
             {n: getattr(li, n) for n in li.__dataclass_fields__} for li in self.line_items
         ]
+        if self.shipping_cost is not None:
+            cost = self.shipping_cost
+            data["shipping_cost"] = {n: getattr(cost, n) for n in cost.__dataclass_fields__}
+        data["discount_ids"] = list(self.discount_ids)
         if self.shipping is not None:
             address = self.shipping.address
             data["shipping"] = {
@@ -155,6 +125,9 @@ class SessionSnapshot:
     def from_json(cls, data: Mapping[str, Any]) -> SessionSnapshot:
         values = dict(data)
         values["line_items"] = tuple(LineItemSnapshot(**li) for li in data.get("line_items", ()))
+        cost = data.get("shipping_cost")
+        values["shipping_cost"] = ShippingCost(**cost) if cost else None
+        values["discount_ids"] = tuple(data.get("discount_ids", ()))
         shipping = data.get("shipping")
         values["shipping"] = (
             ShippingDetails(name=shipping["name"], address=Address(**shipping["address"]))

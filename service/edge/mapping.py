@@ -8,15 +8,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
-from service.domain.model import (
+from service.domain.commands import (
+    AdjustableQuantity,
     CreateSessionCommand,
-    LedgerEntry,
+    CustomerUpdate,
+    DeliveryBound,
+    Discount,
     LineItemRequest,
     Mode,
     PriceData,
-    SessionSnapshot,
+    Recurring,
+    ShippingOption,
+    ShippingRateData,
+    SubscriptionData,
+    TaxIdCollection,
     UiMode,
 )
+from service.domain.model import LedgerEntry, SessionSnapshot
 
 _MODES = {
     pb.Session.PAYMENT: Mode.PAYMENT,
@@ -42,7 +50,41 @@ _PAYMENT_STATUS_OUT = {
 }
 
 
-def create_command(request: api.CreateSessionRequest) -> CreateSessionCommand:
+Req = api.CreateSessionRequest
+_REDIRECTS = {
+    Req.REDIRECT_ON_COMPLETION_ALWAYS: "always",
+    Req.REDIRECT_ON_COMPLETION_IF_REQUIRED: "if_required",
+    Req.REDIRECT_ON_COMPLETION_NEVER: "never",
+}
+_CUSTOMER_CREATION = {
+    Req.CUSTOMER_CREATION_IF_REQUIRED: "if_required",
+    Req.CUSTOMER_CREATION_ALWAYS: "always",
+}
+_PAYMENT_METHOD_COLLECTION = {
+    Req.PAYMENT_METHOD_COLLECTION_ALWAYS: "always",
+    Req.PAYMENT_METHOD_COLLECTION_IF_REQUIRED: "if_required",
+}
+_BILLING_ADDRESS = {
+    Req.BILLING_ADDRESS_COLLECTION_AUTO: "auto",
+    Req.BILLING_ADDRESS_COLLECTION_REQUIRED: "required",
+}
+_TAX_BEHAVIOR = {Req.PriceData.INCLUSIVE: "inclusive", Req.PriceData.EXCLUSIVE: "exclusive"}
+_INTERVALS = {
+    Req.Recurring.DAY: "day",
+    Req.Recurring.WEEK: "week",
+    Req.Recurring.MONTH: "month",
+    Req.Recurring.YEAR: "year",
+}
+_DELIVERY_UNITS = {
+    Req.DeliveryBound.HOUR: "hour",
+    Req.DeliveryBound.DAY: "day",
+    Req.DeliveryBound.BUSINESS_DAY: "business_day",
+    Req.DeliveryBound.WEEK: "week",
+    Req.DeliveryBound.MONTH: "month",
+}
+
+
+def create_command(request: Req) -> CreateSessionCommand:
     return CreateSessionCommand(
         order_id=request.order_id,
         request_id=request.request_id,
@@ -58,18 +100,118 @@ def create_command(request: api.CreateSessionRequest) -> CreateSessionCommand:
             request.expire_time.ToDatetime(tzinfo=UTC) if request.HasField("expire_time") else None
         ),
         metadata=dict(request.metadata),
+        redirect_on_completion=_REDIRECTS.get(request.redirect_on_completion),
+        customer_id=request.customer_id,
+        customer_creation=_CUSTOMER_CREATION.get(request.customer_creation),
+        billing_address_collection=_BILLING_ADDRESS.get(request.billing_address_collection),
+        phone_number_collection=(
+            request.phone_number_collection.enabled
+            if request.HasField("phone_number_collection")
+            else None
+        ),
+        locale=request.locale,
+        allowed_payment_method_types=tuple(request.allowed_payment_method_types),
+        automatic_tax=(
+            request.automatic_tax.enabled if request.HasField("automatic_tax") else None
+        ),
+        tax_id_collection=(
+            TaxIdCollection(
+                enabled=request.tax_id_collection.enabled,
+                required=request.tax_id_collection.required,
+            )
+            if request.HasField("tax_id_collection")
+            else None
+        ),
+        customer_update=(
+            CustomerUpdate(
+                address=request.customer_update.address,
+                name=request.customer_update.name,
+                shipping=request.customer_update.shipping,
+            )
+            if request.HasField("customer_update")
+            else None
+        ),
+        discounts=tuple(
+            Discount(coupon=d.coupon, promotion_code=d.promotion_code) for d in request.discounts
+        ),
+        allow_promotion_codes=request.allow_promotion_codes,
+        shipping_countries=(
+            tuple(request.shipping_address_collection.allowed_countries)
+            if request.HasField("shipping_address_collection")
+            else None
+        ),
+        shipping_options=tuple(_shipping_option(o) for o in request.shipping_options),
+        subscription_data=(
+            SubscriptionData(
+                trial_period_days=request.subscription_data.trial_period_days,
+                description=request.subscription_data.description,
+                metadata=dict(request.subscription_data.metadata),
+            )
+            if request.HasField("subscription_data")
+            else None
+        ),
+        payment_method_collection=_PAYMENT_METHOD_COLLECTION.get(request.payment_method_collection),
+        adaptive_pricing=(
+            request.adaptive_pricing.enabled if request.HasField("adaptive_pricing") else None
+        ),
     )
 
 
-def _line_item(item: api.CreateSessionRequest.LineItem) -> LineItemRequest:
+def _line_item(item: Req.LineItem) -> LineItemRequest:
     price_data = None
     if item.HasField("price_data"):
+        data = item.price_data
         price_data = PriceData(
-            unit_amount=item.price_data.unit_amount,
-            product_name=item.price_data.product_name,
-            product_description=item.price_data.product_description,
+            unit_amount=data.unit_amount,
+            product_name=data.product_name,
+            product_description=data.product_description,
+            product_images=tuple(data.product_images),
+            recurring=(
+                Recurring(
+                    interval=_INTERVALS.get(data.recurring.interval, ""),
+                    interval_count=data.recurring.interval_count,
+                )
+                if data.HasField("recurring")
+                else None
+            ),
+            tax_behavior=_TAX_BEHAVIOR.get(data.tax_behavior),
+            tax_code=data.tax_code,
         )
-    return LineItemRequest(quantity=item.quantity, price_id=item.price_id, price_data=price_data)
+    adjustable = None
+    if item.HasField("adjustable_quantity"):
+        adjustable = AdjustableQuantity(
+            enabled=item.adjustable_quantity.enabled,
+            minimum=item.adjustable_quantity.minimum,
+            maximum=item.adjustable_quantity.maximum,
+        )
+    return LineItemRequest(
+        quantity=item.quantity,
+        price_id=item.price_id,
+        price_data=price_data,
+        adjustable_quantity=adjustable,
+        tax_rate_ids=tuple(item.tax_rate_ids),
+    )
+
+
+def _shipping_option(option: Req.ShippingOption) -> ShippingOption:
+    if not option.HasField("shipping_rate_data"):
+        return ShippingOption(shipping_rate_id=option.shipping_rate_id)
+    data = option.shipping_rate_data
+    estimate = data.delivery_estimate
+    return ShippingOption(
+        shipping_rate_data=ShippingRateData(
+            display_name=data.display_name,
+            amount=data.amount,
+            minimum_delivery=_bound(estimate.minimum) if estimate.HasField("minimum") else None,
+            maximum_delivery=_bound(estimate.maximum) if estimate.HasField("maximum") else None,
+            tax_behavior=_TAX_BEHAVIOR.get(data.tax_behavior),
+            tax_code=data.tax_code,
+        )
+    )
+
+
+def _bound(bound: Req.DeliveryBound) -> DeliveryBound:
+    return DeliveryBound(unit=_DELIVERY_UNITS.get(bound.unit, ""), value=bound.value)
 
 
 def session_message(entry: LedgerEntry) -> pb.Session:
@@ -129,6 +271,17 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
     message.success_url = s.success_url or ""
     message.cancel_url = s.cancel_url or ""
     message.return_url = s.return_url or ""
+    if s.shipping_cost is not None:
+        cost = s.shipping_cost
+        message.shipping_cost.CopyFrom(
+            pb.ShippingCost(
+                shipping_rate_id=cost.shipping_rate_id,
+                amount_subtotal=cost.amount_subtotal,
+                amount_tax=cost.amount_tax,
+                amount_total=cost.amount_total,
+            )
+        )
+    message.discount_ids.extend(s.discount_ids)
     message.line_items.extend(
         pb.SessionLineItem(
             id=li.id,

@@ -20,6 +20,7 @@ from service.domain.model import (
     Address,
     LineItemSnapshot,
     SessionSnapshot,
+    ShippingCost,
     ShippingDetails,
 )
 from service.domain.ports import UpstreamRejected
@@ -191,6 +192,22 @@ def snapshot_from_stripe(data: Mapping[str, Any]) -> SessionSnapshot:
         cancel_url=data.get("cancel_url"),
         return_url=data.get("return_url"),
         line_items=tuple(_line_item(li) for li in line_items.get("data", ())),
+        shipping_cost=_shipping_cost(data.get("shipping_cost")),
+        discount_ids=tuple(
+            _id(d.get("promotion_code")) or _id(d.get("coupon")) or ""
+            for d in data.get("discounts") or ()
+        ),
+    )
+
+
+def _shipping_cost(data: Mapping[str, Any] | None) -> ShippingCost | None:
+    if not data:
+        return None
+    return ShippingCost(
+        shipping_rate_id=_id(data.get("shipping_rate")) or "",
+        amount_subtotal=data.get("amount_subtotal") or 0,
+        amount_tax=data.get("amount_tax") or 0,
+        amount_total=data.get("amount_total") or 0,
     )
 
 
