@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from service.gateway.faults import FAULTS
 
+DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
+DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 SANDBOX_API_BASE = "http://127.0.0.1:12111"
 SANDBOX_API_KEY = "sk_test_sandbox"
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -96,8 +98,8 @@ class Settings:
         if log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
         return cls(
-            grpc_addr=reader.address("GRPC_ADDR", "127.0.0.1:50051"),
-            http_addr=reader.address("HTTP_ADDR", "127.0.0.1:8080"),
+            grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
+            http_addr=reader.address("HTTP_ADDR", DEFAULT_HTTP_ADDR),
             database_url=Secret(database_url) if database_url else None,
             data_dir=Path(reader.optional("DATA_DIR") or ".data"),
             stripe_api_key=Secret(api_key or SANDBOX_API_KEY),

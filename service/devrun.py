@@ -2,13 +2,15 @@
 
 Starts the Stripe sandbox when no STRIPE_API_KEY or STRIPE_API_BASE is exported (state kept
 under `.data/sandbox.json`, so restarts keep every session; an already running sandbox on its
-port is reused, so a second `make run` with other ports is a second replica), then runs
+port is reused, so a second `make run` with other ports is a second replica), registers the
+service's webhook URL with it (unless STRIPE_WEBHOOK_SECRET is exported), then runs
 `python -m service` in the foreground with the caller's environment. Ctrl-C or SIGTERM stops
 both.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -21,8 +23,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from service.config import SANDBOX_API_BASE
+import stripe
+
+from service.config import DEFAULT_HTTP_ADDR, SANDBOX_API_BASE, SANDBOX_API_KEY
+from service.domain.sync import HANDLED_EVENTS
+from service.edge.http import WEBHOOK_PATH
 
 LISTENING = "sandbox listening on "
 
@@ -79,6 +86,29 @@ def sandbox_answers(url: str) -> bool:
         return False
 
 
+def register_webhook(api_base: str, http_addr: str, state: Path) -> str:
+    """The signing secret of a sandbox webhook endpoint for this service's URL: the one saved
+    in `state` if the sandbox still has it (Stripe shows a secret only when it creates the
+    endpoint), else a new endpoint's."""
+    client = stripe.StripeClient(SANDBOX_API_KEY, base_addresses={"api": api_base})
+    url = f"http://{http_addr}{WEBHOOK_PATH}"
+    saved = json.loads(state.read_text()) if state.exists() else {}
+    if saved.get("url") == url and saved.get("api_base") == api_base:
+        try:
+            client.v1.webhook_endpoints.retrieve(saved["id"])
+            return str(saved["secret"])
+        except stripe.InvalidRequestError:
+            pass  # the sandbox's state was reset: register again
+    # stripe-python types event names as literals; ours are plain strings of the same values.
+    events: list[Any] = sorted(HANDLED_EVENTS)
+    endpoint = client.v1.webhook_endpoints.create({"url": url, "enabled_events": events})
+    secret = str(endpoint.secret)
+    state.write_text(
+        json.dumps({"url": url, "api_base": api_base, "id": endpoint.id, "secret": secret})
+    )
+    return secret
+
+
 def _copy(stream: object) -> None:
     for line in stream:  # type: ignore[attr-defined]
         sys.stdout.write(line)
@@ -88,14 +118,21 @@ def main() -> None:
     env = dict(os.environ)
     sandbox = None
     if not env.get("STRIPE_API_KEY") and not env.get("STRIPE_API_BASE"):
+        data_dir = Path(env.get("DATA_DIR") or ".data")
+        data_dir.mkdir(parents=True, exist_ok=True)
         if sandbox_answers(SANDBOX_API_BASE):
             print(f"using the Stripe sandbox already running at {SANDBOX_API_BASE}", flush=True)
         else:
-            data_dir = Path(env.get("DATA_DIR") or ".data")
-            data_dir.mkdir(parents=True, exist_ok=True)
             port = int(SANDBOX_API_BASE.rsplit(":", 1)[1])
             sandbox = start_sandbox(port, state_file=data_dir / "sandbox.json")
         env["STRIPE_API_BASE"] = SANDBOX_API_BASE
+        if not env.get("STRIPE_WEBHOOK_SECRET"):
+            http_addr = env.get("HTTP_ADDR") or DEFAULT_HTTP_ADDR
+            env["STRIPE_WEBHOOK_SECRET"] = register_webhook(
+                SANDBOX_API_BASE,
+                http_addr,
+                data_dir / f"webhook-{http_addr.replace(':', '_')}.json",
+            )
     service = subprocess.Popen([sys.executable, "-m", "service"], env=env)
 
     def forward(signum: int, _: FrameType | None) -> None:
