@@ -181,7 +181,7 @@ async def test_setup_mode_saves_a_payment_method_and_charges_nothing(stub: Stub)
 async def test_the_worked_cart_gives_checkouts_totals_field_by_field(
     stub: Stub, sandbox: Sandbox
 ) -> None:
-    """2 × 15.00 + 1 × 9.90 USD, a 10 % coupon, a 5.00 shipping rate and an exclusive 8.25 %
+    """2 x 15.00 + 1 x 9.90 USD, a 10 % coupon, a 5.00 shipping rate and an exclusive 8.25 %
     tax rate on each line: the README's worked example."""
     ten_percent = await coupon(sandbox, 10)
     shipping = await sandbox.client.v1.shipping_rates.create_async(

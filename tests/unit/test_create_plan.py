@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.domain.commands import CreateSessionCommand, LineItemRequest, Mode, PriceData, UiMode
 from service.domain.create_plan import field_for_stripe_param, fingerprint, plan_create
 from service.domain.errors import InvalidRequest
-from service.domain.commands import CreateSessionCommand, LineItemRequest, Mode, PriceData, UiMode
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
