@@ -6,7 +6,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.domain.commands import CreateSessionCommand, LineItemRequest, Mode, PriceData, UiMode
+from service.domain.commands import (
+    AdjustableQuantity,
+    CreateSessionCommand,
+    CustomerUpdate,
+    DeliveryBound,
+    Discount,
+    LineItemRequest,
+    Mode,
+    PriceData,
+    Recurring,
+    ShippingOption,
+    ShippingRateData,
+    SubscriptionData,
+    TaxIdCollection,
+    UiMode,
+)
 from service.domain.create_plan import field_for_stripe_param, fingerprint, plan_create
 from service.domain.errors import InvalidRequest
 
@@ -168,3 +183,154 @@ def test_limits_at_their_edges_are_accepted() -> None:
 )
 def test_stripe_params_map_back_to_request_fields(param: str | None, field: str) -> None:
     assert field_for_stripe_param(param) == field
+
+
+def test_every_feature_becomes_stripes_parameter() -> None:
+    cmd = command(
+        mode=Mode.SUBSCRIPTION,
+        ui_mode=UiMode.EMBEDDED_PAGE,
+        success_url="",
+        return_url="https://shop.example/r",
+        redirect_on_completion="if_required",
+        line_items=(
+            LineItemRequest(
+                quantity=1,
+                price_data=PriceData(
+                    900,
+                    "Plan",
+                    "Monthly coffee",
+                    ("https://img.example/p.png",),
+                    Recurring("month", 1),
+                    "exclusive",
+                    "txcd_10000000",
+                ),
+                adjustable_quantity=AdjustableQuantity(True, 1, 5),
+                tax_rate_ids=("txr_1",),
+            ),
+        ),
+        customer_id="cus_1",
+        customer_update=CustomerUpdate(address=True, name=True),
+        billing_address_collection="required",
+        phone_number_collection=True,
+        locale="de",
+        allowed_payment_method_types=("card", "sepa_debit"),
+        tax_id_collection=TaxIdCollection(enabled=True, required=True),
+        discounts=(Discount(promotion_code="promo_1"),),
+        shipping_countries=("DE", "AT"),
+        shipping_options=(
+            ShippingOption(shipping_rate_id="shr_1"),
+            ShippingOption(
+                shipping_rate_data=ShippingRateData(
+                    "Express", 1500, DeliveryBound("business_day", 1), None, "inclusive"
+                )
+            ),
+        ),
+        subscription_data=SubscriptionData(14, "Coffee club", {"plan": "basic"}),
+        payment_method_collection="if_required",
+        adaptive_pricing=True,
+    )
+    params = plan_create(cmd, NOW).stripe_params
+
+    assert params["line_items"] == [
+        {
+            "quantity": 1,
+            "price_data": {
+                "currency": "usd",
+                "unit_amount": 900,
+                "product_data": {
+                    "name": "Plan",
+                    "description": "Monthly coffee",
+                    "images": ["https://img.example/p.png"],
+                    "tax_code": "txcd_10000000",
+                },
+                "recurring": {"interval": "month", "interval_count": 1},
+                "tax_behavior": "exclusive",
+            },
+            "adjustable_quantity": {"enabled": True, "minimum": 1, "maximum": 5},
+            "tax_rates": ["txr_1"],
+        }
+    ]
+    assert params["subscription_data"] == {
+        "metadata": {"plan": "basic", "order_id": "order-1"},
+        "trial_period_days": 14,
+        "description": "Coffee club",
+    }
+    assert params["customer_update"] == {"address": "auto", "name": "auto", "shipping": "never"}
+    assert params["tax_id_collection"] == {"enabled": True, "required": "if_supported"}
+    assert params["discounts"] == [{"promotion_code": "promo_1"}]
+    assert params["shipping_address_collection"] == {"allowed_countries": ["DE", "AT"]}
+    assert params["shipping_options"] == [
+        {"shipping_rate": "shr_1"},
+        {
+            "shipping_rate_data": {
+                "display_name": "Express",
+                "type": "fixed_amount",
+                "fixed_amount": {"amount": 1500, "currency": "usd"},
+                "delivery_estimate": {"minimum": {"unit": "business_day", "value": 1}},
+                "tax_behavior": "inclusive",
+            }
+        },
+    ]
+    for name, value in {
+        "customer": "cus_1",
+        "redirect_on_completion": "if_required",
+        "billing_address_collection": "required",
+        "phone_number_collection": {"enabled": True},
+        "locale": "de",
+        "allowed_payment_method_types": ["card", "sepa_debit"],
+        "payment_method_collection": "if_required",
+        "adaptive_pricing": {"enabled": True},
+        "return_url": "https://shop.example/r",
+    }.items():
+        assert params[name] == value, name
+    assert "payment_intent_data" not in params
+    assert "allow_promotion_codes" not in params
+
+
+def test_absent_settings_are_left_to_stripes_defaults() -> None:
+    params = plan_create(command(), NOW).stripe_params
+    for name in ("automatic_tax", "adaptive_pricing", "phone_number_collection", "locale"):
+        assert name not in params
+
+
+def test_explicitly_off_is_sent_as_off() -> None:
+    params = plan_create(command(automatic_tax=False, adaptive_pricing=False), NOW).stripe_params
+    assert params["automatic_tax"] == {"enabled": False}
+    assert params["adaptive_pricing"] == {"enabled": False}
+
+
+def test_every_field_counts_in_the_fingerprint() -> None:
+    base = fingerprint(command())
+    assert fingerprint(command(allow_promotion_codes=True)) != base
+    assert fingerprint(command(shipping_countries=("US",))) != base
+    assert fingerprint(command(adaptive_pricing=False)) != base
+    assert fingerprint(command(adaptive_pricing=False)) != fingerprint(
+        command(adaptive_pricing=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("param", "code", "field"),
+    [
+        ("line_items[0][tax_rates][1]", None, "line_items[0].tax_rate_ids[1]"),
+        (
+            "line_items[0][price_data][product_data][images][2]",
+            None,
+            "line_items[0].price_data.product_images[2]",
+        ),
+        ("shipping_options[1][shipping_rate]", None, "shipping_options[1].shipping_rate_id"),
+        (
+            "shipping_options[0][shipping_rate_data][fixed_amount][amount]",
+            None,
+            "shipping_options[0].shipping_rate_data.amount",
+        ),
+        ("customer", None, "customer_id"),
+        ("customer", "customer_tax_location_invalid", "customer_update"),
+        ("discounts[0][coupon]", "resource_missing", "discounts[0].coupon"),
+        ("subscription_data[metadata][x]", None, "subscription_data.metadata"),
+    ],
+)
+def test_stripe_refusals_of_features_map_to_request_fields(
+    param: str, code: str | None, field: str
+) -> None:
+    assert field_for_stripe_param(param, code) == field
