@@ -20,6 +20,7 @@ from grpc_health.v1 import health
 
 from service.config import ConfigError, Settings
 from service.domain.checkout import Checkout
+from service.domain.errors import CheckoutError
 from service.domain.ports import PaymentGateway
 from service.domain.sync import StripeSync
 from service.edge.http import build_http_app
@@ -38,6 +39,15 @@ log = structlog.get_logger("service")
 
 # Any constant unique to this service's sweep, distinct from the migrations' lock key.
 SWEEP_LOCK_KEY = 0x7377656570  # "sweep"
+
+
+class StartupError(Exception):
+    """The service cannot start: a listen address is taken, say."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class SystemClock:
@@ -120,14 +130,24 @@ async def start(settings: Settings, dsn: str) -> Application:
         )
 
     grpc_server, health_servicer = build_grpc_server(checkout)
-    grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
+    try:
+        grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise StartupError(
+            "ADDRESS_IN_USE", f"cannot listen for gRPC on {settings.grpc_addr}"
+        ) from exc
     await grpc_server.start()
 
     serving = [True]
     http_runner = web.AppRunner(build_http_app(lambda: serving[0], sync, verifier), access_log=None)
     await http_runner.setup()
     site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        raise StartupError(
+            "ADDRESS_IN_USE", f"cannot listen for HTTP on {settings.http_addr}"
+        ) from exc
     http_port = int(http_runner.addresses[0][1])
 
     sweep_lock = AdvisoryLock(dsn, SWEEP_LOCK_KEY)
@@ -211,5 +231,10 @@ def main() -> None:
     )
     try:
         asyncio.run(run(settings, dsn))
+    except (CheckoutError, StartupError) as exc:
+        # A dependency is missing at start-up: say which, plainly, and let the orchestrator
+        # restart us. The cause names the host, never the password.
+        log.error("cannot start", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
+        raise SystemExit(1) from None
     finally:
         del embedded  # releases this process's hold on the embedded server

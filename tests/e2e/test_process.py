@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import sys
 from pathlib import Path
 
 import grpc
@@ -88,3 +90,57 @@ async def test_secrets_never_reach_the_log(environ: dict[str, str], tmp_path: Pa
     assert "whsec_do_not_log_me" not in text
     assert created.session.client_secret not in text
     assert running.lines[0]["stripe"].endswith("(test mode key)")
+
+
+async def test_an_unreachable_database_is_one_clear_line_and_exit_code_1(
+    environ: dict[str, str],
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        env={
+            **environ,
+            "LOG_LEVEL": "info",
+            "DATABASE_URL": "postgresql://svc:hunter2@127.0.0.1:1/checkout",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    assert process.returncode == 1
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert lines[-1]["event"] == "cannot start"
+    assert lines[-1]["reason"] == "DATABASE_UNAVAILABLE"
+    assert "hunter2" not in out.decode() + err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_a_grpc_address_in_use_is_one_clear_line_and_exit_code_1(
+    environ: dict[str, str], pg_dsn: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service",
+            env={
+                **environ,
+                "LOG_LEVEL": "info",
+                "DATABASE_URL": pg_dsn,
+                "GRPC_ADDR": f"127.0.0.1:{port}",
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    assert process.returncode == 1
+    last = json.loads(out.decode().splitlines()[-1])
+    assert (last["event"], last["reason"]) == ("cannot start", "ADDRESS_IN_USE")
+    assert str(port) in last["error"]
+    assert "Traceback" not in err.decode()
