@@ -1,8 +1,13 @@
-"""`python -m service.sandbox [--host H] [--port P] [--state-file PATH]`.
+"""`python -m service.sandbox [--host H] [--port P] [--state-file PATH] [--webhook-… N]`.
 
 Defaults come from `SANDBOX_HOST`, `SANDBOX_PORT` and `SANDBOX_STATE_FILE`, else
 127.0.0.1:12111 (stripe-mock's port, which stripe-python's own tests use) and no state file.
 `--port 0` binds a free port; the line `sandbox listening on http://HOST:PORT` says which.
+
+Webhook retries (`webhooks.py`): `--webhook-retry-delay` seconds before the second attempt,
+doubling after each failure (`SANDBOX_WEBHOOK_RETRY_DELAY`, default 0.5), `--webhook-attempts`
+in all (`SANDBOX_WEBHOOK_ATTEMPTS`, default 8), `--webhook-timeout` seconds per attempt
+(`SANDBOX_WEBHOOK_TIMEOUT`, default 10).
 """
 
 import argparse
@@ -13,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .server import serve
+from .webhooks import RetryPolicy
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
@@ -28,7 +34,29 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         default=Path(state_file) if state_file else None,
         help="JSON file the sandbox loads at start and rewrites after every change",
     )
-    return parser.parse_args(argv)
+    default = RetryPolicy()
+    parser.add_argument(
+        "--webhook-retry-delay",
+        type=float,
+        default=float(environ.get("SANDBOX_WEBHOOK_RETRY_DELAY", default.first_delay)),
+        help="seconds before a failed webhook delivery is retried; doubles after each failure",
+    )
+    parser.add_argument(
+        "--webhook-attempts",
+        type=int,
+        default=int(environ.get("SANDBOX_WEBHOOK_ATTEMPTS", default.attempts)),
+        help="attempts per webhook delivery before the sandbox gives up",
+    )
+    parser.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=float(environ.get("SANDBOX_WEBHOOK_TIMEOUT", default.timeout)),
+        help="seconds one webhook delivery attempt may take",
+    )
+    args = parser.parse_args(argv)
+    if args.webhook_retry_delay < 0 or args.webhook_attempts < 1 or args.webhook_timeout <= 0:
+        parser.error("webhook retries need a delay >= 0, attempts >= 1 and a timeout > 0")
+    return args
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -36,7 +64,8 @@ async def _run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(args.host, args.port, args.state_file, stop)
+    policy = RetryPolicy(args.webhook_retry_delay, args.webhook_attempts, args.webhook_timeout)
+    await serve(args.host, args.port, args.state_file, policy, stop)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

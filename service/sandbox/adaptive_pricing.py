@@ -1,8 +1,9 @@
 """Adaptive Pricing: what a customer in another currency is shown (`presentment_details`).
 
 The sandbox knows the presentment currency once it knows the customer's country (from the
-Customer's shipping or billing address), and converts `amount_total` with this fixed table of
-units per US dollar, rounding half up in the presentment currency's minor unit:
+Customer's shipping or billing address, or the address given when the session is completed), or
+when the completion names it (`presentment_currency`). It converts `amount_total` with this fixed
+table of units per US dollar, rounding half up in the presentment currency's minor unit:
 
     aud 1.52   cad 1.36   chf 0.88   eur 0.92   gbp 0.79   inr 83.0
     jpy 150    nzd 1.64   sek 10.5   sgd 1.34   usd 1
@@ -50,7 +51,13 @@ ZERO_DECIMAL = frozenset({"jpy", "krw", "vnd"})
 def presentment(amount: int, currency: str, country: str | None) -> dict[str, object] | None:
     """`presentment_details` for a customer in `country`, or None when nothing is converted."""
     target = CURRENCY_BY_COUNTRY.get(country or "")
-    if target is None or target == currency or currency not in UNITS_PER_USD:
+    return None if target is None else convert(amount, currency, target)
+
+
+def convert(amount: int, currency: str, target: str) -> dict[str, object] | None:
+    """`presentment_details` for paying `amount` in `target`; None when that is `currency` or
+    either is missing from the table."""
+    if target == currency or currency not in UNITS_PER_USD or target not in UNITS_PER_USD:
         return None
     major = Decimal(amount) / _minor_units(currency)
     converted = major / UNITS_PER_USD[currency] * UNITS_PER_USD[target]

@@ -9,6 +9,10 @@ from .clock import Clock
 from .errors import invalid
 from .store import Store
 
+# The API version stripe-python 16.1.0 pins: echoed when a request names none, and the version
+# of every event the sandbox creates.
+API_VERSION = "2026-10-28.endive"
+
 # Builds the expanded value of one field from its parent object: `(store, parent) -> value`.
 Expander = Callable[[Store, dict[str, Any]], Any]
 
@@ -23,6 +27,9 @@ class ApiRequest:
     origin: str
     """`scheme://host:port` the request came in on, for URLs the sandbox hands out."""
     expanders: Mapping[tuple[str, str], Expander]
+    request_id: str
+    idempotency_key: str | None
+    """The `Idempotency-Key` header of a POST; events name it with the request id."""
 
     def render(self, value: dict[str, Any], expand: list[str]) -> dict[str, Any]:
         """A copy of a stored object (or list) with the requested `expand[]` paths filled in."""

@@ -6,14 +6,15 @@ from .adaptive_pricing import presentment
 from .api import ApiRequest, Expander, Route
 from .catalog import PRODUCT, create_price, create_product
 from .checkout_rules import LinePlan, SessionPlan, plan_session
+from .checkout_totals import automatic_tax, line_amounts, session_amounts
 from .customers import country_of
 from .errors import StripeError, resource_missing
+from .events import emit
 from .lists import in_range, list_object, paginate
 from .params import EXPAND, LIST_PARAMS, Choice, Text, hash_of
 from .shipping import create_shipping_rate
 from .store import Store, new_id
-from .taxes import automatic_rate
-from .totals import Amounts, AutomaticRate, CartLine, Totals, compute_totals
+from .totals import Amounts, CartLine, Totals, compute_totals
 
 SESSION = "checkout.session"
 # Attachments keyed by session id.
@@ -107,16 +108,9 @@ def _totals(
             "subscription": None,
             "subscription_item": None,
         }
-    return compute_totals(
-        cart, coupon, discount, rates[0] if rates else None, _automatic_tax(plan, now)
-    )
-
-
-def _automatic_tax(plan: SessionPlan, now: int) -> AutomaticRate | None:
-    country = country_of(plan.customer)
-    if not plan.params.get("automatic_tax", {}).get("enabled") or country is None:
-        return None
-    return lambda inclusive: automatic_rate(country, now, inclusive)
+    enabled = plan.params.get("automatic_tax", {}).get("enabled", False)
+    automatic = automatic_tax(enabled, country_of(plan.customer), now)
+    return compute_totals(cart, coupon, discount, rates[0] if rates else None, automatic)
 
 
 def _line_item(
@@ -133,17 +127,12 @@ def _line_item(
             "maximum": adjustable.get("maximum", 99),
             "minimum": adjustable.get("minimum", 0),
         },
-        "amount_discount": amounts.discount,
-        "amount_subtotal": amounts.subtotal,
-        "amount_tax": amounts.tax,
-        "amount_total": amounts.total,
+        **line_amounts(amounts),
         "currency": price["currency"],
         "description": store.get(PRODUCT, price["product"])["name"],
-        "discounts": amounts.discounts,
         "metadata": line.metadata,
         "price": price,
         "quantity": line.quantity,
-        "taxes": amounts.taxes,
     }
 
 
@@ -171,8 +160,7 @@ def _session_object(
         "after_expiration": None,
         "allow_promotion_codes": params.get("allow_promotion_codes"),
         "allowed_payment_method_types": allowed,
-        "amount_subtotal": totals.subtotal if paying else None,
-        "amount_total": totals.total if paying else None,
+        **session_amounts(totals, paying),
         "automatic_tax": {
             "enabled": automatic_tax["enabled"],
             "liability": {"account": None} | automatic_tax.get("liability", {"type": "self"})
@@ -258,15 +246,6 @@ def _session_object(
         else None,
         "setup_intent": None,
         "shipping_address_collection": params.get("shipping_address_collection"),
-        "shipping_cost": None
-        if totals.shipping is None
-        else {
-            "amount_subtotal": totals.shipping.subtotal,
-            "amount_tax": totals.shipping.tax,
-            "amount_total": totals.shipping.total,
-            "shipping_rate": totals.shipping_rate,
-            "taxes": totals.shipping.taxes,
-        },
         "shipping_options": [
             {"shipping_amount": rate["fixed_amount"]["amount"], "shipping_rate": rate["id"]}
             for rate in rates
@@ -279,13 +258,6 @@ def _session_object(
             "enabled": tax_ids["enabled"],
             "required": tax_ids.get("required", "never"),
         },
-        "total_details": {
-            "amount_discount": totals.discount,
-            "amount_shipping": 0 if totals.shipping is None else totals.shipping.subtotal,
-            "amount_tax": totals.tax,
-        }
-        if paying
-        else None,
         "ui_mode": ui_mode,
         "url": f"{request.origin}/c/pay/{session_id}" if hosted else None,
         "wallet_options": None,
@@ -294,24 +266,35 @@ def _session_object(
 
 def expire_due(store: Store, now: int) -> None:
     """Expire every open session whose `expires_at` has passed, as Stripe's sweeper does."""
-    for session in store.all(SESSION):
-        if session["status"] == "open" and session["expires_at"] <= now:
-            _expire(store, session)
+    due = [s for s in store.all(SESSION) if s["status"] == "open" and s["expires_at"] <= now]
+    for session in due:
+        _expire(store, now, session)
 
 
-def _expire(store: Store, session: dict[str, Any]) -> None:
+def _expire(
+    store: Store,
+    now: int,
+    session: dict[str, Any],
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> None:
     session["status"] = "expired"
     session["url"] = None
     store.replace(SESSION, session["id"], session)
+    emit(store, now, "checkout.session.expired", session, request_id, idempotency_key)
 
 
-def _find(request: ApiRequest) -> dict[str, Any]:
-    session_id = request.path["session"]
-    expire_due(request.store, request.clock.now())
-    session: dict[str, Any] | None = request.store.get(SESSION, session_id)
+def find_session(store: Store, now: int, session_id: str) -> dict[str, Any]:
+    """The session as it is at `now` (expired if its time has come), or a 404."""
+    expire_due(store, now)
+    session: dict[str, Any] | None = store.get(SESSION, session_id)
     if session is None:
         raise resource_missing("checkout.session", session_id, "session", status=404)
     return session
+
+
+def _find(request: ApiRequest) -> dict[str, Any]:
+    return find_session(request.store, request.clock.now(), request.path["session"])
 
 
 def _retrieve(request: ApiRequest) -> dict[str, Any]:
@@ -329,7 +312,9 @@ def _expire_route(request: ApiRequest) -> dict[str, Any]:
             f"Session has a status of `{session['status']}`.",
             saved=True,
         )
-    _expire(request.store, session)
+    _expire(
+        request.store, request.clock.now(), session, request.request_id, request.idempotency_key
+    )
     return request.render(session, params.get("expand", []))
 
 

@@ -9,6 +9,7 @@ from .clock import Clock
 from .faults import Faults
 from .idempotency import Idempotency
 from .store import Store
+from .webhooks import Webhooks
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Sandbox:
     store: Store
     clock: Clock
     idempotency: Idempotency
+    webhooks: Webhooks
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
 

@@ -2,10 +2,19 @@
 
 - `POST /_sandbox/faults` (JSON or form: `path_prefix`, `method`, `status`, `count`, `delay_ms`,
   `drop`, `phase`; see `faults.py`), `GET /_sandbox/faults`, `DELETE /_sandbox/faults`.
-- `POST /_sandbox/reset`: forget every object, idempotency record, fault and count, and set
-  the clock back to real time.
+- `POST /_sandbox/reset`: forget every object, idempotency record, fault, count, webhook
+  delivery and attempt, resume delivery, and set the clock back to real time.
 - `POST /_sandbox/clock/advance` (`seconds`): move the sandbox's clock forward, so sessions
-  reach their `expires_at` and idempotency keys their 24 hours; `GET /_sandbox/clock` reads it.
+  reach their `expires_at` (all that are due expire at once, each with its event) and
+  idempotency keys their 24 hours; `GET /_sandbox/clock` reads it.
+- `POST /_sandbox/checkout/sessions/{session}/pay` (`payment_status` `paid` or `unpaid`,
+  `email`, `name`, `line1`, `line2`, `city`, `state`, `postal_code`, `country`,
+  `presentment_currency`): the customer completes an open session (`completion.py`);
+  `POST /_sandbox/checkout/sessions/{session}/async_payment` (`outcome` `succeeded` or
+  `failed`): its bank debit settles. Both answer with the session.
+- `GET /_sandbox/webhook_deliveries`: every delivery attempt (event, type, endpoint, url,
+  attempt, status or error, delivered), how many deliveries are still owed, and whether delivery
+  is paused; `POST /_sandbox/webhooks/pause` and `POST /_sandbox/webhooks/resume`.
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
   idempotent replays and injected faults.
@@ -16,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .checkout import expire_due, find_session
+from .completion import PAY_PARAMS, SETTLE_PARAMS, complete, settle
 from .context import SANDBOX, Stats
 from .errors import invalid
 from .faults import FAULT_PARAMS
@@ -34,6 +45,11 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/_sandbox/clock/advance", _advance_clock)
     router.add_get("/_sandbox/clock", _read_clock)
     router.add_get("/_sandbox/stats", _stats)
+    router.add_post("/_sandbox/checkout/sessions/{session}/pay", _pay)
+    router.add_post("/_sandbox/checkout/sessions/{session}/async_payment", _async_payment)
+    router.add_get("/_sandbox/webhook_deliveries", _deliveries)
+    router.add_post("/_sandbox/webhooks/pause", _pause)
+    router.add_post("/_sandbox/webhooks/resume", _resume)
 
 
 async def _add_fault(request: web.Request) -> web.Response:
@@ -59,6 +75,7 @@ async def _reset(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     sandbox.store.reset()
     sandbox.faults.clear()
+    sandbox.webhooks.reset()
     # With every object forgotten, nothing can see the clock go back to real time.
     sandbox.clock.offset = 0
     sandbox.stats = Stats()
@@ -68,7 +85,9 @@ async def _reset(request: web.Request) -> web.Response:
 
 async def _advance_clock(request: web.Request) -> web.Response:
     seconds = _ADVANCE.parse(await _body(request))["seconds"]
-    request.app[SANDBOX].clock.advance(seconds)
+    sandbox = request.app[SANDBOX]
+    sandbox.clock.advance(seconds)
+    expire_due(sandbox.store, sandbox.clock.now())
     return await _read_clock(request)
 
 
@@ -93,6 +112,45 @@ async def _stats(request: web.Request) -> web.Response:
             "faults_applied": stats.faults,
         }
     )
+
+
+async def _pay(request: web.Request) -> web.Response:
+    details = PAY_PARAMS.parse(await _body(request))
+    sandbox = request.app[SANDBOX]
+    now = sandbox.clock.now()
+    session = find_session(sandbox.store, now, request.match_info["session"])
+    complete(sandbox.store, now, session, details)
+    return web.json_response(session)
+
+
+async def _async_payment(request: web.Request) -> web.Response:
+    outcome = SETTLE_PARAMS.parse(await _body(request))["outcome"]
+    sandbox = request.app[SANDBOX]
+    now = sandbox.clock.now()
+    session = find_session(sandbox.store, now, request.match_info["session"])
+    settle(sandbox.store, now, session, outcome == "succeeded")
+    return web.json_response(session)
+
+
+async def _deliveries(request: web.Request) -> web.Response:
+    webhooks = request.app[SANDBOX].webhooks
+    return web.json_response(
+        {
+            "deliveries": webhooks.attempts,
+            "pending": webhooks.pending(),
+            "paused": webhooks.paused,
+        }
+    )
+
+
+async def _pause(request: web.Request) -> web.Response:
+    request.app[SANDBOX].webhooks.pause()
+    return await _deliveries(request)
+
+
+async def _resume(request: web.Request) -> web.Response:
+    request.app[SANDBOX].webhooks.resume()
+    return await _deliveries(request)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from .api import ApiRequest, Route
 from .errors import resource_missing
 from .lists import in_range, paginate
 from .params import EXPAND, LIST_PARAMS, Array, Choice, Email, Metadata, Text, hash_of
-from .store import new_id
+from .store import Store, new_id
 
 CUSTOMER = "customer"
 
@@ -38,29 +38,29 @@ def country_of(customer: dict[str, Any] | None) -> str | None:
     """Where tax and currency are decided: the shipping address first, as Stripe Tax does."""
     if customer is None:
         return None
-    for address in ((customer["shipping"] or {}).get("address"), customer["address"]):
-        if address and address.get("country"):
-            country: str = address["country"].upper()
+    for place in ((customer["shipping"] or {}).get("address"), customer["address"]):
+        if place and place.get("country"):
+            country: str = place["country"].upper()
             return country
     return None
 
 
-def _address(data: dict[str, Any] | None) -> dict[str, Any] | None:
+def address(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Stripe's address hash, every field present, from parameters parsed with `ADDRESS`."""
     if data is None:
         return None
     names = ("city", "country", "line1", "line2", "postal_code", "state")
     return {name: data.get(name) for name in names}
 
 
-def _create(request: ApiRequest) -> dict[str, Any]:
-    data = _CREATE.parse(request.params)
-    now = request.clock.now()
+def create_customer(store: Store, now: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A Customer from parameters parsed with `/v1/customers`' schema, as Checkout creates one."""
     customer_id = new_id("cus_", 14)
     shipping = data.get("shipping")
     customer = {
         "id": customer_id,
         "object": "customer",
-        "address": _address(data.get("address")),
+        "address": address(data.get("address")),
         "balance": 0,
         "business_name": None,
         "created": now,
@@ -87,7 +87,7 @@ def _create(request: ApiRequest) -> dict[str, Any]:
         "shipping": None
         if shipping is None
         else {
-            "address": _address(shipping["address"]),
+            "address": address(shipping["address"]),
             "carrier": None,
             "name": shipping["name"],
             "phone": shipping.get("phone"),
@@ -96,7 +96,13 @@ def _create(request: ApiRequest) -> dict[str, Any]:
         "tax_exempt": data.get("tax_exempt", "none"),
         "test_clock": None,
     }
-    request.store.insert(CUSTOMER, customer_id, customer)
+    store.insert(CUSTOMER, customer_id, customer)
+    return customer
+
+
+def _create(request: ApiRequest) -> dict[str, Any]:
+    data = _CREATE.parse(request.params)
+    customer = create_customer(request.store, request.clock.now(), data)
     return request.render(customer, data.get("expand", []))
 
 

@@ -1,22 +1,41 @@
-"""The sandbox's HTTP server: routing and the path every Stripe API request takes.
+"""The sandbox's HTTP server: routing, the path every Stripe API request takes, and the work the
+sandbox does on its own.
 
 A request to `/v1/…` is counted, matched against injected faults, authenticated, decoded from
 Stripe's form encoding, checked against its `Idempotency-Key`, executed by the resource module's
 handler, saved for replay, persisted, and answered with a `Request-Id`. `/_sandbox/…` is the
-unauthenticated control API for tests (`control.py`).
+unauthenticated control API for tests (`control.py`); `/c/pay/…` the hosted payment page
+(`hosted_page.py`). Any request may change state and emit events, so after every one the state is
+written and the webhook outbox drained (`webhooks.py`).
+
+In the background, for as long as the app runs: webhook delivery, and a sweeper that expires
+sessions whose `expires_at` has passed every second, as Stripe does, so that
+`checkout.session.expired` arrives without anyone asking about the session.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from . import catalog, checkout, control, customers, discounts, shipping, taxes
-from .api import ApiRequest, Expander, Route
+from . import (
+    catalog,
+    checkout,
+    control,
+    customers,
+    discounts,
+    events,
+    hosted_page,
+    shipping,
+    taxes,
+    webhook_endpoints,
+)
+from .api import API_VERSION, ApiRequest, Expander, Route
 from .auth import authenticate
 from .clock import Clock
 from .context import SANDBOX, Sandbox
@@ -25,16 +44,17 @@ from .faults import Fault
 from .forms import decode
 from .idempotency import Idempotency
 from .store import Store, new_id
+from .webhooks import RetryPolicy, Webhooks
 
-# The API version stripe-python 16.1.0 pins; echoed like Stripe does when a request names none.
-API_VERSION = "2026-10-28.endive"
 ROUTES: list[Route] = [
     *catalog.ROUTES,
     *checkout.ROUTES,
     *customers.ROUTES,
     *discounts.ROUTES,
+    *events.ROUTES,
     *shipping.ROUTES,
     *taxes.ROUTES,
+    *webhook_endpoints.ROUTES,
 ]
 EXPANDERS: dict[tuple[str, str], Expander] = {
     **catalog.EXPANDERS,
@@ -42,25 +62,32 @@ EXPANDERS: dict[tuple[str, str], Expander] = {
     **discounts.EXPANDERS,
 }
 
+_SWEEP_SECONDS = 1.0
+
 _log = logging.getLogger(__name__)
 
 
-def build_app(state_file: Path | None, clock: Clock) -> web.Application:
+def build_app(state_file: Path | None, clock: Clock, policy: RetryPolicy) -> web.Application:
     """The sandbox as an aiohttp application, with its state loaded from `state_file`."""
     store = Store(state_file)
     store.load()
     app = web.Application(middlewares=[_request_id])
-    app[SANDBOX] = Sandbox(store, clock, Idempotency(store, clock))
+    webhooks = Webhooks(store, clock, policy)
+    app[SANDBOX] = Sandbox(store, clock, Idempotency(store, clock), webhooks)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _api_handler(route))
     app.router.add_route("*", "/v1/{tail:.*}", _unrecognized)
     control.add_routes(app.router)
+    hosted_page.add_routes(app.router)
+    app.cleanup_ctx.append(_background)
     return app
 
 
-async def serve(host: str, port: int, state_file: Path | None, stop: asyncio.Event) -> None:
+async def serve(
+    host: str, port: int, state_file: Path | None, policy: RetryPolicy, stop: asyncio.Event
+) -> None:
     """Run the sandbox until `stop` is set, announcing the bound address on stdout."""
-    runner = web.AppRunner(build_app(state_file, Clock()), handle_signals=False)
+    runner = web.AppRunner(build_app(state_file, Clock(), policy), handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -74,6 +101,29 @@ async def serve(host: str, port: int, state_file: Path | None, stop: asyncio.Eve
         await runner.cleanup()
 
 
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    sandbox = app[SANDBOX]
+    await sandbox.webhooks.start()
+    sweeper = asyncio.create_task(_sweep(sandbox))
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await sandbox.webhooks.stop()
+
+
+async def _sweep(sandbox: Sandbox) -> None:
+    while True:
+        await asyncio.sleep(_SWEEP_SECONDS)
+        try:
+            checkout.expire_due(sandbox.store, sandbox.clock.now())
+            await sandbox.store.flush()
+            sandbox.webhooks.kick()
+        except Exception:
+            # One bad sweep must not end expiry for the rest of the run.
+            _log.exception("sandbox expiry sweep failed")
+
+
 @web.middleware
 async def _request_id(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,6 +134,9 @@ async def _request_id(
         response = await handler(request)
     except StripeError as error:
         response = _json(error.status, error.body())
+    sandbox = request.app[SANDBOX]
+    await sandbox.store.flush()
+    sandbox.webhooks.kick()
     response.headers["Request-Id"] = request_id
     response.headers.setdefault(
         "Stripe-Version", request.headers.get("Stripe-Version", API_VERSION)
@@ -154,6 +207,10 @@ def _execute(
         clock=sandbox.clock,
         origin=f"{request.scheme}://{request.host}",
         expanders=EXPANDERS,
+        request_id=request["request_id"],
+        idempotency_key=request.headers.get("Idempotency-Key")
+        if request.method == "POST"
+        else None,
     )
     try:
         return 200, route.handler(api_request), True

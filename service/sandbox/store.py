@@ -56,8 +56,16 @@ class Store:
         self.collections.setdefault(kind, {})[object_id] = value
         self.changed()
 
+    def remove(self, kind: str, object_id: str) -> None:
+        self.collections.get(kind, {}).pop(object_id, None)
+        self.changed()
+
     def attach(self, name: str, owner_id: str, value: Any) -> None:
         self.attachments.setdefault(name, {})[owner_id] = value
+        self.changed()
+
+    def detach(self, name: str, owner_id: str) -> None:
+        self.attachments.get(name, {}).pop(owner_id, None)
         self.changed()
 
     def attached(self, name: str, owner_id: str) -> Any:

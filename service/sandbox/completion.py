@@ -1,0 +1,216 @@
+"""What happens when a customer finishes Checkout, and when a delayed payment settles.
+
+`complete` does what Checkout does when the customer submits the page: the session becomes
+`complete` (its `url` gone) with the customer's details; the address decides the automatic tax
+and, with Adaptive Pricing, the presentment currency, so the totals are computed again; Checkout
+creates a Customer when it would (subscription and setup mode, `customer_creation=always`) and
+the PaymentIntent, Subscription or SetupIntent; `checkout.session.completed` is emitted.
+`payment_status` is `paid` for a card, `unpaid` for a bank debit still settling, and
+`no_payment_required` in setup mode or when nothing is due.
+
+`settle` is the bank's answer to an `unpaid` session, once: `paid` with
+`checkout.session.async_payment_succeeded`, or still `unpaid` with
+`checkout.session.async_payment_failed`.
+"""
+
+from typing import Any
+
+from .adaptive_pricing import UNITS_PER_USD, convert, presentment
+from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS, SESSION
+from .checkout_params import SESSION_CREATE
+from .checkout_totals import automatic_tax, line_amounts, session_amounts
+from .customers import ADDRESS, CUSTOMER, address, country_of, create_customer
+from .discounts import COUPON
+from .errors import StripeError, invalid
+from .events import emit
+from .params import Choice, Currency, Email, Text, hash_of
+from .payment_objects import (
+    create_payment_intent,
+    create_setup_intent,
+    create_subscription,
+    settle_payment,
+)
+from .shipping import SHIPPING_RATE
+from .store import Store
+from .taxes import TAX_RATE
+from .totals import CartLine, compute_totals
+
+# Attachment keyed by session id: `pending` while a bank debit settles, then its outcome.
+ASYNC_PAYMENT = "checkout.session.async_payment"
+
+PAY_PARAMS = hash_of(
+    **ADDRESS.fields,
+    email=Email(),
+    name=Text(256),
+    payment_status=Choice(("paid", "unpaid")),
+    presentment_currency=Currency(),
+)
+SETTLE_PARAMS = hash_of("outcome", outcome=Choice(("succeeded", "failed")))
+
+
+def complete(store: Store, now: int, session: dict[str, Any], details: dict[str, Any]) -> None:
+    """Complete an open session; `details` are parsed with `PAY_PARAMS`."""
+    if session["status"] != "open":
+        raise StripeError(
+            'Only Checkout Sessions with a status in ["open"] can be completed. This Checkout '
+            f"Session has a status of `{session['status']}`."
+        )
+    params = SESSION_CREATE.parse(store.attached(CREATE_PARAMS, session["id"]))
+    customer = None if session["customer"] is None else store.get(CUSTOMER, session["customer"])
+    given = address(details) if details.keys() & ADDRESS.fields.keys() else None
+    if given is not None and given["country"] is not None:
+        given["country"] = given["country"].upper()
+    billing = given or (customer or {}).get("address")
+    shipping = _shipping_details(session, details, given)
+    _check_presentment(session, details.get("presentment_currency"))
+    country = _country(shipping, billing) or country_of(customer)
+    mode = session["mode"]
+    if mode != "setup":
+        _recompute(store, session, params, country, now)
+    session["presentment_details"] = _presentment(session, details, country)
+    email = details.get("email") or session["customer_email"] or (customer or {}).get("email")
+    if customer is None and (
+        mode in ("setup", "subscription") or session["customer_creation"] == "always"
+    ):
+        data = {"email": email, "name": details.get("name"), "address": billing}
+        customer = create_customer(store, now, {k: v for k, v in data.items() if v is not None})
+        session["customer"] = customer["id"]
+    nothing_due = mode == "setup" or session["amount_total"] == 0
+    paid = nothing_due or details.get("payment_status", "paid") == "paid"
+    session["payment_status"] = (
+        "no_payment_required" if nothing_due else "paid" if paid else "unpaid"
+    )
+    session["status"], session["url"] = "complete", None
+    session["customer_details"] = {
+        # Checkout collects no billing address in setup mode.
+        "address": None if mode == "setup" else billing,
+        "business_name": None,
+        "email": email,
+        "individual_name": None,
+        "name": details.get("name") or (customer or {}).get("name"),
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+    if shipping is not None:
+        session["collected_information"] = {
+            "business_name": None,
+            "individual_name": None,
+            "shipping_details": shipping,
+        }
+    if mode == "payment" and not nothing_due:
+        data = params.get("payment_intent_data", {})
+        session["payment_intent"] = create_payment_intent(store, now, session, data, paid)
+    elif mode == "subscription":
+        data = params.get("subscription_data", {})
+        session["subscription"] = create_subscription(store, now, session, data, paid)
+    elif mode == "setup":
+        data = params.get("setup_intent_data", {})
+        session["setup_intent"] = create_setup_intent(store, now, session, data)
+    if not paid:
+        store.attach(ASYNC_PAYMENT, session["id"], "pending")
+    store.replace(SESSION, session["id"], session)
+    emit(store, now, "checkout.session.completed", session)
+
+
+def settle(store: Store, now: int, session: dict[str, Any], succeeded: bool) -> None:
+    """The outcome of the bank debit that an `unpaid` complete session is waiting for."""
+    if store.attached(ASYNC_PAYMENT, session["id"]) != "pending":
+        raise StripeError(
+            "Only complete Checkout Sessions whose delayed payment is still pending can settle. "
+            f"This Checkout Session has a status of `{session['status']}` and a payment_status "
+            f"of `{session['payment_status']}`."
+        )
+    store.attach(ASYNC_PAYMENT, session["id"], "succeeded" if succeeded else "failed")
+    settle_payment(store, session, succeeded)
+    if succeeded:
+        session["payment_status"] = "paid"
+        store.replace(SESSION, session["id"], session)
+    outcome = "succeeded" if succeeded else "failed"
+    emit(store, now, f"checkout.session.async_payment_{outcome}", session)
+
+
+def _shipping_details(
+    session: dict[str, Any], details: dict[str, Any], given: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    collection = session["shipping_address_collection"]
+    if collection is None or given is None:
+        return None
+    if given["country"] not in collection["allowed_countries"]:
+        allowed = ", ".join(collection["allowed_countries"])
+        raise invalid(
+            f"This Checkout Session ships only to {allowed}, not to `{given['country']}`.",
+            "country",
+        )
+    return {"address": given, "name": details.get("name")}
+
+
+def _country(shipping: dict[str, Any] | None, billing: dict[str, Any] | None) -> str | None:
+    """Where tax is decided: the shipping address first, as Stripe Tax does."""
+    for place in ((shipping or {}).get("address"), billing):
+        if place and place.get("country"):
+            country: str = place["country"]
+            return country.upper()
+    return None
+
+
+def _recompute(
+    store: Store, session: dict[str, Any], params: dict[str, Any], country: str | None, now: int
+) -> None:
+    """Compute the totals again from what the session was created with, now that the country,
+    and with it the automatic tax, is known."""
+    items = store.attached(LINE_ITEMS, session["id"])
+    cart = [
+        CartLine(
+            item["amount_subtotal"],
+            item["price"]["product"],
+            item["price"]["tax_behavior"],
+            [store.get(TAX_RATE, rate) for rate in line.get("tax_rates", [])],
+        )
+        for item, line in zip(items, params["line_items"], strict=True)
+    ]
+    discounts = store.attached(BREAKDOWN, session["id"])["discounts"]
+    discount = discounts[0]["discount"] if discounts else None
+    coupon = None if discount is None else store.get(COUPON, discount["source"]["coupon"])
+    cost = session["shipping_cost"]
+    rate = None if cost is None else store.get(SHIPPING_RATE, cost["shipping_rate"])
+    enabled = session["automatic_tax"]["enabled"]
+    totals = compute_totals(cart, coupon, discount, rate, automatic_tax(enabled, country, now))
+    for item, amounts in zip(items, totals.lines, strict=True):
+        item.update(line_amounts(amounts))
+    store.attach(LINE_ITEMS, session["id"], items)
+    store.attach(BREAKDOWN, session["id"], totals.breakdown())
+    session.update(session_amounts(totals, paying=True))
+    if enabled:
+        session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
+
+
+def _check_presentment(session: dict[str, Any], chosen: str | None) -> None:
+    currency = session["currency"]
+    if chosen is None or chosen == currency:
+        return
+    if not session["adaptive_pricing"]["enabled"]:
+        raise invalid(
+            "This Checkout Session does not use Adaptive Pricing, so it can only be paid in "
+            f"`{currency}`.",
+            "presentment_currency",
+        )
+    if chosen not in UNITS_PER_USD:
+        raise invalid(
+            f"The sandbox has no exchange rate for `{chosen}`; see "
+            "service/sandbox/adaptive_pricing.py.",
+            "presentment_currency",
+        )
+
+
+def _presentment(
+    session: dict[str, Any], details: dict[str, Any], country: str | None
+) -> dict[str, object] | None:
+    """Adaptive Pricing's conversion of the final total: into the currency the customer chose,
+    else their country's."""
+    currency, total = session["currency"], session["amount_total"]
+    if not session["adaptive_pricing"]["enabled"] or total is None:
+        return None
+    if "presentment_currency" in details:
+        return convert(total, currency, details["presentment_currency"])
+    return presentment(total, currency, country)
