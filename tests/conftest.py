@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,9 +21,7 @@ import stripe
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from service.app import Application, start
 from service.config import Settings
-from service.devrun import start_sandbox
-
-WEBHOOK_SECRET = "whsec_test_suite_secret"
+from service.devrun import register_webhook, start_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -45,22 +44,44 @@ def sandbox_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def environ(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def webhook_port() -> int:
+    """The in-process server's HTTP port, chosen before it starts: the sandbox must know where
+    to deliver webhooks, and the server must know the endpoint's secret, as with `make run`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def webhook_secret(
+    sandbox_url: str, webhook_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    state = tmp_path_factory.mktemp("webhook") / "endpoint.json"
+    return register_webhook(sandbox_url, f"127.0.0.1:{webhook_port}", state)
+
+
+@pytest.fixture(scope="session")
+def environ(
+    sandbox_url: str, webhook_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """The environment a test server runs with: everything on free loopback ports."""
     return {
         "GRPC_ADDR": "127.0.0.1:0",
         "HTTP_ADDR": "127.0.0.1:0",
         "STRIPE_API_BASE": sandbox_url,
         "STRIPE_MAX_NETWORK_RETRIES": "0",
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
         "DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "LOG_LEVEL": "warning",
     }
 
 
 @pytest_asyncio.fixture(scope="session")
-async def app(environ: dict[str, str], pg_dsn: str) -> AsyncIterator[Application]:
-    application = await start(Settings.from_environ(environ), pg_dsn)
+async def app(
+    environ: dict[str, str], pg_dsn: str, webhook_port: int
+) -> AsyncIterator[Application]:
+    settings = Settings.from_environ({**environ, "HTTP_ADDR": f"127.0.0.1:{webhook_port}"})
+    application = await start(settings, pg_dsn)
     yield application
     await application.stop()
 

@@ -114,13 +114,17 @@ async def test_with_webhooks_off_the_sweep_alone_brings_an_expired_session_to_ex
         "SWEEP_QUIET_SECONDS": "0",
     }
     order_id = new_order_id()
+    sandbox.control("POST", "/_sandbox/webhooks/pause")
     async with service_process(env) as replica:
         created = await replica.stub.CreateSession(cart_request(order_id))
-        # Expired at Stripe behind the service's back, and no webhook tells it.
+        # Expired at Stripe behind the service's back, and no webhook tells any replica.
         await sandbox.client.v1.checkout.sessions.expire_async(created.session.id)
 
         async def expired() -> bool:
             got = await replica.stub.GetSession(api.GetSessionRequest(order_id=order_id))
             return bool(got.session.status == pb.Session.EXPIRED)
 
-        await eventually(expired)
+        try:
+            await eventually(expired)
+        finally:
+            sandbox.control("POST", "/_sandbox/webhooks/resume")

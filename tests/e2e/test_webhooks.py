@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -19,9 +20,17 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from service.app import Application
-from tests.conftest import WEBHOOK_SECRET, Sandbox
+from tests.conftest import Sandbox
 from tests.e2e.helpers import cart_request, eventually, new_order_id
 from tests.e2e.processes import service_process
+
+
+@pytest.fixture(autouse=True)
+def sandbox_deliveries_paused(sandbox: Sandbox) -> Iterator[None]:
+    """These tests play Stripe's part themselves; the sandbox's own deliveries would race them."""
+    sandbox.control("POST", "/_sandbox/webhooks/pause")
+    yield
+    sandbox.control("POST", "/_sandbox/webhooks/resume")
 
 
 async def stripe_event(sandbox: Sandbox, session_id: str, kind: str) -> bytes:
@@ -40,7 +49,7 @@ async def stripe_event(sandbox: Sandbox, session_id: str, kind: str) -> bytes:
     return json.dumps(event).encode()
 
 
-def signature(payload: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
+def signature(payload: bytes, secret: str, at: int | None = None) -> str:
     return str(stripe.WebhookSignature.generate_signature_header(payload.decode(), secret, at))
 
 
@@ -86,18 +95,19 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(
     sandbox: Sandbox,
     db: asyncpg.Pool,
     header: str | None,
+    webhook_secret: str,
 ) -> None:
     session_id, payload = await expired_behind_our_back(stub, sandbox)
     if header == "wrong secret":
         header = signature(payload, "whsec_forged")
     elif header == "stale":
-        header = signature(payload, at=int(time.time()) - 301)
+        header = signature(payload, webhook_secret, at=int(time.time()) - 301)
 
     status, body = await deliver(app.http_port, payload, header)
 
     assert status == 400
     assert "bad signature" in body["error"]
-    assert WEBHOOK_SECRET not in json.dumps(body)
+    assert webhook_secret not in json.dumps(body)
     assert await status_of(stub, session_id) == pb.Session.OPEN
     event_id = json.loads(payload)["id"]
     assert (
@@ -106,12 +116,16 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(
 
 
 async def test_a_signed_event_is_applied_once(
-    app: Application, stub: api_grpc.CheckoutServiceStub, sandbox: Sandbox, db: asyncpg.Pool
+    app: Application,
+    stub: api_grpc.CheckoutServiceStub,
+    sandbox: Sandbox,
+    db: asyncpg.Pool,
+    webhook_secret: str,
 ) -> None:
     session_id, payload = await expired_behind_our_back(stub, sandbox)
 
-    first = await deliver(app.http_port, payload, signature(payload))
-    again = await deliver(app.http_port, payload, signature(payload))
+    first = await deliver(app.http_port, payload, signature(payload, webhook_secret))
+    again = await deliver(app.http_port, payload, signature(payload, webhook_secret))
 
     assert first == (200, {"received": True, "outcome": "applied"})
     assert again == (200, {"received": True, "outcome": "duplicate"})
@@ -123,14 +137,14 @@ async def test_a_signed_event_is_applied_once(
 
 
 async def test_a_stale_event_cannot_move_a_session_back(
-    app: Application, stub: api_grpc.CheckoutServiceStub, sandbox: Sandbox
+    app: Application, stub: api_grpc.CheckoutServiceStub, sandbox: Sandbox, webhook_secret: str
 ) -> None:
     created = await stub.CreateSession(cart_request(new_order_id()))
     # An event captured while the session was open, delivered after it expired.
     old_payload = await stripe_event(sandbox, created.session.id, "checkout.session.completed")
     await stub.ExpireSession(api.ExpireSessionRequest(session_id=created.session.id))
 
-    status, body = await deliver(app.http_port, old_payload, signature(old_payload))
+    status, body = await deliver(app.http_port, old_payload, signature(old_payload, webhook_secret))
 
     # The service re-reads Stripe instead of trusting the payload: still expired.
     assert (status, body["outcome"]) == (200, "applied")
@@ -138,7 +152,7 @@ async def test_a_stale_event_cannot_move_a_session_back(
 
 
 async def test_events_about_other_integrations_sessions_are_acknowledged_and_ignored(
-    app: Application, sandbox: Sandbox
+    app: Application, sandbox: Sandbox, webhook_secret: str
 ) -> None:
     foreign = await sandbox.client.v1.checkout.sessions.create_async(
         {
@@ -158,14 +172,14 @@ async def test_events_about_other_integrations_sessions_are_acknowledged_and_ign
     )
     payload = await stripe_event(sandbox, foreign.id, "checkout.session.expired")
 
-    assert await deliver(app.http_port, payload, signature(payload)) == (
+    assert await deliver(app.http_port, payload, signature(payload, webhook_secret)) == (
         200,
         {"received": True, "outcome": "ignored"},
     )
 
 
 async def test_an_event_for_a_session_not_stored_yet_is_deferred_for_stripe_to_retry(
-    app: Application, sandbox: Sandbox, db: asyncpg.Pool
+    app: Application, sandbox: Sandbox, db: asyncpg.Pool, webhook_secret: str
 ) -> None:
     order_id = new_order_id()
     # The order's creation is under way: Stripe has the session, the ledger only a pending row.
@@ -196,7 +210,7 @@ async def test_an_event_for_a_session_not_stored_yet_is_deferred_for_stripe_to_r
     )
     payload = await stripe_event(sandbox, at_stripe.id, "checkout.session.expired")
 
-    status, _ = await deliver(app.http_port, payload, signature(payload))
+    status, _ = await deliver(app.http_port, payload, signature(payload, webhook_secret))
 
     assert status == 503
     event_id = json.loads(payload)["id"]
@@ -210,6 +224,7 @@ async def test_a_watcher_on_one_replica_sees_a_webhook_received_by_another(
     pg_dsn: str,
     stub: api_grpc.CheckoutServiceStub,
     sandbox: Sandbox,
+    webhook_secret: str,
 ) -> None:
     session_id, payload = await expired_behind_our_back(stub, sandbox)
     async with service_process({**environ, "DATABASE_URL": pg_dsn}) as other_replica:
@@ -226,7 +241,9 @@ async def test_a_watcher_on_one_replica_sees_a_webhook_received_by_another(
 
         watcher = asyncio.create_task(watch())
         await eventually(watching)
-        status, _ = await deliver(other_replica.http_port, payload, signature(payload))
+        status, _ = await deliver(
+            other_replica.http_port, payload, signature(payload, webhook_secret)
+        )
         await asyncio.wait_for(watcher, timeout=10)
 
     assert status == 200
