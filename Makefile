@@ -47,9 +47,11 @@ lint: $(STAMP)
 typecheck: proto
 	$(BIN)/mypy service
 
+# `buf breaking` compares the contract with main's: a renamed or renumbered field fails it.
 buf: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/buf format --exit-code -d
+	$(BIN)/buf breaking --against '.git#branch=main'
 
 check: lint typecheck buf
 

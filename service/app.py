@@ -99,7 +99,8 @@ async def start(settings: Settings, dsn: str) -> Application:
     if applied:
         log.info("migrations applied", names=applied)
     feed = ChangeFeed(dsn)
-    await feed.start()
+    async with translate_db_errors():
+        await feed.start()
     gateway = StripeGateway.connect(
         api_key=settings.stripe_api_key.value,
         api_base=settings.stripe_api_base,
