@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -104,21 +104,8 @@ class SessionSnapshot:
     discount_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = asdict(self)
         data["metadata"] = dict(self.metadata)
-        data["line_items"] = [
-            {n: getattr(li, n) for n in li.__dataclass_fields__} for li in self.line_items
-        ]
-        if self.shipping_cost is not None:
-            cost = self.shipping_cost
-            data["shipping_cost"] = {n: getattr(cost, n) for n in cost.__dataclass_fields__}
-        data["discount_ids"] = list(self.discount_ids)
-        if self.shipping is not None:
-            address = self.shipping.address
-            data["shipping"] = {
-                "name": self.shipping.name,
-                "address": {n: getattr(address, n) for n in address.__dataclass_fields__},
-            }
         return data
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -251,19 +252,10 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
     message.payment_intent_id = s.payment_intent_id or ""
     message.subscription_id = s.subscription_id or ""
     message.setup_intent_id = s.setup_intent_id or ""
+    # The snapshot's value classes use the contract's field names, so they copy over whole.
     if s.shipping is not None:
-        address = s.shipping.address
         message.shipping_details.name = s.shipping.name
-        message.shipping_details.address.CopyFrom(
-            pb.Address(
-                line1=address.line1,
-                line2=address.line2,
-                city=address.city,
-                state=address.state,
-                postal_code=address.postal_code,
-                country=address.country,
-            )
-        )
+        message.shipping_details.address.CopyFrom(pb.Address(**asdict(s.shipping.address)))
     message.metadata.update(s.metadata)
     message.livemode = s.livemode
     message.create_time.CopyFrom(_timestamp(datetime.fromtimestamp(s.created, UTC)))
@@ -272,31 +264,9 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
     message.cancel_url = s.cancel_url or ""
     message.return_url = s.return_url or ""
     if s.shipping_cost is not None:
-        cost = s.shipping_cost
-        message.shipping_cost.CopyFrom(
-            pb.ShippingCost(
-                shipping_rate_id=cost.shipping_rate_id,
-                amount_subtotal=cost.amount_subtotal,
-                amount_tax=cost.amount_tax,
-                amount_total=cost.amount_total,
-            )
-        )
+        message.shipping_cost.CopyFrom(pb.ShippingCost(**asdict(s.shipping_cost)))
     message.discount_ids.extend(s.discount_ids)
-    message.line_items.extend(
-        pb.SessionLineItem(
-            id=li.id,
-            description=li.description,
-            quantity=li.quantity,
-            price_id=li.price_id,
-            currency=li.currency,
-            unit_amount=li.unit_amount,
-            amount_subtotal=li.amount_subtotal,
-            amount_discount=li.amount_discount,
-            amount_tax=li.amount_tax,
-            amount_total=li.amount_total,
-        )
-        for li in s.line_items
-    )
+    message.line_items.extend(pb.SessionLineItem(**asdict(li)) for li in s.line_items)
 
 
 def _timestamp(moment: datetime) -> Timestamp:

@@ -250,7 +250,8 @@ async def _record(
     conn: Connection, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
 ) -> LedgerEntry:
     """Store what Stripe said unless the row is already further along (a stale read, as
-    webhooks arrive in any order), and tell watchers on every replica."""
+    webhooks arrive in any order) or already says exactly that (a redelivery, or our own
+    write coming back as a webhook), and tell watchers on every replica."""
     state = ledger_state(snapshot)
     rank = progress_rank(state, snapshot.payment_status)
     row = await conn.fetchrow(
@@ -260,6 +261,9 @@ async def _record(
                async_payment_failed = async_payment_failed OR $8,
                updated_at = clock_timestamp()
            WHERE id = $1 AND progress <= $3
+             AND (snapshot IS DISTINCT FROM $6::jsonb
+                  OR state IS DISTINCT FROM $2
+                  OR (NOT async_payment_failed AND $8))
            RETURNING *""",
         row_id,
         state,

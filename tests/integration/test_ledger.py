@@ -121,3 +121,14 @@ async def test_discarding_frees_the_order(pool: asyncpg.Pool) -> None:
     await ledger.discard_pending(first.entry.row_id)
 
     assert (await claim(ledger, order_id)).won
+
+
+async def test_recording_what_is_already_stored_changes_nothing(pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool)
+    entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
+    session_id = f"cs_test_{uuid.uuid4().hex}"
+    first = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "expired"))
+
+    again = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "expired"))
+
+    assert again.updated_at == first.updated_at
