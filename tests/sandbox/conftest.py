@@ -1,24 +1,30 @@
 """Fixtures for the sandbox tests: a real `python -m service.sandbox` process and clients for it.
 
 One sandbox process serves the whole session; a test that asks for `sandbox` gets it emptied
-(`/_sandbox/reset`), so counts in `/_sandbox/stats` belong to the test that reads them.
+(`/_sandbox/reset`), so counts in `/_sandbox/stats` belong to the test that reads them. Its
+webhook retries are fast (`FAST_RETRIES`), and `receiver` is a real HTTP server on loopback that
+records the webhooks it gets.
 """
 
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import stripe
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk_test_123"
 LISTENING = "sandbox listening on "
+# Retries 50 ms apart at first, so a test that makes a receiver fail twice waits 150 ms.
+FAST_RETRIES = ("--webhook-retry-delay", "0.05", "--webhook-timeout", "2")
 
 
 @dataclass
@@ -61,7 +67,7 @@ def stripe_client(
 
 @pytest.fixture(scope="session")
 async def sandbox_process() -> AsyncIterator[Sandbox]:
-    running = await start_sandbox("--port", "0")
+    running = await start_sandbox("--port", "0", *FAST_RETRIES)
     yield running
     assert await stop_sandbox(running) == 0
 
@@ -128,3 +134,84 @@ def session_params(*items: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def ids(objects: Sequence[Any]) -> list[str]:
     return [item.id for item in objects]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until `check()` holds: background delivery has no moment to wait for."""
+    deadline = time.monotonic() + 10
+    while not await check():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await asyncio.sleep(0.02)
+
+
+async def deliveries(raw_http: httpx.AsyncClient) -> dict[str, Any]:
+    response = await raw_http.get("/_sandbox/webhook_deliveries")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def settled(raw_http: httpx.AsyncClient) -> None:
+    """Wait until no delivery is owed: each was delivered or given up."""
+
+    async def nothing_owed() -> bool:
+        return (await deliveries(raw_http))["pending"] == 0
+
+    await eventually(nothing_owed)
+
+
+@dataclass
+class Received:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint: records every request, answers `answers` in turn, then 200."""
+
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(Received(await request.read(), dict(request.headers)))
+        return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    async def count(self, expected: int) -> list[Received]:
+        """The requests, once exactly `expected` have arrived."""
+
+        async def arrived() -> bool:
+            return len(self.requests) >= expected
+
+        await eventually(arrived)
+        assert len(self.requests) == expected
+        return self.requests
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recorder = Receiver()
+    app = web.Application()
+    app.router.add_post("/stripe/webhook", recorder.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    recorder.url = f"http://127.0.0.1:{runner.addresses[0][1]}/stripe/webhook"
+    yield recorder
+    await runner.cleanup()
+
+
+async def endpoint(
+    client: stripe.StripeClient, url: str, events: Sequence[str] = ("*",)
+) -> stripe.WebhookEndpoint:
+    return await client.v1.webhook_endpoints.create_async(
+        {"url": url, "enabled_events": list(events)}  # type: ignore[typeddict-item]
+    )
+
+
+async def pay(raw_http: httpx.AsyncClient, session_id: str, **details: Any) -> dict[str, Any]:
+    response = await raw_http.post(f"/_sandbox/checkout/sessions/{session_id}/pay", json=details)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body

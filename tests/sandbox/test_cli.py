@@ -6,9 +6,35 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 import stripe
 
+from service.sandbox.__main__ import parse_args
+
 from .conftest import session_params, start_sandbox, stop_sandbox, stripe_client
+
+
+def test_webhook_retries_come_from_options_then_environment_then_defaults() -> None:
+    defaults = parse_args([], {})
+    assert (defaults.webhook_retry_delay, defaults.webhook_attempts, defaults.webhook_timeout) == (
+        0.5,
+        8,
+        10.0,
+    )
+    environ = {
+        "SANDBOX_WEBHOOK_RETRY_DELAY": "0.1",
+        "SANDBOX_WEBHOOK_ATTEMPTS": "3",
+        "SANDBOX_WEBHOOK_TIMEOUT": "2",
+    }
+    from_env = parse_args([], environ)
+    assert (from_env.webhook_retry_delay, from_env.webhook_attempts, from_env.webhook_timeout) == (
+        0.1,
+        3,
+        2.0,
+    )
+    assert parse_args(["--webhook-attempts", "5"], environ).webhook_attempts == 5
+    with pytest.raises(SystemExit):
+        parse_args(["--webhook-attempts", "0"], {})
 
 
 async def test_port_zero_binds_a_free_port_and_says_which() -> None:
@@ -31,6 +57,9 @@ async def test_environment_gives_the_defaults() -> None:
 async def test_sigint_stops_it_cleanly() -> None:
     running = await start_sandbox("--port", "0")
     running.process.send_signal(signal.SIGINT)
+    # Wait for SIGINT alone to end it: a SIGTERM from `stop_sandbox` racing with the exit could
+    # land after asyncio has put the default handler back, and kill it.
+    assert await asyncio.wait_for(running.process.wait(), 15) == 0
     assert await stop_sandbox(running) == 0
 
 
