@@ -63,31 +63,33 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     billing = given or (customer or {}).get("address")
     shipping = _shipping_details(session, details, given)
     _check_presentment(session, details.get("presentment_currency"))
-    country = _country(shipping, billing) or country_of(customer)
+    # Every refusal is above: from here on the session changes.
     mode = session["mode"]
+    country = _country(shipping, billing) or country_of(customer)
     if mode != "setup":
         _recompute(store, session, params, country, now)
     session["presentment_details"] = _presentment(session, details, country)
     email = details.get("email") or session["customer_email"] or (customer or {}).get("email")
+    name = details.get("name") or (customer or {}).get("name")
     if customer is None and (
         mode in ("setup", "subscription") or session["customer_creation"] == "always"
     ):
-        data = {"email": email, "name": details.get("name"), "address": billing}
+        data = {"email": email, "name": name, "address": billing}
         customer = create_customer(store, now, {k: v for k, v in data.items() if v is not None})
         session["customer"] = customer["id"]
     nothing_due = mode == "setup" or session["amount_total"] == 0
     paid = nothing_due or details.get("payment_status", "paid") == "paid"
+    session["status"], session["url"] = "complete", None
     session["payment_status"] = (
         "no_payment_required" if nothing_due else "paid" if paid else "unpaid"
     )
-    session["status"], session["url"] = "complete", None
     session["customer_details"] = {
         # Checkout collects no billing address in setup mode.
         "address": None if mode == "setup" else billing,
         "business_name": None,
         "email": email,
         "individual_name": None,
-        "name": details.get("name") or (customer or {}).get("name"),
+        "name": name,
         "phone": None,
         "tax_exempt": "none",
         "tax_ids": [],
@@ -98,15 +100,7 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
             "individual_name": None,
             "shipping_details": shipping,
         }
-    if mode == "payment" and not nothing_due:
-        data = params.get("payment_intent_data", {})
-        session["payment_intent"] = create_payment_intent(store, now, session, data, paid)
-    elif mode == "subscription":
-        data = params.get("subscription_data", {})
-        session["subscription"] = create_subscription(store, now, session, data, paid)
-    elif mode == "setup":
-        data = params.get("setup_intent_data", {})
-        session["setup_intent"] = create_setup_intent(store, now, session, data)
+    _create_payment_objects(store, now, session, params, paid)
     if not paid:
         store.attach(ASYNC_PAYMENT, session["id"], "pending")
     store.replace(SESSION, session["id"], session)
@@ -128,6 +122,22 @@ def settle(store: Store, now: int, session: dict[str, Any], succeeded: bool) -> 
         store.replace(SESSION, session["id"], session)
     outcome = "succeeded" if succeeded else "failed"
     emit(store, now, f"checkout.session.async_payment_{outcome}", session)
+
+
+def _create_payment_objects(
+    store: Store, now: int, session: dict[str, Any], params: dict[str, Any], paid: bool
+) -> None:
+    """The PaymentIntent (when something is charged), Subscription or SetupIntent."""
+    mode = session["mode"]
+    if mode == "payment" and session["amount_total"] > 0:
+        data = params.get("payment_intent_data", {})
+        session["payment_intent"] = create_payment_intent(store, now, session, data, paid)
+    elif mode == "subscription":
+        data = params.get("subscription_data", {})
+        session["subscription"] = create_subscription(store, now, session, data, paid)
+    elif mode == "setup":
+        data = params.get("setup_intent_data", {})
+        session["setup_intent"] = create_setup_intent(store, now, session, data)
 
 
 def _shipping_details(

@@ -168,15 +168,23 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook endpoint: records every request, answers `answers` in turn, then 200."""
+    """A webhook endpoint at `url`: records every request, answers `answers` in turn, then 200.
+    `stalled_url` records requests and answers none until the test ends."""
 
     url: str = ""
+    stalled_url: str = ""
     requests: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(Received(await request.read(), dict(request.headers)))
         return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    async def stall(self, request: web.Request) -> web.Response:
+        self.requests.append(Received(await request.read(), dict(request.headers)))
+        await self.released.wait()
+        return web.Response()
 
     async def count(self, expected: int) -> list[Received]:
         """The requests, once exactly `expected` have arrived."""
@@ -194,11 +202,14 @@ async def receiver() -> AsyncIterator[Receiver]:
     recorder = Receiver()
     app = web.Application()
     app.router.add_post("/stripe/webhook", recorder.handle)
+    app.router.add_post("/stripe/stalled", recorder.stall)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    recorder.url = f"http://127.0.0.1:{runner.addresses[0][1]}/stripe/webhook"
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    recorder.url, recorder.stalled_url = f"{base}/stripe/webhook", f"{base}/stripe/stalled"
     yield recorder
+    recorder.released.set()
     await runner.cleanup()
 
 

@@ -197,15 +197,23 @@ async def test_advancing_the_clock_expires_due_sessions_at_once(
     assert (await client.v1.checkout.sessions.retrieve_async(later.id)).status == "open"
 
 
-async def test_a_receiver_that_never_answers_2xx_is_given_up(
-    tmp_path: Path, http_client: stripe.HTTPXClient, receiver: Receiver
+async def test_deliveries_that_never_succeed_are_given_up(
+    http_client: stripe.HTTPXClient, receiver: Receiver
 ) -> None:
     running = await start_sandbox(
-        "--port", "0", "--webhook-attempts", "2", "--webhook-retry-delay", "0.01"
+        "--port",
+        "0",
+        "--webhook-attempts",
+        "2",
+        "--webhook-retry-delay",
+        "0.01",
+        "--webhook-timeout",
+        "0.2",
     )
     try:
         client = stripe_client(running.url, http_client)
         await endpoint(client, receiver.url)
+        await endpoint(client, receiver.stalled_url)
         await endpoint(client, "http://127.0.0.1:9/closed")
         receiver.answers = [500, 302, 200]
         session = await client.v1.checkout.sessions.create_async(session_params())
@@ -213,14 +221,29 @@ async def test_a_receiver_that_never_answers_2xx_is_given_up(
         async with httpx.AsyncClient(base_url=running.url) as raw:
             await settled(raw)
             attempts = (await deliveries(raw))["deliveries"]
-        assert len(receiver.requests) == 2
-        mine = [a for a in attempts if a["url"] == receiver.url]
-        assert [(a["status"], a["delivered"]) for a in mine] == [(500, False), (302, False)]
-        closed = [a for a in attempts if a["url"] != receiver.url]
-        assert [a["attempt"] for a in closed] == [1, 2]
-        assert all(a["status"] is None and a["error"] for a in closed)
+        assert len(receiver.requests) == 4
+
+        def outcomes(url: str) -> list[tuple[int, int | None, str | None, bool]]:
+            return [
+                (a["attempt"], a["status"], a["error"], a["delivered"])
+                for a in attempts
+                if a["url"] == url
+            ]
+
+        # A redirect is not followed: it fails like any other non-2xx answer.
+        assert outcomes(receiver.url) == [(1, 500, None, False), (2, 302, None, False)]
+        assert outcomes(receiver.stalled_url) == [
+            (1, None, "timed out after 0.2 s", False),
+            (2, None, "timed out after 0.2 s", False),
+        ]
+        refused = outcomes("http://127.0.0.1:9/closed")
+        assert [(a, status, delivered) for a, status, _, delivered in refused] == [
+            (1, None, False),
+            (2, None, False),
+        ]
+        assert all(error and error.startswith("Client") for _, _, error, _ in refused)
         [event] = (await client.v1.events.list_async()).data
-        assert event.pending_webhooks == 2
+        assert event.pending_webhooks == 3
     finally:
         await stop_sandbox(running)
 
