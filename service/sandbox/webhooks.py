@@ -86,6 +86,7 @@ class Webhooks:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
+            self._http = None
 
     def kick(self) -> None:
         """Start a task for every owed delivery that has none; call after anything may emit."""
