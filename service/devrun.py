@@ -56,8 +56,9 @@ class SandboxProcess:
 def start_sandbox(
     port: int, *, state_file: Path | None = None, timeout: float = 30.0
 ) -> SandboxProcess:
-    """Run `python -m service.sandbox` and wait for the line that gives its address."""
-    command = [sys.executable, "-m", "service.sandbox", "--port", str(port)]
+    """Run `python -m service.sandbox`, with the demo catalog the README's examples name, and
+    wait for the line that gives its address."""
+    command = [sys.executable, "-m", "service.sandbox", "--port", str(port), "--demo-catalog"]
     if state_file is not None:
         command += ["--state-file", str(state_file)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)

@@ -53,6 +53,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         default=float(environ.get("SANDBOX_WEBHOOK_TIMEOUT", default.timeout)),
         help="seconds one webhook delivery attempt may take",
     )
+    parser.add_argument(
+        "--demo-catalog",
+        action="store_true",
+        default=environ.get("SANDBOX_DEMO_CATALOG", "") in ("1", "true"),
+        help="seed the demo catalog with fixed ids (see service/sandbox/demo_catalog.py)",
+    )
     args = parser.parse_args(argv)
     if args.webhook_retry_delay < 0 or args.webhook_attempts < 1 or args.webhook_timeout <= 0:
         parser.error("webhook retries need a delay >= 0, attempts >= 1 and a timeout > 0")
@@ -65,7 +71,7 @@ async def _run(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     policy = RetryPolicy(args.webhook_retry_delay, args.webhook_attempts, args.webhook_timeout)
-    await serve(args.host, args.port, args.state_file, policy, stop)
+    await serve(args.host, args.port, args.state_file, policy, stop, demo_catalog=args.demo_catalog)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,6 +32,8 @@ class Sandbox:
     webhooks: Webhooks
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
+    demo_catalog: bool = False
+    """Whether the demo catalog is seeded (at start and after a reset)."""
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import demo_catalog as demo
 from .checkout import expire_due, find_session
 from .completion import PAY_PARAMS, SETTLE_PARAMS, complete, settle
 from .context import SANDBOX, Stats
@@ -79,6 +80,8 @@ async def _reset(request: web.Request) -> web.Response:
     # With every object forgotten, nothing can see the clock go back to real time.
     sandbox.clock.offset = 0
     sandbox.stats = Stats()
+    if sandbox.demo_catalog:
+        demo.seed(sandbox.store, sandbox.clock.now())
     await sandbox.store.flush()
     return web.json_response({"reset": True})
 

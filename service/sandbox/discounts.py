@@ -121,17 +121,24 @@ def _create_coupon(request: ApiRequest) -> dict[str, Any]:
     if "id" in data and store.get(COUPON, data["id"]) is not None:
         raise invalid("Coupon already exists.", "id", "resource_already_exists")
     coupon_id = data.get("id") or new_id("", 8).upper()
+    coupon = coupon_object(coupon_id, request.clock.now(), data)
+    store.insert(COUPON, coupon_id, coupon)
+    return request.render(coupon, data.get("expand", []))
+
+
+def coupon_object(coupon_id: str, now: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A Coupon from parameters parsed with `/v1/coupons`' schema."""
     percent = data.get("percent_off")
     applies_to = data.get("applies_to")
-    coupon = {
+    return {
         "id": coupon_id,
         "object": "coupon",
         "amount_off": data.get("amount_off"),
         "applies_to": None if applies_to is None else {"products": applies_to.get("products", [])},
-        "created": request.clock.now(),
+        "created": now,
         "currency": data.get("currency") if "amount_off" in data else None,
         "currency_options": None,
-        "duration": duration,
+        "duration": data.get("duration", "once"),
         "duration_in_months": data.get("duration_in_months"),
         "livemode": False,
         "max_redemptions": data.get("max_redemptions"),
@@ -142,8 +149,6 @@ def _create_coupon(request: ApiRequest) -> dict[str, Any]:
         "times_redeemed": 0,
         "valid": True,
     }
-    store.insert(COUPON, coupon_id, coupon)
-    return request.render(coupon, data.get("expand", []))
 
 
 def _retrieve_coupon(request: ApiRequest) -> dict[str, Any]:
@@ -185,19 +190,29 @@ def _create_promotion_code(request: ApiRequest) -> dict[str, Any]:
         if other["active"] and other["code"].lower() == code.lower():
             raise invalid(f"An active promotion code with `code: {code}` already exists.", "code")
     promotion_code_id = new_id("promo_")
-    promotion_code = {
-        "id": promotion_code_id,
+    promotion_code = promotion_code_object(
+        promotion_code_id, request.clock.now(), {**data, "code": code}
+    )
+    store.insert(PROMOTION_CODE, promotion_code_id, promotion_code)
+    return request.render(promotion_code, data.get("expand", []))
+
+
+def promotion_code_object(code_id: str, now: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A Promotion code from parameters parsed with `/v1/promotion_codes`' schema."""
+    restrictions = data.get("restrictions", {})
+    return {
+        "id": code_id,
         "object": "promotion_code",
         "active": data.get("active", True),
-        "code": code,
-        "created": request.clock.now(),
+        "code": data["code"],
+        "created": now,
         "customer": data.get("customer"),
         "customer_account": None,
         "expires_at": data.get("expires_at"),
         "livemode": False,
         "max_redemptions": data.get("max_redemptions"),
         "metadata": data.get("metadata", {}),
-        "promotion": {"coupon": promotion["coupon"], "type": "coupon"},
+        "promotion": {"coupon": data["promotion"]["coupon"], "type": "coupon"},
         "restrictions": {
             "currency_options": {},
             "first_time_transaction": restrictions.get("first_time_transaction", False),
@@ -206,8 +221,6 @@ def _create_promotion_code(request: ApiRequest) -> dict[str, Any]:
         },
         "times_redeemed": 0,
     }
-    store.insert(PROMOTION_CODE, promotion_code_id, promotion_code)
-    return request.render(promotion_code, data.get("expand", []))
 
 
 def _retrieve_promotion_code(request: ApiRequest) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from . import (
     taxes,
     webhook_endpoints,
 )
+from . import demo_catalog as demo
 from .api import API_VERSION, ApiRequest, Expander, Route
 from .auth import authenticate
 from .clock import Clock
@@ -67,13 +68,19 @@ _SWEEP_SECONDS = 1.0
 _log = logging.getLogger(__name__)
 
 
-def build_app(state_file: Path | None, clock: Clock, policy: RetryPolicy) -> web.Application:
+def build_app(
+    state_file: Path | None, clock: Clock, policy: RetryPolicy, *, demo_catalog: bool = False
+) -> web.Application:
     """The sandbox as an aiohttp application, with its state loaded from `state_file`."""
     store = Store(state_file)
     store.load()
+    if demo_catalog:
+        demo.seed(store, clock.now())
     app = web.Application(middlewares=[_request_id])
     webhooks = Webhooks(store, clock, policy)
-    app[SANDBOX] = Sandbox(store, clock, Idempotency(store, clock), webhooks)
+    app[SANDBOX] = Sandbox(
+        store, clock, Idempotency(store, clock), webhooks, demo_catalog=demo_catalog
+    )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _api_handler(route))
     app.router.add_route("*", "/v1/{tail:.*}", _unrecognized)
@@ -84,10 +91,17 @@ def build_app(state_file: Path | None, clock: Clock, policy: RetryPolicy) -> web
 
 
 async def serve(
-    host: str, port: int, state_file: Path | None, policy: RetryPolicy, stop: asyncio.Event
+    host: str,
+    port: int,
+    state_file: Path | None,
+    policy: RetryPolicy,
+    stop: asyncio.Event,
+    *,
+    demo_catalog: bool = False,
 ) -> None:
     """Run the sandbox until `stop` is set, announcing the bound address on stdout."""
-    runner = web.AppRunner(build_app(state_file, Clock(), policy), handle_signals=False)
+    app = build_app(state_file, Clock(), policy, demo_catalog=demo_catalog)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

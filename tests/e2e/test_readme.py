@@ -1,4 +1,8 @@
-"""The README's grpcurl examples, run as written with real grpcurl against a real server."""
+"""The README, run as written: every `sh` block in order, with real grpcurl and curl, against a
+real server and the sandbox. A `json` block after a command is what it prints: each value shown
+must match (a value with `…` matches by its prefix, `null` means the field is absent, and
+fields not shown are not checked). A plain block starting with `ERROR:` is what grpcurl prints
+for a refused call."""
 
 from __future__ import annotations
 
@@ -7,25 +11,34 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.app import Application
 
-README_ADDR = "127.0.0.1:50051"
+README_GRPC = "127.0.0.1:50051"
+README_SANDBOX = "http://127.0.0.1:12111"
+PLACEHOLDER_SESSION = "cs_test_…"
 
 
-def readme_examples(repo_root: Path) -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", (repo_root / "README.md").read_text(), re.DOTALL)
-    return [b.strip() for b in blocks if b.startswith("grpcurl ")]
+@dataclass(frozen=True)
+class Block:
+    kind: str
+    text: str
 
 
-async def run(command: str, port: int) -> tuple[int, str, str]:
+def readme_blocks(repo_root: Path) -> list[Block]:
+    text = (repo_root / "README.md").read_text()
+    return [Block(k, t) for k, t in re.findall(r"```(\w*)\n(.*?)```", text, re.DOTALL)]
+
+
+async def run(command: str) -> tuple[int, str, str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     process = await asyncio.create_subprocess_exec(
         "bash",
         "-c",
-        command.replace(README_ADDR, f"127.0.0.1:{port}"),
+        command,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -35,64 +48,70 @@ async def run(command: str, port: int) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-def readme_error_block(repo_root: Path) -> list[str]:
-    """The grpcurl error output the README shows (the plain block that starts with ERROR:)."""
-    blocks = re.findall(r"```\n(ERROR:.*?)```", (repo_root / "README.md").read_text(), re.DOTALL)
-    [block] = blocks
-    return str(block).splitlines()
+def matches(shown: Any, actual: Any, path: str = "$") -> list[str]:
+    """Where `actual` differs from what the README shows."""
+    if isinstance(shown, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected an object, got {actual!r}"]
+        problems = []
+        for key, value in shown.items():
+            if value is None:
+                if key in actual:
+                    problems.append(f"{path}.{key}: expected absent, got {actual[key]!r}")
+            elif key not in actual:
+                problems.append(f"{path}.{key}: missing")
+            else:
+                problems += matches(value, actual[key], f"{path}.{key}")
+        return problems
+    if isinstance(shown, list):
+        if not isinstance(actual, list) or len(actual) != len(shown):
+            return [f"{path}: expected {len(shown)} items, got {actual!r}"]
+        return [
+            p
+            for i, (s, a) in enumerate(zip(shown, actual, strict=True))
+            for p in matches(s, a, f"{path}[{i}]")
+        ]
+    if isinstance(shown, str) and "…" in shown:
+        prefix = shown.split("…")[0]
+        return [] if str(actual).startswith(prefix) else [f"{path}: {actual!r} !~ {shown!r}"]
+    return [] if shown == actual else [f"{path}: README shows {shown!r}, got {actual!r}"]
 
 
-def example(examples: list[str], *markers: str) -> str:
-    [found] = [e for e in examples if all(m in e for m in markers)]
-    return found
-
-
-async def ok(command: str, port: int) -> dict[str, Any]:
-    code, out, err = await run(command, port)
-    assert code == 0, f"{command}\n{err}"
-    return dict(json.loads(out))
-
-
-async def test_readme_examples_work_as_written(app: Application, repo_root: Path) -> None:
-    examples = readme_examples(repo_root)
-    port = app.grpc_port
-    assert len(examples) == 7
-
-    code, out, _ = await run(example(examples, " list"), port)
-    assert code == 0
-    assert set(out.split()) >= {
-        "checkout.v1.CheckoutService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
-    }
-    assert (await ok(example(examples, "Health/Check"), port)) == {"status": "SERVING"}
-
-    create = example(examples, "/CreateSession", '"order_id": "order-1001"')
-    created = (await ok(create, port))["session"]
-    assert created["id"].startswith("cs_test_")
-    assert (created["status"], created["payment_status"]) == ("OPEN", "UNPAID")
-    assert created["url"]
-    assert (created["amount_subtotal"], created["amount_total"]) == ("3990", "3990")
-    assert created["metadata"] == {"cart": "c-77", "order_id": "order-1001"}
-    assert [(li["description"], li["amount_total"]) for li in created["line_items"]] == [
-        ("T-shirt", "3000"),
-        ("Mug", "990"),
-    ]
-    again = await ok(create, port)
-    assert (again["session"]["id"], again["reused"]) == (created["id"], True)
-
-    got = await ok(example(examples, "/GetSession"), port)
-    assert got["session"]["id"] == created["id"]
-    listed = await ok(example(examples, "/ListSessions"), port)
-    assert created["id"] in [s["id"] for s in listed["sessions"]]
-
-    expire = example(examples, "/ExpireSession")
-    expired = (await ok(expire, port))["session"]
-    assert (expired["id"], expired["status"]) == (created["id"], "EXPIRED")
-    assert (await ok(expire, port))["session"] == expired
-
-    code, _, err = await run(example(examples, '"order_id": "order-1002"'), port)
-    assert code != 0
-    shown = readme_error_block(repo_root)
-    for line in shown:
-        assert line.strip() in err
+async def test_the_readme_runs_as_written(
+    app: Application, sandbox_url: str, repo_root: Path
+) -> None:
+    blocks = readme_blocks(repo_root)
+    commands = [b for b in blocks if b.kind == "sh" and ("grpcurl " in b.text or "curl " in b.text)]
+    assert len(commands) >= 10
+    session_id = ""
+    checked_reuse = False
+    for i, block in enumerate(blocks):
+        if block not in commands:
+            continue
+        command = (
+            block.text.replace(README_GRPC, f"127.0.0.1:{app.grpc_port}")
+            .replace(README_SANDBOX, sandbox_url)
+            .replace(PLACEHOLDER_SESSION, session_id)
+        )
+        code, out, err = await run(command)
+        shown = blocks[i + 1] if i + 1 < len(blocks) else None
+        if shown is not None and shown.text.startswith("ERROR:"):
+            assert code != 0, command
+            for line in shown.text.strip().splitlines():
+                assert line.strip() in err, f"{command}\n{err}"
+            continue
+        assert code == 0, f"{command}\n{err}"
+        if shown is None or shown.kind != "json":
+            continue
+        actual = json.loads(out)
+        problems = matches(json.loads(shown.text.replace(README_SANDBOX, sandbox_url)), actual)
+        assert not problems, f"{block.text}\n" + "\n".join(problems)
+        if "/CreateSession" not in block.text:
+            continue
+        session_id = actual["session"]["id"]
+        if not checked_reuse:
+            # What the README says in prose: the same request again is reused, no Stripe call.
+            again = json.loads((await run(command))[1])
+            assert (again["session"]["id"], again["reused"]) == (session_id, True)
+            checked_reuse = True
+    assert checked_reuse
