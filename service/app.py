@@ -70,13 +70,15 @@ class Application:
     http_runner: web.AppRunner
     grpc_port: int
     http_port: int
+    stopping: asyncio.Event
     serving: list[bool] = field(default_factory=lambda: [True])
 
     async def stop(self) -> None:
-        """Health NOT_SERVING → stop accepting → drain in-flight RPCs within the grace →
-        close Stripe's HTTP client and Postgres."""
+        """Health NOT_SERVING → end watch streams → stop accepting → drain in-flight unary
+        RPCs within the grace → close Stripe's HTTP client and Postgres."""
         self.serving[0] = False
         await self.health.enter_graceful_shutdown()
+        self.stopping.set()
         self.sweeper.cancel()
         await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
         await self.http_runner.cleanup()
@@ -130,7 +132,8 @@ async def start(settings: Settings, dsn: str) -> Application:
             "keeps sessions current"
         )
 
-    grpc_server, health_servicer = build_grpc_server(checkout)
+    stopping = asyncio.Event()
+    grpc_server, health_servicer = build_grpc_server(checkout, stopping)
     try:
         grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
     except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
@@ -168,6 +171,7 @@ async def start(settings: Settings, dsn: str) -> Application:
         http_runner=http_runner,
         grpc_port=grpc_port,
         http_port=http_port,
+        stopping=stopping,
         serving=serving,
     )
 

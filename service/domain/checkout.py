@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 
 from service.domain.commands import CreateSessionCommand
@@ -96,7 +96,7 @@ class Checkout:
 
     async def watch_session(
         self, *, session_id: str = "", order_id: str = "", poll_seconds: float = 5.0
-    ) -> AsyncIterator[LedgerEntry]:
+    ) -> AsyncGenerator[LedgerEntry, None]:
         """The session now, then each stored change until it is final. Notifications carry
         changes from every replica; the poll bounds how stale a lost notification can leave a
         watcher."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -14,10 +16,12 @@ from service.edge.servicer import CheckoutServicer
 CHECKOUT_SERVICE = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"].full_name
 
 
-def build_grpc_server(checkout: Checkout) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_grpc_server(
+    checkout: Checkout, stopping: asyncio.Event
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(interceptors=[AccessLogInterceptor()])
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout), server
+        CheckoutServicer(checkout, stopping), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, NoReturn, TypeVar
 
@@ -11,7 +12,7 @@ import structlog
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from service.domain.checkout import Checkout
-from service.domain.errors import CheckoutError
+from service.domain.errors import CheckoutError, Unavailable
 from service.edge import mapping
 from service.edge.status import internal_status, status_for
 
@@ -20,8 +21,10 @@ log = structlog.get_logger(__name__)
 
 
 class CheckoutServicer(api_grpc.CheckoutServiceServicer):
-    def __init__(self, checkout: Checkout) -> None:
+    def __init__(self, checkout: Checkout, stopping: asyncio.Event) -> None:
         self._checkout = checkout
+        # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
+        self._stopping = stopping
 
     async def CreateSession(
         self, request: api.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -68,13 +71,31 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     async def WatchSession(
         self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[api.WatchSessionResponse]:
+        updates = self._checkout.watch_session(
+            session_id=request.session_id, order_id=request.order_id
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            async for entry in self._checkout.watch_session(
-                session_id=request.session_id, order_id=request.order_id
-            ):
+            while True:
+                update = asyncio.ensure_future(anext(updates))
+                await asyncio.wait((update, stopping), return_when=asyncio.FIRST_COMPLETED)
+                if not update.done():
+                    update.cancel()
+                    raise Unavailable(
+                        "the server is shutting down; watch again, another replica will answer",
+                        reason="SERVER_SHUTTING_DOWN",
+                        retry_after_seconds=0.0,
+                    )
+                try:
+                    entry = update.result()
+                except StopAsyncIteration:
+                    return
                 yield api.WatchSessionResponse(session=mapping.session_message(entry))
         except Exception as exc:
             await _abort(context, exc)
+        finally:
+            stopping.cancel()
+            await updates.aclose()
 
 
 async def _answer(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:

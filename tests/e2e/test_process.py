@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
-from tests.e2e.helpers import cart_request, new_order_id
+from tests.e2e.helpers import cart_request, new_order_id, reason
 from tests.e2e.processes import service_process
 
 SECRET_KEY = "sk_test_do_not_log_me_0123456789"
@@ -144,3 +145,24 @@ async def test_a_grpc_address_in_use_is_one_clear_line_and_exit_code_1(
     assert (last["event"], last["reason"]) == ("cannot start", "ADDRESS_IN_USE")
     assert str(port) in last["error"]
     assert "Traceback" not in err.decode()
+
+
+async def test_sigterm_ends_watch_streams_at_once_so_the_drain_is_quick(
+    environ: dict[str, str], pg_dsn: str
+) -> None:
+    order_id = new_order_id()
+    env = {**environ, "DATABASE_URL": pg_dsn, "SHUTDOWN_GRACE_SECONDS": "30"}
+    async with service_process(env) as replica:
+        await replica.stub.CreateSession(cart_request(order_id))
+        stream = replica.stub.WatchSession(api.WatchSessionRequest(order_id=order_id))
+        first = await stream.read()
+        assert first.session.status == pb.Session.OPEN
+
+        replica.process.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(stream.read(), timeout=10)
+        exit_code = await asyncio.wait_for(replica.process.wait(), timeout=10)
+
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reason(ended.value) == "SERVER_SHUTTING_DOWN"
+    assert exit_code == 0
