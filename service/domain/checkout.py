@@ -164,7 +164,13 @@ class Checkout:
             if entry.fingerprint != plan.fingerprint:
                 # A different cart: its session must be unpayable before a new one is handed
                 # out (DESIGN §2.1).
-                expired = await self._expire(entry)
+                try:
+                    expired = await self._expire(entry)
+                except InvalidRequest:
+                    # That cart's unfinished attempt was refused by Stripe when resumed, and
+                    # dropped: there is nothing to expire, and the refusal is not this
+                    # caller's to hear.
+                    continue
                 if expired.state == Status.COMPLETE:
                     raise _already_complete(expired)
                 continue

@@ -289,3 +289,24 @@ async def test_get_without_a_lookup_names_the_field(stub: Stub) -> None:
         await stub.GetSession(api.GetSessionRequest())
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(caught.value) == ["session_id"]
+
+
+async def test_a_new_cart_is_not_blamed_for_an_old_attempt_stripe_refuses(
+    stub: Stub, db: asyncpg.Pool, sandbox: Sandbox
+) -> None:
+    order_id = new_order_id()
+    # A crashed attempt with another cart, whose parameters Stripe refuses when resumed.
+    await db.execute(
+        """INSERT INTO checkout_sessions
+               (order_id, state, fingerprint, idempotency_key, stripe_params, expires_at)
+           VALUES ($1, 'pending', 'an-older-cart', $2, '{"mode": "payment"}'::jsonb,
+                   now() + interval '1 day')""",
+        order_id,
+        f"key-{order_id}",
+    )
+
+    created = await stub.CreateSession(cart_request(order_id))
+
+    assert created.session.status == pb.Session.OPEN
+    assert [s.id for s in await sandbox.sessions_for(order_id)] == [created.session.id]
+    assert await ledger_rows(db, order_id) == 1
