@@ -603,3 +603,46 @@ async def test_stripes_rules_are_refused_naming_the_field_with_nothing_written(
     assert reason(caught.value) == "INVALID_REQUEST"  # refused by us, before Stripe
     assert await db.fetchval("SELECT count(*) FROM checkout_sessions") == rows_before
     assert sandbox.stats()["requests"].get("POST /v1/checkout/sessions", 0) == posts_before
+
+
+async def test_line_item_options_reach_stripe(stub: Stub, sandbox: Sandbox) -> None:
+    order_id = new_order_id()
+    session = (
+        await stub.CreateSession(
+            cart_request(
+                order_id,
+                line_items=[
+                    Req.LineItem(
+                        price_data=Req.PriceData(
+                            unit_amount=1500,
+                            product_name="T-shirt",
+                            product_description="Organic cotton",
+                            product_images=["https://img.example/shirt.png"],
+                            tax_behavior=Req.PriceData.EXCLUSIVE,
+                            tax_code="txcd_99999999",
+                        ),
+                        quantity=2,
+                        adjustable_quantity=Req.AdjustableQuantity(
+                            enabled=True, minimum=1, maximum=10
+                        ),
+                    )
+                ],
+            )
+        )
+    ).session
+
+    items = await sandbox.client.v1.checkout.sessions.line_items.list_async(session.id)
+    [item] = items.data
+    assert item.adjustable_quantity is not None
+    assert (item.adjustable_quantity.minimum, item.adjustable_quantity.maximum) == (1, 10)
+    assert item.price is not None
+    assert item.price.tax_behavior == "exclusive"
+    product = await sandbox.client.v1.products.retrieve_async(str(item.price.product))
+    assert (product.description, product.images, product.tax_code) == (
+        "Organic cotton",
+        ["https://img.example/shirt.png"],
+        "txcd_99999999",
+    )
+    assert [(li.description, li.quantity, li.amount_total) for li in session.line_items] == [
+        ("T-shirt", 2, 3000)
+    ]
