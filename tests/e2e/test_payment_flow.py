@@ -195,3 +195,40 @@ async def test_shipping_details_tax_and_presentment_are_known_once_the_customer_
     assert paid.amount_total == paid.amount_subtotal + paid.total_details.amount_tax
     assert paid.presentment_details.presentment_currency == "eur"
     assert paid.presentment_details.presentment_amount > 0
+
+
+async def test_the_order_id_is_on_the_payment_intent_and_the_subscription(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    payment_order, subscription_order = new_order_id(), new_order_id()
+    one_off = (await stub.CreateSession(cart_request(payment_order))).session
+    recurring = (
+        await stub.CreateSession(
+            cart_request(
+                subscription_order,
+                mode=pb.Session.SUBSCRIPTION,
+                line_items=[
+                    Req.LineItem(
+                        price_data=Req.PriceData(
+                            unit_amount=900,
+                            product_name="Coffee club",
+                            recurring=Req.Recurring(interval=Req.Recurring.MONTH),
+                        ),
+                        quantity=1,
+                    )
+                ],
+            )
+        )
+    ).session
+    for session in (one_off, recurring):
+        sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/pay", {})
+
+    paid = await sandbox.client.v1.checkout.sessions.retrieve_async(
+        one_off.id, {"expand": ["payment_intent"]}
+    )
+    subscribed = await sandbox.client.v1.checkout.sessions.retrieve_async(
+        recurring.id, {"expand": ["subscription"]}
+    )
+
+    assert paid.payment_intent.metadata["order_id"] == payment_order  # type: ignore[union-attr]
+    assert subscribed.subscription.metadata["order_id"] == subscription_order  # type: ignore[union-attr]
