@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
-.PHONY: all install proto run sandbox test check lint typecheck buf fmt clean
+.PHONY: all install proto run sandbox test bench check lint typecheck buf fmt clean
 
 all: proto
 
@@ -40,9 +40,13 @@ sandbox: proto
 test: proto
 	$(BIN)/python -m pytest
 
+# Timings live here, printed as a table; tests never assert them.
+bench: proto
+	$(BIN)/python -m bench.checkout_bench
+
 lint: $(STAMP)
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
 
 typecheck: proto
 	$(BIN)/mypy service
@@ -56,8 +60,8 @@ buf: $(STAMP)
 check: lint typecheck buf
 
 fmt: $(STAMP)
-	$(BIN)/ruff format service tests
-	$(BIN)/ruff check --fix service tests
+	$(BIN)/ruff format service tests bench
+	$(BIN)/ruff check --fix service tests bench
 	$(BIN)/buf format -w
 
 clean:
