@@ -3,6 +3,7 @@ ones (authentication, metrics, tracing) go in the same list in service/edge/serv
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -80,8 +81,13 @@ class _logged:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         code = self._context.code()
-        if code is None:
-            code = grpc.StatusCode.OK if kind is None else grpc.StatusCode.UNKNOWN
+        if code is None and kind is None:
+            code = grpc.StatusCode.OK
+        elif code is None and issubclass(kind, asyncio.CancelledError):
+            # The caller's deadline passed or it went away; gRPC cancelled the handler.
+            code = grpc.StatusCode.CANCELLED
+        elif code is None:
+            code = grpc.StatusCode.UNKNOWN
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         log.info(
             "rpc",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import suppress
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -13,6 +14,7 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError, Unavailable
+from service.domain.model import LedgerEntry
 from service.edge import mapping
 from service.edge.status import internal_status, status_for
 
@@ -75,12 +77,12 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             session_id=request.session_id, order_id=request.order_id
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
+        update: asyncio.Future[LedgerEntry] | None = None
         try:
             while True:
                 update = asyncio.ensure_future(anext(updates))
                 await asyncio.wait((update, stopping), return_when=asyncio.FIRST_COMPLETED)
                 if not update.done():
-                    update.cancel()
                     raise Unavailable(
                         "the server is shutting down; watch again, another replica will answer",
                         reason="SERVER_SHUTTING_DOWN",
@@ -94,7 +96,13 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         except Exception as exc:
             await _abort(context, exc)
         finally:
+            # Whether the server stops or the caller goes (deadline, disconnect), the generator
+            # must not be mid-step when it is closed.
             stopping.cancel()
+            if update is not None and not update.done():
+                update.cancel()
+                with suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await update
             await updates.aclose()
 
 
