@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,14 +71,13 @@ class Application:
     grpc_port: int
     http_port: int
     stopping: asyncio.Event
-    serving: list[bool] = field(default_factory=lambda: [True])
+    """Set at shutdown: /healthz answers 503 and watch streams end."""
 
     async def stop(self) -> None:
         """Health NOT_SERVING → end watch streams → stop accepting → drain in-flight unary
         RPCs within the grace → close Stripe's HTTP client and Postgres."""
-        self.serving[0] = False
-        await self.health.enter_graceful_shutdown()
         self.stopping.set()
+        await self.health.enter_graceful_shutdown()
         self.sweeper.cancel()
         await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
         await self.http_runner.cleanup()
@@ -142,8 +141,9 @@ async def start(settings: Settings, dsn: str) -> Application:
         ) from exc
     await grpc_server.start()
 
-    serving = [True]
-    http_runner = web.AppRunner(build_http_app(lambda: serving[0], sync, verifier), access_log=None)
+    http_runner = web.AppRunner(
+        build_http_app(lambda: not stopping.is_set(), sync, verifier), access_log=None
+    )
     await http_runner.setup()
     site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
     try:
@@ -172,7 +172,6 @@ async def start(settings: Settings, dsn: str) -> Application:
         grpc_port=grpc_port,
         http_port=http_port,
         stopping=stopping,
-        serving=serving,
     )
 
 

@@ -110,7 +110,11 @@ class StripeGateway:
 
 @asynccontextmanager
 async def translate_stripe_errors() -> AsyncIterator[None]:
-    """Stripe's exceptions, as the domain knows them (stripe-checkout.md §7)."""
+    """Stripe's exceptions, as the domain knows them (stripe-checkout.md §7).
+
+    AuthenticationError, PermissionError and IdempotencyError pass through untranslated: our key
+    is wrong, or we reused an idempotency key with other parameters. That is a bug or a
+    misconfiguration, neither the caller's fault nor transient, so the edge answers INTERNAL."""
     try:
         yield
     except TimeoutError as exc:
@@ -132,10 +136,6 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             reason="STRIPE_UNREACHABLE",
             upstream_request_id=exc.request_id,
         ) from exc
-    except (stripe.AuthenticationError, stripe.PermissionError, stripe.IdempotencyError):
-        # Our key is wrong, or we reused an idempotency key with other parameters: a bug or a
-        # misconfiguration, not the caller's fault and not transient.
-        raise
     except (stripe.InvalidRequestError, stripe.CardError) as exc:
         raise UpstreamRejected(
             _message(exc), param=exc.param, code=exc.code, request_id=exc.request_id
