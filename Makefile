@@ -6,36 +6,33 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
-.PHONY: all install proto run sandbox test bench check lint typecheck buf fmt clean
+.PHONY: all install proto run sandbox test bench check lint typecheck layers buf fmt clean
 
 all: proto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	touch $@
 
 install: $(STAMP)
 
-# Generated code is an artifact of the build, never edited by hand (DESIGN §3).
-$(GEN): $(PROTOS) $(STAMP)
-	rm -rf checkout
-	$(BIN)/python -m grpc_tools.protoc -I protos \
-		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
-		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
-		--python_out=. --mypy_out=. --grpc_python_out=. --mypy_grpc_out=. \
-		$(PROTOS)
+# Generated code is an artifact of the build, never edited by hand; the wheel build runs the
+# same script (setup.py).
+$(GEN): $(PROTOS) protos/generate.py $(STAMP)
+	$(BIN)/python protos/generate.py
 	touch $@
 
 proto: $(GEN)
 
-# Starts the Stripe sandbox (unless STRIPE_API_KEY points at real Stripe) and the service.
+# Starts an embedded Postgres (unless DATABASE_URL is set), the Stripe sandbox (unless
+# STRIPE_API_KEY points at real Stripe) and the service.
 run: proto
-	$(BIN)/python -m service.devrun
+	$(BIN)/python -m localdev
 
 sandbox: proto
-	$(BIN)/python -m service.sandbox
+	$(BIN)/python -m sandbox
 
 test: proto
 	$(BIN)/python -m pytest
@@ -44,12 +41,18 @@ test: proto
 bench: proto
 	$(BIN)/python -m bench.checkout_bench
 
+PY_DIRS := service sandbox localdev tests bench protos setup.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: proto
-	$(BIN)/mypy service
+	$(BIN)/mypy service sandbox localdev tests bench
+
+# The layers (docs/architecture.md), as import-linter contracts in pyproject.toml.
+layers: proto
+	$(BIN)/lint-imports
 
 # `buf breaking` compares the contract with main's: a renamed or renumbered field fails it.
 buf: $(STAMP)
@@ -57,11 +60,11 @@ buf: $(STAMP)
 	$(BIN)/buf format --exit-code -d
 	$(BIN)/buf breaking --against '.git#branch=main'
 
-check: lint typecheck buf
+check: lint typecheck layers buf
 
 fmt: $(STAMP)
-	$(BIN)/ruff format service tests bench
-	$(BIN)/ruff check --fix service tests bench
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 	$(BIN)/buf format -w
 
 clean:

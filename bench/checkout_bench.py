@@ -31,10 +31,10 @@ import grpc
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
+from localdev.devrun import register_webhook, start_sandbox
+from localdev.embedded import start_embedded
 from service.app import configure_logging, start
 from service.config import Settings
-from service.devrun import register_webhook, start_sandbox
-from service.store.embedded import start_embedded
 
 Stub = api_grpc.CheckoutServiceStub
 ROUNDS = 50
@@ -123,6 +123,7 @@ async def bench(sandbox_url: str, dsn: str, data_dir: Path) -> None:
     secret = register_webhook(sandbox_url, f"127.0.0.1:{http_port}", data_dir / "webhook.json")
     settings = Settings.from_environ(
         {
+            "DATABASE_URL": dsn,
             "GRPC_ADDR": "127.0.0.1:0",
             "HTTP_ADDR": f"127.0.0.1:{http_port}",
             "STRIPE_API_BASE": sandbox_url,
@@ -131,7 +132,7 @@ async def bench(sandbox_url: str, dsn: str, data_dir: Path) -> None:
         }
     )
     configure_logging(settings)
-    app = await start(settings, dsn)
+    app = await start(settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
             stub = Stub(channel)

@@ -7,18 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-import grpc
 import structlog
 from aiohttp import web
 from grpc_health.v1 import health
 
-from service.config import ConfigError, Settings
+from service.config import CRASH_AFTER_STRIPE_CREATE, ConfigError, Settings
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError
 from service.domain.ports import PaymentGateway
@@ -26,11 +24,10 @@ from service.domain.sync import StripeSync
 from service.edge.http import build_http_app
 from service.edge.server import build_grpc_server, set_serving
 from service.edge.sweeper import sweep_forever
-from service.gateway.faults import CRASH_AFTER_STRIPE_CREATE, CrashAfterCreate
+from service.gateway.faults import CrashAfterCreate
 from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.store.change_feed import ChangeFeed
-from service.store.embedded import start_embedded
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations
 from service.store.repository import PostgresLedger, create_pool, translate_db_errors
@@ -60,46 +57,48 @@ class Application:
     """A running service. `grpc_port`/`http_port` are the bound ports (useful with port 0)."""
 
     settings: Settings
-    pool: asyncpg.Pool
-    feed: ChangeFeed
-    sweep_lock: AdvisoryLock
-    sweeper: asyncio.Task[None]
-    gateway: StripeGateway
-    grpc_server: grpc.aio.Server
     health: health.aio.HealthServicer
-    http_runner: web.AppRunner
     grpc_port: int
     http_port: int
     stopping: asyncio.Event
     """Set at shutdown: /healthz answers 503 and watch streams end."""
+    resources: AsyncExitStack
+    """Everything `start` opened, closed in the reverse order."""
 
     async def stop(self) -> None:
-        """Health NOT_SERVING → end watch streams → stop accepting → drain in-flight unary
-        RPCs within the grace → close Stripe's HTTP client and Postgres."""
+        """Health NOT_SERVING → end watch streams → stop the sweep → stop accepting and drain
+        in-flight unary RPCs within the grace → close the HTTP listener, Stripe's HTTP client,
+        the change feed and the pool."""
         self.stopping.set()
         await self.health.enter_graceful_shutdown()
-        self.sweeper.cancel()
-        await self.grpc_server.stop(self.settings.shutdown_grace_seconds)
-        await self.http_runner.cleanup()
-        with suppress(asyncio.CancelledError):
-            await self.sweeper
-        await self.sweep_lock.close()
-        await self.feed.close()
-        await self.gateway.close()
-        await self.pool.close()
+        await self.resources.aclose()
 
 
-async def start(settings: Settings, dsn: str) -> Application:
+async def start(settings: Settings) -> Application:
+    """Open every resource in order. A failure at any step closes what was already open, so a
+    failed start leaves no pool, connection, listener or task behind."""
+    async with AsyncExitStack() as stack:
+        app = await _open(settings, stack)
+        # Everything opened: from here on the Application owns the resources.
+        app.resources = stack.pop_all()
+        return app
+    raise AssertionError("unreachable: the stack above either returns or raises")
+
+
+async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
+    dsn = settings.database_url.value
     pool = await create_pool(
         dsn,
         max_size=settings.db_pool_max_size,
         command_timeout=settings.db_command_timeout_seconds,
     )
+    stack.push_async_callback(pool.close)
     async with translate_db_errors(), pool.acquire() as conn:
         applied = await apply_migrations(conn, load_migrations())
     if applied:
         log.info("migrations applied", names=applied)
     feed = ChangeFeed(dsn)
+    stack.push_async_callback(feed.close)
     async with translate_db_errors():
         await feed.start()
     gateway = StripeGateway.connect(
@@ -108,6 +107,7 @@ async def start(settings: Settings, dsn: str) -> Application:
         timeout_seconds=settings.stripe_timeout_seconds,
         max_network_retries=settings.stripe_max_network_retries,
     )
+    stack.push_async_callback(gateway.close)
     payments: PaymentGateway = gateway
     if settings.fault == CRASH_AFTER_STRIPE_CREATE:
         log.warning("fault injection on", fault=settings.fault)
@@ -140,11 +140,13 @@ async def start(settings: Settings, dsn: str) -> Application:
             "ADDRESS_IN_USE", f"cannot listen for gRPC on {settings.grpc_addr}"
         ) from exc
     await grpc_server.start()
+    stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_seconds)
 
     http_runner = web.AppRunner(
         build_http_app(lambda: not stopping.is_set(), sync, verifier), access_log=None
     )
     await http_runner.setup()
+    stack.push_async_callback(http_runner.cleanup)
     site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
     try:
         await site.start()
@@ -155,28 +157,30 @@ async def start(settings: Settings, dsn: str) -> Application:
     http_port = int(http_runner.addresses[0][1])
 
     sweep_lock = AdvisoryLock(dsn, SWEEP_LOCK_KEY)
+    stack.push_async_callback(sweep_lock.close)
     sweeper = asyncio.get_running_loop().create_task(
         sweep_forever(sync, sweep_lock, settings.sweep_interval_seconds)
     )
+    stack.push_async_callback(_cancel, sweeper)
     await set_serving(health_servicer, True)
     return Application(
         settings=settings,
-        pool=pool,
-        feed=feed,
-        sweep_lock=sweep_lock,
-        sweeper=sweeper,
-        gateway=gateway,
-        grpc_server=grpc_server,
         health=health_servicer,
-        http_runner=http_runner,
         grpc_port=grpc_port,
         http_port=http_port,
         stopping=stopping,
+        resources=stack,
     )
 
 
-async def run(settings: Settings, dsn: str) -> None:
-    app = await start(settings, dsn)
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def run(settings: Settings) -> None:
+    app = await start(settings)
     log.info(
         "serving",
         grpc=f"{settings.grpc_addr.host}:{app.grpc_port}",
@@ -220,12 +224,6 @@ def main() -> None:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
-    embedded = None
-    if settings.database_url is None:
-        # Before the event loop and gRPC: pgserver forks (tooling.md).
-        dsn, embedded = start_embedded(settings.data_dir)
-    else:
-        dsn = settings.database_url.value
     log.info(
         "starting",
         postgres=settings.describe_postgres(),
@@ -234,11 +232,9 @@ def main() -> None:
         http=str(settings.http_addr),
     )
     try:
-        asyncio.run(run(settings, dsn))
+        asyncio.run(run(settings))
     except (CheckoutError, StartupError) as exc:
         # A dependency is missing at start-up: say which, plainly, and let the orchestrator
         # restart us. The cause names the host, never the password.
         log.error("cannot start", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
         raise SystemExit(1) from None
-    finally:
-        del embedded  # releases this process's hold on the embedded server

@@ -1,7 +1,9 @@
-"""Settings, read once from the environment into a frozen object (DESIGN §8).
+"""Settings, read once from the environment into a frozen object; a bad value stops the start
+with a message that names the variable.
 
-Every variable is optional: with nothing set, the service uses an embedded Postgres under
-`.data/` and the local Stripe sandbox, so `make run` works on a fresh clone.
+`DATABASE_URL` is the one required variable. Without `STRIPE_API_KEY` the service talks to the
+local Stripe sandbox; `make run` (the `localdev` package, never shipped) starts that sandbox and
+an embedded Postgres and passes their addresses in.
 """
 
 from __future__ import annotations
@@ -9,16 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-from service.gateway.faults import FAULTS
+from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 SANDBOX_API_BASE = "http://127.0.0.1:12111"
 SANDBOX_API_KEY = "sk_test_sandbox"
 STRIPE_API_BASE = "https://api.stripe.com"
+CRASH_AFTER_STRIPE_CREATE = "crash-after-stripe-create"
+"""Test-only fault (CHECKOUT_FAULT): die between Stripe's answer and the ledger write."""
+FAULTS = frozenset({CRASH_AFTER_STRIPE_CREATE})
 
 
 class ConfigError(Exception):
@@ -55,9 +57,7 @@ class Address:
 class Settings:
     grpc_addr: Address
     http_addr: Address
-    database_url: Secret | None
-    """None means: start the embedded Postgres under `data_dir`."""
-    data_dir: Path
+    database_url: Secret
     stripe_api_key: Secret
     stripe_api_base: str
     stripe_is_sandbox: bool
@@ -72,7 +72,7 @@ class Settings:
     log_level: str
     log_format: str
     fault: str | None = None
-    """Test-only fault injection (service/gateway/faults.py); never set in production."""
+    """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +88,14 @@ class Settings:
             raise ConfigError(f"STRIPE_API_BASE must be an http(s) URL, got {api_base!r}")
         webhook_secret = reader.optional("STRIPE_WEBHOOK_SECRET")
         database_url = reader.optional("DATABASE_URL")
+        if database_url is None:
+            raise ConfigError(
+                "DATABASE_URL is not set: give the service its Postgres "
+                "(postgresql://user:password@host:5432/db); on a laptop, `make run` starts an "
+                "embedded one"
+            )
+        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
+            raise ConfigError("DATABASE_URL must be a postgresql:// URL")
         log_level = (reader.optional("LOG_LEVEL") or "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
@@ -100,8 +108,7 @@ class Settings:
         return cls(
             grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
             http_addr=reader.address("HTTP_ADDR", DEFAULT_HTTP_ADDR),
-            database_url=Secret(database_url) if database_url else None,
-            data_dir=Path(reader.optional("DATA_DIR") or ".data"),
+            database_url=Secret(database_url),
             stripe_api_key=Secret(api_key or SANDBOX_API_KEY),
             stripe_api_base=api_base.rstrip("/"),
             stripe_is_sandbox=api_key is None,
@@ -121,9 +128,7 @@ class Settings:
         )
 
     def describe_postgres(self) -> str:
-        if self.database_url is None:
-            return f"embedded Postgres under {self.data_dir / 'postgres'}"
-        return f"Postgres at {redact_dsn(self.database_url.value)}"
+        return f"Postgres {describe_dsn(self.database_url.value)}"
 
     def describe_stripe(self) -> str:
         if self.stripe_is_sandbox:
@@ -132,13 +137,25 @@ class Settings:
         return f"Stripe at {self.stripe_api_base} ({mode} mode key)"
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, fit for a log line."""
+def describe_dsn(dsn: str) -> str:
+    """Host, port, database and user of a DSN, fit for a log line. Nothing else is taken from
+    it: a password may hide in the user info, in `?password=`, `sslpassword=` or elsewhere
+    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)."""
     parts = urlsplit(dsn)
-    if not parts.password:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    query = parse_qs(parts.query)
+
+    def first(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    try:
+        port = first("port") or (str(parts.port) if parts.port else "5432")
+    except ValueError:
+        port = "?"
+    host = first("host") or parts.hostname or "localhost"
+    user = first("user") or (unquote(parts.username) if parts.username else "(default)")
+    database = first("dbname") or parts.path.lstrip("/") or "(default)"
+    return f"{user}@{host}:{port}/{database}"
 
 
 class _Reader:

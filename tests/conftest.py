@@ -19,9 +19,9 @@ import pytest_asyncio
 import stripe
 
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from localdev.devrun import register_webhook, start_sandbox
 from service.app import Application, start
 from service.config import Settings
-from service.devrun import register_webhook, start_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -61,27 +61,23 @@ def webhook_secret(
 
 
 @pytest.fixture(scope="session")
-def environ(
-    sandbox_url: str, webhook_secret: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
+def environ(sandbox_url: str, webhook_secret: str, pg_dsn: str) -> dict[str, str]:
     """The environment a test server runs with: everything on free loopback ports."""
     return {
+        "DATABASE_URL": pg_dsn,
         "GRPC_ADDR": "127.0.0.1:0",
         "HTTP_ADDR": "127.0.0.1:0",
         "STRIPE_API_BASE": sandbox_url,
         "STRIPE_MAX_NETWORK_RETRIES": "0",
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
-        "DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "LOG_LEVEL": "warning",
     }
 
 
 @pytest_asyncio.fixture(scope="session")
-async def app(
-    environ: dict[str, str], pg_dsn: str, webhook_port: int
-) -> AsyncIterator[Application]:
+async def app(environ: dict[str, str], webhook_port: int) -> AsyncIterator[Application]:
     settings = Settings.from_environ({**environ, "HTTP_ADDR": f"127.0.0.1:{webhook_port}"})
-    application = await start(settings, pg_dsn)
+    application = await start(settings)
     yield application
     await application.stop()
 

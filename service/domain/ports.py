@@ -134,5 +134,13 @@ class SessionChanges(Protocol):
     def subscribe(self, session_id: str) -> AbstractAsyncContextManager[ChangeSignal]: ...
 
 
+class LeaderLock(Protocol):
+    """Work that one replica at a time must do (the sweep) runs while this is held."""
+
+    def try_hold(self) -> AbstractAsyncContextManager[bool]:
+        """Yield True while this process holds the lock, False if another one does."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...

@@ -8,13 +8,13 @@ import asyncio
 import structlog
 
 from service.domain.errors import CheckoutError
+from service.domain.ports import LeaderLock
 from service.domain.sync import StripeSync
-from service.store.leader import AdvisoryLock
 
 log = structlog.get_logger("sweep")
 
 
-async def sweep_forever(sync: StripeSync, lock: AdvisoryLock, interval_seconds: float) -> None:
+async def sweep_forever(sync: StripeSync, lock: LeaderLock, interval_seconds: float) -> None:
     while True:
         await asyncio.sleep(interval_seconds)
         try:

@@ -1,8 +1,9 @@
 """Test-only fault injection, switched on by CHECKOUT_FAULT and off by default.
 
 `crash-after-stripe-create` kills the process right after Stripe created a session and before
-the ledger stores it: the window that invariant 2 (DESIGN §2) is about. The tests use it to
-prove that the next attempt, or the sweep, recovers that same session.
+the ledger stores it: the window that the "nothing lost, nothing duplicated" rule is about
+(docs/architecture.md). The tests use it to prove that the next attempt, or the sweep, recovers
+that same session.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any
 from service.domain.model import SessionSnapshot
 from service.domain.ports import PaymentGateway
 
-CRASH_AFTER_STRIPE_CREATE = "crash-after-stripe-create"
-FAULTS = frozenset({CRASH_AFTER_STRIPE_CREATE})
 CRASH_EXIT_CODE = 86
 
 

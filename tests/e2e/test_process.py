@@ -1,5 +1,5 @@
-"""`python -m service` as an operator runs it: one process, settings from the environment, the
-embedded Postgres when DATABASE_URL is unset, data kept across restarts, SIGTERM drains."""
+"""`python -m service` as an operator runs it: one process, settings from the environment,
+DATABASE_URL required, data kept across restarts, SIGTERM drains."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import sys
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
+from service.config import describe_dsn
 from tests.e2e.helpers import cart_request, new_order_id, reason
 from tests.e2e.processes import service_process
 
@@ -24,20 +24,15 @@ SECRET_KEY = "sk_test_do_not_log_me_0123456789"
 
 
 async def test_runs_restarts_with_its_data_and_drains_on_sigterm(
-    environ: dict[str, str], tmp_path: Path
+    environ: dict[str, str],
 ) -> None:
-    env = {
-        **environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "STRIPE_API_KEY": "",
-        "GRPC_ADDR": "127.0.0.1:0",
-    }
+    env = {**environ, "STRIPE_API_KEY": "", "GRPC_ADDR": "127.0.0.1:0"}
     order_id = new_order_id()
 
     async with service_process(env) as first:
         starting = first.lines[0]
         assert starting["event"] == "starting"
-        assert starting["postgres"] == f"embedded Postgres under {tmp_path / 'data' / 'postgres'}"
+        assert starting["postgres"] == f"Postgres {describe_dsn(environ['DATABASE_URL'])}"
         assert starting["stripe"] == f"Stripe sandbox at {environ['STRIPE_API_BASE']}"
         async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
             health = await health_pb2_grpc.HealthStub(channel).Check(
@@ -62,10 +57,9 @@ async def test_runs_restarts_with_its_data_and_drains_on_sigterm(
         assert await asyncio.wait_for(second.process.wait(), timeout=30) == 0
 
 
-async def test_secrets_never_reach_the_log(environ: dict[str, str], tmp_path: Path) -> None:
+async def test_secrets_never_reach_the_log(environ: dict[str, str]) -> None:
     env = {
         **environ,
-        "DATA_DIR": str(tmp_path / "data"),
         "STRIPE_API_KEY": SECRET_KEY,
         "STRIPE_WEBHOOK_SECRET": "whsec_do_not_log_me",
     }
@@ -153,3 +147,22 @@ async def test_sigterm_ends_watch_streams_at_once_so_the_drain_is_quick(
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert reason(ended.value) == "SERVER_SHUTTING_DOWN"
     assert exit_code == 0
+
+
+async def test_without_database_url_it_exits_at_once_naming_the_variable(
+    environ: dict[str, str],
+) -> None:
+    env = {name: value for name, value in environ.items() if name != "DATABASE_URL"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=10)
+
+    assert process.returncode == 2
+    assert "DATABASE_URL" in err.decode()
+    assert "Traceback" not in err.decode() + out.decode()

@@ -12,7 +12,8 @@ import grpc
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
-from service.gateway.faults import CRASH_AFTER_STRIPE_CREATE, CRASH_EXIT_CODE
+from service.config import CRASH_AFTER_STRIPE_CREATE
+from service.gateway.faults import CRASH_EXIT_CODE
 from tests.conftest import Sandbox
 from tests.e2e.helpers import cart_request, eventually, new_order_id
 from tests.e2e.processes import replicas, service_process

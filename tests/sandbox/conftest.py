@@ -1,4 +1,4 @@
-"""Fixtures for the sandbox tests: a real `python -m service.sandbox` process and clients for it.
+"""Fixtures for the sandbox tests: a real `python -m sandbox` process and clients for it.
 
 One sandbox process serves the whole session; a test that asks for `sandbox` gets it emptied
 (`/_sandbox/reset`), so counts in `/_sandbox/stats` belong to the test that reads them. Its
@@ -37,7 +37,7 @@ async def start_sandbox(*args: str, env: dict[str, str] | None = None) -> Sandbo
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service.sandbox",
+        "sandbox",
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,

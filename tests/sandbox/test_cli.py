@@ -1,4 +1,4 @@
-"""`python -m service.sandbox`: the listening line, its environment defaults, clean stops, and a
+"""`python -m sandbox`: the listening line, its environment defaults, clean stops, and a
 state file that keeps every session and idempotency record across a restart."""
 
 import asyncio
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import stripe
 
-from service.sandbox.__main__ import parse_args
+from sandbox.__main__ import parse_args
 
 from .conftest import session_params, start_sandbox, stop_sandbox, stripe_client
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import stripe
 
-from service.sandbox import demo_catalog
-from service.sandbox.store import Store
+from sandbox import demo_catalog
+from sandbox.store import Store
 from tests.sandbox.conftest import start_sandbox, stop_sandbox, stripe_client
 
 

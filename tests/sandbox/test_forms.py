@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from service.sandbox.forms import decode, split_key
+from sandbox.forms import decode, split_key
 
 from .conftest import API_KEY, Sandbox
 

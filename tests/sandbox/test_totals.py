@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import stripe
 
-from service.sandbox.adaptive_pricing import presentment
-from service.sandbox.totals import CartLine, compute_totals
+from sandbox.adaptive_pricing import presentment
+from sandbox.totals import CartLine, compute_totals
 
 from .conftest import Sandbox, line_item, session_params
 

@@ -1,11 +1,12 @@
 """`make run`: the whole API on a laptop with nothing configured.
 
-Starts the Stripe sandbox when no STRIPE_API_KEY or STRIPE_API_BASE is exported (state kept
-under `.data/sandbox.json`, so restarts keep every session; an already running sandbox on its
-port is reused, so a second `make run` with other ports is a second replica), registers the
-service's webhook URL with it (unless STRIPE_WEBHOOK_SECRET is exported), then runs
-`python -m service` in the foreground with the caller's environment. Ctrl-C or SIGTERM stops
-both.
+Starts an embedded Postgres under `.data/postgres` when no DATABASE_URL is exported (pgserver,
+from the `local` extra; production never installs it), and the Stripe sandbox when neither
+STRIPE_API_KEY nor STRIPE_API_BASE is exported (state kept under `.data/sandbox.json`, so
+restarts keep every session; an already running sandbox on its port is reused, so a second
+`make run` with other ports is a second replica). Registers the service's webhook URL with the
+sandbox (unless STRIPE_WEBHOOK_SECRET is exported), then runs `python -m service` in the
+foreground with the caller's environment plus those addresses. Ctrl-C or SIGTERM stops all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import stripe
 
+from localdev.embedded import start_embedded
 from service.config import DEFAULT_HTTP_ADDR, SANDBOX_API_BASE, SANDBOX_API_KEY
 from service.domain.sync import HANDLED_EVENTS
 from service.edge.http import WEBHOOK_PATH
@@ -56,9 +58,9 @@ class SandboxProcess:
 def start_sandbox(
     port: int, *, state_file: Path | None = None, timeout: float = 30.0
 ) -> SandboxProcess:
-    """Run `python -m service.sandbox`, with the demo catalog the README's examples name, and
+    """Run `python -m sandbox`, with the demo catalog the README's examples name, and
     wait for the line that gives its address."""
-    command = [sys.executable, "-m", "service.sandbox", "--port", str(port), "--demo-catalog"]
+    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--demo-catalog"]
     if state_file is not None:
         command += ["--state-file", str(state_file)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -118,9 +120,14 @@ def _copy(stream: object) -> None:
 def main() -> None:
     env = dict(os.environ)
     sandbox = None
+    embedded = None
+    data_dir = Path(env.get("DATA_DIR") or ".data")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not env.get("DATABASE_URL"):
+        # Before any thread starts: pgserver forks.
+        env["DATABASE_URL"], embedded = start_embedded(data_dir)
+        print(f"make run: embedded Postgres under {data_dir / 'postgres'}", flush=True)
     if not env.get("STRIPE_API_KEY") and not env.get("STRIPE_API_BASE"):
-        data_dir = Path(env.get("DATA_DIR") or ".data")
-        data_dir.mkdir(parents=True, exist_ok=True)
         if sandbox_answers(SANDBOX_API_BASE):
             print(f"using the Stripe sandbox already running at {SANDBOX_API_BASE}", flush=True)
         else:
@@ -146,6 +153,7 @@ def main() -> None:
     finally:
         if sandbox is not None:
             sandbox.stop()
+        del embedded  # the embedded server stops when its last user lets go
     raise SystemExit(code)
 
 

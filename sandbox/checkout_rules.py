@@ -103,7 +103,7 @@ def plan_session(store: Store, now: int, raw: dict[str, Any]) -> SessionPlan:
         if name in NOT_MODELLED:
             raise StripeError(
                 f"Received unknown parameter: {name} (Stripe accepts it, but the sandbox does not "
-                "model it yet; see service/sandbox/checkout_params.py)",
+                "model it yet; see sandbox/checkout_params.py)",
                 param=name,
                 code="parameter_unknown",
             )

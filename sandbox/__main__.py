@@ -1,4 +1,4 @@
-"""`python -m service.sandbox [--host H] [--port P] [--state-file PATH] [--webhook-… N]`.
+"""`python -m sandbox [--host H] [--port P] [--state-file PATH] [--webhook-… N]`.
 
 Defaults come from `SANDBOX_HOST`, `SANDBOX_PORT` and `SANDBOX_STATE_FILE`, else
 127.0.0.1:12111 (stripe-mock's port, which stripe-python's own tests use) and no state file.
@@ -23,7 +23,7 @@ from .webhooks import RetryPolicy
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m service.sandbox", description="Run the local Stripe sandbox."
+        prog="python -m sandbox", description="Run the local Stripe sandbox."
     )
     parser.add_argument("--host", default=environ.get("SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(environ.get("SANDBOX_PORT", "12111")))
@@ -57,7 +57,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         "--demo-catalog",
         action="store_true",
         default=environ.get("SANDBOX_DEMO_CATALOG", "") in ("1", "true"),
-        help="seed the demo catalog with fixed ids (see service/sandbox/demo_catalog.py)",
+        help="seed the demo catalog with fixed ids (see sandbox/demo_catalog.py)",
     )
     args = parser.parse_args(argv)
     if args.webhook_retry_delay < 0 or args.webhook_attempts < 1 or args.webhook_timeout <= 0:

@@ -207,8 +207,7 @@ def _check_presentment(session: dict[str, Any], chosen: str | None) -> None:
         )
     if chosen not in UNITS_PER_USD:
         raise invalid(
-            f"The sandbox has no exchange rate for `{chosen}`; see "
-            "service/sandbox/adaptive_pricing.py.",
+            f"The sandbox has no exchange rate for `{chosen}`; see sandbox/adaptive_pricing.py.",
             "presentment_currency",
         )
 
