@@ -169,12 +169,6 @@ class LedgerEntry:
         return self.state in (PENDING, Status.OPEN)
 
     @property
-    def owes_payment(self) -> bool:
-        """Complete, and either paid or with a delayed payment still under way: the order must
-        not be charged again. A failed delayed payment frees the order."""
-        return self.state == Status.COMPLETE and not self.async_payment_failed
-
-    @property
     def is_final(self) -> bool:
         """Nothing more will happen to this session."""
         if self.state == Status.EXPIRED:

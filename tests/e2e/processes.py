@@ -56,7 +56,6 @@ async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProce
         stdout=asyncio.subprocess.PIPE,
     )
     running = ServiceProcess(process)
-    drain: asyncio.Task[None] | None = None
     try:
         serving = await running.next_event("serving")
         running.grpc_port = int(serving["grpc"].rsplit(":", 1)[1])
@@ -68,8 +67,6 @@ async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProce
             await running.channel.close()
         if process.returncode is None:
             process.kill()
-        if drain is not None:
-            drain.cancel()
         await process.wait()
 
 
