@@ -1,5 +1,5 @@
 """The composition root: settings → Postgres → migrations → Stripe → servers, and the way back
-down on SIGTERM (DESIGN §8). The only module that knows every layer."""
+down on SIGTERM. The only module that knows every layer (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The use cases: create, read, expire and list an order's Checkout Sessions.
 
-The per-order rules (DESIGN §5) hold across replicas because they are enforced by the ledger
-(a unique index over an order's active rows), not by this process's memory; and a crash between
-Stripe's answer and our write converges on the same session because the Stripe idempotency key
-is stored with the pending row before the call.
+The per-order rules (docs/architecture.md, "Creating a session for an order") hold across
+replicas because they are enforced by the ledger (a unique index over an order's active rows),
+not by this process's memory; and a crash between Stripe's answer and our write converges on the
+same session because the Stripe idempotency key is stored with the pending row before the call.
 """
 
 from __future__ import annotations
@@ -23,21 +23,22 @@ from service.domain.errors import (
     InvalidRequest,
     NotFound,
     PreconditionViolation,
+    UpstreamRejected,
 )
 from service.domain.model import (
-    PENDING,
     CreateResult,
     LedgerEntry,
+    LedgerState,
     Page,
     RequestRecord,
-    Status,
+    order_name,
+    session_name,
 )
 from service.domain.ports import (
     Clock,
     PaymentGateway,
     SessionChanges,
     SessionLedger,
-    UpstreamRejected,
 )
 
 # A changed cart expires the order's open session and claims again; a concurrent caller can
@@ -90,7 +91,7 @@ class Checkout:
         because the customer has paid (or a delayed payment is under way)."""
         entry = await self._find(session_id=session_id, order_id=order_id, materialized=False)
         entry = await self._expire(entry)
-        if entry.state == Status.COMPLETE:
+        if entry.state == LedgerState.COMPLETE:
             raise _already_complete(entry)
         return entry
 
@@ -115,7 +116,7 @@ class Checkout:
 
     async def bring_up_to_date(self, entry: LedgerEntry) -> LedgerEntry:
         """Resume a pending row's Stripe call, or re-read a session from Stripe."""
-        if entry.state == PENDING:
+        if entry.state == LedgerState.PENDING:
             return await self._materialize(entry)
         if entry.session_id is None:
             return entry
@@ -163,7 +164,7 @@ class Checkout:
                 return CreateResult(await self._materialize(entry), reused=False)
             if entry.fingerprint != plan.fingerprint:
                 # A different cart: its session must be unpayable before a new one is handed
-                # out (DESIGN §2.1).
+                # out, or the order could be paid twice (docs/architecture.md, "Invariants").
                 try:
                     expired = await self._expire(entry)
                 except InvalidRequest:
@@ -171,10 +172,10 @@ class Checkout:
                     # dropped: there is nothing to expire, and the refusal is not this
                     # caller's to hear.
                     continue
-                if expired.state == Status.COMPLETE:
+                if expired.state == LedgerState.COMPLETE:
                     raise _already_complete(expired)
                 continue
-            if entry.state == PENDING:
+            if entry.state == LedgerState.PENDING:
                 # Another call, here or on another replica, or one that crashed, is creating
                 # this very session: the stored idempotency key makes Stripe return it.
                 entry = await self._materialize(entry)
@@ -183,7 +184,7 @@ class Checkout:
                 entry = await self.bring_up_to_date(entry)
             if entry.is_active:
                 return CreateResult(entry, reused=True)
-            if entry.state == Status.COMPLETE:
+            if entry.state == LedgerState.COMPLETE:
                 raise _already_complete(entry)
         raise Conflict("the order's session kept changing during the call; retry it")
 
@@ -200,9 +201,9 @@ class Checkout:
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
     async def _expire(self, entry: LedgerEntry) -> LedgerEntry:
-        if entry.state == PENDING:
+        if entry.state == LedgerState.PENDING:
             entry = await self._materialize(entry)
-        if entry.state != Status.OPEN or entry.session_id is None:
+        if entry.state != LedgerState.OPEN or entry.session_id is None:
             return entry
         try:
             # A fixed key per session: a retry after a lost answer replays Stripe's answer
@@ -212,7 +213,7 @@ class Checkout:
             )
         except UpstreamRejected:
             # Stripe expires only open sessions; it has moved on (paid, or lapsed). Its current
-            # state is the answer. stripe-checkout.md §4.
+            # state is the answer: https://docs.stripe.com/api/checkout/sessions/expire
             snapshot = await self._gateway.retrieve_session(entry.session_id)
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
@@ -220,7 +221,9 @@ class Checkout:
         if session_id:
             entry = await self._ledger.by_session_id(session_id)
             if entry is None:
-                raise NotFound("checkout.v1.Session", session_id, f"no session {session_id}")
+                raise NotFound(
+                    "checkout.v1.Session", session_name(session_id), f"no session {session_id}"
+                )
             return entry
         if not order_id.strip():
             raise InvalidRequest(
@@ -232,7 +235,9 @@ class Checkout:
         else:
             found = await self._ledger.active_or_latest(order_id)
         if found is None:
-            raise NotFound("checkout.v1.Order", order_id, f"order {order_id} has no session")
+            raise NotFound(
+                "checkout.v1.Order", order_name(order_id), f"order {order_id} has no session"
+            )
         return found
 
 
@@ -257,7 +262,7 @@ def _already_complete(entry: LedgerEntry) -> FailedPrecondition:
     return FailedPrecondition(
         PreconditionViolation(
             type="SESSION_COMPLETE",
-            subject=f"orders/{entry.order_id}/sessions/{entry.session_id}",
+            subject=session_name(entry.session_id or ""),
             description=(
                 f"order {entry.order_id} has a completed checkout session "
                 f"(payment_status {payment}); it cannot be paid again or expired"

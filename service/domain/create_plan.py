@@ -89,7 +89,8 @@ def plan_create(cmd: CreateSessionCommand, now: datetime) -> CreatePlan:
     if cmd.shipping_options:
         params["shipping_options"] = [_shipping_option(o, currency) for o in cmd.shipping_options]
     # The order id also goes on the object that moves the money, which Stripe does not copy
-    # from the session: stripe-checkout.md §2.9.
+    # from the session's metadata:
+    # https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-payment_intent_data-metadata
     if mode is Mode.SUBSCRIPTION:
         params["subscription_data"] = _subscription_data(cmd, order_id)
     elif mode is Mode.PAYMENT:

@@ -5,9 +5,15 @@
     ├── NotFound              no such session or order
     ├── FailedPrecondition    the order's state forbids it (paid, not open)
     ├── Conflict              a concurrent change won; retry the whole call
-    └── Unavailable           Stripe or Postgres is unreachable or slow; retry later
+    ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
+    │   └── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
+    ├── UpstreamRejected      Stripe definitely refused a request; nothing was changed there
+    │   └── UpstreamMissing   ... because the object does not exist at Stripe (404)
+    └── BadSignature          a webhook whose signature is missing, wrong or stale
 
-Adapters (gateway, store) translate foreign exceptions into these once, chained with `from`.
+Adapters (gateway, store) translate foreign exceptions into these once, chained with `from`;
+the edge maps each to one gRPC status (service/edge/status.py) and the webhook route to one
+HTTP status. Anything else reaching the edge is a bug, and only a bug is INTERNAL.
 """
 
 from __future__ import annotations
@@ -100,3 +106,47 @@ class Unavailable(CheckoutError):
         super().__init__(message, upstream_request_id=upstream_request_id)
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
+
+
+class StripeMisconfigured(Unavailable):
+    """Stripe refuses this service's key (revoked, wrong mode) or a restricted key lacks a
+    permission: nothing a caller did, and nothing a retry fixes until an operator acts, but
+    the call may succeed later, so it is UNAVAILABLE with a long retry delay, not INTERNAL."""
+
+    def __init__(self, message: str, *, upstream_request_id: str | None = None) -> None:
+        super().__init__(
+            message,
+            reason="STRIPE_MISCONFIGURED",
+            retry_after_seconds=30.0,
+            upstream_request_id=upstream_request_id,
+        )
+
+
+class UpstreamRejected(CheckoutError):
+    """Stripe definitely refused the request (HTTP 4xx): nothing was created or changed.
+
+    Use cases turn a refusal of the caller's input into InvalidRequest on the right field; one
+    that escapes them is a refusal of the session's state, answered FAILED_PRECONDITION."""
+
+    reason = "STRIPE_REFUSED"
+
+    def __init__(
+        self, message: str, *, param: str | None, code: str | None, request_id: str | None
+    ) -> None:
+        super().__init__(message, upstream_request_id=request_id)
+        self.param = param
+        self.code = code
+        self.request_id = request_id
+
+
+class UpstreamMissing(UpstreamRejected):
+    """Stripe does not know the object (`resource_missing`): a session created with another
+    key or account, or deleted there."""
+
+    reason = "STRIPE_RESOURCE_MISSING"
+
+
+class BadSignature(CheckoutError):
+    """A webhook whose signature is missing, wrong or stale."""
+
+    reason = "BAD_WEBHOOK_SIGNATURE"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -23,8 +23,32 @@ class PaymentStatus(StrEnum):
     NO_PAYMENT_REQUIRED = "no_payment_required"
 
 
-PENDING = "pending"
-"""Ledger state of a row whose Stripe call has not (yet) been seen to succeed."""
+class LedgerState(StrEnum):
+    """Where a ledger row is: `pending` until Stripe's answer is stored, then the session's
+    status at Stripe. The migration's CHECK constraint and partial unique index name the same
+    values (tests/integration/test_ledger.py holds them together)."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+ACTIVE_STATES = (LedgerState.PENDING, LedgerState.OPEN)
+"""The states in which a row holds its order: at most one such row per order."""
+
+
+class Progress(IntEnum):
+    """How far along its life a session is, stored with each row. Stripe only moves a session
+    forward, so an update that would lower it is a stale read (webhooks arrive in any order)
+    and is ignored."""
+
+    PENDING = 0
+    OPEN = 1
+    CLOSED = 2
+    """Expired, or complete with the payment not settled yet (a delayed payment method)."""
+    SETTLED = 3
+    """Complete and paid, or complete with no payment required."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,26 +148,33 @@ class SessionSnapshot:
         return cls(**values)
 
 
-def ledger_state(snapshot: SessionSnapshot) -> str:
+def session_name(session_id: str) -> str:
+    """A session's resource name in every error detail (https://google.aip.dev/122)."""
+    return f"sessions/{session_id}"
+
+
+def order_name(order_id: str) -> str:
+    return f"orders/{order_id}"
+
+
+def ledger_state(snapshot: SessionSnapshot) -> LedgerState:
     """The ledger state for what Stripe said. A status newer than this code is kept as `open`:
     the row stays active, so the order cannot get a second payable session by accident."""
-    return snapshot.status if snapshot.status in tuple(Status) else Status.OPEN
+    known = (LedgerState.OPEN, LedgerState.COMPLETE, LedgerState.EXPIRED)
+    return next((state for state in known if state == snapshot.status), LedgerState.OPEN)
 
 
-def progress_rank(state: str, payment_status: str | None) -> int:
-    """How far along its life a session is. Stripe only moves a session forward, so an update
-    that would lower the rank is a stale read (webhooks arrive in any order) and is ignored.
-    """
-    if state == PENDING:
-        return 0
-    if state == Status.OPEN:
-        return 1
-    if state == Status.COMPLETE and payment_status in (
+def progress_of(state: LedgerState, payment_status: str | None) -> Progress:
+    if state == LedgerState.PENDING:
+        return Progress.PENDING
+    if state == LedgerState.OPEN:
+        return Progress.OPEN
+    if state == LedgerState.COMPLETE and payment_status in (
         PaymentStatus.PAID,
         PaymentStatus.NO_PAYMENT_REQUIRED,
     ):
-        return 3
-    return 2
+        return Progress.SETTLED
+    return Progress.CLOSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +183,7 @@ class LedgerEntry:
 
     row_id: int
     order_id: str
-    state: str
-    """`pending`, or the session's Stripe status once known."""
+    state: LedgerState
     fingerprint: str
     idempotency_key: str
     stripe_params: Mapping[str, Any]
@@ -166,14 +196,14 @@ class LedgerEntry:
 
     @property
     def is_active(self) -> bool:
-        return self.state in (PENDING, Status.OPEN)
+        return self.state in ACTIVE_STATES
 
     @property
     def is_final(self) -> bool:
         """Nothing more will happen to this session."""
-        if self.state == Status.EXPIRED:
+        if self.state == LedgerState.EXPIRED:
             return True
-        if self.state != Status.COMPLETE or self.snapshot is None:
+        if self.state != LedgerState.COMPLETE or self.snapshot is None:
             return False
         return self.async_payment_failed or self.snapshot.payment_status in (
             PaymentStatus.PAID,

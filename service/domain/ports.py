@@ -17,22 +17,10 @@ from service.domain.model import (
 )
 
 
-class UpstreamRejected(Exception):
-    """Stripe definitely refused the request (HTTP 4xx): nothing was created or changed."""
-
-    def __init__(
-        self, message: str, *, param: str | None, code: str | None, request_id: str | None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        self.request_id = request_id
-
-
 class PaymentGateway(Protocol):
-    """Stripe. Raises UpstreamRejected on a definite refusal and domain Unavailable when the
-    outcome is unknown (timeout, connection lost, 5xx, rate limit)."""
+    """Stripe. Raises UpstreamRejected on a definite refusal (UpstreamMissing when the object
+    does not exist at Stripe), StripeMisconfigured when Stripe refuses our key, and Unavailable
+    when the outcome is unknown (timeout, connection lost, 5xx, rate limit)."""
 
     async def create_session(
         self, params: Mapping[str, Any], *, idempotency_key: str
@@ -116,10 +104,6 @@ class WebhookVerifier(Protocol):
         """The event, if the signature over the raw bytes is valid and fresh; None for a
         verified event that is not about a Checkout Session. Raises BadSignature otherwise."""
         ...
-
-
-class BadSignature(Exception):
-    """A webhook whose signature is missing, wrong or stale."""
 
 
 class ChangeSignal(Protocol):

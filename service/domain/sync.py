@@ -1,8 +1,10 @@
-"""Keeping the ledger converging on Stripe, which is the truth about payment (DESIGN §2.3):
-signed webhooks as they come, and a sweep for whatever they missed.
+"""Keeping the ledger converging on Stripe, which is the truth about payment: signed webhooks as
+they come, and a sweep for whatever they missed (docs/architecture.md, "Webhooks and the sweep").
 
-A webhook is a hint, not a state: events arrive late, twice, or out of order, so each one makes
-us re-read the session from Stripe, and the ledger only ever moves a session forward.
+A webhook is a hint, not a state: events arrive late, twice, or out of order
+(https://docs.stripe.com/webhooks#event-ordering,
+https://docs.stripe.com/webhooks#handle-duplicate-events), so each one makes us re-read the
+session from Stripe, and the ledger only ever moves a session forward.
 """
 
 from __future__ import annotations

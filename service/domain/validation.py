@@ -1,8 +1,9 @@
 """Stripe's rules for a Checkout Session, checked before anything is stored or sent.
 
 Everything Stripe would refuse and that can be known without asking Stripe is refused here,
-naming each field by its path in the request (DESIGN §2.5). The rules and limits are Stripe's:
-https://docs.stripe.com/api/checkout/sessions/create, ../shared/reference/stripe-checkout.md §2.
+naming each field by its path in the request (docs/architecture.md, "Invariants"). The rules and
+limits are Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and for metadata
+https://docs.stripe.com/api/metadata.
 What only Stripe can know (whether a price, coupon or customer exists, whether a customer has an
 address) is left to Stripe, whose refusal is mapped back onto the field (create_plan.py).
 """
@@ -203,7 +204,9 @@ def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> N
 
 
 def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) -> None:
-    # Stripe's rules per UI mode: stripe-checkout.md §2.2.
+    # Stripe's rules per UI mode:
+    # https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-ui_mode and
+    # https://docs.stripe.com/payments/checkout/custom-redirect-behavior
     allowed: tuple[str, ...]
     refused: tuple[str, ...]
     if ui_mode is UiMode.HOSTED_PAGE:

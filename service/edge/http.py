@@ -7,8 +7,8 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
-from service.domain.errors import Unavailable
-from service.domain.ports import BadSignature, WebhookVerifier
+from service.domain.errors import BadSignature, Unavailable
+from service.domain.ports import WebhookVerifier
 from service.domain.sync import StripeSync
 
 WEBHOOK_PATH = "/stripe/webhook"

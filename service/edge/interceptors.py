@@ -40,7 +40,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             inner: Any = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with _logged(method, request_id, context):
+                with _AccessLogScope(method, request_id, context):
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -54,7 +54,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             async def stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                with _logged(method, request_id, context):
+                with _AccessLogScope(method, request_id, context):
                     async for response in inner_stream(request, context):
                         yield response
 
@@ -66,7 +66,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-class _logged:
+class _AccessLogScope:
+    """One RPC's access-log line, written when the handler ends, with its request id bound."""
+
     def __init__(
         self, method: str, request_id: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:

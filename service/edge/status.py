@@ -1,4 +1,4 @@
-"""The one table from domain errors to gRPC statuses (DESIGN §4, AIP-193).
+"""The one table from domain errors to gRPC statuses, as https://google.aip.dev/193 describes.
 
 Every error carries ErrorInfo{reason, domain}; each kind adds the detail a client acts on.
 """
@@ -12,30 +12,45 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from service.domain.errors import (
+    BadSignature,
     CheckoutError,
     Conflict,
     FailedPrecondition,
     InvalidRequest,
     NotFound,
     Unavailable,
+    UpstreamRejected,
 )
 
 ERROR_DOMAIN = "checkout.v1"
 
-_CODES: dict[type[CheckoutError], int] = {
+# Subclasses take their parent's row (StripeMisconfigured is Unavailable, UpstreamMissing is
+# UpstreamRejected). tests/unit/test_status.py checks every error of the domain has one.
+CODES: dict[type[CheckoutError], int] = {
     InvalidRequest: code_pb2.INVALID_ARGUMENT,
     NotFound: code_pb2.NOT_FOUND,
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     Conflict: code_pb2.ABORTED,
     Unavailable: code_pb2.UNAVAILABLE,
+    # A refusal that a use case did not turn into InvalidRequest is about the session's state
+    # at Stripe, not the caller's input.
+    UpstreamRejected: code_pb2.FAILED_PRECONDITION,
+    # Webhooks only (HTTP 400 there); listed so that the table is whole.
+    BadSignature: code_pb2.INVALID_ARGUMENT,
 }
 
 
+def code_for(exc: CheckoutError) -> int:
+    return next((c for kind, c in CODES.items() if isinstance(exc, kind)), code_pb2.INTERNAL)
+
+
 def status_for(exc: CheckoutError) -> grpc.Status:
-    code = next((c for kind, c in _CODES.items() if isinstance(exc, kind)), code_pb2.INTERNAL)
+    code = code_for(exc)
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
     if exc.upstream_request_id:
         info.metadata["stripe_request_id"] = exc.upstream_request_id
+    if isinstance(exc, UpstreamRejected) and exc.code:
+        info.metadata["stripe_code"] = exc.code
     details = [info, *_details(exc)]
     status = status_pb2.Status(code=code, message=exc.message)
     for detail in details:
@@ -79,6 +94,16 @@ def _details(exc: CheckoutError) -> list[Message]:
                 resource_type=exc.resource_type,
                 resource_name=exc.resource_name,
                 description=exc.message,
+            )
+        ]
+    if isinstance(exc, UpstreamRejected):
+        return [
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=exc.reason, subject="stripe", description=exc.message
+                    )
+                ]
             )
         ]
     if isinstance(exc, Unavailable):

@@ -2,7 +2,8 @@
 
 Stripe's exceptions are translated here, once (`translate_stripe_errors`), and Stripe's JSON is
 turned into the domain's SessionSnapshot here (`snapshot_from_stripe`). The same code serves real
-Stripe and the local sandbox: only the base URL and the key differ (DESIGN §2.6).
+Stripe and the local sandbox: only the base URL and the key differ (docs/architecture.md,
+"Invariants").
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Any
 import httpx
 import stripe
 
-from service.domain.errors import Unavailable
+from service.domain.errors import (
+    StripeMisconfigured,
+    Unavailable,
+    UpstreamMissing,
+    UpstreamRejected,
+)
 from service.domain.model import (
     Address,
     LineItemSnapshot,
@@ -23,10 +29,11 @@ from service.domain.model import (
     ShippingCost,
     ShippingDetails,
 )
-from service.domain.ports import UpstreamRejected
 
 # stripe-python backs off between its own retries: 0.5 s doubling, at most 5 s each
-# (stripe-checkout.md §6). Budget for it on top of the per-attempt timeout.
+# (`_sleep_time_seconds` in
+# https://github.com/stripe/stripe-python/blob/master/stripe/_http_client.py). Budget for it on
+# top of the per-attempt timeout.
 _RETRY_BACKOFF_BUDGET_SECONDS = 5.0
 
 
@@ -41,7 +48,8 @@ class StripeGateway:
     ) -> None:
         self._client = client
         self._http = http_client
-        # One bound for the whole call, retries included: every wait is bounded (DESIGN §2.4).
+        # One bound for the whole call, retries included: every wait is bounded
+        # (docs/architecture.md, "Invariants").
         self._call_timeout = attempt_timeout_seconds * (max_network_retries + 1) + (
             _RETRY_BACKOFF_BUDGET_SECONDS * max_network_retries
         )
@@ -56,7 +64,8 @@ class StripeGateway:
         max_network_retries: int,
     ) -> StripeGateway:
         """Build the client; call it inside the running event loop, since httpx's connection
-        pool belongs to the loop it was made in (stripe-checkout.md §8)."""
+        pool belongs to the loop it was made in
+        (https://github.com/encode/httpx/issues/2058)."""
         http = stripe.HTTPXClient(
             timeout=httpx.Timeout(timeout_seconds, connect=min(3.0, timeout_seconds))
         )
@@ -64,7 +73,8 @@ class StripeGateway:
             api_key,
             http_client=http,
             base_addresses={"api": api_base},
-            # StripeClient does not retry unless told (stripe-checkout.md §0.4).
+            # StripeClient does not retry unless told:
+            # https://github.com/stripe/stripe-python#configuring-automatic-retries
             max_network_retries=max_network_retries,
         )
         return cls(
@@ -83,7 +93,9 @@ class StripeGateway:
         async with self._call():
             session = await self._client.v1.checkout.sessions.create_async(
                 dict(params),  # type: ignore[arg-type]  # built and checked by the domain
-                # The key goes in the options, never in the params (stripe-checkout.md §0.6).
+                # The key goes in the options, never in the params, where stripe-python would
+                # send it as a form field and make up a key of its own:
+                # https://github.com/stripe/stripe-python#per-request-configuration
                 {"idempotency_key": idempotency_key},
             )
         return snapshot_from_stripe(session.to_dict())
@@ -110,11 +122,11 @@ class StripeGateway:
 
 @asynccontextmanager
 async def translate_stripe_errors() -> AsyncIterator[None]:
-    """Stripe's exceptions, as the domain knows them (stripe-checkout.md §7).
+    """Stripe's exceptions, as the domain knows them
+    (https://docs.stripe.com/error-handling?lang=python#error-types).
 
-    AuthenticationError, PermissionError and IdempotencyError pass through untranslated: our key
-    is wrong, or we reused an idempotency key with other parameters. That is a bug or a
-    misconfiguration, neither the caller's fault nor transient, so the edge answers INTERNAL."""
+    IdempotencyError passes through untranslated: it means we reused an idempotency key with
+    other parameters, which is a bug, and the edge answers INTERNAL for bugs."""
     try:
         yield
     except TimeoutError as exc:
@@ -136,8 +148,15 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             reason="STRIPE_UNREACHABLE",
             upstream_request_id=exc.request_id,
         ) from exc
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        # Stripe's message names what is wrong with the key, never the key itself.
+        raise StripeMisconfigured(
+            f"Stripe refused this service's API key: {_message(exc)}",
+            upstream_request_id=exc.request_id,
+        ) from exc
     except (stripe.InvalidRequestError, stripe.CardError) as exc:
-        raise UpstreamRejected(
+        kind = UpstreamMissing if exc.code == "resource_missing" else UpstreamRejected
+        raise kind(
             _message(exc), param=exc.param, code=exc.code, request_id=exc.request_id
         ) from exc
     except stripe.APIError as exc:

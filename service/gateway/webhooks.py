@@ -9,7 +9,7 @@ from typing import Any
 import stripe
 
 from service.domain.model import StripeEvent
-from service.domain.ports import BadSignature
+from service.domain.errors import BadSignature
 
 SESSION_OBJECT = "checkout.session"
 ORDER_ID_KEY = "order_id"

@@ -1,10 +1,11 @@
 """Session-change notifications from every replica: one LISTEN connection per process, fanned
-out to the watchers of each session (DESIGN §5).
+out to the watchers of each session (https://www.postgresql.org/docs/current/sql-listen.html,
+https://www.postgresql.org/docs/current/sql-notify.html).
 
 LISTEN needs a session-level connection of its own, outside the pool: it does not survive a
-pooler in transaction mode. If the connection drops, every watcher is woken (they re-read the
-ledger) and the feed reconnects in the background; watchers also poll, so a lost notification
-delays a change, it never loses it.
+pooler in transaction mode (https://www.pgbouncer.org/features.html). If the connection drops,
+every watcher is woken (they re-read the ledger) and the feed reconnects in the background;
+watchers also poll, so a lost notification delays a change, it never loses it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The ledger in Postgres: plain parameterized SQL behind the domain's SessionLedger port.
 
 No pooled connection is held across a Stripe call: every method takes a connection for one
-short statement or transaction and gives it back (DESIGN §5).
+short statement or transaction and gives it back, so that many creates waiting on Stripe do not
+queue on a small pool (docs/architecture.md, "Creating a session for an order").
 """
 
 from __future__ import annotations
@@ -17,16 +18,24 @@ from asyncpg.pool import PoolConnectionProxy
 
 from service.domain.errors import Unavailable
 from service.domain.model import (
+    ACTIVE_STATES,
     Claim,
     LedgerEntry,
+    LedgerState,
+    Progress,
     RequestRecord,
     SessionSnapshot,
     StripeEvent,
     ledger_state,
-    progress_rank,
+    progress_of,
 )
 
 NOTIFY_CHANNEL = "checkout_session_changed"
+
+# The predicate of the partial unique index `checkout_sessions_one_active_per_order`, spelled
+# the same way: ON CONFLICT infers the index from it, so it cannot be a query parameter. Built
+# from the domain's states; a test checks that the migration's index says the same.
+ACTIVE_PREDICATE = "state IN ({})".format(", ".join(f"'{state}'" for state in ACTIVE_STATES))
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -88,23 +97,25 @@ class PostgresLedger:
             # another caller); then the INSERT can win on the next round.
             for _ in range(3):
                 row = await conn.fetchrow(
-                    """INSERT INTO checkout_sessions
+                    f"""INSERT INTO checkout_sessions
                            (order_id, state, progress, fingerprint, idempotency_key,
                             stripe_params, expires_at)
-                       VALUES ($1, 'pending', 0, $2, $3, $4, $5)
-                       ON CONFLICT (order_id) WHERE state IN ('pending', 'open') DO NOTHING
+                       VALUES ($1, $6, $7, $2, $3, $4, $5)
+                       ON CONFLICT (order_id) WHERE {ACTIVE_PREDICATE} DO NOTHING
                        RETURNING *""",
                     order_id,
                     fingerprint,
                     idempotency_key,
                     dict(stripe_params),
                     expires_at,
+                    LedgerState.PENDING,
+                    Progress.PENDING,
                 )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
                 row = await conn.fetchrow(
-                    """SELECT * FROM checkout_sessions
-                       WHERE order_id = $1 AND state IN ('pending', 'open')""",
+                    f"""SELECT * FROM checkout_sessions
+                       WHERE order_id = $1 AND {ACTIVE_PREDICATE}""",
                     order_id,
                 )
                 if row is not None:
@@ -116,9 +127,10 @@ class PostgresLedger:
     async def owing_entry(self, order_id: str) -> LedgerEntry | None:
         return await self._one(
             """SELECT * FROM checkout_sessions
-               WHERE order_id = $1 AND state = 'complete' AND NOT async_payment_failed
+               WHERE order_id = $1 AND state = $2 AND NOT async_payment_failed
                ORDER BY created_at DESC, id DESC LIMIT 1""",
             order_id,
+            LedgerState.COMPLETE,
         )
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
@@ -151,22 +163,28 @@ class PostgresLedger:
         async with translate_db_errors():
             rows = await self._pool.fetch(
                 """SELECT * FROM checkout_sessions
-                   WHERE (state = 'pending' AND updated_at < $1)
-                      OR (state = 'open' AND (expires_at < $2 OR updated_at < $3))
-                      OR (state = 'complete' AND progress < 3 AND NOT async_payment_failed
+                   WHERE (state = $5 AND updated_at < $1)
+                      OR (state = $6 AND (expires_at < $2 OR updated_at < $3))
+                      OR (state = $7 AND progress < $8 AND NOT async_payment_failed
                           AND updated_at < $3)
                    ORDER BY updated_at LIMIT $4""",
                 pending_before,
                 now,
                 quiet_since,
                 limit,
+                LedgerState.PENDING,
+                LedgerState.OPEN,
+                LedgerState.COMPLETE,
+                Progress.SETTLED,
             )
         return [_entry(r) for r in rows]
 
     async def discard_pending(self, row_id: int) -> None:
         async with translate_db_errors():
             await self._pool.execute(
-                "DELETE FROM checkout_sessions WHERE id = $1 AND state = 'pending'", row_id
+                "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2",
+                row_id,
+                LedgerState.PENDING,
             )
 
     async def by_session_id(self, session_id: str) -> LedgerEntry | None:
@@ -180,8 +198,8 @@ class PostgresLedger:
 
     async def active_or_latest(self, order_id: str) -> LedgerEntry | None:
         return await self._one(
-            """SELECT * FROM checkout_sessions WHERE order_id = $1
-               ORDER BY state IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1""",
+            f"""SELECT * FROM checkout_sessions WHERE order_id = $1
+               ORDER BY {ACTIVE_PREDICATE} DESC, created_at DESC, id DESC LIMIT 1""",
             order_id,
         )
 
@@ -253,7 +271,7 @@ async def _record(
     webhooks arrive in any order) or already says exactly that (a redelivery, or our own
     write coming back as a webhook), and tell watchers on every replica."""
     state = ledger_state(snapshot)
-    rank = progress_rank(state, snapshot.payment_status)
+    rank = progress_of(state, snapshot.payment_status)
     row = await conn.fetchrow(
         """UPDATE checkout_sessions
            SET state = $2, progress = $3, session_id = $4, payment_status = $5,
@@ -288,7 +306,7 @@ def _entry(row: asyncpg.Record) -> LedgerEntry:
     return LedgerEntry(
         row_id=row["id"],
         order_id=row["order_id"],
-        state=row["state"],
+        state=LedgerState(row["state"]),
         fingerprint=row["fingerprint"],
         idempotency_key=row["idempotency_key"],
         stripe_params=row["stripe_params"],

@@ -92,6 +92,7 @@ async def test_a_paid_order_is_never_charged_again(stub: Stub, sandbox: Sandbox)
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         violation = detail(caught.value, error_details_pb2.PreconditionFailure).violations[0]
         assert violation.type == "SESSION_COMPLETE"
+        assert violation.subject == f"sessions/{created.id}"
         assert reason(caught.value) == "ORDER_ALREADY_PAID"
     assert len(await sandbox.sessions_for(order_id)) == 1
 

@@ -274,14 +274,15 @@ async def test_stripe_failure_is_unavailable_with_retry_info_and_a_retry_converg
 
 
 async def test_unknown_session_and_order_are_not_found(stub: Stub) -> None:
-    for request in (
-        api.GetSessionRequest(session_id="cs_test_nope"),
-        api.GetSessionRequest(order_id=new_order_id()),
+    order_id = new_order_id()
+    for request, name in (
+        (api.GetSessionRequest(session_id="cs_test_nope"), "sessions/cs_test_nope"),
+        (api.GetSessionRequest(order_id=order_id), f"orders/{order_id}"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetSession(request)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-        assert detail(caught.value, error_details_pb2.ResourceInfo).resource_name
+        assert detail(caught.value, error_details_pb2.ResourceInfo).resource_name == name
 
 
 async def test_get_without_a_lookup_names_the_field(stub: Stub) -> None:
@@ -310,3 +311,22 @@ async def test_a_new_cart_is_not_blamed_for_an_old_attempt_stripe_refuses(
     assert created.session.status == pb.Session.OPEN
     assert [s.id for s in await sandbox.sessions_for(order_id)] == [created.session.id]
     assert await ledger_rows(db, order_id) == 1
+
+
+async def test_refreshing_a_session_stripe_no_longer_knows_is_a_precondition_not_a_bug(
+    stub: Stub, db: asyncpg.Pool
+) -> None:
+    order_id = new_order_id()
+    await stub.CreateSession(cart_request(order_id))
+    # As if the session had been made with another Stripe account's key.
+    gone = f"cs_test_gone_{order_id}"
+    await db.execute(
+        "UPDATE checkout_sessions SET session_id = $2 WHERE order_id = $1", order_id, gone
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetSession(api.GetSessionRequest(session_id=gone, refresh=True))
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason(caught.value) == "STRIPE_RESOURCE_MISSING"
+    assert detail(caught.value, error_details_pb2.ErrorInfo).metadata["stripe_request_id"]

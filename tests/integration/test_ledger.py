@@ -4,6 +4,7 @@ and stale snapshots losing to newer ones."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest_asyncio
 
-from service.domain.model import SessionSnapshot
+from service.domain.model import ACTIVE_STATES, LedgerState, SessionSnapshot
 from service.store.migrate import apply_migrations, load_migrations
-from service.store.repository import NOTIFY_CHANNEL, PostgresLedger, create_pool
+from service.store.repository import (
+    ACTIVE_PREDICATE,
+    NOTIFY_CHANNEL,
+    PostgresLedger,
+    create_pool,
+)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -132,3 +138,22 @@ async def test_recording_what_is_already_stored_changes_nothing(pool: asyncpg.Po
     again = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "expired"))
 
     assert again.updated_at == first.updated_at
+
+
+async def test_the_schema_names_the_same_states_as_the_domain(pool: asyncpg.Pool) -> None:
+    """SQL cannot take the states as parameters in a CHECK constraint or an index predicate,
+    so the migration spells them out; this holds the two spellings together."""
+    check = await pool.fetchval(
+        """SELECT pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = 'checkout_sessions'::regclass AND contype = 'c'
+             AND pg_get_constraintdef(oid) LIKE '%state%'"""
+    )
+    predicate = await pool.fetchval(
+        """SELECT pg_get_expr(indpred, indrelid) FROM pg_index
+           WHERE indexrelid = 'checkout_sessions_one_active_per_order'::regclass"""
+    )
+    assert set(re.findall(r"'(\w+)'", check)) == {state.value for state in LedgerState}
+    assert set(re.findall(r"'(\w+)'", predicate)) == {state.value for state in ACTIVE_STATES}
+    assert set(re.findall(r"'(\w+)'", ACTIVE_PREDICATE)) == set(
+        re.findall(r"'(\w+)'", predicate)
+    )

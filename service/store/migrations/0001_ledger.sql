@@ -1,4 +1,5 @@
--- The order↔session ledger (DESIGN §5). One row per attempt to give an order a session.
+-- The order↔session ledger (docs/architecture.md, "Creating a session for an order"). One row
+-- per attempt to give an order a session.
 CREATE TABLE checkout_sessions (
     id              bigserial   PRIMARY KEY,
     order_id        text        NOT NULL,
@@ -31,7 +32,7 @@ CREATE INDEX checkout_sessions_by_order
 CREATE INDEX checkout_sessions_unsettled
     ON checkout_sessions (updated_at) WHERE state IN ('pending', 'open', 'complete');
 
--- Caller idempotency: request_id -> the answer it got (AIP-155).
+-- Caller idempotency: request_id -> the answer it got (https://google.aip.dev/155).
 CREATE TABLE create_requests (
     request_id  text        PRIMARY KEY,
     fingerprint text        NOT NULL,
