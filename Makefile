@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
-.PHONY: all install proto run sandbox test bench check lint typecheck layers buf fmt clean
+.PHONY: all install proto run sandbox test bench check lint typecheck layers buf fmt clean \
+	deploy-check image
 
 all: proto
 
@@ -60,7 +61,21 @@ buf: $(STAMP)
 	$(BIN)/buf format --exit-code -d
 	$(BIN)/buf breaking --against '.git#branch=main'
 
-check: lint typecheck layers buf
+# Every overlay renders and validates strictly; yamllint, hadolint, shellcheck (deploy/).
+deploy-check: $(STAMP)
+	deploy/check-manifests
+
+# The image (deploy/Dockerfile), with docker if an engine answers, else podman. BASE_IMAGE
+# substitutes the base (see deploy/smoke-image for a machine without registry access).
+IMAGE ?= checkout-service:dev
+image:
+	@if docker info >/dev/null 2>&1; then engine=docker; \
+	elif command -v podman >/dev/null 2>&1; then engine=podman; \
+	else echo "make image: no container engine here: docker has no engine answering (docker info fails) and podman is not installed" >&2; exit 1; fi; \
+	echo "make image: building $(IMAGE) with $$engine"; \
+	$$engine build -f deploy/Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+check: lint typecheck layers buf deploy-check
 
 fmt: $(STAMP)
 	$(BIN)/ruff format $(PY_DIRS)

@@ -1,6 +1,47 @@
 """The local Stripe sandbox: a stateful HTTP server for the slice of the Stripe API we use.
 
 It is a separate program (`python -m sandbox`) that the checkout service reaches only over
-HTTP through stripe-python, exactly as it reaches real Stripe (DESIGN §7). Nothing in `domain`,
-`edge` or `store` may import it.
+HTTP through stripe-python, exactly as it reaches real Stripe (docs/architecture.md, "The Stripe
+sandbox"). Nothing in `service` may import it (pyproject.toml's import contracts).
+
+Known differences from Stripe. Each module's docstring says where it differs; these are the ones
+that remain after modelling the behaviours of issue 10, with why each is safe for the service's
+tests. "Strict" means the sandbox refuses at least what Stripe refuses, so the service cannot
+come to rely on something Stripe would not do; "fixed" means a number Stripe computes live is a
+constant here, so tests stay deterministic.
+
+- Charge limits (`charge_limits.py`): the account settles each currency of Stripe's minimum table
+  in that currency and every other one in USD, converted at fixed approximate rates
+  (`currencies.py`): near a non-table currency's minimum Stripe's live rate may decide otherwise.
+  The refusal names no `param` (strict: the service must recognise it by its code); the larger
+  card-only maximums of COP, HUF, JPY and LBP are not granted (strict); a price's `unit_amount`
+  stays within eight digits in every currency (strict).
+- Trials (`trials.py`): the line items of recurring prices show what is due now, 0 during a
+  trial, so that they add up to the session's amounts (Stripe documents the session's amounts,
+  not the line items').
+- Adaptive Pricing (`adaptive_pricing.py`): eleven presentment currencies at fixed rates, no
+  conversion fee; the customer's location is given (`?country=`, the control API), not read from
+  their IP address. The amounts the session and its line items carry stay in its own currency,
+  as on Stripe.
+- `return_url` (`payment_methods.py`): an `elements` session without
+  `allowed_payment_method_types` needs one, as the Dashboard might enable redirect-based methods
+  (strict); such a session still shows `payment_method_types: ["card"]`.
+- Tax settings (`tax_settings.py`): a sandbox-only route instead of `/v1/tax/settings` and
+  `/v1/tax/registrations`; registrations are per country, never per US state; automatic tax
+  taxes a shipping rate only when it has a `tax_behavior` of its own.
+- The customer's choices (`customer_choices.py`): a promotion code's `first_time_transaction`
+  and `max_redemptions` are not enforced, and the shipping options do not depend on the address.
+- Webhooks (`webhook_schedule.py`, `webhook_signing.py`): Stripe publishes no exact intervals,
+  so the doubling from one minute is the sandbox's; a sandbox (test-mode) account on Stripe
+  retries only for a few hours, the sandbox uses live mode's three days (strict: the service
+  must cope with late deliveries); disabling follows three days of failures, where Stripe emails
+  first and says "multiple days"; no test-mode `v0` signature; a secret is rolled through the
+  control API, as Stripe's Dashboard does.
+- Keys (`auth.py`, `restricted_keys.py`, `failure_hints.py`): any well-formed `sk_test_…` or
+  `rk_test_…` key gets in, and a restricted key the sandbox was told nothing about has every
+  permission; permissions are per resource and not checked for expansions; `request_log_url`
+  has Stripe's form but leads nowhere; `Stripe-Should-Retry` is the sandbox's reading of when
+  Stripe sends it.
+- Currencies (`currencies.py`): every presentment currency is accepted whatever the account's
+  country and the payment method, which on Stripe may narrow the list.
 """

@@ -4,9 +4,11 @@ Defaults come from `SANDBOX_HOST`, `SANDBOX_PORT` and `SANDBOX_STATE_FILE`, else
 127.0.0.1:12111 (stripe-mock's port, which stripe-python's own tests use) and no state file.
 `--port 0` binds a free port; the line `sandbox listening on http://HOST:PORT` says which.
 
-Webhook retries (`webhooks.py`): `--webhook-retry-delay` seconds before the second attempt,
-doubling after each failure (`SANDBOX_WEBHOOK_RETRY_DELAY`, default 0.5), `--webhook-attempts`
-in all (`SANDBOX_WEBHOOK_ATTEMPTS`, default 8), `--webhook-timeout` seconds per attempt
+Webhook retries follow Stripe's live-mode schedule on the sandbox clock (`webhook_schedule.py`):
+`--webhook-retry-delay` seconds before the second attempt, doubling after each failure, for
+three days scaled by the same factor (`SANDBOX_WEBHOOK_RETRY_DELAY`, default 60, which is the
+unscaled schedule), at most `--webhook-attempts` attempts (`SANDBOX_WEBHOOK_ATTEMPTS`, default:
+as many as the three days allow), `--webhook-timeout` seconds per attempt
 (`SANDBOX_WEBHOOK_TIMEOUT`, default 10).
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .server import serve
-from .webhooks import RetryPolicy
+from .webhook_schedule import RetryPolicy
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
@@ -39,13 +41,15 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         "--webhook-retry-delay",
         type=float,
         default=float(environ.get("SANDBOX_WEBHOOK_RETRY_DELAY", default.first_delay)),
-        help="seconds before a failed webhook delivery is retried; doubles after each failure",
+        help="seconds before a failed webhook delivery is retried; doubles after each failure, "
+        "and scales Stripe's three days of retries (default 60: unscaled)",
     )
+    attempts = environ.get("SANDBOX_WEBHOOK_ATTEMPTS")
     parser.add_argument(
         "--webhook-attempts",
         type=int,
-        default=int(environ.get("SANDBOX_WEBHOOK_ATTEMPTS", default.attempts)),
-        help="attempts per webhook delivery before the sandbox gives up",
+        default=int(attempts) if attempts else default.attempts,
+        help="at most this many attempts per webhook delivery (default: three days' worth)",
     )
     parser.add_argument(
         "--webhook-timeout",
@@ -60,8 +64,13 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         help="seed the demo catalog with fixed ids (see sandbox/demo_catalog.py)",
     )
     args = parser.parse_args(argv)
-    if args.webhook_retry_delay < 0 or args.webhook_attempts < 1 or args.webhook_timeout <= 0:
-        parser.error("webhook retries need a delay >= 0, attempts >= 1 and a timeout > 0")
+    attempts_given = args.webhook_attempts is not None
+    if (
+        args.webhook_retry_delay <= 0
+        or (attempts_given and args.webhook_attempts < 1)
+        or args.webhook_timeout <= 0
+    ):
+        parser.error("webhook retries need a delay > 0, attempts >= 1 and a timeout > 0")
     return args
 
 

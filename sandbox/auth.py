@@ -1,4 +1,6 @@
-"""API key checks, as Stripe answers them: only secret test-mode keys (`sk_test_…`) get in."""
+"""API key checks, as Stripe answers them: only test-mode secret keys (`sk_test_…`) and
+restricted keys (`rk_test_…`, https://docs.stripe.com/keys#limit-access) get in; what a
+restricted key may do is `restricted_keys.py`'s business."""
 
 import base64
 import binascii
@@ -6,12 +8,13 @@ import re
 
 from .errors import StripeError
 
-_VALID = re.compile(r"sk_test_[A-Za-z0-9_]+")
+_VALID = re.compile(r"(sk|rk)_test_[A-Za-z0-9_]+")
 _KNOWN_PREFIX = re.compile(r"(sk|pk|rk)_(test|live)_")
 
 
-def authenticate(authorization: str | None) -> None:
-    """Accept `Bearer sk_test_…` (or HTTP Basic with the key as user, as curl's `-u` sends)."""
+def authenticate(authorization: str | None) -> str:
+    """The key of `Bearer sk_test_…` or `Bearer rk_test_…` (or of HTTP Basic with the key as
+    user, as curl's `-u` sends); refuses anything else."""
     if not authorization:
         raise StripeError(
             "You did not provide an API key. You need to provide your API key in the "
@@ -28,6 +31,7 @@ def authenticate(authorization: str | None) -> None:
         raise StripeError(f"Invalid API Key provided: {mask(authorization.strip())}", status=401)
     if not _VALID.fullmatch(key):
         raise StripeError(f"Invalid API Key provided: {mask(key)}", status=401)
+    return key
 
 
 def mask(key: str) -> str:

@@ -27,17 +27,31 @@ PRICE = "price"
 
 INTERVALS = ("day", "week", "month", "year")
 TAX_BEHAVIORS = ("exclusive", "inclusive", "unspecified")
-# Stripe caps a recurring interval at one year (PriceCreateParamsRecurring docstring).
-_MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
+# A recurring interval is at most three years: 3 years, 36 months, 156 weeks or 1095 days
+# (https://docs.stripe.com/api/prices/create#create_price-recurring-interval_count).
+_MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+# At most eight digits in the currency's minor unit:
+# https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts
 MAX_UNIT_AMOUNT = 99_999_999
+# Limits of https://docs.stripe.com/api/products/create and
+# https://docs.stripe.com/api/prices/create; the lengths are the `maxLength`s of Stripe's OpenAPI
+# description, https://github.com/stripe/openapi.
+PRODUCT_DESCRIPTION_MAX_LENGTH = 40_000
+PRODUCT_IMAGES_MAX = 8
+UNIT_LABEL_MAX_LENGTH = 12
+STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
+LOOKUP_KEY_MAX_LENGTH = 200
+LOOKUP_KEYS_MAX = 10
+# A trial lasts at most two years: https://docs.stripe.com/billing/subscriptions/trials
+TRIAL_PERIOD_DAYS_MAX = 730
 
 _PRODUCT_FIELDS = {
     "name": Text(non_blank=True),
-    "description": Text(40000),
-    "images": Array(Url(), max_items=8),
+    "description": Text(PRODUCT_DESCRIPTION_MAX_LENGTH),
+    "images": Array(Url(), max_items=PRODUCT_IMAGES_MAX),
     "metadata": Metadata(),
     "tax_code": Text(),
-    "unit_label": Text(12),
+    "unit_label": Text(UNIT_LABEL_MAX_LENGTH),
 }
 PRODUCT_DATA = hash_of("name", **_PRODUCT_FIELDS)
 
@@ -47,7 +61,7 @@ _PRODUCT_CREATE = hash_of(
     id=Text(),
     active=Boolean(),
     shippable=Boolean(),
-    statement_descriptor=Text(22),
+    statement_descriptor=Text(STATEMENT_DESCRIPTOR_MAX_LENGTH),
     url=Url(),
     expand=EXPAND,
 )
@@ -65,21 +79,21 @@ _PRICE_CREATE = hash_of(
         name=Text(non_blank=True),
         active=Boolean(),
         metadata=Metadata(),
-        statement_descriptor=Text(22),
+        statement_descriptor=Text(STATEMENT_DESCRIPTOR_MAX_LENGTH),
         tax_code=Text(),
-        unit_label=Text(12),
+        unit_label=Text(UNIT_LABEL_MAX_LENGTH),
     ),
     recurring=hash_of(
         "interval",
         interval=Choice(INTERVALS),
         interval_count=Integer(1),
         usage_type=Choice(("licensed", "metered")),
-        trial_period_days=Integer(1, 730),
+        trial_period_days=Integer(1, TRIAL_PERIOD_DAYS_MAX),
     ),
     tax_behavior=Choice(TAX_BEHAVIORS),
     metadata=Metadata(),
     nickname=Text(),
-    lookup_key=Text(200),
+    lookup_key=Text(LOOKUP_KEY_MAX_LENGTH),
     active=Boolean(),
     expand=EXPAND,
 )
@@ -89,7 +103,7 @@ _PRICE_LIST = hash_of(
     currency=Currency(),
     product=Text(),
     type=Choice(("one_time", "recurring")),
-    lookup_keys=Array(Text(200), max_items=10),
+    lookup_keys=Array(Text(LOOKUP_KEY_MAX_LENGTH), max_items=LOOKUP_KEYS_MAX),
 )
 
 
@@ -136,8 +150,8 @@ def check_recurring(recurring: dict[str, Any] | None, path: str) -> None:
     interval, count = recurring["interval"], recurring.get("interval_count", 1)
     if count > _MAX_INTERVAL_COUNT[interval]:
         raise invalid(
-            "The maximum billing interval is one year (1 year, 12 months, 52 weeks or "
-            f"365 days); {count} {interval}s is longer.",
+            "The maximum billing interval is three years (3 years, 36 months, 156 weeks or "
+            f"1095 days); {count} {interval}s is longer.",
             _at(path, "recurring[interval_count]"),
         )
 

@@ -3,7 +3,14 @@ minus the parameters the sandbox does not model (`NOT_MODELLED`), which it refus
 
 from decimal import Decimal
 
-from .catalog import INTERVALS, MAX_UNIT_AMOUNT, PRODUCT_DATA, TAX_BEHAVIORS
+from .catalog import (
+    INTERVALS,
+    MAX_UNIT_AMOUNT,
+    PRODUCT_DATA,
+    STATEMENT_DESCRIPTOR_MAX_LENGTH,
+    TAX_BEHAVIORS,
+    TRIAL_PERIOD_DAYS_MAX,
+)
 from .params import (
     EXPAND,
     Array,
@@ -21,6 +28,21 @@ from .params import (
 from .shipping import SHIPPING_RATE_DATA
 
 UI_MODES = ("elements", "embedded_page", "form", "hosted_page")
+
+# A line item's `adjustable_quantity`: `maximum` is 99 unless given, and at most 999999
+# (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items-adjustable_quantity).
+ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM = 99
+ADJUSTABLE_QUANTITY_LIMIT = 999_999
+# Tax rates on one line item, as the service assumes too (TAX_RATES_MAX in
+# service/domain/validation.py); Stripe's guide: https://docs.stripe.com/payments/checkout/use-manual-tax-rates
+LINE_ITEM_TAX_RATES_MAX = 5
+# Lengths from the `maxLength`s of Stripe's OpenAPI description (https://github.com/stripe/openapi).
+# One known difference: that description allows 1000 characters for the `description` of
+# `payment_intent_data` and `setup_intent_data`, and the sandbox applies 500 to those as to
+# `subscription_data`'s, so it is stricter than Stripe there.
+DESCRIPTION_MAX_LENGTH = 500
+CLIENT_REFERENCE_ID_MAX_LENGTH = 200
+INTEGRATION_IDENTIFIER_MAX_LENGTH = 200
 
 # From SessionCreateParams.allowed_payment_method_types / shipping_address_collection (16.1.0),
 # as space-separated text: one list element per line would bury the module.
@@ -42,6 +64,11 @@ COUNTRIES = (  # noqa: SIM905
     "RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SZ TA TC TD TF TG TH TJ TK TL "
     "TM TN TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VN VU WF WS XK YE YT ZA ZM ZW ZZ"
 ).split()
+# Stripe's locales (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-locale;
+# SessionCreateParams.locale in stripe-python 16.1.0). The service keeps its own copy in
+# service/domain/validation.py on purpose: the sandbox stands in for Stripe, so neither side may
+# import the other, and with one shared list a wrong entry would pass the service's check and the
+# sandbox's alike, so no test could catch it.
 LOCALES = (  # noqa: SIM905
     "auto bg cs da de el en en-GB es es-419 et fi fil fr fr-CA hi-IN hr hu id it ja ko lt lv ms "
     "mt nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW"
@@ -85,16 +112,16 @@ _LINE_ITEM = hash_of(
     adjustable_quantity=hash_of(
         "enabled",
         enabled=Boolean(),
-        minimum=Integer(0, 999_999),
-        maximum=Integer(1, 999_999),
+        minimum=Integer(0, ADJUSTABLE_QUANTITY_LIMIT),
+        maximum=Integer(1, ADJUSTABLE_QUANTITY_LIMIT),
     ),
     metadata=Metadata(),
     price=Text(),
     price_data=_PRICE_DATA,
     quantity=Integer(1),
-    tax_rates=Array(Text(), max_items=5),
+    tax_rates=Array(Text(), max_items=LINE_ITEM_TAX_RATES_MAX),
 )
-_METADATA_ONLY = {"metadata": Metadata(), "description": Text(500)}
+_METADATA_ONLY = {"metadata": Metadata(), "description": Text(DESCRIPTION_MAX_LENGTH)}
 SESSION_CREATE = hash_of(
     adaptive_pricing=hash_of(enabled=Boolean()),
     allow_promotion_codes=Boolean(),
@@ -106,7 +133,7 @@ SESSION_CREATE = hash_of(
     ),
     billing_address_collection=Choice(("auto", "required")),
     cancel_url=Url(),
-    client_reference_id=Text(200),
+    client_reference_id=Text(CLIENT_REFERENCE_ID_MAX_LENGTH),
     currency=Currency(),
     customer=Text(),
     customer_creation=Choice(("always", "if_required")),
@@ -116,7 +143,7 @@ SESSION_CREATE = hash_of(
     excluded_payment_method_types=Array(Choice(tuple(PAYMENT_METHOD_TYPES))),
     expand=EXPAND,
     expires_at=Integer(),
-    integration_identifier=Text(200),
+    integration_identifier=Text(INTEGRATION_IDENTIFIER_MAX_LENGTH),
     line_items=Array(_LINE_ITEM),
     locale=Choice(tuple(LOCALES)),
     metadata=Metadata(),
@@ -127,8 +154,8 @@ SESSION_CREATE = hash_of(
         capture_method=Choice(("automatic", "automatic_async", "manual")),
         receipt_email=Email(),
         setup_future_usage=Choice(("off_session", "on_session")),
-        statement_descriptor=Text(22),
-        statement_descriptor_suffix=Text(22),
+        statement_descriptor=Text(STATEMENT_DESCRIPTOR_MAX_LENGTH),
+        statement_descriptor_suffix=Text(STATEMENT_DESCRIPTOR_MAX_LENGTH),
     ),
     payment_method_collection=Choice(("always", "if_required")),
     phone_number_collection=hash_of("enabled", enabled=Boolean()),
@@ -141,7 +168,9 @@ SESSION_CREATE = hash_of(
     shipping_options=Array(hash_of(shipping_rate=Text(), shipping_rate_data=SHIPPING_RATE_DATA)),
     submit_type=Choice(("auto", "book", "donate", "pay", "subscribe")),
     subscription_data=hash_of(
-        **_METADATA_ONLY, trial_period_days=Integer(1, 730), trial_end=Integer()
+        **_METADATA_ONLY,
+        trial_period_days=Integer(1, TRIAL_PERIOD_DAYS_MAX),
+        trial_end=Integer(),
     ),
     success_url=Url(),
     tax_id_collection=hash_of(

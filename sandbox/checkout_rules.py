@@ -1,9 +1,10 @@
 """The rules Stripe checks before it creates a Checkout Session.
 
 `plan_session` validates the parameters against their shapes (`checkout_params.py`) and
-Stripe's cross-parameter rules (reference §2), resolves every id the request references, and
-returns a `SessionPlan`. It has no side effects, so a refusal here is a validation failure that
-Stripe does not save under the idempotency key (reference §6).
+Stripe's cross-parameter rules (https://docs.stripe.com/api/checkout/sessions/create), resolves
+every id the request references, and returns a `SessionPlan`. It has no side effects, so a
+refusal here is a validation failure that Stripe does not save under the idempotency key
+(https://docs.stripe.com/api/idempotent_requests).
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from .catalog import (
     check_recurring,
     unit_amount,
 )
-from .checkout_params import NOT_MODELLED, SESSION_CREATE
+from .checkout_params import ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM, NOT_MODELLED, SESSION_CREATE
 from .customers import CUSTOMER, country_of
 from .discounts import (
     COUPON,
@@ -34,12 +35,25 @@ from .errors import (
     parameters_exclusive,
     resource_missing,
 )
+from .payment_methods import needs_return_url
 from .shipping import SHIPPING_RATE, check_shipping_rate_data
 from .store import Store
 from .taxes import TAX_RATE
 from .totals import round_half_up
 
+# `expires_at`: 30 minutes to 24 hours after creation, 24 hours when absent
+# (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at).
 MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 60 * 60
+# Line items: at most 100 in payment mode; 20 with recurring and 20 with one-time prices in
+# subscription mode
+# (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items).
+PAYMENT_LINE_ITEMS_MAX = 100
+SUBSCRIPTION_LINE_ITEMS_MAX = 20
+# One coupon or promotion code, and up to 5 shipping options
+# (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-discounts,
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
+DISCOUNTS_MAX = 1
+SHIPPING_OPTIONS_MAX = 5
 
 
 @dataclass
@@ -148,7 +162,7 @@ def _check_urls(params: dict[str, Any], ui_mode: str) -> None:
             refused[0],
         )
     redirect = params.get("redirect_on_completion", "always")
-    if ui_mode == "embedded_page" and redirect != "never" and "return_url" not in params:
+    if needs_return_url(params, ui_mode) and "return_url" not in params:
         raise parameter_missing("return_url")
     if redirect == "never" and "return_url" in params:
         raise invalid(
@@ -204,13 +218,14 @@ def _check_exclusive(params: dict[str, Any]) -> None:
 def _check_expiry(expires_at: int, now: int) -> None:
     if expires_at < now + MIN_EXPIRY:
         raise invalid(
-            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session "
-            "creation.",
+            f"The `expires_at` timestamp must be at least {MIN_EXPIRY // 60} minutes from "
+            "Checkout Session creation.",
             "expires_at",
         )
     if expires_at > now + MAX_EXPIRY:
         raise invalid(
-            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            f"The `expires_at` timestamp must be less than {MAX_EXPIRY // 3600} hours from "
+            "Checkout Session creation.",
             "expires_at",
         )
 
@@ -237,8 +252,11 @@ def _plan_lines(store: Store, params: dict[str, Any], mode: str) -> list[LinePla
                 f"line_items[{line.index}]",
             )
     recurring = sum(line.recurring for line in lines)
-    if mode == "payment" and len(lines) > 100:
-        raise invalid("You can pass at most 100 line items in `payment` mode.", "line_items")
+    if mode == "payment" and len(lines) > PAYMENT_LINE_ITEMS_MAX:
+        raise invalid(
+            f"You can pass at most {PAYMENT_LINE_ITEMS_MAX} line items in `payment` mode.",
+            "line_items",
+        )
     if mode == "subscription":
         if not recurring:
             raise invalid(
@@ -246,10 +264,13 @@ def _plan_lines(store: Store, params: dict[str, Any], mode: str) -> list[LinePla
                 "using prices.",
                 "line_items",
             )
-        if recurring > 20 or len(lines) - recurring > 20:
+        if (
+            recurring > SUBSCRIPTION_LINE_ITEMS_MAX
+            or len(lines) - recurring > SUBSCRIPTION_LINE_ITEMS_MAX
+        ):
             raise invalid(
-                "You can pass at most 20 recurring and 20 one-time line items in `subscription` "
-                "mode.",
+                f"You can pass at most {SUBSCRIPTION_LINE_ITEMS_MAX} recurring and "
+                f"{SUBSCRIPTION_LINE_ITEMS_MAX} one-time line items in `subscription` mode.",
                 "line_items",
             )
     return lines
@@ -284,7 +305,8 @@ def _plan_line(store: Store, item: dict[str, Any], index: int) -> LinePlan:
     quantity: int = item.get("quantity", 1)
     adjustable = item.get("adjustable_quantity")
     if adjustable is not None and adjustable["enabled"]:
-        low, high = adjustable.get("minimum", 0), adjustable.get("maximum", 99)
+        low = adjustable.get("minimum", 0)
+        high = adjustable.get("maximum", ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM)
         if not low <= quantity <= high:
             raise invalid(
                 f"`{path}[quantity]` must be between `adjustable_quantity[minimum]` ({low}) and "
@@ -331,7 +353,8 @@ def _session_currency(params: dict[str, Any], lines: list[LinePlan], mode: str) 
 
 
 def _check_customer_updates(params: dict[str, Any], customer: dict[str, Any] | None) -> None:
-    """What Checkout needs to save on an existing Customer (reference §2.5)."""
+    """What Checkout needs to save on an existing Customer
+    (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-customer_update)."""
     if customer is None:
         return
     updates = params.get("customer_update", {})
@@ -359,7 +382,7 @@ def _check_customer_updates(params: dict[str, Any], customer: dict[str, Any] | N
 def _plan_discounts(
     store: Store, discounts: list[dict[str, Any]], plan: SessionPlan, now: int
 ) -> list[dict[str, Any]]:
-    if len(discounts) > 1:
+    if len(discounts) > DISCOUNTS_MAX:
         raise invalid("You may only specify one discount.", "discounts")
     customer_id = None if plan.customer is None else plan.customer["id"]
     resolved = []
@@ -387,8 +410,10 @@ def _plan_discounts(
 def _plan_shipping(
     store: Store, options: list[dict[str, Any]], currency: str | None
 ) -> list[dict[str, Any]]:
-    if len(options) > 5:
-        raise invalid("You can pass at most 5 shipping options.", "shipping_options")
+    if len(options) > SHIPPING_OPTIONS_MAX:
+        raise invalid(
+            f"You can pass at most {SHIPPING_OPTIONS_MAX} shipping options.", "shipping_options"
+        )
     planned = []
     for index, option in enumerate(options):
         path = f"shipping_options[{index}]"

@@ -1,20 +1,48 @@
 """How a Checkout Session's amounts appear on it and on its line items (`totals.py` computes them).
 
-The same fields are written when the session is created and again when it completes, once
-Checkout knows the customer's address and with it the automatic tax (`completion.py`).
+The same fields are written when the session is created, when the customer changes something on
+the page (`customer_choices.py`), and when it completes, once Checkout knows the customer's
+address and with it the automatic tax (`recalculation.py`). What a line costs now is its price
+times its quantity, or nothing for a recurring price during a trial (`trials.py`); automatic tax
+follows each price's tax behaviour, or the account's default (`tax_settings.py`), and collects
+only in countries where the account is registered.
 """
 
+from decimal import Decimal
 from typing import Any
 
+from .store import Store
+from .tax_settings import collects_in, effective_behavior
 from .taxes import automatic_rate
-from .totals import Amounts, AutomaticRate, Totals
+from .totals import Amounts, AutomaticRate, CartLine, Totals, round_half_up
 
 
-def automatic_tax(enabled: bool, country: str | None, now: int) -> AutomaticRate | None:
-    """The automatic tax to apply: none until it is enabled and the country is known."""
+def automatic_tax(
+    store: Store, enabled: bool, country: str | None, now: int
+) -> AutomaticRate | None:
+    """The automatic tax to apply: none until it is enabled and the country is known, and none
+    where the account is not registered."""
     if not enabled or country is None:
         return None
+    if not collects_in(store, country):
+        return lambda inclusive: None
     return lambda inclusive: automatic_rate(country, now, inclusive)
+
+
+def cart_line(
+    store: Store,
+    price: dict[str, Any],
+    quantity: int,
+    tax_rates: list[dict[str, Any]],
+    *,
+    trialing: bool,
+) -> CartLine:
+    """A line as `compute_totals` takes it: what is due now, and the tax behaviour to follow."""
+    due = round_half_up(Decimal(price["unit_amount_decimal"]) * quantity)
+    if trialing and price["type"] == "recurring":
+        due = 0
+    behavior = effective_behavior(store, price["tax_behavior"], price["currency"])
+    return CartLine(due, price["product"], behavior, tax_rates)
 
 
 def line_amounts(amounts: Amounts) -> dict[str, Any]:

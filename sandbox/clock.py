@@ -14,7 +14,11 @@ class Clock:
         self.offset = offset
 
     def now(self) -> int:
-        return int(time.time() + self.offset)
+        return int(self.time())
+
+    def time(self) -> float:
+        """Seconds, with their fraction: what webhook retries are scheduled by."""
+        return time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds

@@ -1,12 +1,14 @@
 """What happens when a customer finishes Checkout, and when a delayed payment settles.
 
 `complete` does what Checkout does when the customer submits the page: the session becomes
-`complete` (its `url` gone) with the customer's details; the address decides the automatic tax
-and, with Adaptive Pricing, the presentment currency, so the totals are computed again; Checkout
+`complete` (its `url` gone) with the customer's details; the customer's last choices
+(`customer_choices.py`) and the address, which decides the automatic tax, go into the totals,
+computed again (`recalculation.py`), and with Adaptive Pricing the chosen currency, or the
+address's, into `presentment_details` (`adaptive_pricing.py`); Checkout
 creates a Customer when it would (subscription and setup mode, `customer_creation=always`) and
 the PaymentIntent, Subscription or SetupIntent; `checkout.session.completed` is emitted.
 `payment_status` is `paid` for a card, `unpaid` for a bank debit still settling, and
-`no_payment_required` in setup mode or when nothing is due.
+`no_payment_required` in setup mode or when nothing is due (a free session, a trial).
 
 `settle` is the bank's answer to an `unpaid` session, once: `paid` with
 `checkout.session.async_payment_succeeded`, or still `unpaid` with
@@ -16,11 +18,17 @@ the PaymentIntent, Subscription or SetupIntent; `checkout.session.completed` is 
 from typing import Any
 
 from .adaptive_pricing import UNITS_PER_USD, convert, presentment
-from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS, SESSION
+from .checkout import CREATE_PARAMS, SESSION
 from .checkout_params import SESSION_CREATE
-from .checkout_totals import automatic_tax, line_amounts, session_amounts
-from .customers import ADDRESS, CUSTOMER, address, country_of, create_customer
-from .discounts import COUPON
+from .customer_choices import CHOICE_FIELDS, plan_choices
+from .customers import (
+    ADDRESS,
+    CUSTOMER,
+    NAME_MAX_LENGTH,
+    address,
+    country_of,
+    create_customer,
+)
 from .errors import StripeError, invalid
 from .events import emit
 from .params import Choice, Currency, Email, Text, hash_of
@@ -30,10 +38,8 @@ from .payment_objects import (
     create_subscription,
     settle_payment,
 )
-from .shipping import SHIPPING_RATE
+from .recalculation import recalculate, write
 from .store import Store
-from .taxes import TAX_RATE
-from .totals import CartLine, compute_totals
 
 # Attachment keyed by session id: `pending` while a bank debit settles, then its outcome.
 ASYNC_PAYMENT = "checkout.session.async_payment"
@@ -41,9 +47,10 @@ ASYNC_PAYMENT = "checkout.session.async_payment"
 PAY_PARAMS = hash_of(
     **ADDRESS.fields,
     email=Email(),
-    name=Text(256),
+    name=Text(NAME_MAX_LENGTH),
     payment_status=Choice(("paid", "unpaid")),
     presentment_currency=Currency(),
+    **CHOICE_FIELDS,
 )
 SETTLE_PARAMS = hash_of("outcome", outcome=Choice(("succeeded", "failed")))
 
@@ -63,11 +70,13 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     billing = given or (customer or {}).get("address")
     shipping = _shipping_details(session, details, given)
     _check_presentment(session, details.get("presentment_currency"))
-    # Every refusal is above: from here on the session changes.
+    choices = plan_choices(store, now, session, details)
     mode = session["mode"]
     country = _country(shipping, billing) or country_of(customer)
-    if mode != "setup":
-        _recompute(store, session, params, country, now)
+    amounts = None if mode == "setup" else recalculate(store, now, session, country, choices)
+    # Every refusal is above: from here on the session changes.
+    if amounts is not None:
+        write(store, session, amounts, country)
     session["presentment_details"] = _presentment(session, details, country)
     email = details.get("email") or session["customer_email"] or (customer or {}).get("email")
     name = details.get("name") or (customer or {}).get("name")
@@ -162,37 +171,6 @@ def _country(shipping: dict[str, Any] | None, billing: dict[str, Any] | None) ->
             country: str = place["country"]
             return country.upper()
     return None
-
-
-def _recompute(
-    store: Store, session: dict[str, Any], params: dict[str, Any], country: str | None, now: int
-) -> None:
-    """Compute the totals again from what the session was created with, now that the country,
-    and with it the automatic tax, is known."""
-    items = store.attached(LINE_ITEMS, session["id"])
-    cart = [
-        CartLine(
-            item["amount_subtotal"],
-            item["price"]["product"],
-            item["price"]["tax_behavior"],
-            [store.get(TAX_RATE, rate) for rate in line.get("tax_rates", [])],
-        )
-        for item, line in zip(items, params["line_items"], strict=True)
-    ]
-    discounts = store.attached(BREAKDOWN, session["id"])["discounts"]
-    discount = discounts[0]["discount"] if discounts else None
-    coupon = None if discount is None else store.get(COUPON, discount["source"]["coupon"])
-    cost = session["shipping_cost"]
-    rate = None if cost is None else store.get(SHIPPING_RATE, cost["shipping_rate"])
-    enabled = session["automatic_tax"]["enabled"]
-    totals = compute_totals(cart, coupon, discount, rate, automatic_tax(enabled, country, now))
-    for item, amounts in zip(items, totals.lines, strict=True):
-        item.update(line_amounts(amounts))
-    store.attach(LINE_ITEMS, session["id"], items)
-    store.attach(BREAKDOWN, session["id"], totals.breakdown())
-    session.update(session_amounts(totals, paying=True))
-    if enabled:
-        session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
 
 
 def _check_presentment(session: dict[str, Any], chosen: str | None) -> None:

@@ -4,17 +4,28 @@
   `drop`, `phase`; see `faults.py`), `GET /_sandbox/faults`, `DELETE /_sandbox/faults`.
 - `POST /_sandbox/reset`: forget every object, idempotency record, fault, count, webhook
   delivery and attempt, resume delivery, and set the clock back to real time.
+- `POST /_sandbox/demo_catalog`: add the demo catalog (`demo_catalog.py`) to a running sandbox,
+  as `--demo-catalog` does at start and after each reset; what is already there stays as is.
 - `POST /_sandbox/clock/advance` (`seconds`): move the sandbox's clock forward, so sessions
-  reach their `expires_at` (all that are due expire at once, each with its event) and
-  idempotency keys their 24 hours; `GET /_sandbox/clock` reads it.
+  reach their `expires_at` (all that are due expire at once, each with its event), idempotency
+  keys their 24 hours and webhook retries their turn (`webhook_schedule.py`);
+  `GET /_sandbox/clock` reads it.
 - `POST /_sandbox/checkout/sessions/{session}/pay` (`payment_status` `paid` or `unpaid`,
   `email`, `name`, `line1`, `line2`, `city`, `state`, `postal_code`, `country`,
-  `presentment_currency`): the customer completes an open session (`completion.py`);
-  `POST /_sandbox/checkout/sessions/{session}/async_payment` (`outcome` `succeeded` or
-  `failed`): its bank debit settles. Both answer with the session.
+  `presentment_currency`, and the customer's choices: `promotion_code`,
+  `line_items[N][quantity]`, `shipping_rate`, see `customer_choices.py`): the customer completes
+  an open session (`completion.py`); `POST /_sandbox/checkout/sessions/{session}/async_payment`
+  (`outcome` `succeeded` or `failed`): its bank debit settles. Both answer with the session.
 - `GET /_sandbox/webhook_deliveries`: every delivery attempt (event, type, endpoint, url,
-  attempt, status or error, delivered), how many deliveries are still owed, and whether delivery
-  is paused; `POST /_sandbox/webhooks/pause` and `POST /_sandbox/webhooks/resume`.
+  attempt, status or error, delivered), how many deliveries are still owed and when each is next
+  due (`scheduled`), and whether delivery is paused; `POST /_sandbox/webhooks/pause` and
+  `POST /_sandbox/webhooks/resume`.
+- `POST /_sandbox/webhook_endpoints/{webhook_endpoint}/roll_secret` (`expires_in`): a new
+  signing secret, the old one still signing until it expires (`webhook_signing.py`).
+- `GET` and `POST /_sandbox/tax/settings` (`defaults[tax_behavior]`, `registrations`): the
+  account's Tax settings (`tax_settings.py`).
+- `GET` and `POST /_sandbox/restricted_keys` (`key`, `permissions`): what a restricted key may
+  do (`restricted_keys.py`).
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
   idempotent replays and injected faults.
@@ -26,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from . import demo_catalog as demo
+from . import tax_settings
 from .checkout import expire_due, find_session
 from .completion import PAY_PARAMS, SETTLE_PARAMS, complete, settle
 from .context import SANDBOX, Stats
@@ -33,6 +45,8 @@ from .errors import invalid
 from .faults import FAULT_PARAMS
 from .forms import decode
 from .params import Integer, hash_of
+from .restricted_keys import listed, set_permissions
+from .webhook_signing import roll_secret
 
 # The clock only moves forward: objects never see time run backwards.
 _ADVANCE = hash_of("seconds", seconds=Integer(0))
@@ -43,6 +57,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/faults", _list_faults)
     router.add_delete("/_sandbox/faults", _clear_faults)
     router.add_post("/_sandbox/reset", _reset)
+    router.add_post("/_sandbox/demo_catalog", _demo_catalog)
     router.add_post("/_sandbox/clock/advance", _advance_clock)
     router.add_get("/_sandbox/clock", _read_clock)
     router.add_get("/_sandbox/stats", _stats)
@@ -51,6 +66,11 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/webhook_deliveries", _deliveries)
     router.add_post("/_sandbox/webhooks/pause", _pause)
     router.add_post("/_sandbox/webhooks/resume", _resume)
+    router.add_post("/_sandbox/webhook_endpoints/{webhook_endpoint}/roll_secret", _roll_secret)
+    router.add_get("/_sandbox/tax/settings", _tax_settings)
+    router.add_post("/_sandbox/tax/settings", _update_tax_settings)
+    router.add_get("/_sandbox/restricted_keys", _restricted_keys)
+    router.add_post("/_sandbox/restricted_keys", _set_restricted_key)
 
 
 async def _add_fault(request: web.Request) -> web.Response:
@@ -86,11 +106,19 @@ async def _reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+async def _demo_catalog(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    demo.seed(sandbox.store, sandbox.clock.now())
+    await sandbox.store.flush()
+    return web.json_response({"demo_catalog": True})
+
+
 async def _advance_clock(request: web.Request) -> web.Response:
     seconds = _ADVANCE.parse(await _body(request))["seconds"]
     sandbox = request.app[SANDBOX]
     sandbox.clock.advance(seconds)
     expire_due(sandbox.store, sandbox.clock.now())
+    sandbox.webhooks.clock_moved()
     return await _read_clock(request)
 
 
@@ -141,6 +169,7 @@ async def _deliveries(request: web.Request) -> web.Response:
         {
             "deliveries": webhooks.attempts,
             "pending": webhooks.pending(),
+            "scheduled": webhooks.scheduled(),
             "paused": webhooks.paused,
         }
     )
@@ -154,6 +183,31 @@ async def _pause(request: web.Request) -> web.Response:
 async def _resume(request: web.Request) -> web.Response:
     request.app[SANDBOX].webhooks.resume()
     return await _deliveries(request)
+
+
+async def _roll_secret(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    endpoint_id = request.match_info["webhook_endpoint"]
+    rolled = roll_secret(sandbox.store, endpoint_id, sandbox.clock.now(), await _body(request))
+    return web.json_response(rolled)
+
+
+async def _tax_settings(request: web.Request) -> web.Response:
+    return web.json_response(tax_settings.settings(request.app[SANDBOX].store))
+
+
+async def _update_tax_settings(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX].store
+    return web.json_response(tax_settings.update(store, await _body(request)))
+
+
+async def _restricted_keys(request: web.Request) -> web.Response:
+    return web.json_response({"restricted_keys": listed(request.app[SANDBOX].store)})
+
+
+async def _set_restricted_key(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX].store
+    return web.json_response(set_permissions(store, await _body(request)))
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -5,18 +5,36 @@ from typing import Any
 from .api import ApiRequest, Route
 from .errors import resource_missing
 from .lists import in_range, paginate
-from .params import EXPAND, LIST_PARAMS, Array, Choice, Email, Metadata, Text, hash_of
+from .params import (
+    COUNTRY_CODE_LENGTH,
+    EMAIL_MAX_LENGTH,
+    EXPAND,
+    LIST_PARAMS,
+    Array,
+    Choice,
+    Email,
+    Metadata,
+    Text,
+    hash_of,
+)
 from .store import Store, new_id
 
 CUSTOMER = "customer"
 
+# Limits of https://docs.stripe.com/api/customers/create: the `maxLength`s of Stripe's OpenAPI
+# description, https://github.com/stripe/openapi.
+ADDRESS_FIELD_MAX_LENGTH = 200
+POSTAL_CODE_MAX_LENGTH = 20
+NAME_MAX_LENGTH = 256
+PHONE_MAX_LENGTH = 20
+
 ADDRESS = hash_of(
-    city=Text(200),
-    country=Text(2),
-    line1=Text(200),
-    line2=Text(200),
-    postal_code=Text(20),
-    state=Text(200),
+    city=Text(ADDRESS_FIELD_MAX_LENGTH),
+    country=Text(COUNTRY_CODE_LENGTH),
+    line1=Text(ADDRESS_FIELD_MAX_LENGTH),
+    line2=Text(ADDRESS_FIELD_MAX_LENGTH),
+    postal_code=Text(POSTAL_CODE_MAX_LENGTH),
+    state=Text(ADDRESS_FIELD_MAX_LENGTH),
 )
 _CREATE = hash_of(
     address=ADDRESS,
@@ -24,13 +42,19 @@ _CREATE = hash_of(
     email=Email(),
     expand=EXPAND,
     metadata=Metadata(),
-    name=Text(256),
-    phone=Text(20),
+    name=Text(NAME_MAX_LENGTH),
+    phone=Text(PHONE_MAX_LENGTH),
     preferred_locales=Array(Text()),
-    shipping=hash_of("address", "name", address=ADDRESS, name=Text(256), phone=Text(20)),
+    shipping=hash_of(
+        "address",
+        "name",
+        address=ADDRESS,
+        name=Text(NAME_MAX_LENGTH),
+        phone=Text(PHONE_MAX_LENGTH),
+    ),
     tax_exempt=Choice(("exempt", "none", "reverse")),
 )
-_LIST = hash_of(**LIST_PARAMS, email=Text(512))
+_LIST = hash_of(**LIST_PARAMS, email=Text(EMAIL_MAX_LENGTH))
 _RETRIEVE = hash_of(expand=EXPAND)
 
 

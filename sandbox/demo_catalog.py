@@ -15,6 +15,10 @@ what is missing and never changes what is there, so a state file keeps its own e
 | `shr_demo_ground` | shipping rate "Ground", 5.00 USD, 3 to 5 business days |
 | `price_demo_coffee_club` | price, 9.00 USD a month, of product `prod_demo_coffee_club` |
 | `cus_demo_ada` | customer Ada Lovelace, with a US address |
+
+The demo account is also registered for tax in every country of the automatic-tax table
+(`taxes.py`), so that automatic tax collects there (`tax_settings.py`); it has no default tax
+behaviour, like a new Stripe account, so automatic tax needs prices with a `tax_behavior`.
 """
 
 from decimal import Decimal
@@ -25,7 +29,8 @@ from .customers import CUSTOMER, create_customer
 from .discounts import COUPON, PROMOTION_CODE, coupon_object, promotion_code_object
 from .shipping import SHIPPING_RATE, create_shipping_rate
 from .store import Store
-from .taxes import TAX_RATE, tax_rate_object
+from .tax_settings import register, settings
+from .taxes import AUTOMATIC_RATES, TAX_RATE, tax_rate_object
 
 
 def seed(store: Store, now: int) -> None:
@@ -79,6 +84,8 @@ def seed(store: Store, now: int) -> None:
             store, now, {"email": "ada@example.com", "name": "Ada Lovelace", "address": address}
         )
         _rename(store, CUSTOMER, ada, "cus_demo_ada")
+    if not settings(store)["registrations"]:
+        register(store, sorted(AUTOMATIC_RATES))
 
 
 def _rename(store: Store, kind: str, created: dict[str, Any], fixed_id: str) -> None:

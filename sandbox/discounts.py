@@ -28,6 +28,12 @@ from .store import Store, new_id
 COUPON = "coupon"
 PROMOTION_CODE = "promotion_code"
 
+# Limits of https://docs.stripe.com/api/coupons/create and
+# https://docs.stripe.com/api/promotion_codes/create: the `maxLength`s of Stripe's OpenAPI
+# description, https://github.com/stripe/openapi.
+COUPON_NAME_MAX_LENGTH = 40
+PROMOTION_CODE_MAX_LENGTH = 500
+
 _COUPON_CREATE = hash_of(
     amount_off=Integer(1),
     applies_to=hash_of(products=Array(Text())),
@@ -38,14 +44,14 @@ _COUPON_CREATE = hash_of(
     id=Text(),
     max_redemptions=Integer(1),
     metadata=Metadata(),
-    name=Text(40),
+    name=Text(COUPON_NAME_MAX_LENGTH),
     percent_off=Number(Decimal("0.01"), Decimal(100)),
     redeem_by=Integer(),
 )
 _PROMOTION_CODE_CREATE = hash_of(
     "promotion",
     active=Boolean(),
-    code=Text(500),
+    code=Text(PROMOTION_CODE_MAX_LENGTH),
     customer=Text(),
     expand=EXPAND,
     expires_at=Integer(),

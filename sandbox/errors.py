@@ -2,7 +2,9 @@
 
 Every refusal is a `StripeError`, rendered as Stripe's body
 `{"error": {"type", "code", "param", "message", "doc_url"}}` with the matching HTTP status, which
-stripe-python maps to its own exception classes (reference §7 and §14):
+stripe-python maps to its own exception classes (https://docs.stripe.com/api/errors,
+https://docs.stripe.com/error-codes, and `specific_v1_api_error` in
+https://github.com/stripe/stripe-python/blob/master/stripe/_api_requestor.py):
 
     StripeError
       400/404 invalid_request_error  -> InvalidRequestError (.param, .code)
@@ -24,7 +26,7 @@ class StripeError(Exception):
 
     `saved` tells the idempotency layer whether the refusal happened after the endpoint began
     executing; Stripe replays those under the same key and forgets validation failures
-    (reference §6).
+    (https://docs.stripe.com/api/idempotent_requests).
     """
 
     def __init__(

@@ -24,8 +24,13 @@ from .webhook_endpoints import subscribers
 EVENT = "event"
 OUTBOX = "event.outbox"
 
+# `types` filters by up to 20 event types: https://docs.stripe.com/api/events/list
+EVENT_TYPES_FILTER_MAX = 20
 _LIST = hash_of(
-    **LIST_PARAMS, type=Text(), types=Array(Text(), max_items=20), delivery_success=Boolean()
+    **LIST_PARAMS,
+    type=Text(),
+    types=Array(Text(), max_items=EVENT_TYPES_FILTER_MAX),
+    delivery_success=Boolean(),
 )
 _RETRIEVE = hash_of(expand=EXPAND)
 

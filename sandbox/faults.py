@@ -17,13 +17,19 @@ from typing import Any
 from .errors import StripeError, api_error, rate_limited
 from .params import Boolean, Choice, Integer, Text, hash_of
 
+# The sandbox's own bounds, not Stripe's: a fault answers with an HTTP error status, 4xx or 5xx
+# (https://www.rfc-editor.org/rfc/rfc9110#section-15), and holds a request for at most two
+# minutes, longer than any client here waits.
+FAULT_STATUS_MIN, FAULT_STATUS_MAX = 400, 599
+FAULT_DELAY_MS_MAX = 120_000
+
 FAULT_PARAMS = hash_of(
     "path_prefix",
     path_prefix=Text(),
     method=Choice(("GET", "POST", "DELETE")),
-    status=Integer(400, 599),
+    status=Integer(FAULT_STATUS_MIN, FAULT_STATUS_MAX),
     count=Integer(1),
-    delay_ms=Integer(0, 120_000),
+    delay_ms=Integer(0, FAULT_DELAY_MS_MAX),
     drop=Boolean(),
     phase=Choice(("before", "after")),
 )

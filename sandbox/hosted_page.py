@@ -8,19 +8,32 @@ debit** completes it `unpaid`, as a delayed payment method does, and redirects t
 try again. An expired or complete session shows a message instead of buttons; an unknown id (or
 a session without a hosted page) is a 404 page. The page is self-contained: no scripts, no
 external assets. Everything printed is HTML-escaped.
+
+What the customer may change before paying (`customer_choices.py`) is an **Update** form, when
+the session offers anything to change: a promotion code box (`allow_promotion_codes`), a
+quantity for each adjustable line item, a choice of shipping options. It posts to
+`/c/pay/{session}/update`, which changes the open session and shows its new amounts, or says
+why the choice was refused (400).
+
+With Adaptive Pricing, the customer's location decides the currency they pay in
+(`adaptive_pricing.py`): open the page as `?country=DE` (or `?presentment_currency=eur`) and it
+shows the converted total, and its Pay buttons pay in that currency.
 """
 
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from html import escape
 from typing import Any
 
 from aiohttp import web
 
-from .adaptive_pricing import ZERO_DECIMAL
-from .checkout import LINE_ITEMS, SESSION, expire_due
+from .adaptive_pricing import CURRENCY_BY_COUNTRY, convert
+from .checkout import SESSION, expire_due, visible_line_items
 from .completion import complete
 from .context import SANDBOX
+from .currencies import format_amount
+from .customer_choices import CHOICE_PARAMS, apply_choices
+from .errors import StripeError
+from .forms import decode
 
 _PATH = "/c/pay/{session}"
 _DECLINED = "Your card was declined."
@@ -34,6 +47,7 @@ tr.total td { font-weight: 600; border-top: 1px solid #e3e8ee; }
 form { display: inline; } button { font-size: 1rem; padding: .6rem 1.2rem; margin: .3rem .3rem 0 0;
        border: 0; border-radius: 6px; cursor: pointer; background: #635bff; color: #fff; }
 button.secondary { background: #e3e8ee; color: #1a1f36; }
+fieldset { border: 1px solid #e3e8ee; border-radius: 6px; margin: 1rem 0; }
 p.error { color: #cd3d64; font-weight: 600; }
 """
 
@@ -43,9 +57,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(_PATH + "/pay", _action(_pay))
     router.add_post(_PATH + "/bank_debit", _action(_bank_debit))
     router.add_post(_PATH + "/decline", _action(_decline))
+    router.add_post(_PATH + "/update", _action(_update))
 
 
-Action = Callable[[web.Request, dict[str, Any]], web.Response]
+Action = Callable[[web.Request, dict[str, Any], dict[str, Any]], web.Response]
 
 
 async def _show(request: web.Request) -> web.Response:
@@ -54,7 +69,7 @@ async def _show(request: web.Request) -> web.Response:
         return _not_found(request)
     if session["status"] != "open":
         return _closed(session, status=200)
-    return _page(_checkout(request, session))
+    return _page(_checkout(request, session, _presented(session, dict(request.query))))
 
 
 def _action(action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -64,26 +79,50 @@ def _action(action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
             return _not_found(request)
         if session["status"] != "open":
             return _closed(session, status=409)
-        return action(request, session)
+        form = decode(await request.text())
+        # An empty box is no choice: drop what the customer left blank.
+        return action(request, session, {name: value for name, value in form.items() if value})
 
     return handle
 
 
-def _pay(request: web.Request, session: dict[str, Any]) -> web.Response:
-    return _complete(request, session, "paid")
+def _pay(request: web.Request, session: dict[str, Any], form: dict[str, Any]) -> web.Response:
+    return _complete(request, session, form, "paid")
 
 
-def _bank_debit(request: web.Request, session: dict[str, Any]) -> web.Response:
-    return _complete(request, session, "unpaid")
+def _bank_debit(
+    request: web.Request, session: dict[str, Any], form: dict[str, Any]
+) -> web.Response:
+    return _complete(request, session, form, "unpaid")
 
 
-def _decline(request: web.Request, session: dict[str, Any]) -> web.Response:
-    return _page(_checkout(request, session, error=_DECLINED))
+def _decline(request: web.Request, session: dict[str, Any], form: dict[str, Any]) -> web.Response:
+    return _page(_checkout(request, session, _presented(session, form), error=_DECLINED))
 
 
-def _complete(request: web.Request, session: dict[str, Any], payment_status: str) -> web.Response:
+def _update(request: web.Request, session: dict[str, Any], form: dict[str, Any]) -> web.Response:
     sandbox = request.app[SANDBOX]
-    complete(sandbox.store, sandbox.clock.now(), session, {"payment_status": payment_status})
+    presented = _presented(session, form)
+    choices = {name: value for name, value in form.items() if name in CHOICE_PARAMS.fields}
+    try:
+        apply_choices(sandbox.store, sandbox.clock.now(), session, CHOICE_PARAMS.parse(choices))
+    except StripeError as refused:
+        return _page(_checkout(request, session, presented, error=refused.message), status=400)
+    return _page(_checkout(request, session, presented))
+
+
+def _complete(
+    request: web.Request, session: dict[str, Any], form: dict[str, Any], payment_status: str
+) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    details: dict[str, Any] = {"payment_status": payment_status}
+    presented = _presented(session, form)
+    if presented is not None:
+        details["presentment_currency"] = presented
+    try:
+        complete(sandbox.store, sandbox.clock.now(), session, details)
+    except StripeError as refused:
+        return _page(_checkout(request, session, presented, error=refused.message), status=400)
     if session["success_url"] is None:
         return _page("<h1>Payment complete</h1><p>You can close this page.</p>")
     location = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
@@ -99,11 +138,31 @@ def _session(request: web.Request) -> dict[str, Any] | None:
     return session
 
 
-def _checkout(request: web.Request, session: dict[str, Any], error: str | None = None) -> str:
+def _presented(session: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """The currency Adaptive Pricing shows this customer: the one they chose, else their
+    country's; None when they pay in the session's own currency."""
+    if not session["adaptive_pricing"]["enabled"] or session["total_details"] is None:
+        return None
+    chosen = given.get("presentment_currency")
+    if not isinstance(chosen, str):
+        country = given.get("country")
+        chosen = CURRENCY_BY_COUNTRY.get(country.upper()) if isinstance(country, str) else None
+    if chosen is None or convert(0, session["currency"], chosen.lower()) is None:
+        return None
+    return chosen.lower()
+
+
+def _checkout(
+    request: web.Request,
+    session: dict[str, Any],
+    presented: str | None,
+    error: str | None = None,
+) -> str:
     currency = session["currency"] or ""
+    items = visible_line_items(request.app[SANDBOX].store, session["id"])
     rows = [
         _row(f"{item['description']}, qty {item['quantity']}", item["amount_subtotal"], currency)
-        for item in request.app[SANDBOX].store.attached(LINE_ITEMS, session["id"])
+        for item in items
     ]
     details = session["total_details"]
     if details is not None:
@@ -114,38 +173,83 @@ def _checkout(request: web.Request, session: dict[str, Any], error: str | None =
             _row("Tax", details["amount_tax"], currency),
             _row(f"Total ({currency.upper()})", session["amount_total"], currency, "total"),
         ]
+        converted = (
+            None if presented is None else convert(session["amount_total"], currency, presented)
+        )
+        if converted is not None:
+            amount, shown = converted["presentment_amount"], str(converted["presentment_currency"])
+            assert isinstance(amount, int)
+            rows.append(_row(f"You pay ({shown.upper()})", amount, shown, "total"))
     else:
         rows.append("<tr><td>Nothing to pay now: your payment details are saved.</td></tr>")
     base = f"/c/pay/{escape(session['id'])}"
+    hidden = {} if presented is None else {"presentment_currency": presented}
     return (
         "<h1>Checkout</h1>"
         + (f'<p class="error">{escape(error)}</p>' if error else "")
         + f"<table>{''.join(rows)}</table>"
-        + _button(f"{base}/pay", "Pay")
-        + _button(f"{base}/bank_debit", "Pay by bank debit", "secondary")
-        + _button(f"{base}/decline", "Decline", "secondary")
+        + _choices(session, items, base, hidden)
+        + _button(f"{base}/pay", "Pay", hidden=hidden)
+        + _button(f"{base}/bank_debit", "Pay by bank debit", "secondary", hidden)
+        + _button(f"{base}/decline", "Decline", "secondary", hidden)
+    )
+
+
+def _choices(
+    session: dict[str, Any], items: list[dict[str, Any]], base: str, hidden: dict[str, str]
+) -> str:
+    """The Update form: whatever this session lets the customer change."""
+    fields = []
+    if session["allow_promotion_codes"]:
+        fields.append('<label>Promotion code <input name="promotion_code"></label>')
+    for index, item in enumerate(items):
+        adjustable = item["adjustable_quantity"]
+        if adjustable and adjustable["enabled"]:
+            fields.append(
+                f"<label>{escape(item['description'])}: quantity "
+                f'<input type="number" name="line_items[{index}][quantity]" '
+                f'value="{item["quantity"]}" min="{adjustable["minimum"]}" '
+                f'max="{adjustable["maximum"]}"></label>'
+            )
+    selected = (session["shipping_cost"] or {}).get("shipping_rate")
+    if len(session["shipping_options"]) > 1:
+        for option in session["shipping_options"]:
+            rate = escape(option["shipping_rate"])
+            checked = " checked" if option["shipping_rate"] == selected else ""
+            amount = format_amount(option["shipping_amount"], session["currency"])
+            fields.append(
+                f'<label><input type="radio" name="shipping_rate" value="{rate}"{checked}> '
+                f"Shipping {escape(amount)}</label>"
+            )
+    if not fields:
+        return ""
+    return (
+        f'<form method="post" action="{base}/update"><fieldset>{"".join(fields)}'
+        f"{_hidden(hidden)}"
+        '<button type="submit" class="secondary">Update</button></fieldset></form>'
     )
 
 
 def _row(label: str, amount: int, currency: str, css: str = "") -> str:
     return (
         f'<tr class="{css}"><td>{escape(label)}</td>'
-        f'<td class="amount">{escape(_money(amount, currency))}</td></tr>'
+        f'<td class="amount">{escape(format_amount(amount, currency))}</td></tr>'
     )
 
 
-def _button(action: str, label: str, css: str = "") -> str:
+def _button(action: str, label: str, css: str = "", hidden: dict[str, str] | None = None) -> str:
     return (
         f'<form method="post" action="{action}">'
-        f'<button type="submit" class="{css}">{escape(label)}</button></form>'
+        f'<button type="submit" class="{css}">{escape(label)}</button>{_hidden(hidden or {})}'
+        "</form>"
     )
 
 
-def _money(amount: int, currency: str) -> str:
-    """`1,234.50 USD`, in the currency's major unit (zero-decimal currencies have no cents)."""
-    if currency in ZERO_DECIMAL:
-        return f"{amount:,} {currency.upper()}"
-    return f"{Decimal(amount) / 100:,.2f} {currency.upper()}"
+def _hidden(values: dict[str, str]) -> str:
+    return "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in values.items()
+    )
 
 
 def _closed(session: dict[str, Any], status: int) -> web.Response:

@@ -1,4 +1,5 @@
-"""Stripe's `Idempotency-Key` semantics for POST requests (reference §6).
+"""Stripe's `Idempotency-Key` semantics for POST requests
+(https://docs.stripe.com/api/idempotent_requests).
 
 The first request with a key saves its status and body once the endpoint has begun executing
 (successes, 500s, and refusals made while executing); a later request with the same key and the
@@ -14,6 +15,8 @@ from .clock import Clock
 from .errors import StripeError
 from .store import Store
 
+# Keys are up to 255 characters, and may be pruned once they are 24 hours old:
+# https://docs.stripe.com/api/idempotent_requests
 MAX_KEY_LENGTH = 255
 RETENTION_SECONDS = 24 * 60 * 60
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import parameters_exclusive, resource_missing
+from .params import LIST_LIMIT_DEFAULT
 
 
 def list_object(url: str, data: list[Any], has_more: bool) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def paginate(
     exclude, as on Stripe. `starting_after` pages forward; `ending_before` returns the `limit`
     items just before the cursor, still in list order.
     """
-    limit: int = params.get("limit", 10)
+    limit: int = params.get("limit", LIST_LIMIT_DEFAULT)
     after, before = params.get("starting_after"), params.get("ending_before")
     if after is not None and before is not None:
         raise parameters_exclusive("ending_before", "starting_after")

@@ -16,45 +16,23 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from .currencies import CURRENCIES
 from .errors import invalid, invalid_empty, parameter_missing, parameter_unknown
 
-# ISO 4217 codes the sandbox accepts; Stripe supports more, these cover our tests and the FX table.
-CURRENCIES = frozenset(
-    [
-        "aed",
-        "aud",
-        "brl",
-        "cad",
-        "chf",
-        "cny",
-        "czk",
-        "dkk",
-        "eur",
-        "gbp",
-        "hkd",
-        "huf",
-        "idr",
-        "ils",
-        "inr",
-        "jpy",
-        "krw",
-        "mxn",
-        "myr",
-        "nok",
-        "nzd",
-        "php",
-        "pln",
-        "ron",
-        "sek",
-        "sgd",
-        "thb",
-        "try",
-        "twd",
-        "usd",
-        "vnd",
-        "zar",
-    ]
-)
+# Stripe's metadata limits: https://docs.stripe.com/api/metadata
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX_LENGTH = 40
+METADATA_VALUE_MAX_LENGTH = 500
+# Lengths from the `maxLength`s of Stripe's OpenAPI description (https://github.com/stripe/openapi):
+# any string parameter whose own field says no less, a URL, an email address.
+STRING_MAX_LENGTH = 5000
+URL_MAX_LENGTH = 5000
+EMAIL_MAX_LENGTH = 512
+# Stripe names countries by their two-letter ISO 3166-1 alpha-2 codes.
+COUNTRY_CODE_LENGTH = 2
+# A list request's `limit`: between 1 and 100, 10 when absent (https://docs.stripe.com/api/pagination).
+LIST_LIMIT_MAX = 100
+LIST_LIMIT_DEFAULT = 10
 
 _INTEGER = re.compile(r"-?\d+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -88,7 +66,7 @@ class _Scalar(Spec):
 
 @dataclass(frozen=True)
 class Text(_Scalar):
-    max_length: int = 5000
+    max_length: int = STRING_MAX_LENGTH
     non_blank: bool = False
 
     def _noun(self) -> str:
@@ -190,8 +168,12 @@ class Url(_Scalar):
         return "string"
 
     def _convert(self, value: str, path: str) -> Any:
-        if len(value) > 5000:
-            raise invalid("Invalid URL: URL must be 5000 characters or less.", path, "url_invalid")
+        if len(value) > URL_MAX_LENGTH:
+            raise invalid(
+                f"Invalid URL: URL must be {URL_MAX_LENGTH} characters or less.",
+                path,
+                "url_invalid",
+            )
         parts = urlsplit(value)
         if (
             parts.scheme not in ("http", "https")
@@ -207,8 +189,10 @@ class Email(_Scalar):
         return "string"
 
     def _convert(self, value: str, path: str) -> Any:
-        if len(value) > 512 or not _EMAIL.fullmatch(value):
-            raise invalid(f"Invalid email address: {value[:512]}", path, "email_invalid")
+        if len(value) > EMAIL_MAX_LENGTH or not _EMAIL.fullmatch(value):
+            raise invalid(
+                f"Invalid email address: {value[:EMAIL_MAX_LENGTH]}", path, "email_invalid"
+            )
         return value
 
 
@@ -230,7 +214,8 @@ class Currency(_Scalar):
 class Metadata(Spec):
     """Stripe's metadata rules: ≤50 keys, keys ≤40 chars without brackets, values ≤500 chars.
 
-    Empty values unset keys, and an empty `metadata` unsets all of them (reference §2.9).
+    Empty values unset keys, and an empty `metadata` unsets all of them
+    (https://docs.stripe.com/api/metadata).
     """
 
     def coerce(self, value: Any, path: str) -> Any:
@@ -245,25 +230,28 @@ class Metadata(Spec):
                 raise invalid(
                     f"Metadata keys cannot contain '[' or ']'. Invalid key: {key}", key_path
                 )
-            if len(key) > 40:
+            if len(key) > METADATA_KEY_MAX_LENGTH:
                 raise invalid(
-                    "Metadata keys can have up to 40 characters, but you passed in a key that "
-                    f"is {len(key)} characters. Invalid key: {key}",
+                    f"Metadata keys can have up to {METADATA_KEY_MAX_LENGTH} characters, but you "
+                    f"passed in a key that is {len(key)} characters. Invalid key: {key}",
                     key_path,
                 )
             if not isinstance(item, str):
                 raise invalid(f"Invalid metadata value: {key_path} must be a string", key_path)
-            if len(item) > 500:
+            if len(item) > METADATA_VALUE_MAX_LENGTH:
                 raise invalid(
-                    "Metadata values can have up to 500 characters, but you passed in a value "
-                    f"that is {len(item)} characters. Invalid value: {item[:40]}...",
+                    f"Metadata values can have up to {METADATA_VALUE_MAX_LENGTH} characters, but "
+                    f"you passed in a value that is {len(item)} characters. Invalid value: "
+                    f"{item[:40]}...",
                     key_path,
                 )
             if item:
                 result[key] = item
-        if len(result) > 50:
+        if len(result) > METADATA_MAX_KEYS:
             raise invalid(
-                f"Metadata can have up to 50 keys, but you passed in {len(result)} keys.", path
+                f"Metadata can have up to {METADATA_MAX_KEYS} keys, but you passed in "
+                f"{len(result)} keys.",
+                path,
             )
         return result
 
@@ -340,7 +328,7 @@ def hash_of(*required: str, **fields: Spec) -> Hash:
 
 EXPAND = Array(Text())
 LIST_PARAMS: dict[str, Spec] = {
-    "limit": Integer(1, 100),
+    "limit": Integer(1, LIST_LIMIT_MAX),
     "starting_after": Text(),
     "ending_before": Text(),
     "expand": EXPAND,

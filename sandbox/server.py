@@ -30,6 +30,7 @@ from . import (
     customers,
     discounts,
     events,
+    failure_hints,
     hosted_page,
     shipping,
     taxes,
@@ -41,11 +42,14 @@ from .auth import authenticate
 from .clock import Clock
 from .context import SANDBOX, Sandbox
 from .errors import StripeError, api_error, not_found
+from .failure_hints import error_body
 from .faults import Fault
 from .forms import decode
 from .idempotency import Idempotency
+from .restricted_keys import authorize
 from .store import Store, new_id
-from .webhooks import RetryPolicy, Webhooks
+from .webhook_schedule import RetryPolicy
+from .webhooks import Webhooks
 
 ROUTES: list[Route] = [
     *catalog.ROUTES,
@@ -144,14 +148,18 @@ async def _request_id(
 ) -> web.StreamResponse:
     request_id = new_id("req_", 14)
     request["request_id"] = request_id
+    sandbox = request.app[SANDBOX]
+    api = request.path.startswith("/v1/")
     try:
         response = await handler(request)
     except StripeError as error:
-        response = _json(error.status, error.body())
-    sandbox = request.app[SANDBOX]
+        body = error_body(error, request_id, sandbox.clock.now()) if api else error.body()
+        response = _json(error.status, body)
     await sandbox.store.flush()
     sandbox.webhooks.kick()
     response.headers["Request-Id"] = request_id
+    if api:
+        failure_hints.mark(response)
     response.headers.setdefault(
         "Stripe-Version", request.headers.get("Stripe-Version", API_VERSION)
     )
@@ -177,7 +185,8 @@ async def _handle(sandbox: Sandbox, request: web.Request, route: Route) -> web.S
     fault = sandbox.faults.take(request.method, request.path)
     if fault is not None:
         sandbox.stats.faults += 1
-    authenticate(request.headers.get("Authorization"))
+    api_key = authenticate(request.headers.get("Authorization"))
+    authorize(sandbox.store, api_key, request.method, route.path)
     raw = await request.text() if request.method == "POST" else request.query_string
     params = decode(raw)
     key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
@@ -191,6 +200,7 @@ async def _handle(sandbox: Sandbox, request: web.Request, route: Route) -> web.S
             )
             response.headers["Idempotent-Replayed"] = "true"
             response.headers["Original-Request"] = record["request_id"]
+            failure_hints.mark(response, replays_failure=True)
             return response
     try:
         if fault is not None and fault.delay_ms:
@@ -204,7 +214,9 @@ async def _handle(sandbox: Sandbox, request: web.Request, route: Route) -> web.S
         await sandbox.store.flush()
         if fault is not None and _fails(fault):
             return _fail(request, fault)
-        return web.Response(status=status, text=text, content_type="application/json")
+        response = web.Response(status=status, text=text, content_type="application/json")
+        failure_hints.mark(response, replays_failure=key is not None and saved)
+        return response
     finally:
         if key is not None:
             sandbox.idempotency.release(key)
@@ -226,14 +238,15 @@ def _execute(
         if request.method == "POST"
         else None,
     )
+    now = sandbox.clock.now()
     try:
         return 200, route.handler(api_request), True
     except StripeError as error:
-        return error.status, error.body(), error.saved
+        return error.status, error_body(error, request["request_id"], now), error.saved
     except Exception:
         _log.exception("sandbox handler failed: %s %s", request.method, request.path)
         failure = api_error()
-        return failure.status, failure.body(), failure.saved
+        return failure.status, error_body(failure, request["request_id"], now), failure.saved
 
 
 def _fails(fault: Fault) -> bool:
@@ -247,7 +260,8 @@ def _fail(request: web.Request, fault: Fault) -> web.StreamResponse:
         request.transport.close()
         raise asyncio.CancelledError
     error = fault.error()
-    return _json(error.status, error.body())
+    now = request.app[SANDBOX].clock.now()
+    return _json(error.status, error_body(error, request["request_id"], now))
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:

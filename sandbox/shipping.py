@@ -10,6 +10,9 @@ from .params import EXPAND, LIST_PARAMS, Boolean, Choice, Currency, Integer, Met
 from .store import Store, new_id
 
 SHIPPING_RATE = "shipping_rate"
+# https://docs.stripe.com/api/shipping_rates/create: the `maxLength` of `display_name` in
+# Stripe's OpenAPI description, https://github.com/stripe/openapi.
+DISPLAY_NAME_MAX_LENGTH = 100
 
 _DELIVERY_BOUND = hash_of(
     "unit",
@@ -18,7 +21,7 @@ _DELIVERY_BOUND = hash_of(
     value=Integer(1),
 )
 _FIELDS = {
-    "display_name": Text(100, non_blank=True),
+    "display_name": Text(DISPLAY_NAME_MAX_LENGTH, non_blank=True),
     "type": Choice(("fixed_amount",)),
     "fixed_amount": hash_of("amount", "currency", amount=Integer(0), currency=Currency()),
     "delivery_estimate": hash_of(maximum=_DELIVERY_BOUND, minimum=_DELIVERY_BOUND),

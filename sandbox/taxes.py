@@ -13,9 +13,10 @@ Automatic tax (`automatic_tax[enabled]=true`) uses this fixed table, by the cust
     SE       25 %    moms         SG        9 %    GST
     US        8.25 % Sales tax    (any other country: 0 %, not collecting)
 
-Real Stripe Tax also depends on the state, the product tax code and your registrations; the
-sandbox does not model those. Until the country is known the session's automatic tax is
-`requires_location_inputs` and adds nothing.
+Tax is collected only in countries where the account is registered (`tax_settings.py`). Real
+Stripe Tax also depends on the state and the product tax code; the sandbox does not model those.
+Until the country is known the session's automatic tax is `requires_location_inputs` and adds
+nothing.
 """
 
 from decimal import Decimal
@@ -24,10 +25,24 @@ from typing import Any
 from .api import ApiRequest, Route
 from .errors import resource_missing
 from .lists import in_range, paginate
-from .params import EXPAND, LIST_PARAMS, Boolean, Choice, Metadata, Number, Text, hash_of
+from .params import (
+    COUNTRY_CODE_LENGTH,
+    EXPAND,
+    LIST_PARAMS,
+    Boolean,
+    Choice,
+    Metadata,
+    Number,
+    Text,
+    hash_of,
+)
 from .store import new_id
 
 TAX_RATE = "tax_rate"
+# https://docs.stripe.com/api/tax_rates/create: the `maxLength`s of Stripe's OpenAPI description,
+# https://github.com/stripe/openapi.
+DISPLAY_NAME_MAX_LENGTH = 50
+JURISDICTION_MAX_LENGTH = 50
 
 AUTOMATIC_RATES: dict[str, tuple[Decimal, str]] = {
     "AU": (Decimal(10), "GST"),
@@ -68,12 +83,12 @@ _CREATE = hash_of(
     "inclusive",
     "percentage",
     active=Boolean(),
-    country=Text(2),
+    country=Text(COUNTRY_CODE_LENGTH),
     description=Text(),
-    display_name=Text(50, non_blank=True),
+    display_name=Text(DISPLAY_NAME_MAX_LENGTH, non_blank=True),
     expand=EXPAND,
     inclusive=Boolean(),
-    jurisdiction=Text(50),
+    jurisdiction=Text(JURISDICTION_MAX_LENGTH),
     metadata=Metadata(),
     percentage=Number(Decimal(0), Decimal(100)),
     state=Text(),

@@ -9,10 +9,12 @@
    discounted.
 3. Tax, per line, on the discounted line amount (`subtotal - discount`), rounded half up per line
    and per rate: a line's manual `tax_rates` apply when it has any; otherwise automatic tax applies
-   the country's rate (`taxes.py`) once the country is known, with the price's `tax_behavior`
-   (`unspecified` counts as exclusive). Exclusive tax is added on top: `amount * rate / 100`.
+   the country's rate (`taxes.py`) once the country is known, with the price's `tax_behavior`, or
+   the account's default for `unspecified` (`tax_settings.py`; without either, automatic tax is
+   refused). Exclusive tax is added on top: `amount * rate / 100`.
    Inclusive tax is carved out of the amount: `amount * rate / (100 + rate)`, and adds nothing.
-4. Shipping: the first shipping option is selected. Manual tax rates on line items never tax
+4. Shipping: the first shipping option is selected until the customer picks another
+   (`customer_choices.py`). Manual tax rates on line items never tax
    shipping; automatic tax taxes it only when the shipping rate has a `tax_behavior` of its own.
 5. `amount_total = amount_subtotal - amount_discount + amount_shipping + exclusive tax`, and
    `total_details.amount_tax` counts inclusive and exclusive tax alike.

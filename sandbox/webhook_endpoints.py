@@ -3,6 +3,10 @@
 As on Stripe, the signing secret (`whsec_…`) is in the create response only; it is kept beside
 the endpoint (an attachment), never in the object that retrieve, list and update return.
 
+An endpoint that has failed every delivery for three days is disabled by the sandbox, as by
+Stripe (`webhook_schedule.py`): its `status` is `disabled` until it is updated with
+`disabled=false`.
+
 The sandbox emits only the Checkout Session events (`EVENT_TYPES`), so an endpoint may subscribe
 to those or to `*`. Unlike Stripe it accepts `localhost` and plain-HTTP URLs: the receivers in
 tests and on a developer's machine are local.

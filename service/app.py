@@ -12,28 +12,41 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import structlog
 from aiohttp import web
 from grpc_health.v1 import health
 
-from service.config import CRASH_AFTER_STRIPE_CREATE, ConfigError, Settings
+from service.config import CRASH_AFTER_STRIPE_CREATE, Address, ConfigError, Settings
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError
+from service.domain.page_tokens import PageTokens
 from service.domain.ports import PaymentGateway
 from service.domain.sync import StripeSync
+from service.edge.callers import CallerDirectory, CallersFileError
 from service.edge.http import build_http_app
-from service.edge.server import build_grpc_server, set_serving
+from service.edge.readiness import Readiness
+from service.edge.server import build_grpc_server, build_health_server, set_serving
 from service.edge.sweeper import sweep_forever
+from service.edge.tls import RotatingCertificate
 from service.gateway.faults import CrashAfterCreate
 from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.store.change_feed import ChangeFeed
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations
-from service.store.repository import PostgresLedger, create_pool, translate_db_errors
+from service.store.repository import (
+    PostgresLedger,
+    create_pool,
+    database_answers,
+    signing_key,
+    translate_db_errors,
+)
 
 log = structlog.get_logger("service")
 
+# How often, and within how long, Postgres must answer for the replica to stay ready.
+_READINESS_PROBE_SECONDS = 1.0
 # Any constant unique to this service's sweep, distinct from the migrations' lock key.
 SWEEP_LOCK_KEY = 0x7377656570  # "sweep"
 
@@ -60,6 +73,7 @@ class Application:
     health: health.aio.HealthServicer
     grpc_port: int
     http_port: int
+    health_port: int | None
     stopping: asyncio.Event
     """Set at shutdown: /healthz answers 503 and watch streams end."""
     resources: AsyncExitStack
@@ -86,6 +100,8 @@ async def start(settings: Settings) -> Application:
 
 
 async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
+    # First, before anything connects or listens: a malformed file is a configuration error.
+    callers = None if settings.callers_file is None else CallerDirectory.load(settings.callers_file)
     dsn = settings.database_url.value
     pool = await create_pool(
         dsn,
@@ -112,15 +128,17 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     if settings.fault == CRASH_AFTER_STRIPE_CREATE:
         log.warning("fault injection on", fault=settings.fault)
         payments = CrashAfterCreate(gateway)
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=settings.db_command_timeout_seconds)
     clock = SystemClock()
-    checkout = Checkout(ledger, payments, feed, clock)
+    checkout = Checkout(ledger, payments, feed, clock, PageTokens(await signing_key(pool)))
     sync = StripeSync(
         ledger,
         payments,
         checkout,
         clock,
         quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
+        # A pending row is left to its creator for as long as its Stripe call may take.
+        pending_grace=timedelta(seconds=gateway.call_timeout + 5),
     )
     verifier = None
     if settings.stripe_webhook_secret is not None:
@@ -132,15 +150,36 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         )
 
     stopping = asyncio.Event()
-    grpc_server, health_servicer = build_grpc_server(checkout, stopping)
-    try:
-        grpc_port = grpc_server.add_insecure_port(str(settings.grpc_addr))
-    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
-        raise StartupError(
-            "ADDRESS_IN_USE", f"cannot listen for gRPC on {settings.grpc_addr}"
-        ) from exc
+    health_servicer = health.aio.HealthServicer()
+    readiness = Readiness(
+        health_servicer,
+        stopping,
+        lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
+        interval_seconds=_READINESS_PROBE_SECONDS,
+    )
+    grpc_server = build_grpc_server(
+        checkout,
+        stopping,
+        health_servicer,
+        callers=callers,
+        reflection_mode=settings.reflection,
+        max_receive_bytes=settings.max_receive_bytes,
+    )
+    credentials = None if settings.tls is None else RotatingCertificate(settings.tls).credentials()
+    grpc_port = _listen(grpc_server, settings.grpc_addr, credentials)
     await grpc_server.start()
     stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_seconds)
+    health_port = None
+    if settings.health_addr is not None:
+        health_server = build_health_server(health_servicer)
+        health_port = _listen(health_server, settings.health_addr, None)
+        await health_server.start()
+        stack.push_async_callback(health_server.stop, 0)
+    if callers is not None:
+        watcher = asyncio.get_running_loop().create_task(
+            callers.watch(settings.callers_reload_seconds)
+        )
+        stack.push_async_callback(_cancel, watcher)
 
     http_runner = web.AppRunner(
         build_http_app(lambda: not stopping.is_set(), sync, verifier), access_log=None
@@ -163,14 +202,28 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     stack.push_async_callback(_cancel, sweeper)
     await set_serving(health_servicer, True)
+    readiness_task = asyncio.get_running_loop().create_task(readiness.watch())
+    stack.push_async_callback(_cancel, readiness_task)
     return Application(
         settings=settings,
         health=health_servicer,
         grpc_port=grpc_port,
         http_port=http_port,
+        health_port=health_port,
         stopping=stopping,
         resources=stack,
     )
+
+
+def _listen(
+    server: grpc.aio.Server, address: Address, credentials: grpc.ServerCredentials | None
+) -> int:
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(str(address)))
+        return int(server.add_secure_port(str(address), credentials))
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise StartupError("ADDRESS_IN_USE", f"cannot listen for gRPC on {address}") from exc
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -185,6 +238,11 @@ async def run(settings: Settings) -> None:
         "serving",
         grpc=f"{settings.grpc_addr.host}:{app.grpc_port}",
         http=f"{settings.http_addr.host}:{app.http_port}",
+        **(
+            {"health": f"{settings.health_addr.host}:{app.health_port}"}
+            if settings.health_addr is not None
+            else {}
+        ),
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -230,9 +288,14 @@ def main() -> None:
         stripe=settings.describe_stripe(),
         grpc=str(settings.grpc_addr),
         http=str(settings.http_addr),
+        callers=settings.describe_callers(),
+        tls=settings.describe_tls(),
     )
     try:
         asyncio.run(run(settings))
+    except CallersFileError as exc:
+        log.error("cannot start", reason="CONFIGURATION", error=str(exc))
+        raise SystemExit(2) from None
     except (CheckoutError, StartupError) as exc:
         # A dependency is missing at start-up: say which, plainly, and let the orchestrator
         # restart us. The cause names the host, never the password.

@@ -8,9 +8,11 @@ an embedded Postgres and passes their addresses in.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
@@ -52,6 +54,25 @@ class Address:
         """The host without IPv6 brackets, as socket APIs want it."""
         return self.host.strip("[]")
 
+    @property
+    def is_loopback(self) -> bool:
+        if self.bind_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind_host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files, read again whenever they change (cert-manager rotates them in place)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None
+    """Set: mutual TLS, and a client without a certificate fails the handshake."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -71,6 +92,15 @@ class Settings:
     sweep_quiet_seconds: float
     log_level: str
     log_format: str
+    callers_file: Path | None = None
+    """None: authentication is off, which only a loopback GRPC_ADDR allows."""
+    callers_reload_seconds: float = 2.0
+    reflection: str = "authenticated"
+    """`authenticated`, `open` (to anyone who reaches the port) or `off`."""
+    tls: TlsFiles | None = None
+    health_addr: Address | None = None
+    """A plaintext gRPC listener serving health only, for kubelet probes when TLS is on."""
+    max_receive_bytes: int = 1 << 20
     fault: str | None = None
     """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
 
@@ -105,7 +135,11 @@ class Settings:
         log_format = reader.optional("LOG_FORMAT") or "json"
         if log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
-        return cls(
+        reflection = (reader.optional("REFLECTION") or "authenticated").lower()
+        if reflection not in ("authenticated", "open", "off"):
+            raise ConfigError(f"REFLECTION must be authenticated, open or off, got {reflection!r}")
+        health_addr = reader.optional("HEALTH_ADDR")
+        settings = cls(
             grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
             http_addr=reader.address("HTTP_ADDR", DEFAULT_HTTP_ADDR),
             database_url=Secret(database_url),
@@ -124,17 +158,84 @@ class Settings:
             sweep_quiet_seconds=reader.number("SWEEP_QUIET_SECONDS", 600.0, low=0),
             log_level=log_level,
             log_format=log_format,
+            callers_file=reader.path("CALLERS_FILE"),
+            callers_reload_seconds=reader.number("CALLERS_RELOAD_SECONDS", 2.0, low=0.1),
+            reflection=reflection,
+            tls=_tls_files(reader),
+            health_addr=reader.address("HEALTH_ADDR", "") if health_addr else None,
+            max_receive_bytes=int(
+                reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
+            ),
             fault=fault,
         )
+        _refuse_unsafe(settings)
+        return settings
+
+    @property
+    def is_live(self) -> bool:
+        return self.stripe_api_key.value.startswith(("sk_live_", "rk_live_"))
 
     def describe_postgres(self) -> str:
         return f"Postgres {describe_dsn(self.database_url.value)}"
 
+    def describe_callers(self) -> str:
+        if self.callers_file is None:
+            return f"off: {self.grpc_addr} is loopback, every call is the local caller's"
+        return f"callers from {self.callers_file}"
+
+    def describe_tls(self) -> str:
+        if self.tls is None:
+            return "off"
+        return "mutual TLS" if self.tls.client_ca is not None else "on"
+
     def describe_stripe(self) -> str:
         if self.stripe_is_sandbox:
             return f"Stripe sandbox at {self.stripe_api_base}"
-        mode = "live" if self.stripe_api_key.value.startswith(("sk_live_", "rk_live_")) else "test"
+        mode = "live" if self.is_live else "test"
         return f"Stripe at {self.stripe_api_base} ({mode} mode key)"
+
+
+def _tls_files(reader: _Reader) -> TlsFiles | None:
+    cert, key = reader.path("TLS_CERT_FILE"), reader.path("TLS_KEY_FILE")
+    client_ca = reader.path("TLS_CLIENT_CA_FILE")
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ConfigError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+    for name, path in (
+        ("TLS_CERT_FILE", cert),
+        ("TLS_KEY_FILE", key),
+        ("TLS_CLIENT_CA_FILE", client_ca),
+    ):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name} {path} is not a readable file")
+    return TlsFiles(cert, key, client_ca)
+
+
+def _refuse_unsafe(settings: Settings) -> None:
+    """Nothing unsafe by accident: each refusal says why and what to set instead."""
+    if settings.callers_file is None and not settings.grpc_addr.is_loopback:
+        raise ConfigError(
+            f"GRPC_ADDR {settings.grpc_addr} is not a loopback address and CALLERS_FILE is not "
+            "set: anyone who reaches the port could create and expire any order's sessions. "
+            "Set CALLERS_FILE, or listen on 127.0.0.1"
+        )
+    if settings.is_live:
+        missing = [
+            name
+            for name, unmet in (
+                ("an https STRIPE_API_BASE", urlsplit(settings.stripe_api_base).scheme != "https"),
+                ("STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret is None),
+                ("CALLERS_FILE", settings.callers_file is None),
+            )
+            if unmet
+        ]
+        if missing:
+            raise ConfigError(f"a live STRIPE_API_KEY needs {', '.join(missing)}")
+    if settings.fault is not None and not settings.stripe_is_sandbox:
+        raise ConfigError("CHECKOUT_FAULT is a test hook: it is refused unless the sandbox is used")
 
 
 def describe_dsn(dsn: str) -> str:
@@ -172,6 +273,10 @@ class _Reader:
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
         return Address(host, int(port))
+
+    def path(self, name: str) -> Path | None:
+        raw = self.optional(name)
+        return None if raw is None else Path(raw)
 
     def number(self, name: str, default: float, *, low: float, high: float | None = None) -> float:
         raw = self.optional(name)

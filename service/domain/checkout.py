@@ -8,24 +8,27 @@ same session because the Stripe idempotency key is stored with the pending row b
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import AsyncGenerator, Callable
-from datetime import datetime
+from dataclasses import dataclass
 
 from service.domain.commands import CreateSessionCommand
 from service.domain.create_plan import CreatePlan, field_for_stripe_param, plan_create
 from service.domain.errors import (
+    AttemptDropped,
     Conflict,
     FailedPrecondition,
     FieldViolation,
+    IdempotencyKeySpent,
     InvalidRequest,
     NotFound,
+    PermissionDenied,
     PreconditionViolation,
+    Unavailable,
     UpstreamRejected,
 )
 from service.domain.model import (
+    Caller,
     CreateResult,
     LedgerEntry,
     LedgerState,
@@ -34,6 +37,7 @@ from service.domain.model import (
     order_name,
     session_name,
 )
+from service.domain.page_tokens import Cursor, PageTokens
 from service.domain.ports import (
     Clock,
     PaymentGateway,
@@ -44,6 +48,9 @@ from service.domain.ports import (
 # A changed cart expires the order's open session and claims again; a concurrent caller can
 # win each new claim, so give up after a few rounds instead of spinning.
 _MAX_CLAIM_ROUNDS = 4
+# Stripe's clock and ours may differ a little; look that much further back for an attempt's
+# session.
+_CLOCK_SKEW_SECONDS = 300
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 
@@ -55,53 +62,63 @@ class Checkout:
         gateway: PaymentGateway,
         changes: SessionChanges,
         clock: Clock,
+        page_tokens: PageTokens,
         new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._ledger = ledger
         self._gateway = gateway
         self._changes = changes
         self._clock = clock
+        self._page_tokens = page_tokens
         self._new_key = new_key
 
-    async def create_session(self, cmd: CreateSessionCommand) -> CreateResult:
+    async def create_session(self, caller: Caller, cmd: CreateSessionCommand) -> CreateResult:
         """Give the order one payable session: reuse the open one built from the same request,
         replace one built from another, refuse if the order is paid or its payment pending."""
+        _require_write(caller)
         plan = plan_create(cmd, self._clock.now())
         if cmd.request_id:
-            replay = await self._replay(cmd.request_id, plan.fingerprint)
+            replay = await self._replay(caller.name, cmd.request_id, plan.fingerprint)
             if replay is not None:
                 return replay
-        result = await self._create(plan)
+        result = await self._create(caller.name, plan)
         if cmd.request_id:
             stored = await self._ledger.save_request(
-                RequestRecord(cmd.request_id, plan.fingerprint, result.entry.row_id, result.reused)
+                RequestRecord(
+                    caller.name,
+                    cmd.request_id,
+                    plan.fingerprint,
+                    result.entry.row_id,
+                    result.reused,
+                )
             )
             if stored.fingerprint != plan.fingerprint:
                 raise _request_id_reused()
         return result
 
     async def get_session(
-        self, *, session_id: str = "", order_id: str = "", refresh: bool = False
+        self, caller: Caller, lookup: Lookup, *, refresh: bool = False
     ) -> LedgerEntry:
-        entry = await self._find(session_id=session_id, order_id=order_id, materialized=True)
+        entry = await self._find(caller, lookup, materialized=True)
         return await self.bring_up_to_date(entry) if refresh else entry
 
-    async def expire_session(self, *, session_id: str = "", order_id: str = "") -> LedgerEntry:
+    async def expire_session(self, caller: Caller, lookup: Lookup) -> LedgerEntry:
         """Make the session unpayable. Already expired: nothing to do. Complete: refused,
         because the customer has paid (or a delayed payment is under way)."""
-        entry = await self._find(session_id=session_id, order_id=order_id, materialized=False)
+        _require_write(caller)
+        entry = await self._find(caller, lookup, materialized=False)
         entry = await self._expire(entry)
         if entry.state == LedgerState.COMPLETE:
             raise _already_complete(entry)
         return entry
 
     async def watch_session(
-        self, *, session_id: str = "", order_id: str = "", poll_seconds: float = 5.0
+        self, caller: Caller, lookup: Lookup, *, poll_seconds: float = 5.0
     ) -> AsyncGenerator[LedgerEntry, None]:
         """The session now, then each stored change until it is final. Notifications carry
         changes from every replica; the poll bounds how stale a lost notification can leave a
         watcher."""
-        entry = await self._find(session_id=session_id, order_id=order_id, materialized=True)
+        entry = await self._find(caller, lookup, materialized=True)
         assert entry.session_id is not None  # materialized rows have one
         async with self._changes.subscribe(entry.session_id) as changes:
             # Read again once subscribed, so that a change in between is not missed.
@@ -123,23 +140,36 @@ class Checkout:
         snapshot = await self._gateway.retrieve_session(entry.session_id)
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
-    async def list_sessions(self, order_id: str, page_size: int, page_token: str) -> Page:
-        if not order_id.strip():
+    async def list_sessions(
+        self, caller: Caller, lookup: Lookup, page_size: int, page_token: str
+    ) -> Page:
+        if not lookup.order_id.strip():
             raise InvalidRequest([FieldViolation("order_id", "required")])
+        owner = _owner(caller, lookup)
         if page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidRequest(
                 [FieldViolation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")]
             )
-        after = _decode_page_token(page_token) if page_token else None
-        rows = await self._ledger.list_for_order(order_id, limit=page_size + 1, after=after)
+        after = None
+        if page_token:
+            cursor = self._page_tokens.read(page_token, owner, lookup.order_id)
+            after = (cursor.created_at, cursor.row_id)
+        rows = await self._ledger.list_for_order(
+            owner, lookup.order_id, limit=page_size + 1, after=after
+        )
         entries = tuple(rows[:page_size])
-        token = _encode_page_token(entries[-1]) if len(rows) > page_size else ""
+        token = ""
+        if len(rows) > page_size:
+            last = entries[-1]
+            token = self._page_tokens.issue(
+                owner, lookup.order_id, Cursor(last.created_at, last.row_id)
+            )
         return Page(entries, token)
 
-    async def _replay(self, request_id: str, fingerprint: str) -> CreateResult | None:
-        record = await self._ledger.find_request(request_id)
+    async def _replay(self, owner: str, request_id: str, fingerprint: str) -> CreateResult | None:
+        record = await self._ledger.find_request(owner, request_id)
         if record is None:
             return None
         if record.fingerprint != fingerprint:
@@ -147,12 +177,10 @@ class Checkout:
         entry = await self._ledger.by_row_id(record.row_id)
         return CreateResult(entry, record.reused)
 
-    async def _create(self, plan: CreatePlan) -> CreateResult:
+    async def _create(self, owner: str, plan: CreatePlan) -> CreateResult:
         for _ in range(_MAX_CLAIM_ROUNDS):
-            owing = await self._ledger.owing_entry(plan.order_id)
-            if owing is not None:
-                raise _already_complete(owing)
             claim = await self._ledger.claim(
+                owner=owner,
                 order_id=plan.order_id,
                 fingerprint=plan.fingerprint,
                 idempotency_key=self._new_key(),
@@ -162,6 +190,9 @@ class Checkout:
             entry = claim.entry
             if claim.won:
                 return CreateResult(await self._materialize(entry), reused=False)
+            if entry.state == LedgerState.COMPLETE:
+                # Paid, or a delayed payment under way: the order is not to be charged again.
+                raise _already_complete(entry)
             if entry.fingerprint != plan.fingerprint:
                 # A different cart: its session must be unpayable before a new one is handed
                 # out, or the order could be paid twice (docs/architecture.md, "Invariants").
@@ -188,7 +219,7 @@ class Checkout:
                 raise _already_complete(entry)
         raise Conflict("the order's session kept changing during the call; retry it")
 
-    async def _materialize(self, entry: LedgerEntry) -> LedgerEntry:
+    async def _materialize(self, entry: LedgerEntry, *, fresh_key: bool = False) -> LedgerEntry:
         """Make the pending row's Stripe call (again), with the row's own key and parameters."""
         try:
             snapshot = await self._gateway.create_session(
@@ -198,7 +229,40 @@ class Checkout:
             # A definite refusal created nothing: drop the row so the order is free again.
             await self._ledger.discard_pending(entry.row_id)
             raise _refusal(exc) from exc
-        return await self._ledger.record_snapshot(entry.row_id, snapshot)
+        except IdempotencyKeySpent:
+            if fresh_key:
+                raise
+            return await self._materialize(await self._renew_key(entry), fresh_key=True)
+        try:
+            return await self._ledger.record_snapshot(entry.row_id, snapshot)
+        except AttemptDropped:
+            # The row went while Stripe made the session (another process got a refusal
+            # for it and dropped it): no row owns the session, so nobody may pay it.
+            await self._expire_orphan(snapshot.id)
+            raise
+
+    async def _renew_key(self, entry: LedgerEntry) -> LedgerEntry:
+        """Stripe replays a saved failure for the row's key for a day. Before the attempt goes
+        on with a new key, make sure the failed one left no session behind: an open session
+        for the order that the ledger does not know may be its, and a second one must not
+        be made beside it (the sweep expires such orphans; the attempt resumes after)."""
+        since = int(entry.created_at.timestamp()) - _CLOCK_SKEW_SECONDS
+        for session in await self._gateway.open_sessions_for_order(
+            entry.order_id, created_since=since
+        ):
+            if await self._ledger.by_session_id(session.id) is None:
+                raise Unavailable(
+                    f"Stripe holds an open session for order {entry.order_id} that the ledger "
+                    "does not know; retry once the sweep has settled it",
+                    reason="STRIPE_ATTEMPT_UNSETTLED",
+                    retry_after_seconds=5.0,
+                )
+        return await self._ledger.replace_key(
+            entry.row_id, old_key=entry.idempotency_key, new_key=self._new_key()
+        )
+
+    async def _expire_orphan(self, session_id: str) -> None:
+        await self._gateway.expire_session(session_id, idempotency_key=f"expire-{session_id}")
 
     async def _expire(self, entry: LedgerEntry) -> LedgerEntry:
         if entry.state == LedgerState.PENDING:
@@ -217,28 +281,64 @@ class Checkout:
             snapshot = await self._gateway.retrieve_session(entry.session_id)
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
-    async def _find(self, *, session_id: str, order_id: str, materialized: bool) -> LedgerEntry:
-        if session_id:
-            entry = await self._ledger.by_session_id(session_id)
-            if entry is None:
+    async def _find(self, caller: Caller, lookup: Lookup, *, materialized: bool) -> LedgerEntry:
+        if lookup.session_id:
+            entry = await self._ledger.by_session_id(lookup.session_id)
+            # Another caller's session looks exactly like one that does not exist, so that
+            # session ids cannot be probed.
+            if entry is None or not (caller.sees_every_order or entry.owner == caller.name):
                 raise NotFound(
-                    "checkout.v1.Session", session_name(session_id), f"no session {session_id}"
+                    "checkout.v1.Session",
+                    session_name(lookup.session_id),
+                    f"no session {lookup.session_id}",
                 )
             return entry
+        order_id = lookup.order_id
         if not order_id.strip():
             raise InvalidRequest(
                 [FieldViolation("session_id", "one of session_id or order_id is required")]
             )
+        owner = _owner(caller, lookup)
         if materialized:
-            rows = await self._ledger.list_for_order(order_id, limit=1, after=None)
+            rows = await self._ledger.list_for_order(owner, order_id, limit=1, after=None)
             found = rows[0] if rows else None
         else:
-            found = await self._ledger.active_or_latest(order_id)
+            found = await self._ledger.active_or_latest(owner, order_id)
         if found is None:
             raise NotFound(
                 "checkout.v1.Order", order_name(order_id), f"order {order_id} has no session"
             )
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Which session a read or an expiry is about: by id, or an order's latest. `owner` is
+    for operators, who name the caller whose order they mean; callers leave it empty."""
+
+    session_id: str = ""
+    order_id: str = ""
+    owner: str = ""
+
+
+def _owner(caller: Caller, lookup: Lookup) -> str:
+    """Whose orders `lookup.order_id` is looked up among."""
+    if caller.sees_every_order:
+        if not lookup.owner:
+            raise InvalidRequest(
+                [FieldViolation("caller", "operators name the caller that owns order_id")]
+            )
+        return lookup.owner
+    if lookup.owner and lookup.owner != caller.name:
+        raise InvalidRequest(
+            [FieldViolation("caller", "only operators may name another caller's orders")]
+        )
+    return caller.name
+
+
+def _require_write(caller: Caller) -> None:
+    if not caller.may_write:
+        raise PermissionDenied(f"the {caller.role} role may only read sessions")
 
 
 def _refusal(exc: UpstreamRejected) -> InvalidRequest:
@@ -270,18 +370,3 @@ def _already_complete(entry: LedgerEntry) -> FailedPrecondition:
         ),
         reason="ORDER_ALREADY_PAID",
     )
-
-
-def _encode_page_token(entry: LedgerEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.row_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_page_token(token: str) -> tuple[datetime, int]:
-    try:
-        created, row_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return datetime.fromisoformat(created), int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest(
-            [FieldViolation("page_token", "not a token this service returned")]
-        ) from None

@@ -1,12 +1,17 @@
 """Errors of the domain; the edge maps each to one gRPC status (service/edge/status.py).
 
     CheckoutError
+    ├── Unauthenticated       no credentials, or credentials of no known caller
+    ├── PermissionDenied      a known caller whose role may not do this
     ├── InvalidRequest        the caller sent something we or Stripe refuse; names the fields
     ├── NotFound              no such session or order
     ├── FailedPrecondition    the order's state forbids it (paid, not open)
     ├── Conflict              a concurrent change won; retry the whole call
+    │   └── AttemptDropped    the attempt's ledger row went away while we worked on it
+    ├── DeadlineExceeded      too little of the caller's deadline was left to go on
     ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
-    │   └── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
+    │   ├── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
+    │   └── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
     ├── UpstreamRejected      Stripe definitely refused a request; nothing was changed there
     │   └── UpstreamMissing   ... because the object does not exist at Stripe (404)
     └── BadSignature          a webhook whose signature is missing, wrong or stale
@@ -50,6 +55,14 @@ class CheckoutError(Exception):
         self.upstream_request_id = upstream_request_id
 
 
+class Unauthenticated(CheckoutError):
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(CheckoutError):
+    reason = "PERMISSION_DENIED"
+
+
 class InvalidRequest(CheckoutError):
     reason = "INVALID_REQUEST"
 
@@ -88,6 +101,17 @@ class FailedPrecondition(CheckoutError):
 
 class Conflict(CheckoutError):
     reason = "CONFLICT"
+
+
+class AttemptDropped(Conflict):
+    """The ledger row of an attempt is gone (its attempt was refused and dropped elsewhere)
+    while this process was still working on it."""
+
+    reason = "ATTEMPT_DROPPED"
+
+
+class DeadlineExceeded(CheckoutError):
+    reason = "DEADLINE_TOO_SHORT"
 
 
 class Unavailable(CheckoutError):
@@ -150,3 +174,17 @@ class BadSignature(CheckoutError):
     """A webhook whose signature is missing, wrong or stale."""
 
     reason = "BAD_WEBHOOK_SIGNATURE"
+
+
+class IdempotencyKeySpent(Unavailable):
+    """Stripe saved a failure (a 500) under an attempt's idempotency key and replays it to
+    every retry with that key for 24 hours: the attempt needs a new key, once it is certain
+    that the failed attempt created nothing."""
+
+    def __init__(self, message: str, *, upstream_request_id: str | None = None) -> None:
+        super().__init__(
+            message,
+            reason="STRIPE_ATTEMPT_FAILED",
+            retry_after_seconds=1.0,
+            upstream_request_id=upstream_request_id,
+        )

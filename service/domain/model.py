@@ -9,6 +9,39 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 
+class Role(StrEnum):
+    """What a caller may do. `caller`: everything, on its own orders. `operator`: read-only,
+    across callers, for debugging; never sees a `client_secret`."""
+
+    CALLER = "caller"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, as authenticated at the edge. Every order belongs to the caller that
+    created it; `(caller, order_id)` is the key."""
+
+    name: str
+    role: Role
+
+    @property
+    def may_write(self) -> bool:
+        return self.role == Role.CALLER
+
+    @property
+    def sees_client_secrets(self) -> bool:
+        return self.role == Role.CALLER
+
+    @property
+    def sees_every_order(self) -> bool:
+        return self.role == Role.OPERATOR
+
+
+LOCAL_CALLER = Caller("local", Role.CALLER)
+"""The one caller when authentication is off (a laptop, a loopback address)."""
+
+
 class Status(StrEnum):
     """A session's status at Stripe."""
 
@@ -35,7 +68,7 @@ class LedgerState(StrEnum):
 
 
 ACTIVE_STATES = (LedgerState.PENDING, LedgerState.OPEN)
-"""The states in which a row holds its order: at most one such row per order."""
+"""The states of a row whose session is payable, or about to be."""
 
 
 class Progress(IntEnum):
@@ -182,6 +215,8 @@ class LedgerEntry:
     """One row of the order↔session ledger: an attempt to give an order a session."""
 
     row_id: int
+    owner: str
+    """The name of the caller that created it."""
     order_id: str
     state: LedgerState
     fingerprint: str
@@ -193,10 +228,22 @@ class LedgerEntry:
     session_id: str | None = None
     snapshot: SessionSnapshot | None = None
     async_payment_failed: bool = False
+    sweep_attempts: int = 0
+    """Sweep passes in a row that failed to bring this row up to date."""
+    missing_at_stripe: bool = False
+    """Stripe no longer knows the session; the row was ended as expired."""
 
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def holds_order(self) -> bool:
+        """Active, or complete with its payment not known to have failed: either way the order
+        may not get another session. At most one row per order holds it (a unique index)."""
+        return self.is_active or (
+            self.state == LedgerState.COMPLETE and not self.async_payment_failed
+        )
 
     @property
     def is_final(self) -> bool:
@@ -232,6 +279,7 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
+    owner: str
     request_id: str
     fingerprint: str
     row_id: int

@@ -30,6 +30,12 @@ class PaymentGateway(Protocol):
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot: ...
 
+    async def open_sessions_for_order(
+        self, order_id: str, *, created_since: int
+    ) -> list[SessionSnapshot]:
+        """Open sessions made for the order (`client_reference_id`) since a Unix time."""
+        ...
+
 
 class SessionLedger(Protocol):
     """Postgres: which order owns which session. Raises domain Unavailable when the database
@@ -38,41 +44,61 @@ class SessionLedger(Protocol):
     async def claim(
         self,
         *,
+        owner: str,
         order_id: str,
         fingerprint: str,
         idempotency_key: str,
         stripe_params: Mapping[str, Any],
         expires_at: datetime,
     ) -> Claim:
-        """Insert a pending row unless the order already has an active (pending or open) row;
-        return the order's active row either way."""
-        ...
-
-    async def owing_entry(self, order_id: str) -> LedgerEntry | None:
-        """The order's newest complete row whose payment is not known to have failed."""
+        """Insert a pending row unless a row already holds the owner's order (pending, open,
+        or complete with its payment not failed); return the row that holds it either way. One
+        atomic statement: a payment stored concurrently cannot slip between check and insert."""
         ...
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
-        """Store what Stripe said, unless the row already holds a later state; notify watchers."""
+        """Store what Stripe said, unless the row already holds a later state; notify watchers.
+        Raises AttemptDropped if the row is gone."""
+        ...
+
+    async def replace_key(self, row_id: int, *, old_key: str, new_key: str) -> LedgerEntry:
+        """Give a pending row a new idempotency key, unless it moved on (another process
+        rotated it, or the session exists); the row as it is now either way."""
+        ...
+
+    async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
+        """When the sweep looks at the row next; `failed` counts a failed attempt, else the
+        count starts again."""
+        ...
+
+    async def end_missing(self, row_id: int) -> LedgerEntry | None:
+        """End an open row whose session Stripe no longer knows: expired, marked missing.
+        None if the row was not open any more."""
         ...
 
     async def discard_pending(self, row_id: int) -> None: ...
 
-    async def by_session_id(self, session_id: str) -> LedgerEntry | None: ...
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None:
+        """Any owner's: session ids are unique; the use case decides who may see it."""
+        ...
 
     async def by_row_id(self, row_id: int) -> LedgerEntry: ...
 
-    async def active_or_latest(self, order_id: str) -> LedgerEntry | None:
+    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
         """The order's active row if it has one, else its newest row."""
         ...
 
     async def list_for_order(
-        self, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:
         """Rows that have a Stripe session, newest first, strictly after the cursor."""
         ...
 
-    async def find_request(self, request_id: str) -> RequestRecord | None: ...
+    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None: ...
+
+    async def knows_order(self, order_id: str) -> bool:
+        """Whether any caller has an order with this id (a webhook names no caller)."""
+        ...
 
     async def apply_event(
         self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
@@ -90,7 +116,8 @@ class SessionLedger(Protocol):
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
     ) -> list[LedgerEntry]:
-        """Rows whose stored state may lag Stripe's: pending since before `pending_before`,
+        """Rows whose stored state may lag Stripe's and whose turn has come (`next_sweep_at`),
+        soonest first: pending since before `pending_before`,
         open past their expiry, or not final and unchanged since `quiet_since`."""
         ...
 

@@ -10,18 +10,22 @@ session from Stripe, and the ledger only ever moves a session forward.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.domain.checkout import Checkout
-from service.domain.errors import CheckoutError, Unavailable
-from service.domain.model import StripeEvent
+from service.domain.errors import CheckoutError, Unavailable, UpstreamMissing
+from service.domain.model import LedgerEntry, StripeEvent
 from service.domain.ports import Clock, PaymentGateway, SessionLedger
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
 ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
+# A row the sweep fails on waits 30 s, then 1, 2, 4… minutes, at most an hour, before the next
+# try: a broken row costs little, and a fixed one is picked up soon.
+_FIRST_RETRY_SECONDS = 30.0
+_MAX_RETRY_SECONDS = 3600.0
 HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
 
 
@@ -36,6 +40,8 @@ class SweepReport:
     examined: int
     failed: tuple[tuple[str, CheckoutError], ...]
     """(ledger row or session id, error) for rows that could not be brought up to date."""
+    missing: tuple[str, ...] = ()
+    """Sessions Stripe no longer knows, whose rows were ended."""
 
 
 class StripeSync:
@@ -69,9 +75,7 @@ class StripeSync:
             return EventOutcome.DUPLICATE
         entry = await self._ledger.by_session_id(event.session_id)
         if entry is None:
-            ours = event.order_id is not None and (
-                await self._ledger.active_or_latest(event.order_id) is not None
-            )
+            ours = event.order_id is not None and await self._ledger.knows_order(event.order_id)
             if not ours:
                 # Another integration on the same Stripe account.
                 await self._ledger.skip_event(event)
@@ -90,7 +94,9 @@ class StripeSync:
         return EventOutcome.APPLIED if applied else EventOutcome.DUPLICATE
 
     async def reconcile(self) -> SweepReport:
-        """One pass of the sweep over the rows whose stored state may lag Stripe's."""
+        """One pass of the sweep over the rows whose stored state may lag Stripe's. Each row
+        is handled on its own: one that fails is retried later with a growing delay and never
+        holds up the others; one whose session Stripe no longer knows is ended."""
         now = self._clock.now()
         entries = await self._ledger.needing_reconciliation(
             pending_before=now - self._pending_grace,
@@ -98,10 +104,31 @@ class StripeSync:
             quiet_since=now - self._quiet_after,
             limit=self._batch_size,
         )
-        failed = []
+        failed: list[tuple[str, CheckoutError]] = []
+        missing: list[str] = []
         for entry in entries:
+            name = entry.session_id or f"row {entry.row_id}"
             try:
                 await self._checkout.bring_up_to_date(entry)
+            except UpstreamMissing as exc:
+                if await self._ledger.end_missing(entry.row_id) is not None:
+                    missing.append(name)
+                else:
+                    failed.append((name, exc))
+                    await self._retry_later(entry, now)
             except CheckoutError as exc:
-                failed.append((entry.session_id or f"row {entry.row_id}", exc))
-        return SweepReport(examined=len(entries), failed=tuple(failed))
+                failed.append((name, exc))
+                await self._retry_later(entry, now)
+            else:
+                # Nothing new or up to date now: look again after a quiet period, so that the
+                # next pass reaches other rows first.
+                await self._ledger.schedule_sweep(
+                    entry.row_id, at=now + self._quiet_after, failed=False
+                )
+        return SweepReport(examined=len(entries), failed=tuple(failed), missing=tuple(missing))
+
+    async def _retry_later(self, entry: LedgerEntry, now: datetime) -> None:
+        delay = min(_FIRST_RETRY_SECONDS * 2**entry.sweep_attempts, _MAX_RETRY_SECONDS)
+        await self._ledger.schedule_sweep(
+            entry.row_id, at=now + timedelta(seconds=delay), failed=True
+        )

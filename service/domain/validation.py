@@ -6,6 +6,15 @@ limits are Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and f
 https://docs.stripe.com/api/metadata.
 What only Stripe can know (whether a price, coupon or customer exists, whether a customer has an
 address) is left to Stripe, whose refusal is mapped back onto the field (create_plan.py).
+
+Every string and every repeated field of every request is bounded, by Stripe's limit or, where
+Stripe documents none, by one of ours (marked "ours" below), and no string may carry NUL or
+other control characters: Postgres cannot store NUL, and nothing a caller sends may turn into
+an INTERNAL error further in. Identifiers (ids, keys, tokens) must be printable
+(`str.isprintable`: no control, format, private-use or unassigned characters, no line breaks);
+free text shown to a customer (names, descriptions, metadata values) may hold tabs and line
+breaks but no other control character. Lone surrogates never get this far: protobuf refuses a
+string that is not UTF-8 before the service sees it.
 """
 
 from __future__ import annotations
@@ -27,51 +36,130 @@ from service.domain.errors import FieldViolation, InvalidRequest
 
 MIN_EXPIRY = timedelta(minutes=30)
 MAX_EXPIRY = timedelta(hours=24)
-ORDER_ID_MAX = 200  # Stripe's limit on client_reference_id, where the order id goes
-REQUEST_ID_MAX = 255  # Stripe's limit on an idempotency key
+# Identifiers. client_reference_id, where the order id goes, is at most 200 characters:
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-client_reference_id
+ORDER_ID_MAX = 200
+# An idempotency key is at most 255 characters: https://docs.stripe.com/api/idempotent_requests
+REQUEST_ID_MAX = 255
+# Ids of Stripe objects (sessions, prices, tax rates, coupons, promotion codes, shipping rates,
+# customers, events): Stripe promises the ids it generates never exceed 255 characters,
+# https://docs.stripe.com/upgrades#what-changes-does-stripe-consider-to-be-backward-compatible
+STRIPE_ID_MAX = 255
+SESSION_ID_MAX = STRIPE_ID_MAX
+# Ours: a caller's name in CALLERS_FILE, as operators name it in a lookup.
+CALLER_MAX = 200
+# Ours: ListSessions tokens are URL-safe base64 that this service issued; signed tokens for the
+# longest order id and caller name stay well under this.
+PAGE_TOKEN_MAX = 4096
+# Free text, from the `maxLength`s of Stripe's OpenAPI description
+# (https://github.com/stripe/openapi), shown in https://docs.stripe.com/api/checkout/sessions/create:
+TEXT_MAX = 5000  # any other string parameter, e.g. line_items.price_data.product_data.name
+PRODUCT_DESCRIPTION_MAX = 40_000  # line_items.price_data.product_data.description
+SHIPPING_DISPLAY_NAME_MAX = 100  # shipping_options.shipping_rate_data.display_name
+SUBSCRIPTION_DESCRIPTION_MAX = 500  # subscription_data.description
+EMAIL_MAX = 512  # customer_email
+URL_MAX = 5000  # success_url, cancel_url, return_url, product images
+# https://docs.stripe.com/api/metadata: 50 keys, keys up to 40 characters without square
+# brackets, values up to 500 characters.
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
+# Repeated fields (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items):
+# 100 lines in PAYMENT mode; 20 recurring and 20 one-time lines in SUBSCRIPTION mode.
 PAYMENT_LINE_ITEMS_MAX = 100
 SUBSCRIPTION_LINE_ITEMS_MAX = 20  # each of recurring and one-time
-UNIT_AMOUNT_MAX = 99_999_999  # Stripe accepts at most 8 digits
-QUANTITY_MAX = 999_999
-URL_MAX = 5000
-IMAGES_MAX = 8
+IMAGES_MAX = 8  # https://docs.stripe.com/api/products/create#create_product-images
+# https://docs.stripe.com/payments/checkout/use-manual-tax-rates
 TAX_RATES_MAX = 5
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options
 SHIPPING_OPTIONS_MAX = 5
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-discounts
+DISCOUNTS_MAX = 1
+# Ours: Stripe's lists of payment method types (about 60) and of shipping countries (about 240)
+# are enumerations, so a longer list can only repeat or invent entries.
+PAYMENT_METHOD_TYPES_MAX = 100
+PAYMENT_METHOD_TYPE_MAX = 50  # Stripe's longest type name has 16 characters
+COUNTRIES_MAX = 250
+# Numbers. At most eight digits in the currency's minor unit:
+# https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts
+UNIT_AMOUNT_MAX = 99_999_999
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items-adjustable_quantity
+QUANTITY_MAX = 999_999
+# https://docs.stripe.com/billing/subscriptions/trials
 TRIAL_DAYS_MAX = 730
+# Ours: Stripe documents only a minimum of 1 for a delivery estimate's value.
+DELIVERY_VALUE_MAX = 1000
 # A recurring price may bill at most every three years.
 MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+# Ours: an error names at most this many fields, and at most this many bytes of them, so that
+# it fits in gRPC's trailing metadata (8 KiB by default) whatever the request held.
+VIOLATIONS_MAX = 10
+VIOLATIONS_MAX_BYTES = 1024
 ORDER_ID_KEY = "order_id"
 """Metadata key the service adds to the session and to the PaymentIntent, Subscription or
 SetupIntent, so that anything seen in the Stripe dashboard leads back to the order."""
+# Stripe's locales (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-locale;
+# SessionCreateParams.locale in stripe-python 16.1.0). The sandbox keeps its own copy in
+# sandbox/checkout_params.py on purpose: it stands in for Stripe, so neither side may import the
+# other (pyproject.toml's import contracts), and with one shared list a wrong entry would pass
+# the service's check and the sandbox's alike, so no test could catch it.
 LOCALES = frozenset(
-    # Stripe's locales (SessionCreateParams.locale, 16.1.0), as text: one per line would bury
-    # the module.
+    # As text: one locale per line would bury the module.
     "auto bg cs da de el en en-GB es es-419 et fi fil fr fr-CA hi-IN hr hu id it ja ko lt lv ms "  # noqa: SIM905
     "mt nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW".split()
 )
 
-_CURRENCY = re.compile(r"^[a-z]{3}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_TAX_CODE = re.compile(r"^txcd_\d{8}$")
-_PAYMENT_METHOD_TYPE = re.compile(r"^[a-z][a-z_]*$")
+# fullmatch with ASCII classes: `$` would accept a trailing newline, `\d` any Unicode digit.
+_CURRENCY = re.compile(r"[a-z]{3}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_TAX_CODE = re.compile(r"txcd_[0-9]{8}")
+_PAYMENT_METHOD_TYPE = re.compile(r"[a-z][a-z_]*")
+_PAGE_TOKEN = re.compile(r"[A-Za-z0-9_=-]+")
+# Control characters other than tab, line feed and carriage return; and surrogates.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SHOWN_KEY_MAX = 64
 
 
 class Problems:
-    """Collects every violation, so that the caller learns all of them at once."""
+    """Collects the violations, so that the caller learns them at once: the first
+    VIOLATIONS_MAX of them, within VIOLATIONS_MAX_BYTES."""
 
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
+        self._bytes = 0
 
     def add(self, field: str, description: str) -> None:
+        size = len(field.encode()) + len(description.encode())
+        if len(self.violations) >= VIOLATIONS_MAX or self._bytes + size > VIOLATIONS_MAX_BYTES:
+            return
+        self._bytes += size
         self.violations.append(FieldViolation(field, description))
 
     def raise_if_any(self) -> None:
         if self.violations:
             raise InvalidRequest(self.violations)
+
+    def identifier(self, field: str, value: str, maximum: int) -> bool:
+        """An optional id, key or token: at most `maximum` printable characters."""
+        if len(value) > maximum:
+            self.add(field, f"at most {maximum} characters")
+            return False
+        if not value.isprintable():
+            self.add(field, "only printable characters (no control or format characters)")
+            return False
+        return True
+
+    def text(self, field: str, value: str, maximum: int) -> bool:
+        """Optional free text: at most `maximum` characters, no control characters but tabs
+        and line breaks."""
+        if len(value) > maximum:
+            self.add(field, f"at most {maximum} characters")
+            return False
+        if _CONTROL.search(value):
+            self.add(field, "no control characters (tabs and line breaks are allowed)")
+            return False
+        return True
 
 
 def validate(cmd: CreateSessionCommand, now: datetime) -> None:
@@ -92,23 +180,59 @@ def validate(cmd: CreateSessionCommand, now: datetime) -> None:
         problems.add("expire_time", "must be between 30 minutes and 24 hours from now")
     _metadata("metadata", cmd.metadata, problems)
     if cmd.subscription_data is not None:
+        problems.text(
+            "subscription_data.description",
+            cmd.subscription_data.description,
+            SUBSCRIPTION_DESCRIPTION_MAX,
+        )
         _metadata("subscription_data.metadata", cmd.subscription_data.metadata, problems)
     problems.raise_if_any()
+
+
+def validate_lookup(
+    *, session_id: str = "", order_id: str = "", caller: str = "", page_token: str = ""
+) -> None:
+    """The strings of GetSession, ExpireSession, WatchSession and ListSessions requests, named
+    as in those messages; whether one of session_id or order_id is given is the use case's to
+    judge. Checked before any lookup, so that nothing a caller sends reaches Postgres unbounded
+    or with a character it cannot store."""
+    problems = Problems()
+    problems.identifier("session_id", session_id, SESSION_ID_MAX)
+    _order_id(order_id, problems)
+    problems.identifier("caller", caller, CALLER_MAX)
+    if len(page_token) > PAGE_TOKEN_MAX:
+        problems.add("page_token", f"at most {PAGE_TOKEN_MAX} characters")
+    elif page_token and not _PAGE_TOKEN.fullmatch(page_token):
+        problems.add("page_token", "not a token this service issued")
+    problems.raise_if_any()
+
+
+def is_identifier(value: object, maximum: int) -> bool:
+    """Whether `value` is a non-empty string of at most `maximum` printable characters: what
+    the rules above ask of an id (also of ids in a Stripe event, see service/edge/http.py)."""
+    return isinstance(value, str) and 0 < len(value) <= maximum and value.isprintable()
+
+
+def _order_id(order_id: str, problems: Problems) -> None:
+    if len(order_id) > ORDER_ID_MAX:
+        problems.add("order_id", f"at most {ORDER_ID_MAX} characters")
+    elif not order_id.isprintable():
+        problems.add("order_id", "only printable characters (no control or format characters)")
 
 
 def _identity(cmd: CreateSessionCommand, problems: Problems) -> None:
     order_id = cmd.order_id.strip()
     if not order_id:
         problems.add("order_id", "required")
-    elif len(order_id) > ORDER_ID_MAX:
-        problems.add("order_id", f"at most {ORDER_ID_MAX} characters")
-    if len(cmd.request_id) > REQUEST_ID_MAX:
-        problems.add("request_id", f"at most {REQUEST_ID_MAX} characters")
+    else:
+        # Surrounding blanks are dropped (create_plan.py); what is left is the order id.
+        _order_id(order_id, problems)
+    problems.identifier("request_id", cmd.request_id, REQUEST_ID_MAX)
 
 
 def _currency(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> None:
     currency = cmd.currency.strip().lower()
-    if currency and not _CURRENCY.match(currency):
+    if currency and not _CURRENCY.fullmatch(currency):
         problems.add("currency", "a three-letter ISO-4217 code such as usd")
     if currency:
         return
@@ -132,6 +256,14 @@ def _line_items(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> No
         problems.add("line_items", f"at least one is required in {mode.name} mode")
     if mode is Mode.PAYMENT and len(items) > PAYMENT_LINE_ITEMS_MAX:
         problems.add("line_items", f"at most {PAYMENT_LINE_ITEMS_MAX} in PAYMENT mode")
+    if mode is Mode.SUBSCRIPTION and len(items) > 2 * SUBSCRIPTION_LINE_ITEMS_MAX:
+        # Lines priced by id are recurring or one-time too, so this bounds them all.
+        problems.add(
+            "line_items",
+            f"at most {2 * SUBSCRIPTION_LINE_ITEMS_MAX} in SUBSCRIPTION mode "
+            f"({SUBSCRIPTION_LINE_ITEMS_MAX} recurring and {SUBSCRIPTION_LINE_ITEMS_MAX} "
+            "one-time)",
+        )
     for i, item in enumerate(items):
         _line_item(f"line_items[{i}]", item, mode, bool(cmd.automatic_tax), problems)
     if mode is Mode.SUBSCRIPTION:
@@ -157,6 +289,8 @@ def _line_item(
         _price_data(f"{path}.price_data", item.price_data, mode, problems)
     elif not item.price_id.strip():
         problems.add(f"{path}.price_id", "one of price_id or price_data is required")
+    else:
+        problems.identifier(f"{path}.price_id", item.price_id, STRIPE_ID_MAX)
     adjustable = item.adjustable_quantity
     if adjustable is not None:
         maximum = adjustable.maximum or 99
@@ -175,6 +309,8 @@ def _line_item(
     for j, rate in enumerate(item.tax_rate_ids):
         if not rate.strip():
             problems.add(f"{path}.tax_rate_ids[{j}]", "must not be empty")
+        else:
+            problems.identifier(f"{path}.tax_rate_ids[{j}]", rate, STRIPE_ID_MAX)
 
 
 def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> None:
@@ -182,12 +318,15 @@ def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> N
         problems.add(f"{path}.unit_amount", f"must be between 0 and {UNIT_AMOUNT_MAX}")
     if not data.product_name.strip():
         problems.add(f"{path}.product_name", "required")
+    else:
+        problems.text(f"{path}.product_name", data.product_name, TEXT_MAX)
+    problems.text(f"{path}.product_description", data.product_description, PRODUCT_DESCRIPTION_MAX)
     if len(data.product_images) > IMAGES_MAX:
         problems.add(f"{path}.product_images", f"at most {IMAGES_MAX}")
     for j, image in enumerate(data.product_images):
         if not _is_web_url(image):
-            problems.add(f"{path}.product_images[{j}]", "must be an absolute http(s) URL")
-    if data.tax_code and not _TAX_CODE.match(data.tax_code):
+            problems.add(f"{path}.product_images[{j}]", _URL_RULE)
+    if data.tax_code and not _TAX_CODE.fullmatch(data.tax_code):
         problems.add(f"{path}.tax_code", "a Stripe tax code such as txcd_99999999")
     recurring = data.recurring
     if recurring is None:
@@ -227,7 +366,7 @@ def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) -> Non
     for name in allowed:
         value: str = getattr(cmd, name)
         if value and not _is_web_url(value):
-            problems.add(name, "must be an absolute http(s) URL")
+            problems.add(name, _URL_RULE)
 
 
 # Parameters that Stripe accepts only in some modes (SessionCreateParams docstrings).
@@ -250,11 +389,11 @@ def _per_mode(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> None
 
 
 def _customer(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) -> None:
+    problems.identifier("customer_id", cmd.customer_id, STRIPE_ID_MAX)
     if cmd.customer_id and cmd.customer_email:
         problems.add("customer_email", "not allowed with customer_id")
-    if cmd.customer_email and (
-        len(cmd.customer_email) > 512 or not _EMAIL.match(cmd.customer_email)
-    ):
+    email = cmd.customer_email
+    if email and (len(email) > EMAIL_MAX or not email.isprintable() or not _EMAIL.fullmatch(email)):
         problems.add("customer_email", "not an email address")
     if cmd.customer_update is not None and not cmd.customer_id:
         problems.add("customer_update", "only with customer_id")
@@ -271,9 +410,16 @@ def _customer(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) ->
         problems.add("customer_update.name", "required to collect tax ids for an existing customer")
     if cmd.locale and cmd.locale not in LOCALES:
         problems.add("locale", "auto or one of Stripe's locales (en, fr, pt-BR, …)")
+    kinds = cmd.allowed_payment_method_types
+    if len(kinds) > PAYMENT_METHOD_TYPES_MAX:
+        problems.add("allowed_payment_method_types", f"at most {PAYMENT_METHOD_TYPES_MAX}")
     seen = set()
-    for i, kind in enumerate(cmd.allowed_payment_method_types):
-        if not _PAYMENT_METHOD_TYPE.match(kind) or kind in seen:
+    for i, kind in enumerate(kinds):
+        if (
+            len(kind) > PAYMENT_METHOD_TYPE_MAX
+            or not _PAYMENT_METHOD_TYPE.fullmatch(kind)
+            or kind in seen
+        ):
             problems.add(f"allowed_payment_method_types[{i}]", "a distinct Stripe type like card")
         seen.add(kind)
 
@@ -281,11 +427,15 @@ def _customer(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) ->
 def _discounts(cmd: CreateSessionCommand, problems: Problems) -> None:
     if cmd.discounts and cmd.allow_promotion_codes:
         problems.add("discounts", "not allowed with allow_promotion_codes")
-    if len(cmd.discounts) > 1:
+    if len(cmd.discounts) > DISCOUNTS_MAX:
         problems.add("discounts", "at most one")
     for i, discount in enumerate(cmd.discounts):
         if not discount.coupon.strip() and not discount.promotion_code.strip():
             problems.add(f"discounts[{i}]", "one of coupon or promotion_code is required")
+        problems.identifier(f"discounts[{i}].coupon", discount.coupon, STRIPE_ID_MAX)
+        problems.identifier(
+            f"discounts[{i}].promotion_code", discount.promotion_code, STRIPE_ID_MAX
+        )
 
 
 def _shipping(cmd: CreateSessionCommand, problems: Problems) -> None:
@@ -294,8 +444,10 @@ def _shipping(cmd: CreateSessionCommand, problems: Problems) -> None:
         field = "shipping_address_collection.allowed_countries"
         if not countries:
             problems.add(field, "at least one country")
+        if len(countries) > COUNTRIES_MAX:
+            problems.add(field, f"at most {COUNTRIES_MAX}")
         for i, country in enumerate(countries):
-            if not _COUNTRY.match(country):
+            if not _COUNTRY.fullmatch(country):
                 problems.add(f"{field}[{i}]", "a two-letter ISO-3166 code such as US")
     if len(cmd.shipping_options) > SHIPPING_OPTIONS_MAX:
         problems.add("shipping_options", f"at most {SHIPPING_OPTIONS_MAX}")
@@ -310,21 +462,25 @@ def _shipping_option(path: str, option: ShippingOption, problems: Problems) -> N
             problems.add(
                 f"{path}.shipping_rate_id", "one of shipping_rate_id or shipping_rate_data"
             )
+        else:
+            problems.identifier(f"{path}.shipping_rate_id", option.shipping_rate_id, STRIPE_ID_MAX)
         return
     path = f"{path}.shipping_rate_data"
     if not data.display_name.strip():
         problems.add(f"{path}.display_name", "required")
+    else:
+        problems.text(f"{path}.display_name", data.display_name, SHIPPING_DISPLAY_NAME_MAX)
     if not 0 <= data.amount <= UNIT_AMOUNT_MAX:
         problems.add(f"{path}.amount", f"must be between 0 and {UNIT_AMOUNT_MAX}")
-    if data.tax_code and not _TAX_CODE.match(data.tax_code):
+    if data.tax_code and not _TAX_CODE.fullmatch(data.tax_code):
         problems.add(f"{path}.tax_code", "a Stripe tax code such as txcd_92010001")
     for name, bound in (("minimum", data.minimum_delivery), ("maximum", data.maximum_delivery)):
         if bound is None:
             continue
         if not bound.unit:
             problems.add(f"{path}.delivery_estimate.{name}.unit", "required")
-        if bound.value < 1:
-            problems.add(f"{path}.delivery_estimate.{name}.value", "at least 1")
+        if not 1 <= bound.value <= DELIVERY_VALUE_MAX:
+            problems.add(f"{path}.delivery_estimate.{name}.value", f"1 to {DELIVERY_VALUE_MAX}")
 
 
 def _metadata(path: str, metadata: Mapping[str, str], problems: Problems) -> None:
@@ -337,16 +493,40 @@ def _metadata(path: str, metadata: Mapping[str, str], problems: Problems) -> Non
             f"service adds {ORDER_ID_KEY}",
         )
     for key, value in metadata.items():
-        if not key or len(key) > METADATA_KEY_MAX or "[" in key or "]" in key:
+        field = f"{path}[{_shown(key)}]"
+        if (
+            not key
+            or len(key) > METADATA_KEY_MAX
+            or "[" in key
+            or "]" in key
+            or not key.isprintable()
+        ):
             problems.add(
-                f"{path}[{key}]", f"keys are 1 to {METADATA_KEY_MAX} characters, without [ or ]"
+                field,
+                f"keys are 1 to {METADATA_KEY_MAX} printable characters, without [ or ]",
             )
         if len(value) > METADATA_VALUE_MAX:
-            problems.add(f"{path}[{key}]", f"values are at most {METADATA_VALUE_MAX} characters")
+            problems.add(field, f"values are at most {METADATA_VALUE_MAX} characters")
+        elif _CONTROL.search(value):
+            problems.add(field, "values hold no control characters but tabs and line breaks")
+
+
+def _shown(key: str) -> str:
+    """A map key as it can be named in an error: escaped when not printable, shortened when
+    longer than any valid key could be."""
+    shown = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= _SHOWN_KEY_MAX else f"{shown[:_SHOWN_KEY_MAX]}..."
+
+
+_URL_RULE = f"must be an absolute http(s) URL of at most {URL_MAX} printable characters"
 
 
 def _is_web_url(value: str) -> bool:
-    if len(value) > URL_MAX or any(c.isspace() for c in value):
+    if len(value) > URL_MAX or not value.isprintable() or any(c.isspace() for c in value):
         return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        # urlsplit refuses some malformed authorities, e.g. an unclosed `[` of an IPv6 host.
+        return False

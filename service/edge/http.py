@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 
 from service.domain.errors import BadSignature, Unavailable
+from service.domain.model import StripeEvent
 from service.domain.ports import WebhookVerifier
 from service.domain.sync import StripeSync
+from service.domain.validation import ORDER_ID_MAX, STRIPE_ID_MAX, is_identifier
 
 WEBHOOK_PATH = "/stripe/webhook"
 # Stripe sends events of a few kilobytes; refuse anything that is clearly not one.
 _MAX_WEBHOOK_BYTES = 1 << 20
+# aiohttp puts no time limit on reading a request's body: without one, a client that sends
+# headers and then trickles (or withholds) the body holds a handler forever (slow loris).
+# Stripe sends the whole event at once; this is ample for a megabyte on a slow link.
+WEBHOOK_READ_TIMEOUT_SECONDS = 10.0
 
 log = structlog.get_logger("webhook")
 
@@ -31,14 +39,32 @@ def build_http_app(
             # 5xx: Stripe keeps the event and retries once the secret is configured.
             return web.json_response({"error": "STRIPE_WEBHOOK_SECRET is not set"}, status=503)
         # The signature covers the exact bytes Stripe sent: read them before any parsing.
-        payload = await request.read()
         try:
-            event = verifier.verify(payload, request.headers.get("Stripe-Signature", ""))
+            async with asyncio.timeout(WEBHOOK_READ_TIMEOUT_SECONDS):
+                payload = await request.read()
+        except TimeoutError:
+            log.warning("webhook refused", reason="body not received in time")
+            return web.json_response({"error": "request body not received in time"}, status=408)
+        signature = request.headers.get("Stripe-Signature", "")
+        try:
+            if not (signature.isascii() and signature.isprintable()):
+                # Stripe's header is ASCII; stripe-python cannot even compare anything else.
+                raise BadSignature("the Stripe-Signature header is not printable ASCII")
+            event = verifier.verify(payload, signature)
         except BadSignature as exc:
             log.warning("webhook refused", reason=str(exc))
             return web.json_response({"error": f"bad signature: {exc}"}, status=400)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # Signed, but not shaped like an event (a JSON list, an object without an id...):
+            # only a holder of the secret can send one, and it is still not a server error.
+            log.warning("webhook refused", reason="signed payload is not a Stripe event")
+            return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
         if event is None:
             return web.json_response({"received": True, "outcome": "ignored"})
+        event = _well_formed(event)
+        if event is None:
+            log.warning("webhook refused", reason="event ids are not Stripe ids")
+            return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
         try:
             outcome = await sync.handle_event(event)
         except Unavailable as exc:
@@ -55,3 +81,14 @@ def build_http_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_post(WEBHOOK_PATH, webhook)
     return app
+
+
+def _well_formed(event: StripeEvent) -> StripeEvent | None:
+    """The event if its ids are what Stripe sends (bounded printable strings), else None. An
+    `order_id` in the metadata that no order of ours could have is another integration's:
+    the event is then treated as not ours, rather than refused (Stripe would retry it)."""
+    if not all(is_identifier(v, STRIPE_ID_MAX) for v in (event.id, event.type, event.session_id)):
+        return None
+    if event.order_id is not None and not is_identifier(event.order_id, ORDER_ID_MAX):
+        return dataclasses.replace(event, order_id=None)
+    return event

@@ -12,6 +12,8 @@ from typing import Any, TypeAlias
 import grpc
 import structlog
 
+from service.domain import deadlines
+
 log = structlog.get_logger("rpc")
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -79,6 +81,8 @@ class _AccessLogScope:
 
     def __enter__(self) -> None:
         structlog.contextvars.bind_contextvars(request_id=self._request_id)
+        # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
+        deadlines.set_deadline(self._context.time_remaining())
         self._started = time.perf_counter()
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
@@ -97,4 +101,4 @@ class _AccessLogScope:
             code=name,
             duration_ms=round((time.perf_counter() - self._started) * 1000, 1),
         )
-        structlog.contextvars.unbind_contextvars("request_id")
+        structlog.contextvars.unbind_contextvars("request_id", "caller")

@@ -97,9 +97,7 @@ def create_command(request: Req) -> CreateSessionCommand:
         cancel_url=request.cancel_url,
         return_url=request.return_url,
         customer_email=request.customer_email,
-        expire_time=(
-            request.expire_time.ToDatetime(tzinfo=UTC) if request.HasField("expire_time") else None
-        ),
+        expire_time=_moment(request.expire_time) if request.HasField("expire_time") else None,
         metadata=dict(request.metadata),
         redirect_on_completion=_REDIRECTS.get(request.redirect_on_completion),
         customer_id=request.customer_id,
@@ -211,18 +209,33 @@ def _shipping_option(option: Req.ShippingOption) -> ShippingOption:
     )
 
 
+def _moment(stamp: Timestamp) -> datetime:
+    """A Timestamp as a datetime. One that is not a valid Timestamp (seconds beyond the years
+    1 to 9999, nanos outside 0 to 999999999) becomes the earliest datetime, which validation
+    refuses like any other moment outside the allowed window: this mapping runs before the
+    use case, where an exception would be no caller's error but an UNKNOWN."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def _bound(bound: Req.DeliveryBound) -> DeliveryBound:
     return DeliveryBound(unit=_DELIVERY_UNITS.get(bound.unit, ""), value=bound.value)
 
 
-def session_message(entry: LedgerEntry) -> pb.Session:
+def session_message(entry: LedgerEntry, *, client_secret: bool) -> pb.Session:
+    """The session as a caller sees it; `client_secret` False blanks it (operators)."""
     message = pb.Session(
         order_id=entry.order_id,
+        caller=entry.owner,
         update_time=_timestamp(entry.updated_at),
         async_payment_failed=entry.async_payment_failed,
     )
     if entry.snapshot is not None:
         _fill(message, entry.snapshot)
+    if not client_secret:
+        message.client_secret = ""
     return message
 
 

@@ -10,30 +10,54 @@ from grpc_reflection.v1alpha import reflection
 
 from checkout.v1 import checkout_service_pb2, checkout_service_pb2_grpc
 from service.domain.checkout import Checkout
+from service.edge.auth import AuthInterceptor
+from service.edge.callers import CallerDirectory
 from service.edge.interceptors import AccessLogInterceptor
 from service.edge.servicer import CheckoutServicer
 
 CHECKOUT_SERVICE = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"].full_name
 
 
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
 def build_grpc_server(
-    checkout: Checkout, stopping: asyncio.Event
-) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    server = grpc.aio.server(interceptors=[AccessLogInterceptor()])
+    checkout: Checkout,
+    stopping: asyncio.Event,
+    health_servicer: health.aio.HealthServicer,
+    *,
+    callers: CallerDirectory | None,
+    reflection_mode: str,
+    max_receive_bytes: int,
+) -> grpc.aio.Server:
+    """The public gRPC server. `callers` None: authentication off (loopback only, checked by
+    the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
+    server = grpc.aio.server(
+        interceptors=[
+            AccessLogInterceptor(),
+            AuthInterceptor(callers, open_reflection=reflection_mode == "open"),
+        ],
+        # A request larger than any valid one (100 line items with every field at Stripe's
+        # limits stays far below a megabyte) is refused by grpc before it is parsed.
+        options=[("grpc.max_receive_message_length", max_receive_bytes)],
+    )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
         CheckoutServicer(checkout, stopping), server
     )
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            CHECKOUT_SERVICE,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
-    return server, health_servicer
+    if reflection_mode != "off":
+        reflection.enable_server_reflection(
+            (CHECKOUT_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        )
+    return server
+
+
+def build_health_server(health_servicer: health.aio.HealthServicer) -> grpc.aio.Server:
+    """Health alone, in plaintext: kubelet's gRPC probes cannot speak TLS
+    (https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#define-a-grpc-liveness-probe)."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server
 
 
 async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:

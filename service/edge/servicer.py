@@ -12,10 +12,11 @@ import structlog
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
-from service.domain.checkout import Checkout
+from service.domain.checkout import Checkout, Lookup
 from service.domain.errors import CheckoutError, Unavailable
 from service.domain.model import LedgerEntry
 from service.edge import mapping
+from service.edge.auth import current_caller
 from service.edge.status import internal_status, status_for
 
 T = TypeVar("T")
@@ -31,50 +32,60 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     async def CreateSession(
         self, request: api.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.CreateSessionResponse:
+        caller = current_caller()
         result = await _answer(
-            context, self._checkout.create_session(mapping.create_command(request))
+            context, self._checkout.create_session(caller, mapping.create_command(request))
         )
         return api.CreateSessionResponse(
-            session=mapping.session_message(result.entry), reused=result.reused
+            session=mapping.session_message(result.entry, client_secret=caller.sees_client_secrets),
+            reused=result.reused,
         )
 
     async def GetSession(
         self, request: api.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.GetSessionResponse:
+        caller = current_caller()
+        lookup = Lookup(request.session_id, request.order_id, request.caller)
         entry = await _answer(
-            context,
-            self._checkout.get_session(
-                session_id=request.session_id, order_id=request.order_id, refresh=request.refresh
-            ),
+            context, self._checkout.get_session(caller, lookup, refresh=request.refresh)
         )
-        return api.GetSessionResponse(session=mapping.session_message(entry))
+        return api.GetSessionResponse(
+            session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
+        )
 
     async def ExpireSession(
         self, request: api.ExpireSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.ExpireSessionResponse:
-        entry = await _answer(
-            context,
-            self._checkout.expire_session(session_id=request.session_id, order_id=request.order_id),
+        caller = current_caller()
+        lookup = Lookup(request.session_id, request.order_id)
+        entry = await _answer(context, self._checkout.expire_session(caller, lookup))
+        return api.ExpireSessionResponse(
+            session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
         )
-        return api.ExpireSessionResponse(session=mapping.session_message(entry))
 
     async def ListSessions(
         self, request: api.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.ListSessionsResponse:
+        caller = current_caller()
+        lookup = Lookup(order_id=request.order_id, owner=request.caller)
         page = await _answer(
             context,
-            self._checkout.list_sessions(request.order_id, request.page_size, request.page_token),
+            self._checkout.list_sessions(caller, lookup, request.page_size, request.page_token),
         )
         return api.ListSessionsResponse(
-            sessions=[mapping.session_message(e) for e in page.entries],
+            sessions=[
+                mapping.session_message(e, client_secret=caller.sees_client_secrets)
+                for e in page.entries
+            ],
             next_page_token=page.next_page_token,
         )
 
     async def WatchSession(
         self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[api.WatchSessionResponse]:
+        caller = current_caller()
         updates = self._checkout.watch_session(
-            session_id=request.session_id, order_id=request.order_id
+            caller, Lookup(request.session_id, request.order_id, request.caller)
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
         update: asyncio.Future[LedgerEntry] | None = None
@@ -92,7 +103,9 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                     entry = update.result()
                 except StopAsyncIteration:
                     return
-                yield api.WatchSessionResponse(session=mapping.session_message(entry))
+                yield api.WatchSessionResponse(
+                    session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
+                )
         except Exception as exc:
             await _abort(context, exc)
         finally:

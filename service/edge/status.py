@@ -15,9 +15,12 @@ from service.domain.errors import (
     BadSignature,
     CheckoutError,
     Conflict,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidRequest,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
     UpstreamRejected,
 )
@@ -27,10 +30,13 @@ ERROR_DOMAIN = "checkout.v1"
 # Subclasses take their parent's row (StripeMisconfigured is Unavailable, UpstreamMissing is
 # UpstreamRejected). tests/unit/test_status.py checks every error of the domain has one.
 CODES: dict[type[CheckoutError], int] = {
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
     InvalidRequest: code_pb2.INVALID_ARGUMENT,
     NotFound: code_pb2.NOT_FOUND,
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     Conflict: code_pb2.ABORTED,
+    DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     Unavailable: code_pb2.UNAVAILABLE,
     # A refusal that a use case did not turn into InvalidRequest is about the session's state
     # at Stripe, not the caller's input.

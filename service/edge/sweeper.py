@@ -28,9 +28,12 @@ async def sweep_forever(sync: StripeSync, lock: LeaderLock, interval_seconds: fl
         except Exception:
             log.exception("sweep failed")
             continue
+        for session in report.missing:
+            log.warning("session unknown to Stripe; its row is ended as expired", session=session)
         if report.examined:
             log.info(
                 "sweep",
                 examined=report.examined,
+                missing=len(report.missing),
                 failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
             )

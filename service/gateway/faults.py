@@ -33,3 +33,8 @@ class CrashAfterCreate:
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
         return await self._inner.expire_session(session_id, idempotency_key=idempotency_key)
+
+    async def open_sessions_for_order(
+        self, order_id: str, *, created_since: int
+    ) -> list[SessionSnapshot]:
+        return await self._inner.open_sessions_for_order(order_id, created_since=created_since)

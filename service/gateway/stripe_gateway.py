@@ -9,14 +9,17 @@ Stripe and the local sandbox: only the base URL and the key differ (docs/archite
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import stripe
 
+from service.domain import deadlines
 from service.domain.errors import (
+    IdempotencyKeySpent,
     StripeMisconfigured,
     Unavailable,
     UpstreamMissing,
@@ -35,6 +38,18 @@ from service.domain.model import (
 # https://github.com/stripe/stripe-python/blob/master/stripe/_http_client.py). Budget for it on
 # top of the per-attempt timeout.
 _RETRY_BACKOFF_BUDGET_SECONDS = 5.0
+# Left of the caller's deadline for us to answer in, after a Stripe call.
+_ANSWER_MARGIN_SECONDS = 0.2
+# Below this, a Stripe call is not started: it could reach Stripe and then be cut off.
+_MIN_CALL_SECONDS = 0.5
+# stripe-python never retries a 429; we do, with full jitter
+# (https://docs.stripe.com/rate-limits#handling-limiting-gracefully), while the budget lasts.
+_RATE_LIMIT_FIRST_BACKOFF_SECONDS = 0.25
+_RATE_LIMIT_MAX_BACKOFF_SECONDS = 4.0
+# A session carries at most 100 line items; one page of the list holds them all.
+_LINE_ITEMS_PAGE = 100
+
+T = TypeVar("T")
 
 
 class StripeGateway:
@@ -53,6 +68,11 @@ class StripeGateway:
         self._call_timeout = attempt_timeout_seconds * (max_network_retries + 1) + (
             _RETRY_BACKOFF_BUDGET_SECONDS * max_network_retries
         )
+
+    @property
+    def call_timeout(self) -> float:
+        """The longest one Stripe operation may take, retries included."""
+        return self._call_timeout
 
     @classmethod
     def connect(
@@ -90,33 +110,95 @@ class StripeGateway:
     async def create_session(
         self, params: Mapping[str, Any], *, idempotency_key: str
     ) -> SessionSnapshot:
-        async with self._call():
-            session = await self._client.v1.checkout.sessions.create_async(
+        sessions = self._client.v1.checkout.sessions
+        session = await self._call(
+            "create",
+            lambda: sessions.create_async(
                 dict(params),  # type: ignore[arg-type]  # built and checked by the domain
                 # The key goes in the options, never in the params, where stripe-python would
                 # send it as a form field and make up a key of its own:
                 # https://github.com/stripe/stripe-python#per-request-configuration
                 {"idempotency_key": idempotency_key},
-            )
-        return snapshot_from_stripe(session.to_dict())
+            ),
+        )
+        return await self._snapshot(session)
 
     async def retrieve_session(self, session_id: str) -> SessionSnapshot:
-        async with self._call():
-            session = await self._client.v1.checkout.sessions.retrieve_async(
-                session_id, {"expand": ["line_items"]}
-            )
-        return snapshot_from_stripe(session.to_dict())
+        sessions = self._client.v1.checkout.sessions
+        session = await self._call(
+            "retrieve", lambda: sessions.retrieve_async(session_id, {"expand": ["line_items"]})
+        )
+        return await self._snapshot(session)
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
-        async with self._call():
-            session = await self._client.v1.checkout.sessions.expire_async(
+        sessions = self._client.v1.checkout.sessions
+        session = await self._call(
+            "expire",
+            lambda: sessions.expire_async(
                 session_id, {"expand": ["line_items"]}, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return await self._snapshot(session)
+
+    async def open_sessions_for_order(
+        self, order_id: str, *, created_since: int
+    ) -> list[SessionSnapshot]:
+        """Open sessions at Stripe made for `order_id` (their `client_reference_id`) since
+        `created_since` (Unix seconds). Stripe's list cannot filter by reference, so this pages
+        through the open sessions created since then."""
+        sessions = self._client.v1.checkout.sessions
+        page = await self._call(
+            "list",
+            lambda: sessions.list_async(
+                {"created": {"gte": created_since}, "status": "open", "limit": 100}
+            ),
+        )
+        found = []
+        async with self._bounded("list"):
+            async for session in page.auto_paging_iter():
+                if session.client_reference_id == order_id:
+                    found.append(snapshot_from_stripe(session.to_dict()))
+        return found
+
+    async def _snapshot(self, session: stripe.checkout.Session) -> SessionSnapshot:
+        """The session with every line item: an expanded session shows the first page only
+        (https://docs.stripe.com/api/expanding_objects), and a session may carry 100."""
+        data = session.to_dict()
+        items = data.get("line_items") or {}
+        if items.get("has_more"):
+            line_items = self._client.v1.checkout.sessions.line_items
+            listed = await self._call(
+                "list_line_items",
+                lambda: line_items.list_async(session.id, {"limit": _LINE_ITEMS_PAGE}),
             )
-        return snapshot_from_stripe(session.to_dict())
+            data["line_items"] = {"data": [item.to_dict() for item in listed.data]}
+        return snapshot_from_stripe(data)
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One Stripe operation within its budget (our bound, or less of the caller's
+        deadline), backing off and retrying on 429 while the budget lasts."""
+        async with self._bounded(operation):
+            backoff = _RATE_LIMIT_FIRST_BACKOFF_SECONDS
+            while True:
+                try:
+                    return await call()
+                except stripe.RateLimitError:
+                    left = deadlines.remaining()
+                    pause = random.uniform(0, backoff)
+                    if left is not None and left - pause < _MIN_CALL_SECONDS * 2:
+                        raise
+                    await asyncio.sleep(pause)
+                    backoff = min(backoff * 2, _RATE_LIMIT_MAX_BACKOFF_SECONDS)
 
     @asynccontextmanager
-    async def _call(self) -> AsyncIterator[None]:
-        async with translate_stripe_errors(), asyncio.timeout(self._call_timeout):
+    async def _bounded(self, operation: str) -> AsyncIterator[None]:
+        within = deadlines.budget(
+            self._call_timeout,
+            margin=_ANSWER_MARGIN_SECONDS,
+            at_least=_MIN_CALL_SECONDS,
+            what=f"call Stripe ({operation})",
+        )
+        async with translate_stripe_errors(), asyncio.timeout(within):
             yield
 
 
@@ -135,11 +217,11 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             reason="STRIPE_TIMEOUT",
         ) from exc
     except stripe.RateLimitError as exc:
-        # stripe-python never retries a 429; the caller backs off.
+        # Our own retries ran out of budget: the caller backs off, each by its own amount.
         raise Unavailable(
             "Stripe is rate limiting this service",
             reason="STRIPE_RATE_LIMITED",
-            retry_after_seconds=2.0,
+            retry_after_seconds=round(random.uniform(1.0, 3.0), 2),
             upstream_request_id=exc.request_id,
         ) from exc
     except stripe.APIConnectionError as exc:
@@ -160,6 +242,15 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             _message(exc), param=exc.param, code=exc.code, request_id=exc.request_id
         ) from exc
     except stripe.APIError as exc:
+        if (exc.http_status or 0) >= 500 and (exc.headers or {}).get(
+            "idempotent-replayed"
+        ) == "true":
+            # Stripe saved a failure under this key and replays it for 24 hours
+            # (https://docs.stripe.com/api/idempotent_requests): retrying cannot help.
+            raise IdempotencyKeySpent(
+                "Stripe replays a saved failure for this attempt",
+                upstream_request_id=exc.request_id,
+            ) from exc
         # 5xx, 409 (a concurrent request with the same key) and the like: worth a retry.
         raise Unavailable(
             "Stripe failed to answer; retry with the same request",

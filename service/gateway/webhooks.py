@@ -8,8 +8,8 @@ from typing import Any
 
 import stripe
 
-from service.domain.model import StripeEvent
 from service.domain.errors import BadSignature
+from service.domain.model import StripeEvent
 
 SESSION_OBJECT = "checkout.session"
 ORDER_ID_KEY = "order_id"

@@ -7,16 +7,18 @@ queue on a small pool (docs/architecture.md, "Creating a session for an order").
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service.domain.errors import Unavailable
+from service.domain import deadlines
+from service.domain.errors import AttemptDropped, Unavailable
 from service.domain.model import (
     ACTIVE_STATES,
     Claim,
@@ -32,32 +34,48 @@ from service.domain.model import (
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 
-# The predicate of the partial unique index `checkout_sessions_one_active_per_order`, spelled
-# the same way: ON CONFLICT infers the index from it, so it cannot be a query parameter. Built
-# from the domain's states; a test checks that the migration's index says the same.
+# SQL for the domain's states, built from them. Neither can be a query parameter: ON CONFLICT
+# infers the partial unique index `checkout_sessions_one_holder_per_order` from its predicate,
+# which must be spelled as the migration spells it (a test checks that it is).
 ACTIVE_PREDICATE = "state IN ({})".format(", ".join(f"'{state}'" for state in ACTIVE_STATES))
+HOLDS_ORDER_PREDICATE = (
+    f"({ACTIVE_PREDICATE} OR (state = '{LedgerState.COMPLETE}' AND NOT async_payment_failed))"
+)
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
-# What makes a database call's outcome unknown or impossible right now, as opposed to a bug.
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.QueryCanceledError,
-)
+# SQLSTATEs that say "not now" rather than "never": the connection failed (class 08), the
+# server is out of resources (53) or shutting down (57P01-57P03), a transaction lost a race
+# (40001, 40P01), a statement was cancelled by a timeout (57014), or the server is a read-only
+# standby during a failover (25006). https://www.postgresql.org/docs/current/errcodes-appendix.html
+_TRANSIENT_CLASSES = ("08", "53")
+_TRANSIENT_STATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014", "25006"})
+# Failures below SQL: the socket, or asyncpg's own connection state.
+_TRANSIENT_CONNECTION = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
+
+def is_transient(exc: asyncpg.PostgresError) -> bool:
+    state = exc.sqlstate or ""
+    return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
 
 
 @asynccontextmanager
-async def translate_db_errors() -> AsyncIterator[None]:
+async def translate_db_errors(*, within: float | None = None) -> AsyncIterator[None]:
+    """Database trouble as the domain's Unavailable, once; `within` bounds the whole wait
+    (pool acquisition included). Anything else, a constraint violation say, is a bug and
+    passes through."""
     try:
-        yield
-    except _TRANSIENT as exc:
+        async with asyncio.timeout(within):
+            yield
+    except TimeoutError as exc:
+        raise Unavailable(
+            "the database did not answer in time", reason="DATABASE_UNAVAILABLE"
+        ) from exc
+    except _TRANSIENT_CONNECTION as exc:
+        raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+    except asyncpg.PostgresError as exc:
+        if not is_transient(exc):
+            raise
         raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
 
 
@@ -80,28 +98,36 @@ async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asy
 
 
 class PostgresLedger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, command_timeout: float) -> None:
         self._pool = pool
+        self._command_timeout = command_timeout
+
+    def _db(self) -> AbstractAsyncContextManager[None]:
+        """One bounded trip to the database: its own limit, or less of the caller's deadline."""
+        return translate_db_errors(
+            within=deadlines.budget(self._command_timeout, what="reach the database")
+        )
 
     async def claim(
         self,
         *,
+        owner: str,
         order_id: str,
         fingerprint: str,
         idempotency_key: str,
         stripe_params: Mapping[str, Any],
         expires_at: datetime,
     ) -> Claim:
-        async with translate_db_errors(), self._pool.acquire() as conn:
-            # The active row can leave the active set between our INSERT and SELECT (expired by
-            # another caller); then the INSERT can win on the next round.
+        async with self._db(), self._pool.acquire() as conn:
+            # The row that holds the order can let go of it between our INSERT and SELECT
+            # (expired by another call); then the INSERT can win on the next round.
             for _ in range(3):
                 row = await conn.fetchrow(
                     f"""INSERT INTO checkout_sessions
                            (order_id, state, progress, fingerprint, idempotency_key,
-                            stripe_params, expires_at)
-                       VALUES ($1, $6, $7, $2, $3, $4, $5)
-                       ON CONFLICT (order_id) WHERE {ACTIVE_PREDICATE} DO NOTHING
+                            stripe_params, expires_at, caller)
+                       VALUES ($1, $6, $7, $2, $3, $4, $5, $8)
+                       ON CONFLICT (caller, order_id) WHERE {HOLDS_ORDER_PREDICATE} DO NOTHING
                        RETURNING *""",
                     order_id,
                     fingerprint,
@@ -110,13 +136,15 @@ class PostgresLedger:
                     expires_at,
                     LedgerState.PENDING,
                     Progress.PENDING,
+                    owner,
                 )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
                 row = await conn.fetchrow(
                     f"""SELECT * FROM checkout_sessions
-                       WHERE order_id = $1 AND {ACTIVE_PREDICATE}""",
+                       WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}""",
                     order_id,
+                    owner,
                 )
                 if row is not None:
                     return Claim(won=False, entry=_entry(row))
@@ -124,34 +152,25 @@ class PostgresLedger:
             f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
         )
 
-    async def owing_entry(self, order_id: str) -> LedgerEntry | None:
-        return await self._one(
-            """SELECT * FROM checkout_sessions
-               WHERE order_id = $1 AND state = $2 AND NOT async_payment_failed
-               ORDER BY created_at DESC, id DESC LIMIT 1""",
-            order_id,
-            LedgerState.COMPLETE,
-        )
-
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
-        async with translate_db_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with self._db(), self._pool.acquire() as conn, conn.transaction():
             return await _record(conn, row_id, snapshot, payment_failed=False)
 
     async def apply_event(
         self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
     ) -> bool:
-        async with translate_db_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with self._db(), self._pool.acquire() as conn, conn.transaction():
             if not await _insert_event(conn, event):
                 return False
             await _record(conn, row_id, snapshot, payment_failed=payment_failed)
         return True
 
     async def skip_event(self, event: StripeEvent) -> bool:
-        async with translate_db_errors(), self._pool.acquire() as conn:
+        async with self._db(), self._pool.acquire() as conn:
             return await _insert_event(conn, event)
 
     async def event_seen(self, event_id: str) -> bool:
-        async with translate_db_errors():
+        async with self._db():
             found = await self._pool.fetchval(
                 "SELECT 1 FROM stripe_events WHERE event_id = $1", event_id
             )
@@ -160,14 +179,15 @@ class PostgresLedger:
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
     ) -> list[LedgerEntry]:
-        async with translate_db_errors():
+        async with self._db():
             rows = await self._pool.fetch(
                 """SELECT * FROM checkout_sessions
-                   WHERE (state = $5 AND updated_at < $1)
-                      OR (state = $6 AND (expires_at < $2 OR updated_at < $3))
-                      OR (state = $7 AND progress < $8 AND NOT async_payment_failed
-                          AND updated_at < $3)
-                   ORDER BY updated_at LIMIT $4""",
+                   WHERE ((state = $5 AND updated_at < $1)
+                          OR (state = $6 AND (expires_at < $2 OR updated_at < $3))
+                          OR (state = $7 AND progress < $8 AND NOT async_payment_failed
+                              AND updated_at < $3))
+                     AND (next_sweep_at IS NULL OR next_sweep_at <= $2)
+                   ORDER BY coalesce(next_sweep_at, updated_at) LIMIT $4""",
                 pending_before,
                 now,
                 quiet_since,
@@ -179,8 +199,52 @@ class PostgresLedger:
             )
         return [_entry(r) for r in rows]
 
+    async def replace_key(self, row_id: int, *, old_key: str, new_key: str) -> LedgerEntry:
+        async with self._db():
+            row = await self._pool.fetchrow(
+                """UPDATE checkout_sessions
+                   SET idempotency_key = $3, updated_at = clock_timestamp()
+                   WHERE id = $1 AND state = $4 AND idempotency_key = $2
+                   RETURNING *""",
+                row_id,
+                old_key,
+                new_key,
+                LedgerState.PENDING,
+            )
+        return _entry(row) if row is not None else await self.by_row_id(row_id)
+
+    async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
+        async with self._db():
+            await self._pool.execute(
+                """UPDATE checkout_sessions
+                   SET next_sweep_at = $2,
+                       sweep_attempts = CASE WHEN $3 THEN sweep_attempts + 1 ELSE 0 END
+                   WHERE id = $1""",
+                row_id,
+                at,
+                failed,
+            )
+
+    async def end_missing(self, row_id: int) -> LedgerEntry | None:
+        async with self._db(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE checkout_sessions
+                   SET state = $2, progress = $3, missing_at_stripe = true,
+                       updated_at = clock_timestamp()
+                   WHERE id = $1 AND state = $4
+                   RETURNING *""",
+                row_id,
+                LedgerState.EXPIRED,
+                Progress.CLOSED,
+                LedgerState.OPEN,
+            )
+            if row is None:
+                return None
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, row["session_id"])
+        return _entry(row)
+
     async def discard_pending(self, row_id: int) -> None:
-        async with translate_db_errors():
+        async with self._db():
             await self._pool.execute(
                 "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2",
                 row_id,
@@ -193,46 +257,58 @@ class PostgresLedger:
     async def by_row_id(self, row_id: int) -> LedgerEntry:
         entry = await self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
         if entry is None:
-            raise LookupError(f"ledger row {row_id} vanished")
+            raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
         return entry
 
-    async def active_or_latest(self, order_id: str) -> LedgerEntry | None:
+    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
         return await self._one(
-            f"""SELECT * FROM checkout_sessions WHERE order_id = $1
+            f"""SELECT * FROM checkout_sessions WHERE caller = $2 AND order_id = $1
                ORDER BY {ACTIVE_PREDICATE} DESC, created_at DESC, id DESC LIMIT 1""",
             order_id,
+            owner,
         )
 
+    async def knows_order(self, order_id: str) -> bool:
+        async with self._db():
+            found = await self._pool.fetchval(
+                "SELECT 1 FROM checkout_sessions WHERE order_id = $1 LIMIT 1", order_id
+            )
+        return found is not None
+
     async def list_for_order(
-        self, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:
         after_time, after_id = after if after is not None else (None, None)
-        async with translate_db_errors():
+        async with self._db():
             rows = await self._pool.fetch(
                 """SELECT * FROM checkout_sessions
-                   WHERE order_id = $1 AND session_id IS NOT NULL
+                   WHERE caller = $5 AND order_id = $1 AND session_id IS NOT NULL
                      AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
                    ORDER BY created_at DESC, id DESC LIMIT $4""",
                 order_id,
                 after_time,
                 after_id,
                 limit,
+                owner,
             )
         return [_entry(r) for r in rows]
 
-    async def find_request(self, request_id: str) -> RequestRecord | None:
-        async with translate_db_errors():
+    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None:
+        async with self._db():
             row = await self._pool.fetchrow(
-                "SELECT * FROM create_requests WHERE request_id = $1", request_id
+                "SELECT * FROM create_requests WHERE caller = $1 AND request_id = $2",
+                owner,
+                request_id,
             )
         return None if row is None else _request(row)
 
     async def save_request(self, record: RequestRecord) -> RequestRecord:
-        async with translate_db_errors():
+        async with self._db():
             row = await self._pool.fetchrow(
-                """INSERT INTO create_requests (request_id, fingerprint, row_id, reused)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (request_id) DO NOTHING RETURNING *""",
+                """INSERT INTO create_requests (caller, request_id, fingerprint, row_id, reused)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (caller, request_id) DO NOTHING RETURNING *""",
+                record.owner,
                 record.request_id,
                 record.fingerprint,
                 record.row_id,
@@ -240,14 +316,16 @@ class PostgresLedger:
             )
             if row is None:
                 row = await self._pool.fetchrow(
-                    "SELECT * FROM create_requests WHERE request_id = $1", record.request_id
+                    "SELECT * FROM create_requests WHERE caller = $1 AND request_id = $2",
+                    record.owner,
+                    record.request_id,
                 )
         if row is None:
-            raise LookupError(f"request {record.request_id} vanished")
+            raise AttemptDropped(f"the row of request {record.request_id} is gone")
         return _request(row)
 
     async def _one(self, query: str, *args: object) -> LedgerEntry | None:
-        async with translate_db_errors():
+        async with self._db():
             row = await self._pool.fetchrow(query, *args)
         return None if row is None else _entry(row)
 
@@ -297,7 +375,7 @@ async def _record(
     else:
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
     if row is None:
-        raise LookupError(f"ledger row {row_id} vanished")
+        raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return _entry(row)
 
 
@@ -305,6 +383,7 @@ def _entry(row: asyncpg.Record) -> LedgerEntry:
     snapshot = row["snapshot"]
     return LedgerEntry(
         row_id=row["id"],
+        owner=row["caller"],
         order_id=row["order_id"],
         state=LedgerState(row["state"]),
         fingerprint=row["fingerprint"],
@@ -316,8 +395,29 @@ def _entry(row: asyncpg.Record) -> LedgerEntry:
         session_id=row["session_id"],
         snapshot=None if snapshot is None else SessionSnapshot.from_json(snapshot),
         async_payment_failed=row["async_payment_failed"],
+        sweep_attempts=row["sweep_attempts"],
+        missing_at_stripe=row["missing_at_stripe"],
     )
 
 
 def _request(row: asyncpg.Record) -> RequestRecord:
-    return RequestRecord(row["request_id"], row["fingerprint"], row["row_id"], row["reused"])
+    return RequestRecord(
+        row["caller"], row["request_id"], row["fingerprint"], row["row_id"], row["reused"]
+    )
+
+
+async def signing_key(pool: asyncpg.Pool) -> bytes:
+    """The key that signs page tokens, made by a migration and shared by every replica."""
+    async with translate_db_errors():
+        key = await pool.fetchval("SELECT key FROM signing_keys WHERE purpose = 'page_token'")
+    return bytes(key)
+
+
+async def database_answers(pool: asyncpg.Pool, *, within: float) -> bool:
+    """Whether Postgres answers a trivial query in time: for readiness, never raises."""
+    try:
+        async with translate_db_errors(within=within):
+            await pool.fetchval("SELECT 1")
+    except Unavailable:
+        return False
+    return True

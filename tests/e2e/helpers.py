@@ -1,30 +1,27 @@
-"""What the end-to-end tests share: building requests, and reading rich error details back."""
+"""What the end-to-end tests share: building requests, reading rich error details back, and a
+view of the Stripe sandbox."""
 
 from __future__ import annotations
 
-import asyncio
+import json
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
+import stripe
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 
 M = TypeVar("M", bound=Message)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_seconds: float = 20) -> None:
-    """Wait until `check()` holds: for effects that other processes apply on their own time."""
-    async with asyncio.timeout(within_seconds):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
+# What `CheckoutServiceStub(channel)` is on a grpc.aio channel: its calls are awaitable. The
+# class exists for type checkers only, hence the quotes.
+Stub: TypeAlias = "api_grpc.CheckoutServiceAsyncStub"
 
 
 def new_order_id() -> str:
@@ -32,7 +29,7 @@ def new_order_id() -> str:
 
 
 def cart_request(order_id: str, **overrides: Any) -> api.CreateSessionRequest:
-    """The issue's example: two inline-priced lines on a hosted page, paid in USD."""
+    """The README's first example: two inline-priced lines on a hosted page, paid in USD."""
     fields: dict[str, Any] = {
         "order_id": order_id,
         "mode": pb.Session.PAYMENT,
@@ -74,3 +71,33 @@ def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
 
 def reason(error: grpc.aio.AioRpcError) -> str:
     return str(detail(error, error_details_pb2.ErrorInfo).reason)
+
+
+class Sandbox:
+    """The test's view of the Stripe sandbox: the real stripe-python client and its stats."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = stripe.HTTPXClient()
+        self.client = stripe.StripeClient(
+            "sk_test_tests", base_addresses={"api": url}, http_client=self.http
+        )
+
+    async def sessions_for(self, order_id: str) -> list[stripe.checkout.Session]:
+        page = await self.client.v1.checkout.sessions.list_async({"limit": 100})
+        return [s async for s in page.auto_paging_iter() if s.client_reference_id == order_id]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=5) as response:
+            return dict(json.load(response))
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass

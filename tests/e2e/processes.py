@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from tests.e2e.helpers import Stub
 
 
 @dataclass
@@ -24,7 +25,7 @@ class ServiceProcess:
     channel: grpc.aio.Channel | None = None
 
     @property
-    def stub(self) -> api_grpc.CheckoutServiceStub:
+    def stub(self) -> Stub:
         assert self.channel is not None
         return api_grpc.CheckoutServiceStub(self.channel)
 
@@ -34,7 +35,7 @@ class ServiceProcess:
             while True:
                 raw = await self.process.stdout.readline()
                 assert raw, f"the service exited before logging {event!r}: {self.lines}"
-                line = json.loads(raw)
+                line = _parse(raw)
                 self.lines.append(line)
                 if line.get("event") == event:
                     return dict(line)
@@ -43,17 +44,31 @@ class ServiceProcess:
         """Keep reading its log so that the pipe never fills and blocks it."""
         assert self.process.stdout is not None
         while raw := await self.process.stdout.readline():
-            self.lines.append(json.loads(raw))
+            self.lines.append(_parse(raw))
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    """A JSON log line; anything else the process printed (a library's warning on stderr) is
+    kept whole, so that a test that reads every line also reads those."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {"raw": raw.decode(errors="replace")}
+    return parsed if isinstance(parsed, dict) else {"raw": raw.decode(errors="replace")}
 
 
 @asynccontextmanager
-async def service_process(environ: dict[str, str]) -> AsyncIterator[ServiceProcess]:
+async def service_process(
+    environ: dict[str, str], *, log_level: str = "info"
+) -> AsyncIterator[ServiceProcess]:
+    """`log_level` is info or lower: the start waits for the `serving` line."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "service",
-        env={**environ, "LOG_LEVEL": "info", "PATH": "/usr/bin:/bin"},
+        env={**environ, "LOG_LEVEL": log_level, "PATH": "/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     running = ServiceProcess(process)
     try:

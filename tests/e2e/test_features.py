@@ -1,5 +1,5 @@
 """Every Checkout feature through the contract, end to end: gRPC → service → stripe-python →
-sandbox, with the numbers Checkout computes (issue 3)."""
+sandbox, with the numbers Checkout computes (the README's "Every Checkout feature")."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ import pytest
 import stripe
 
 from checkout.v1 import checkout_service_pb2 as api
-from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
-from tests.conftest import Sandbox
-from tests.e2e.helpers import cart_request, new_order_id, reason, violated_fields
+from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id, reason, violated_fields
 
 Req = api.CreateSessionRequest
-Stub = api_grpc.CheckoutServiceStub
 
 
 def line(amount: int, name: str, quantity: int = 1, **extra: Any) -> Req.LineItem:
@@ -155,7 +152,7 @@ async def test_a_recurring_price_in_payment_mode_is_refused_as_stripe_refuses_it
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason(caught.value) == "STRIPE_REFUSED"
     assert violated_fields(caught.value) == ["line_items[0]"]
-    assert "subscription" in caught.value.details()
+    assert "subscription" in str(caught.value.details())
     rows = await db.fetchval("SELECT count(*) FROM checkout_sessions WHERE order_id = $1", order_id)
     assert rows == 0
 
@@ -363,6 +360,7 @@ async def test_the_order_id_goes_into_stripe_and_counts_against_the_metadata_lim
 
     assert dict(session.metadata) == {**caller_keys, "order_id": order_id}
     assert at_stripe.client_reference_id == order_id
+    assert at_stripe.metadata is not None
     assert at_stripe.metadata.to_dict() == {**caller_keys, "order_id": order_id}
 
 

@@ -1,5 +1,6 @@
 """The customer pays: the sandbox completes the session and delivers Stripe's signed webhooks
-to the service, which records the outcome and tells every watcher (issues 3 and 4)."""
+to the service, which records the outcome and tells every watcher (the README's "What happened
+to the payment")."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import aiohttp
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from yarl import URL
 
 from checkout.v1 import checkout_service_pb2 as api
-from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
-from tests.conftest import Sandbox
-from tests.e2e.helpers import cart_request, detail, eventually, new_order_id, reason
+from tests.e2e.helpers import Sandbox, Stub, cart_request, detail, new_order_id, reason
 from tests.e2e.processes import service_process
+from tests.support import eventually
 
 Req = api.CreateSessionRequest
-Stub = api_grpc.CheckoutServiceStub
 
 
 async def stored(stub: Stub, order_id: str) -> pb.Session:
@@ -148,7 +148,7 @@ async def test_paying_on_the_hosted_page_updates_the_service(stub: Stub) -> None
         assert "39.90" in html
         pay_form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>\s*<button[^>]*>\s*Pay\s*<', html)
         assert pay_form is not None, html
-        action = aiohttp.client.URL(created.url).join(aiohttp.client.URL(pay_form.group(1)))
+        action = URL(created.url).join(URL(pay_form.group(1)))
         async with browser.post(action, allow_redirects=False) as paid:
             assert paid.status == 303
             assert paid.headers["Location"] == f"https://shop.example/done?cs={created.id}"

@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -35,7 +36,8 @@ async def test_runs_restarts_with_its_data_and_drains_on_sigterm(
         assert starting["postgres"] == f"Postgres {describe_dsn(environ['DATABASE_URL'])}"
         assert starting["stripe"] == f"Stripe sandbox at {environ['STRIPE_API_BASE']}"
         async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
-            health = await health_pb2_grpc.HealthStub(channel).Check(
+            # types-grpcio-health-checking declares no methods on HealthStub.
+            health = await health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service="checkout.v1.CheckoutService")
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
@@ -137,6 +139,7 @@ async def test_sigterm_ends_watch_streams_at_once_so_the_drain_is_quick(
         await replica.stub.CreateSession(cart_request(order_id))
         stream = replica.stub.WatchSession(api.WatchSessionRequest(order_id=order_id))
         first = await stream.read()
+        assert isinstance(first, api.WatchSessionResponse)
         assert first.session.status == pb.Session.OPEN
 
         replica.process.send_signal(signal.SIGTERM)
@@ -166,3 +169,26 @@ async def test_without_database_url_it_exits_at_once_naming_the_variable(
     assert process.returncode == 2
     assert "DATABASE_URL" in err.decode()
     assert "Traceback" not in err.decode() + out.decode()
+
+
+async def test_a_malformed_callers_file_is_a_configuration_error_before_anything_listens(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    callers = tmp_path / "callers.json"
+    callers.write_text('{"callers": [{"name": "orders", "token_sha256": "oops"}]}')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        env={**environ, "CALLERS_FILE": str(callers), "LOG_LEVEL": "info"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    assert process.returncode == 2
+    last = json.loads(out.decode().splitlines()[-1])
+    assert (last["event"], last["reason"]) == ("cannot start", "CONFIGURATION")
+    assert "token_sha256" in last["error"]
+    assert not any(json.loads(line).get("event") == "serving" for line in out.decode().splitlines())
+    assert "Traceback" not in err.decode()

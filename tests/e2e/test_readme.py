@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from service.app import Application
+from tests.e2e.helpers import Sandbox
 
 README_GRPC = "127.0.0.1:50051"
 README_SANDBOX = "http://127.0.0.1:12111"
@@ -78,8 +79,10 @@ def matches(shown: Any, actual: Any, path: str = "$") -> list[str]:
 
 
 async def test_the_readme_runs_as_written(
-    app: Application, sandbox_url: str, repo_root: Path
+    app: Application, sandbox: Sandbox, repo_root: Path
 ) -> None:
+    # The README's examples name the demo catalog, which `make run` loads (`--demo-catalog`).
+    sandbox.control("POST", "/_sandbox/demo_catalog")
     blocks = readme_blocks(repo_root)
     commands = [b for b in blocks if b.kind == "sh" and ("grpcurl " in b.text or "curl " in b.text)]
     assert len(commands) >= 10
@@ -90,7 +93,7 @@ async def test_the_readme_runs_as_written(
             continue
         command = (
             block.text.replace(README_GRPC, f"127.0.0.1:{app.grpc_port}")
-            .replace(README_SANDBOX, sandbox_url)
+            .replace(README_SANDBOX, sandbox.url)
             .replace(PLACEHOLDER_SESSION, session_id)
         )
         code, out, err = await run(command)
@@ -104,7 +107,7 @@ async def test_the_readme_runs_as_written(
         if shown is None or shown.kind != "json":
             continue
         actual = json.loads(out)
-        problems = matches(json.loads(shown.text.replace(README_SANDBOX, sandbox_url)), actual)
+        problems = matches(json.loads(shown.text.replace(README_SANDBOX, sandbox.url)), actual)
         assert not problems, f"{block.text}\n" + "\n".join(problems)
         if "/CreateSession" not in block.text:
             continue

@@ -1,5 +1,5 @@
 """No double charges, nothing lost, across real replicas: several `python -m service` processes
-sharing one Postgres and one Stripe sandbox (issue 4)."""
+sharing one Postgres and one Stripe sandbox (docs/architecture.md, "Invariants")."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
 from service.config import CRASH_AFTER_STRIPE_CREATE
 from service.gateway.faults import CRASH_EXIT_CODE
-from tests.conftest import Sandbox
-from tests.e2e.helpers import cart_request, eventually, new_order_id
+from tests.e2e.helpers import Sandbox, cart_request, new_order_id
 from tests.e2e.processes import replicas, service_process
+from tests.support import eventually
 
 
 async def test_100_concurrent_creates_over_3_replicas_make_one_stripe_session(
@@ -62,6 +62,7 @@ async def test_a_crash_between_stripe_and_the_ledger_recovers_the_same_session(
     row = await db.fetchrow(
         "SELECT state, session_id FROM checkout_sessions WHERE order_id = $1", order_id
     )
+    assert row is not None
     assert (row["state"], row["session_id"]) == ("pending", None)
 
     async with service_process(env) as survivor:

@@ -1,5 +1,5 @@
 """Stripe's webhooks: verified on the raw bytes, applied once, re-read from Stripe, and seen by
-watchers on every replica (issue 4)."""
+watchers on every replica (docs/architecture.md, "Webhooks and the sweep")."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ import pytest
 import stripe
 
 from checkout.v1 import checkout_service_pb2 as api
-from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from service.app import Application
-from tests.conftest import Sandbox
-from tests.e2e.helpers import cart_request, eventually, new_order_id
+from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id
 from tests.e2e.processes import service_process
+from tests.support import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +63,7 @@ async def deliver(port: int, payload: bytes, header: str | None) -> tuple[int, d
         return r.status, await r.json()
 
 
-async def expired_behind_our_back(
-    stub: api_grpc.CheckoutServiceStub, sandbox: Sandbox
-) -> tuple[str, bytes]:
+async def expired_behind_our_back(stub: Stub, sandbox: Sandbox) -> tuple[str, bytes]:
     created = await stub.CreateSession(cart_request(new_order_id()))
     await sandbox.client.v1.checkout.sessions.expire_async(created.session.id)
     return created.session.id, await stripe_event(
@@ -74,7 +71,7 @@ async def expired_behind_our_back(
     )
 
 
-async def status_of(stub: api_grpc.CheckoutServiceStub, session_id: str) -> int:
+async def status_of(stub: Stub, session_id: str) -> int:
     got = await stub.GetSession(api.GetSessionRequest(session_id=session_id))
     return int(got.session.status)
 
@@ -91,7 +88,7 @@ async def status_of(stub: api_grpc.CheckoutServiceStub, session_id: str) -> int:
 )
 async def test_a_bad_signature_is_refused_and_changes_nothing(
     app: Application,
-    stub: api_grpc.CheckoutServiceStub,
+    stub: Stub,
     sandbox: Sandbox,
     db: asyncpg.Pool,
     header: str | None,
@@ -117,7 +114,7 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(
 
 async def test_a_signed_event_is_applied_once(
     app: Application,
-    stub: api_grpc.CheckoutServiceStub,
+    stub: Stub,
     sandbox: Sandbox,
     db: asyncpg.Pool,
     webhook_secret: str,
@@ -137,7 +134,7 @@ async def test_a_signed_event_is_applied_once(
 
 
 async def test_a_stale_event_cannot_move_a_session_back(
-    app: Application, stub: api_grpc.CheckoutServiceStub, sandbox: Sandbox, webhook_secret: str
+    app: Application, stub: Stub, sandbox: Sandbox, webhook_secret: str
 ) -> None:
     created = await stub.CreateSession(cart_request(new_order_id()))
     # An event captured while the session was open, delivered after it expired.
@@ -185,8 +182,9 @@ async def test_an_event_for_a_session_not_stored_yet_is_deferred_for_stripe_to_r
     # The order's creation is under way: Stripe has the session, the ledger only a pending row.
     await db.execute(
         """INSERT INTO checkout_sessions
-               (order_id, state, fingerprint, idempotency_key, stripe_params, expires_at)
-           VALUES ($1, 'pending', 'fp', $2, '{}'::jsonb, now() + interval '1 day')""",
+               (caller, order_id, state, fingerprint, idempotency_key, stripe_params,
+                expires_at)
+           VALUES ('local', $1, 'pending', 'fp', $2, '{}'::jsonb, now() + interval '1 day')""",
         order_id,
         str(uuid.uuid4()),
     )
@@ -222,7 +220,7 @@ async def test_an_event_for_a_session_not_stored_yet_is_deferred_for_stripe_to_r
 async def test_a_watcher_on_one_replica_sees_a_webhook_received_by_another(
     environ: dict[str, str],
     pg_dsn: str,
-    stub: api_grpc.CheckoutServiceStub,
+    stub: Stub,
     sandbox: Sandbox,
     webhook_secret: str,
 ) -> None:
@@ -252,7 +250,7 @@ async def test_a_watcher_on_one_replica_sees_a_webhook_received_by_another(
 
 
 async def test_watch_ends_at_the_deadline_when_nothing_happens(
-    stub: api_grpc.CheckoutServiceStub,
+    stub: Stub,
 ) -> None:
     created = await stub.CreateSession(cart_request(new_order_id()))
     seen = []

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest_asyncio
 
-from service.domain.model import ACTIVE_STATES, LedgerState, SessionSnapshot
+from service.domain.model import ACTIVE_STATES, Claim, LedgerState, SessionSnapshot
 from service.store.migrate import apply_migrations, load_migrations
 from service.store.repository import (
-    ACTIVE_PREDICATE,
+    HOLDS_ORDER_PREDICATE,
     NOTIFY_CHANNEL,
     PostgresLedger,
     create_pool,
@@ -50,8 +50,11 @@ def snapshot(session_id: str, status: str, payment_status: str = "unpaid") -> Se
     )
 
 
-async def claim(ledger: PostgresLedger, order_id: str, fingerprint: str = "fp"):  # type: ignore[no-untyped-def]
+async def claim(
+    ledger: PostgresLedger, order_id: str, fingerprint: str = "fp", owner: str = "orders"
+) -> Claim:
     return await ledger.claim(
+        owner=owner,
         order_id=order_id,
         fingerprint=fingerprint,
         idempotency_key=str(uuid.uuid4()),
@@ -75,7 +78,7 @@ async def test_migrations_apply_once_even_when_started_together(pg_dsn: str) -> 
 async def test_concurrent_claims_for_one_order_have_exactly_one_winner(
     pool: asyncpg.Pool,
 ) -> None:
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=5)
     order_id = f"order-{uuid.uuid4().hex}"
 
     claims = await asyncio.gather(*(claim(ledger, order_id) for _ in range(30)))
@@ -90,7 +93,7 @@ async def test_concurrent_claims_for_one_order_have_exactly_one_winner(
 
 
 async def test_a_stale_snapshot_never_moves_a_session_back(pool: asyncpg.Pool) -> None:
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=5)
     order_id = f"order-{uuid.uuid4().hex}"
     entry = (await claim(ledger, order_id)).entry
     session_id = f"cs_test_{uuid.uuid4().hex}"
@@ -101,12 +104,15 @@ async def test_a_stale_snapshot_never_moves_a_session_back(pool: asyncpg.Pool) -
     assert after_stale.state == "complete"
     assert after_stale.snapshot is not None
     assert after_stale.snapshot.payment_status == "paid"
-    # Completed, the order has no active row, so a new claim may win again.
-    assert (await claim(ledger, order_id, "other")).won
+    # Paid, the row still holds the order: a new claim loses to it (and so the use case
+    # refuses), in the same statement that would have inserted the claim.
+    lost = await claim(ledger, order_id, "other")
+    assert not lost.won
+    assert lost.entry.row_id == entry.row_id
 
 
 async def test_recording_a_change_notifies_listeners(pg_dsn: str, pool: asyncpg.Pool) -> None:
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=5)
     entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
     session_id = f"cs_test_{uuid.uuid4().hex}"
     heard: asyncio.Queue[str] = asyncio.Queue()
@@ -120,7 +126,7 @@ async def test_recording_a_change_notifies_listeners(pg_dsn: str, pool: asyncpg.
 
 
 async def test_discarding_frees_the_order(pool: asyncpg.Pool) -> None:
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=5)
     order_id = f"order-{uuid.uuid4().hex}"
     first = await claim(ledger, order_id)
 
@@ -130,7 +136,7 @@ async def test_discarding_frees_the_order(pool: asyncpg.Pool) -> None:
 
 
 async def test_recording_what_is_already_stored_changes_nothing(pool: asyncpg.Pool) -> None:
-    ledger = PostgresLedger(pool)
+    ledger = PostgresLedger(pool, command_timeout=5)
     entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
     session_id = f"cs_test_{uuid.uuid4().hex}"
     first = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "expired"))
@@ -150,10 +156,25 @@ async def test_the_schema_names_the_same_states_as_the_domain(pool: asyncpg.Pool
     )
     predicate = await pool.fetchval(
         """SELECT pg_get_expr(indpred, indrelid) FROM pg_index
-           WHERE indexrelid = 'checkout_sessions_one_active_per_order'::regclass"""
+           WHERE indexrelid = 'checkout_sessions_one_holder_per_order'::regclass"""
     )
     assert set(re.findall(r"'(\w+)'", check)) == {state.value for state in LedgerState}
-    assert set(re.findall(r"'(\w+)'", predicate)) == {state.value for state in ACTIVE_STATES}
-    assert set(re.findall(r"'(\w+)'", ACTIVE_PREDICATE)) == set(
-        re.findall(r"'(\w+)'", predicate)
-    )
+    holding = {*(state.value for state in ACTIVE_STATES), LedgerState.COMPLETE.value}
+    assert set(re.findall(r"'(\w+)'", predicate)) == holding
+    assert set(re.findall(r"'(\w+)'", HOLDS_ORDER_PREDICATE)) == holding
+    assert "async_payment_failed" in predicate
+
+
+async def test_two_callers_have_independent_orders_with_the_same_id(pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool, command_timeout=5)
+    order_id = f"order-{uuid.uuid4().hex}"
+    mine = await claim(ledger, order_id, owner="orders")
+    theirs = await claim(ledger, order_id, owner="billing")
+    again = await claim(ledger, order_id, owner="orders")
+
+    assert mine.won and theirs.won and not again.won
+    assert again.entry.row_id == mine.entry.row_id
+    assert (mine.entry.owner, theirs.entry.owner) == ("orders", "billing")
+    assert (await ledger.active_or_latest("billing", order_id)).row_id == theirs.entry.row_id  # type: ignore[union-attr]
+    assert await ledger.active_or_latest("nobody", order_id) is None
+    assert await ledger.knows_order(order_id)

@@ -6,7 +6,9 @@ import httpx
 import pytest
 import stripe
 
-from .conftest import Sandbox, stripe_client
+from tests.support import SandboxProcess
+
+from .support import stripe_client
 
 
 @pytest.mark.parametrize(
@@ -19,7 +21,7 @@ from .conftest import Sandbox, stripe_client
     ],
 )
 async def test_other_keys_are_refused_without_being_echoed(
-    sandbox: Sandbox, http_client: stripe.HTTPXClient, api_key: str
+    sandbox: SandboxProcess, http_client: stripe.HTTPXClient, api_key: str
 ) -> None:
     client = stripe_client(sandbox.url, http_client, api_key)
     with pytest.raises(stripe.AuthenticationError) as caught:
@@ -31,7 +33,7 @@ async def test_other_keys_are_refused_without_being_echoed(
 
 
 async def test_the_mask_keeps_the_prefix_and_last_four(
-    sandbox: Sandbox, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
 ) -> None:
     response = await raw.get(
         "/v1/prices", headers={"Authorization": "Bearer sk_live_4eC39HqLyjWDarjtT1zdp7dc"}
@@ -44,7 +46,7 @@ async def test_the_mask_keeps_the_prefix_and_last_four(
     }
 
 
-async def test_a_missing_key_is_refused(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
+async def test_a_missing_key_is_refused(sandbox: SandboxProcess, raw: httpx.AsyncClient) -> None:
     response = await raw.get("/v1/checkout/sessions")
     assert response.status_code == 401
     assert "You did not provide an API key" in response.json()["error"]["message"]
@@ -52,19 +54,21 @@ async def test_a_missing_key_is_refused(sandbox: Sandbox, raw: httpx.AsyncClient
 
 
 async def test_basic_auth_with_the_key_as_user_is_accepted(
-    sandbox: Sandbox, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
 ) -> None:
     token = base64.b64encode(b"sk_test_123:").decode()
     response = await raw.get("/v1/prices", headers={"Authorization": f"Basic {token}"})
     assert response.status_code == 200
 
 
-async def test_the_control_api_needs_no_key(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
+async def test_the_control_api_needs_no_key(
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
+) -> None:
     assert (await raw.get("/_sandbox/stats")).status_code == 200
 
 
 async def test_unknown_urls_answer_like_stripe(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.raw_request_async("get", "/v1/nothing_here")

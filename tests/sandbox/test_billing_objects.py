@@ -4,10 +4,12 @@ listed through stripe-python, and resolvable from Checkout Sessions."""
 import pytest
 import stripe
 
-from .conftest import Sandbox, ids
+from tests.support import SandboxProcess
+
+from .support import ids
 
 
-async def test_coupons(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_coupons(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     percent = await client.v1.coupons.create_async(
         {"percent_off": 12.5, "duration": "repeating", "duration_in_months": 3, "name": "Spring"}
     )
@@ -46,7 +48,7 @@ async def test_coupons(sandbox: Sandbox, client: stripe.StripeClient) -> None:
     ],
 )
 async def test_coupon_refusals(
-    sandbox: Sandbox,
+    sandbox: SandboxProcess,
     client: stripe.StripeClient,
     params: dict[str, object],
     param: str,
@@ -57,7 +59,7 @@ async def test_coupon_refusals(
     assert (caught.value.param, caught.value.code) == (param, code)
 
 
-async def test_promotion_codes(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_promotion_codes(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     coupon = await client.v1.coupons.create_async({"percent_off": 10})
     promo = await client.v1.promotion_codes.create_async(
         {"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "SAVE10"}
@@ -83,7 +85,7 @@ async def test_promotion_codes(sandbox: Sandbox, client: stripe.StripeClient) ->
     assert (missing.value.param, missing.value.code) == ("promotion[coupon]", "resource_missing")
 
 
-async def test_shipping_rates(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_shipping_rates(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     rate = await client.v1.shipping_rates.create_async(
         {
             "display_name": "Ground",
@@ -108,7 +110,7 @@ async def test_shipping_rates(sandbox: Sandbox, client: stripe.StripeClient) -> 
     assert (caught.value.param, caught.value.code) == ("fixed_amount", "parameter_missing")
 
 
-async def test_tax_rates(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_tax_rates(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     rate = await client.v1.tax_rates.create_async(
         {
             "display_name": "Sales tax",
@@ -133,7 +135,7 @@ async def test_tax_rates(sandbox: Sandbox, client: stripe.StripeClient) -> None:
     assert (caught.value.param, caught.value.code) == ("inclusive", "parameter_missing")
 
 
-async def test_customers(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_customers(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     customer = await client.v1.customers.create_async(
         {
             "email": "ada@example.com",

@@ -3,11 +3,11 @@
 import pytest
 import stripe
 
-from .conftest import Sandbox
+from tests.support import SandboxProcess
 
 
 async def test_products_and_prices_come_back_typed(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     product = await client.v1.products.create_async(
         {
@@ -53,7 +53,7 @@ async def test_products_and_prices_come_back_typed(
 
 
 async def test_recurring_prices_with_inline_products(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     price = await client.v1.prices.create_async(
         {
@@ -72,7 +72,7 @@ async def test_recurring_prices_with_inline_products(
 
 
 async def test_lists_are_newest_first_and_filter(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     product = await client.v1.products.create_async({"name": "A"})
     one = await client.v1.prices.create_async(
@@ -130,7 +130,7 @@ async def test_lists_are_newest_first_and_filter(
                 "currency": "usd",
                 "unit_amount": 1,
                 "product_data": {"name": "x"},
-                "recurring": {"interval": "month", "interval_count": 13},
+                "recurring": {"interval": "month", "interval_count": 37},
             },
             "recurring[interval_count]",
             None,
@@ -143,7 +143,7 @@ async def test_lists_are_newest_first_and_filter(
     ],
 )
 async def test_price_refusals(
-    sandbox: Sandbox,
+    sandbox: SandboxProcess,
     client: stripe.StripeClient,
     params: dict[str, object],
     param: str,
@@ -155,7 +155,7 @@ async def test_price_refusals(
 
 
 async def test_unknown_ids_are_404_on_the_path(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.v1.prices.retrieve_async("price_nope")
@@ -169,7 +169,9 @@ async def test_unknown_ids_are_404_on_the_path(
     assert missing_product.value.http_status == 404
 
 
-async def test_a_product_name_is_required(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_a_product_name_is_required(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.v1.products.create_async({"description": "no name"})  # type: ignore[typeddict-item]
     assert (caught.value.param, caught.value.code) == ("name", "parameter_missing")

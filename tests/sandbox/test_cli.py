@@ -10,15 +10,17 @@ import pytest
 import stripe
 
 from sandbox.__main__ import parse_args
+from tests.support import start_sandbox, stop_sandbox
 
-from .conftest import session_params, start_sandbox, stop_sandbox, stripe_client
+from .support import session_params, stripe_client
 
 
 def test_webhook_retries_come_from_options_then_environment_then_defaults() -> None:
     defaults = parse_args([], {})
+    # Stripe's live schedule, unscaled: a minute, doubling, for three days (webhook_schedule.py).
     assert (defaults.webhook_retry_delay, defaults.webhook_attempts, defaults.webhook_timeout) == (
-        0.5,
-        8,
+        60.0,
+        None,
         10.0,
     )
     environ = {
@@ -35,6 +37,8 @@ def test_webhook_retries_come_from_options_then_environment_then_defaults() -> N
     assert parse_args(["--webhook-attempts", "5"], environ).webhook_attempts == 5
     with pytest.raises(SystemExit):
         parse_args(["--webhook-attempts", "0"], {})
+    with pytest.raises(SystemExit):
+        parse_args(["--webhook-retry-delay", "0"], {})
 
 
 async def test_port_zero_binds_a_free_port_and_says_which() -> None:

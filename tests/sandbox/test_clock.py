@@ -5,7 +5,9 @@ import time
 import httpx
 import stripe
 
-from .conftest import Sandbox, line_item, session_params
+from tests.support import SandboxProcess
+
+from .support import line_item, session_params
 
 
 async def advance(raw: httpx.AsyncClient, seconds: int) -> int:
@@ -16,7 +18,7 @@ async def advance(raw: httpx.AsyncClient, seconds: int) -> int:
 
 
 async def test_sessions_expire_when_their_time_comes(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     short = await client.v1.checkout.sessions.create_async(
         session_params(expires_at=int(time.time()) + 31 * 60)
@@ -33,7 +35,7 @@ async def test_sessions_expire_when_their_time_comes(
 
 
 async def test_idempotency_keys_are_forgotten_after_a_day(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     first = await client.v1.checkout.sessions.create_async(
         session_params(), {"idempotency_key": "day-old"}
@@ -45,7 +47,9 @@ async def test_idempotency_keys_are_forgotten_after_a_day(
     assert second.id != first.id
 
 
-async def test_the_clock_only_moves_forward(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
+async def test_the_clock_only_moves_forward(
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
+) -> None:
     response = await raw.post("/_sandbox/clock/advance", json={"seconds": -5})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "seconds"

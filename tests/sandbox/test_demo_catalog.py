@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import stripe
 
 from sandbox import demo_catalog
 from sandbox.store import Store
-from tests.sandbox.conftest import start_sandbox, stop_sandbox, stripe_client
+from tests.support import SandboxProcess, start_sandbox, stop_sandbox
+
+from .support import stats, stripe_client
 
 
 async def test_the_demo_objects_exist_and_survive_a_reset(http_client: stripe.HTTPXClient) -> None:
@@ -36,13 +39,31 @@ async def test_the_demo_objects_exist_and_survive_a_reset(http_client: stripe.HT
         await stop_sandbox(running)
 
 
-async def test_without_the_option_there_is_no_demo_catalog(client: stripe.StripeClient) -> None:
+async def test_without_the_option_there_is_no_demo_catalog(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     try:
         await client.v1.coupons.retrieve_async("SUMMER10")
     except stripe.InvalidRequestError as exc:
         assert exc.http_status == 404
     else:
         raise AssertionError("SUMMER10 exists without --demo-catalog")
+
+
+async def test_the_control_api_adds_it_to_a_running_sandbox_until_the_next_reset(
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
+) -> None:
+    (await raw.post("/_sandbox/demo_catalog")).raise_for_status()
+    seeded = (await stats(raw))["objects"]
+    summer = await client.v1.coupons.retrieve_async("SUMMER10")
+    ada = await client.v1.customers.retrieve_async("cus_demo_ada")
+    assert (summer.percent_off, ada.name) == (10, "Ada Lovelace")
+
+    (await raw.post("/_sandbox/demo_catalog")).raise_for_status()
+    assert (await stats(raw))["objects"] == seeded
+
+    (await raw.post("/_sandbox/reset")).raise_for_status()
+    assert (await stats(raw))["objects"] == {}
 
 
 def test_seeding_again_changes_nothing() -> None:

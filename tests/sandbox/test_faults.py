@@ -6,17 +6,19 @@ import httpx
 import pytest
 import stripe
 
-from .conftest import Sandbox, add_fault, session_params, stats
+from tests.support import SandboxProcess
+
+from .support import add_fault, session_params, stats
 
 
 async def test_a_500_is_an_api_error_once(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/checkout/sessions", status=500, count=1)
     with pytest.raises(stripe.APIError) as caught:
         await client.v1.checkout.sessions.create_async(session_params(), {"idempotency_key": "f-1"})
     assert caught.value.http_status == 500
-    assert caught.value.json_body is not None
+    assert isinstance(caught.value.json_body, dict)
     assert caught.value.json_body["error"]["type"] == "api_error"
     # The fault hit before the API ran: nothing was created or saved, so a retry with the
     # same key creates the session.
@@ -29,20 +31,20 @@ async def test_a_500_is_an_api_error_once(
 
 
 async def test_a_429_is_a_rate_limit_error(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/checkout/sessions", method="GET", status=429, count=2)
     for _ in range(2):
         with pytest.raises(stripe.RateLimitError) as caught:
             await client.v1.checkout.sessions.list_async()
         assert caught.value.http_status == 429
-        assert caught.value.json_body is not None
+        assert isinstance(caught.value.json_body, dict)
         assert caught.value.json_body["error"]["code"] == "rate_limit"
     assert (await client.v1.checkout.sessions.list_async()).data == []
 
 
 async def test_a_dropped_connection_is_a_connection_error(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/checkout/sessions", drop=True)
     with pytest.raises(stripe.APIConnectionError):
@@ -51,7 +53,7 @@ async def test_a_dropped_connection_is_a_connection_error(
 
 
 async def test_a_response_lost_after_execution_is_recovered_with_the_key(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/checkout/sessions", drop=True, phase="after")
     with pytest.raises(stripe.APIConnectionError):
@@ -65,7 +67,7 @@ async def test_a_response_lost_after_execution_is_recovered_with_the_key(
 
 
 async def test_latency_and_clearing(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/prices", delay_ms=300, count=5)
     started = time.monotonic()
@@ -77,7 +79,7 @@ async def test_latency_and_clearing(
 
 
 async def test_faults_can_be_posted_as_a_form_and_are_checked(
-    sandbox: Sandbox, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
 ) -> None:
     response = await raw.post(
         "/_sandbox/faults", data={"path_prefix": "/v1/prices", "status": "503"}

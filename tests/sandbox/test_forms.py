@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from sandbox.forms import decode, split_key
+from tests.support import SandboxProcess
 
-from .conftest import API_KEY, Sandbox
+from .support import API_KEY
 
 
 def test_nested_brackets_and_indices() -> None:
@@ -35,7 +36,7 @@ def test_a_blank_value_gives_way_to_a_nested_one() -> None:
 
 
 async def test_indexed_and_appended_arrays_mean_the_same(
-    sandbox: Sandbox, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, raw: httpx.AsyncClient
 ) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     body = (
@@ -68,7 +69,7 @@ async def test_indexed_and_appended_arrays_mean_the_same(
     ],
 )
 async def test_query_values_are_typed(
-    sandbox: Sandbox, raw: httpx.AsyncClient, query: str, param: str, code: str | None
+    sandbox: SandboxProcess, raw: httpx.AsyncClient, query: str, param: str, code: str | None
 ) -> None:
     response = await raw.get(f"/v1/prices?{query}", headers={"Authorization": f"Bearer {API_KEY}"})
     assert response.status_code == 400

@@ -4,11 +4,13 @@ Decline buttons, driven over plain HTTP as a browser would."""
 import httpx
 import stripe
 
-from .conftest import Sandbox, line_item, session_params
+from tests.support import SandboxProcess
+
+from .support import line_item, session_params
 
 
 async def test_the_page_shows_the_cart_and_three_buttons(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     coupon = await client.v1.coupons.create_async({"amount_off": 100, "currency": "usd"})
     session = await client.v1.checkout.sessions.create_async(
@@ -32,7 +34,7 @@ async def test_the_page_shows_the_cart_and_three_buttons(
 
 
 async def test_pay_redirects_to_the_success_url(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     answer = await raw.post(f"/c/pay/{session.id}/pay")
@@ -47,7 +49,7 @@ async def test_pay_redirects_to_the_success_url(
 
 
 async def test_bank_debit_completes_unpaid(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params(success_url=None))
     answer = await raw.post(f"/c/pay/{session.id}/bank_debit")
@@ -57,7 +59,7 @@ async def test_bank_debit_completes_unpaid(
 
 
 async def test_decline_leaves_the_session_open(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     answer = await raw.post(f"/c/pay/{session.id}/decline")
@@ -68,7 +70,7 @@ async def test_decline_leaves_the_session_open(
 
 
 async def test_expired_and_unknown_sessions(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     await client.v1.checkout.sessions.expire_async(session.id)
@@ -82,7 +84,7 @@ async def test_expired_and_unknown_sessions(
 
 
 async def test_everything_printed_is_escaped(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(
         session_params(line_item(name="<script>alert('x')</script> & co"))

@@ -1,5 +1,5 @@
 """`Idempotency-Key` as Stripe honours it: replay, mismatch, in-flight conflicts, and which
-outcomes are saved (reference §6)."""
+outcomes are saved (https://docs.stripe.com/api/idempotent_requests)."""
 
 import asyncio
 
@@ -7,13 +7,15 @@ import httpx
 import pytest
 import stripe
 
-from .conftest import API_KEY, Sandbox, add_fault, line_item, session_params, stats
+from tests.support import SandboxProcess
+
+from .support import API_KEY, add_fault, line_item, session_params, stats
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 async def test_the_same_key_and_parameters_replay_the_same_session(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     params = session_params(metadata={"order_id": "42"})
     first = await client.v1.checkout.sessions.create_async(params, {"idempotency_key": "k-1"})
@@ -28,7 +30,7 @@ async def test_the_same_key_and_parameters_replay_the_same_session(
 
 
 async def test_the_same_key_with_other_parameters_is_an_idempotency_error(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     await client.v1.checkout.sessions.create_async(session_params(), {"idempotency_key": "k-2"})
     with pytest.raises(stripe.IdempotencyError) as caught:
@@ -43,7 +45,7 @@ async def test_the_same_key_with_other_parameters_is_an_idempotency_error(
 
 
 async def test_the_same_key_on_another_endpoint_is_an_idempotency_error(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(
         session_params(), {"idempotency_key": "k-3"}
@@ -53,7 +55,7 @@ async def test_the_same_key_on_another_endpoint_is_an_idempotency_error(
 
 
 async def test_validation_failures_are_not_saved(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     params = session_params(success_url="not a url")
     with pytest.raises(stripe.InvalidRequestError):
@@ -66,7 +68,7 @@ async def test_validation_failures_are_not_saved(
 
 
 async def test_refusals_made_while_executing_are_replayed(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     await client.v1.checkout.sessions.expire_async(session.id)
@@ -80,7 +82,7 @@ async def test_refusals_made_while_executing_are_replayed(
 
 
 async def test_a_key_in_flight_gets_409(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     await add_fault(raw, path_prefix="/v1/checkout/sessions", method="POST", delay_ms=400)
     params = session_params()
@@ -91,7 +93,7 @@ async def test_a_key_in_flight_gets_409(
     with pytest.raises(stripe.APIError) as caught:
         await client.v1.checkout.sessions.create_async(params, {"idempotency_key": "k-6"})
     assert caught.value.http_status == 409
-    assert caught.value.json_body is not None
+    assert isinstance(caught.value.json_body, dict)
     assert caught.value.json_body["error"]["code"] == "idempotency_key_in_use"
     first = await slow
     # The 409 was not saved: once the first request is done, the key replays its session.
@@ -101,7 +103,7 @@ async def test_a_key_in_flight_gets_409(
 
 
 async def test_keys_longer_than_255_characters_are_refused(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         await client.v1.checkout.sessions.create_async(
@@ -109,7 +111,7 @@ async def test_keys_longer_than_255_characters_are_refused(
         )
 
 
-async def test_get_requests_ignore_keys(sandbox: Sandbox, raw: httpx.AsyncClient) -> None:
+async def test_get_requests_ignore_keys(sandbox: SandboxProcess, raw: httpx.AsyncClient) -> None:
     for _ in range(2):
         response = await raw.get(
             "/v1/checkout/sessions", headers={**AUTH, "Idempotency-Key": "k-7"}

@@ -1,13 +1,17 @@
 """Every refusal of `POST /v1/checkout/sessions` that Stripe makes and the sandbox models,
-asserted on the `param` and `code` stripe-python exposes (reference §2 and §14)."""
+asserted on the `param` and `code` stripe-python exposes
+(https://docs.stripe.com/api/checkout/sessions/create, https://docs.stripe.com/error-codes)."""
 
 import time
 from typing import Any
 
 import pytest
 import stripe
+from stripe.params.checkout import SessionCreateParams
 
-from .conftest import Sandbox, line_item, session_params
+from tests.support import SandboxProcess
+
+from .support import line_item, session_params
 
 RETURN_URL = "https://shop.example/return"
 NOW = int(time.time())
@@ -23,7 +27,7 @@ def many(count: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     return [item] * count
 
 
-CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
+CASES: list[tuple[str, SessionCreateParams, str, str | None]] = [
     ("mode is required", session_params(mode=None), "mode", "parameter_missing"),
     ("unknown mode", session_params(mode="donation"), "mode", None),
     (
@@ -385,20 +389,22 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("params", "param", "code"), [case[1:] for case in CASES], ids=[c[0] for c in CASES]
 )
 async def test_refusal(
-    sandbox: Sandbox,
+    sandbox: SandboxProcess,
     client: stripe.StripeClient,
-    params: dict[str, Any],
+    params: SessionCreateParams,
     param: str,
     code: str | None,
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        await client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
+        await client.v1.checkout.sessions.create_async(params)
     error = caught.value
     assert (error.param, error.code, error.http_status) == (param, code, 400), error.user_message
     assert error.request_id is not None and error.request_id.startswith("req_")
 
 
-async def test_the_documented_messages(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_the_documented_messages(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     with pytest.raises(stripe.InvalidRequestError) as recurring:
         await client.v1.checkout.sessions.create_async(session_params(recurring_item()))
     assert recurring.value.user_message == (
@@ -415,7 +421,7 @@ async def test_the_documented_messages(sandbox: Sandbox, client: stripe.StripeCl
 
 
 async def test_a_recurring_price_by_id_in_payment_mode(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     price = await client.v1.prices.create_async(
         {
@@ -433,7 +439,9 @@ async def test_a_recurring_price_by_id_in_payment_mode(
     assert "passed a recurring price" in caught.value.user_message
 
 
-async def test_limits_that_are_allowed(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_limits_that_are_allowed(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     now = int(time.time())
     session = await client.v1.checkout.sessions.create_async(
         session_params(

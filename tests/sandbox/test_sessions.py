@@ -7,10 +7,14 @@ import httpx
 import pytest
 import stripe
 
-from .conftest import Sandbox, ids, line_item, session_params, stats
+from tests.support import SandboxProcess
+
+from .support import ids, line_item, session_params, stats
 
 
-async def test_a_hosted_payment_session(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_a_hosted_payment_session(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     before = int(time.time())
     session = await client.v1.checkout.sessions.create_async(
         session_params(
@@ -58,7 +62,7 @@ async def test_a_hosted_payment_session(sandbox: Sandbox, client: stripe.StripeC
 
 @pytest.mark.parametrize("ui_mode", ["embedded_page", "elements"])
 async def test_embedded_and_elements_sessions_get_a_client_secret(
-    sandbox: Sandbox, client: stripe.StripeClient, ui_mode: str
+    sandbox: SandboxProcess, client: stripe.StripeClient, ui_mode: str
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(
         session_params(
@@ -74,7 +78,7 @@ async def test_embedded_and_elements_sessions_get_a_client_secret(
 
 
 async def test_subscription_and_setup_sessions(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     price = await client.v1.prices.create_async(
         {
@@ -92,7 +96,8 @@ async def test_subscription_and_setup_sessions(
             subscription_data={"trial_period_days": 7, "metadata": {"order_id": "7"}},
         )
     )
-    assert (subscription.mode, subscription.amount_subtotal) == ("subscription", 1400)
+    # During the trial only the one-time setup fee is due now (trials.py).
+    assert (subscription.mode, subscription.amount_subtotal) == ("subscription", 500)
     setup = await client.v1.checkout.sessions.create_async(
         {"mode": "setup", "currency": "eur", "success_url": "https://shop.example/ok"}
     )
@@ -104,7 +109,7 @@ async def test_subscription_and_setup_sessions(
 
 
 async def test_line_items_when_expanded_and_through_their_route(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     items = [line_item(100 + n, n + 1, name=f"Item {n}") for n in range(12)]
     session = await client.v1.checkout.sessions.create_async(
@@ -141,7 +146,7 @@ async def test_line_items_when_expanded_and_through_their_route(
 
 
 async def test_expanding_something_unexpandable_is_refused(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -150,7 +155,7 @@ async def test_expanding_something_unexpandable_is_refused(
 
 
 async def test_list_is_newest_first_and_pages_both_ways(
-    sandbox: Sandbox, client: stripe.StripeClient
+    sandbox: SandboxProcess, client: stripe.StripeClient
 ) -> None:
     created = [await client.v1.checkout.sessions.create_async(session_params()) for _ in range(5)]
     newest_first = [s.id for s in reversed(created)]
@@ -176,7 +181,7 @@ async def test_list_is_newest_first_and_pages_both_ways(
     assert everything == newest_first
 
 
-async def test_list_filters(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_list_filters(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     open_one = await client.v1.checkout.sessions.create_async(session_params())
     expired = await client.v1.checkout.sessions.create_async(session_params())
     await client.v1.checkout.sessions.expire_async(expired.id)
@@ -193,7 +198,7 @@ async def test_list_filters(sandbox: Sandbox, client: stripe.StripeClient) -> No
     assert listed.data == []
 
 
-async def test_list_refusals(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_list_refusals(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.v1.checkout.sessions.list_async({"starting_after": "cs_test_nope"})
     assert (caught.value.param, caught.value.code) == ("starting_after", "resource_missing")
@@ -203,12 +208,12 @@ async def test_list_refusals(sandbox: Sandbox, client: stripe.StripeClient) -> N
         )
     assert both.value.code == "parameters_exclusive"
     with pytest.raises(stripe.InvalidRequestError) as status:
-        await client.v1.checkout.sessions.list_async({"status": "paid"})  # type: ignore[typeddict-item]
+        await client.v1.checkout.sessions.list_async({"status": "paid"})
     assert status.value.param == "status"
 
 
 async def test_expire_once_then_refuse(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     session = await client.v1.checkout.sessions.create_async(session_params())
     expired = await client.v1.checkout.sessions.expire_async(session.id)
@@ -225,7 +230,9 @@ async def test_expire_once_then_refuse(
     assert (await stats(raw))["routes"]["POST /v1/checkout/sessions/{session}/expire"] == 2
 
 
-async def test_unknown_sessions_are_404(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_unknown_sessions_are_404(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     sessions = client.v1.checkout.sessions
     for call in (
         lambda: sessions.retrieve_async("cs_test_nope"),

@@ -4,12 +4,16 @@ deleted, and refused like Stripe refuses them."""
 import pytest
 import stripe
 
-from .conftest import Sandbox, ids
+from tests.support import SandboxProcess
+
+from .support import ids
 
 URL = "https://shop.example/stripe/webhook"
 
 
-async def test_create_shows_the_secret_once(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_create_shows_the_secret_once(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
     created = await client.v1.webhook_endpoints.create_async(
         {
             "url": URL,
@@ -39,7 +43,7 @@ async def test_create_shows_the_secret_once(sandbox: Sandbox, client: stripe.Str
     assert ids(listed.data) == [created.id] and "secret" not in listed.data[0]
 
 
-async def test_list_update_and_delete(sandbox: Sandbox, client: stripe.StripeClient) -> None:
+async def test_list_update_and_delete(sandbox: SandboxProcess, client: stripe.StripeClient) -> None:
     first = await client.v1.webhook_endpoints.create_async({"url": URL, "enabled_events": ["*"]})
     second = await client.v1.webhook_endpoints.create_async(
         {"url": "http://localhost:8080/hook", "enabled_events": ["*"], "metadata": {"a": "1"}}
@@ -92,7 +96,7 @@ async def test_list_update_and_delete(sandbox: Sandbox, client: stripe.StripeCli
     ],
 )
 async def test_refusals(
-    sandbox: Sandbox,
+    sandbox: SandboxProcess,
     client: stripe.StripeClient,
     params: dict[str, object],
     param: str,

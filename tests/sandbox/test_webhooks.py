@@ -10,27 +10,19 @@ import httpx
 import pytest
 import stripe
 
-from .conftest import (
-    Receiver,
-    Sandbox,
-    deliveries,
-    endpoint,
-    pay,
-    session_params,
-    settled,
-    start_sandbox,
-    stop_sandbox,
-    stripe_client,
-)
+from tests.support import SandboxProcess, start_sandbox, stop_sandbox
+
+from .support import Receiver, deliveries, endpoint, pay, session_params, settled, stripe_client
 
 
 def verified(body: bytes, headers: dict[str, str], secret: str) -> stripe.Event:
     """What the service does with a delivery: stripe-python checks the signature on the bytes."""
-    return stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
+    event: stripe.Event = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
+    return event
 
 
 async def test_events_arrive_signed_with_the_session_after_the_change(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     hook = await endpoint(client, receiver.url)
     assert hook.secret is not None
@@ -82,7 +74,7 @@ async def test_events_arrive_signed_with_the_session_after_the_change(
 
 
 async def test_a_failing_receiver_is_retried_until_it_answers(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     receiver.answers = [500, 503]
     hook = await endpoint(client, receiver.url)
@@ -108,7 +100,7 @@ async def test_a_failing_receiver_is_retried_until_it_answers(
 
 
 async def test_pause_holds_deliveries_and_resume_sends_them(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     await endpoint(client, receiver.url)
     paused = await raw.post("/_sandbox/webhooks/pause")
@@ -130,7 +122,7 @@ async def test_pause_holds_deliveries_and_resume_sends_them(
 
 
 async def test_endpoints_get_only_what_they_subscribe_to(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     await endpoint(client, receiver.url, ["checkout.session.expired"])
     ignored = await endpoint(client, receiver.url + "?disabled", ["*"])
@@ -150,8 +142,31 @@ async def test_endpoints_get_only_what_they_subscribe_to(
     ]
 
 
+async def test_deliveries_go_where_the_endpoint_points_now(
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """How the service's tests register it: the endpoint first (for its secret), its URL set
+    once the service has bound its port."""
+    hook = await endpoint(client, "http://127.0.0.1:9/not-yet", ["checkout.session.expired"])
+    moved = await client.v1.webhook_endpoints.update_async(hook.id, {"url": receiver.url})
+    assert (moved.url, moved.enabled_events, moved.status) == (
+        receiver.url,
+        ["checkout.session.expired"],
+        "enabled",
+    )
+    session = await client.v1.checkout.sessions.create_async(session_params())
+    await client.v1.checkout.sessions.expire_async(session.id)
+
+    [received] = await receiver.count(1)
+    assert hook.secret is not None
+    assert verified(received.body, received.headers, hook.secret).type == "checkout.session.expired"
+    await settled(raw)
+    attempts = (await deliveries(raw))["deliveries"]
+    assert [(a["url"], a["delivered"]) for a in attempts] == [(receiver.url, True)]
+
+
 async def test_the_events_list_filters_by_type(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     expired = await client.v1.checkout.sessions.create_async(session_params())
     await client.v1.checkout.sessions.expire_async(expired.id)
@@ -174,7 +189,7 @@ async def test_the_events_list_filters_by_type(
 
 
 async def test_advancing_the_clock_expires_due_sessions_at_once(
-    sandbox: Sandbox, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     hook = await endpoint(client, receiver.url, ["checkout.session.expired"])
     assert hook.secret is not None

@@ -31,6 +31,7 @@ def test_a_real_key_means_real_stripe_and_is_never_shown() -> None:
             "STRIPE_API_KEY": "sk_live_supersecret",
             "STRIPE_WEBHOOK_SECRET": "whsec_supersecret",
             "DATABASE_URL": DSN,
+            "CALLERS_FILE": "/etc/checkout/callers.json",
         }
     )
     assert not settings.stripe_is_sandbox
@@ -45,6 +46,9 @@ def test_every_variable_is_honoured() -> None:
     settings = Settings.from_environ(
         {
             "DATABASE_URL": DSN,
+            "CALLERS_FILE": "/etc/checkout/callers.json",
+            "REFLECTION": "off",
+            "HEALTH_ADDR": "0.0.0.0:6002",
             "GRPC_ADDR": "0.0.0.0:6000",
             "HTTP_ADDR": "[::]:6001",
             "STRIPE_API_BASE": "http://sandbox:12111/",
@@ -65,6 +69,9 @@ def test_every_variable_is_honoured() -> None:
     assert settings.db_pool_max_size == 20
     assert settings.shutdown_grace_seconds == 3
     assert (settings.log_level, settings.log_format) == ("debug", "console")
+    assert str(settings.callers_file) == "/etc/checkout/callers.json"
+    assert settings.reflection == "off"
+    assert str(settings.health_addr) == "0.0.0.0:6002"
 
 
 @pytest.mark.parametrize(
@@ -105,3 +112,70 @@ def test_a_malformed_key_is_not_echoed() -> None:
 def test_a_dsn_is_described_by_host_port_database_and_user_only(dsn: str, shown: str) -> None:
     assert describe_dsn(dsn) == shown
     assert "hunter2" not in describe_dsn(dsn) and "hun%40ter2" not in describe_dsn(dsn)
+
+
+LIVE = {
+    "DATABASE_URL": DSN,
+    "STRIPE_API_KEY": "sk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "CALLERS_FILE": "/etc/checkout/callers.json",
+}
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DATABASE_URL": DSN, "GRPC_ADDR": "0.0.0.0:50051"}, "CALLERS_FILE"),
+        ({"DATABASE_URL": DSN, "GRPC_ADDR": "[::]:50051"}, "CALLERS_FILE"),
+        ({"DATABASE_URL": DSN, "GRPC_ADDR": "10.1.2.3:50051"}, "CALLERS_FILE"),
+        ({**LIVE, "CALLERS_FILE": ""}, "CALLERS_FILE"),
+        ({**LIVE, "STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
+        ({**LIVE, "STRIPE_API_BASE": "http://127.0.0.1:12111"}, "https STRIPE_API_BASE"),
+        ({**LIVE, "STRIPE_API_KEY": "rk_live_x", "CALLERS_FILE": ""}, "CALLERS_FILE"),
+        ({**LIVE, "CHECKOUT_FAULT": "crash-after-stripe-create"}, "CHECKOUT_FAULT"),
+        (
+            {
+                "DATABASE_URL": DSN,
+                "STRIPE_API_KEY": "sk_test_x",
+                "CHECKOUT_FAULT": "crash-after-stripe-create",
+            },
+            "CHECKOUT_FAULT",
+        ),
+        ({"DATABASE_URL": DSN, "TLS_CERT_FILE": "/nope/tls.crt"}, "TLS_KEY_FILE"),
+        ({"DATABASE_URL": DSN, "TLS_CLIENT_CA_FILE": "/nope/ca.crt"}, "TLS_CERT_FILE"),
+        (
+            {
+                "DATABASE_URL": DSN,
+                "TLS_CERT_FILE": "/nope/tls.crt",
+                "TLS_KEY_FILE": "/nope/tls.key",
+            },
+            "TLS_CERT_FILE",
+        ),
+        ({"DATABASE_URL": DSN, "REFLECTION": "sometimes"}, "REFLECTION"),
+    ],
+)
+def test_an_unsafe_configuration_refuses_to_start_saying_why(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_environ(environ)
+
+
+def test_authentication_may_be_off_on_loopback_only() -> None:
+    for address in ("127.0.0.1:50051", "localhost:1", "[::1]:50051", "127.0.0.2:0"):
+        settings = Settings.from_environ({"DATABASE_URL": DSN, "GRPC_ADDR": address})
+        assert settings.callers_file is None
+        assert settings.describe_callers().startswith("off")
+
+
+def test_a_live_key_with_everything_it_needs_starts() -> None:
+    settings = Settings.from_environ(LIVE)
+    assert settings.is_live
+    assert settings.stripe_api_base == "https://api.stripe.com"
+
+
+def test_the_test_hook_is_allowed_with_the_sandbox() -> None:
+    settings = Settings.from_environ(
+        {"DATABASE_URL": DSN, "CHECKOUT_FAULT": "crash-after-stripe-create"}
+    )
+    assert settings.fault == "crash-after-stripe-create"

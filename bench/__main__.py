@@ -1,0 +1,47 @@
+"""`make bench` (`python -m bench [--quick]`): the service side by side with a bare grpc.aio
+server and with stripe-python calling the sandbox directly, in one run on this machine, so
+that the ratios hold on a noisy machine even when the absolute figures do not. Prints the
+tables and writes bench/results.json; nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.plan import FULL, QUICK
+from bench.postgres import postgres
+from bench.report import write
+from bench.run import measure
+from localdev.devrun import start_sandbox
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs: under two minutes")
+    parser.add_argument(
+        "--direct-client",
+        choices=("aiohttp", "httpx"),
+        default="aiohttp",
+        help="stripe-python's HTTP client for the direct baseline (see bench/calls.py)",
+    )
+    args = parser.parse_args()
+    plan = replace(QUICK if args.quick else FULL, direct_client=args.direct_client)
+    began = time.perf_counter()
+    # Postgres first: pgserver forks, and nothing else has started a thread yet.
+    with (
+        tempfile.TemporaryDirectory(prefix="checkout-bench-") as tmp,
+        postgres(Path(tmp)) as pg,
+    ):
+        sandbox = start_sandbox(0)
+        try:
+            measurements = measure(plan, pg, sandbox, Path(tmp))
+        finally:
+            sandbox.stop()
+    write(plan, measurements, time.perf_counter() - began, pg.describe)
+
+
+if __name__ == "__main__":
+    main()

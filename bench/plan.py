@@ -1,0 +1,61 @@
+"""How long and how hard each workload runs: the full bench and `make bench QUICK=1`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    rounds: int
+    """Each suite runs its loads in turn this many times (bench/workloads.py, `run_suite`)."""
+    warmup_s: float
+    window_s: float
+    """Measured seconds per load and round: each load is measured `rounds * window_s`."""
+    create_rounds: int
+    create_warmup_s: float
+    create_max_warmup_s: float
+    """Creates warm up until every caller has had an answer, up to this long (bench/loadgen.py)."""
+    create_window_s: float
+    timed_starts: int
+    """Starts with the migrations already applied, timed to "serving"; the last one stays up."""
+    watch_baseline_s: float
+    watch_idle_s: float
+    concurrency: int = 32
+    create_concurrency: tuple[int, ...] = (100, 500)
+    stripe_latency_ms: int = 200
+    read_fixtures: int = 200
+    watchers: int = 1000
+    watch_sessions: int = 10
+    watch_timeout_s: float = 15.0
+    direct_client: str = "aiohttp"
+
+
+FULL = Plan(
+    quick=False,
+    rounds=4,
+    warmup_s=1,
+    window_s=2.5,
+    create_rounds=2,
+    create_warmup_s=1,
+    create_max_warmup_s=12,
+    create_window_s=4,
+    timed_starts=3,
+    watch_baseline_s=10,
+    watch_idle_s=15,
+)
+QUICK = Plan(
+    quick=True,
+    rounds=2,
+    warmup_s=0.5,
+    window_s=1.5,
+    create_rounds=1,
+    create_warmup_s=1,
+    create_max_warmup_s=6,
+    create_window_s=2.5,
+    timed_starts=1,
+    watch_baseline_s=3,
+    watch_idle_s=5,
+    read_fixtures=50,
+)

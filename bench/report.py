@@ -1,0 +1,283 @@
+"""The bench's figures: the headline ratios against the issue's targets, the tables printed on
+stdout, and `bench/results.json`."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import workloads as w
+from bench.plan import Plan
+from bench.run import Measurements
+from bench.stats import ratio
+from bench.workloads import LoadResult
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    value: float
+    unit: str = ""
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @property
+    def target(self) -> str:
+        if self.at_least is not None:
+            return f"≥ {self.at_least:g}{self.unit}"
+        if self.at_most is not None:
+            return f"≤ {self.at_most:g}{self.unit}"
+        return ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.at_least is not None:
+            return self.value >= self.at_least
+        if self.at_most is not None:
+            return self.value <= self.at_most
+        return None
+
+
+def _mean(results: list[LoadResult], field: str) -> float:
+    return statistics.fmean(getattr(r, field) for r in results) if results else 0.0
+
+
+def _one(m: Measurements, kind: str, concurrency: int | None = None) -> LoadResult | None:
+    found = m.results(kind, concurrency)
+    return found[0] if found else None
+
+
+def figures(plan: Plan, m: Measurements) -> list[Figure]:
+    bare = m.results(w.BARE_HEALTH)
+    bare_tp, bare_p99 = _mean(bare, "throughput"), _mean(bare, "p99_ms")
+    gets = m.results(w.GET_BY_ID) + m.results(w.GET_BY_ORDER)
+    reuse, health = _one(m, w.REUSE), _one(m, w.HEALTH)
+    out = [
+        # The slower of the two reads answers for GetSession.
+        Figure(
+            "get_vs_bare",
+            "GetSession (slower of by id/by order) ÷ bare, calls/s",
+            ratio(min((g.throughput for g in gets), default=0), bare_tp),
+            at_least=0.8,
+        ),
+        Figure(
+            "get_p99_vs_bare",
+            "GetSession p99 (worse of the two) ÷ bare p99",
+            ratio(max((g.p99_ms for g in gets), default=0), bare_p99),
+            at_most=1.5,
+        ),
+        Figure(
+            "reuse_vs_bare",
+            "CreateSession reused ÷ bare, calls/s",
+            ratio(reuse.throughput if reuse else 0, bare_tp),
+            at_least=0.6,
+        ),
+        Figure(
+            "health_vs_bare",
+            "service Health/Check ÷ bare, calls/s",
+            ratio(health.throughput if health else 0, bare_tp),
+        ),
+        Figure(
+            "get_cpu_us",
+            "GetSession server CPU per call (worse of the two)",
+            max((g.server_cpu_us for g in gets), default=0),
+            " µs",
+        ),
+        Figure(
+            "reuse_cpu_us",
+            "CreateSession reused, server CPU per call",
+            reuse.server_cpu_us if reuse else 0,
+            " µs",
+        ),
+        Figure(
+            "bare_cpu_us",
+            "bare Health/Check server CPU per call",
+            _mean(bare, "server_cpu_us"),
+            " µs",
+        ),
+    ]
+    for concurrency in plan.create_concurrency:
+        ours, direct = _one(m, w.CREATE, concurrency), _one(m, w.DIRECT_CREATE, concurrency)
+        headline = concurrency == max(plan.create_concurrency)
+        out += [
+            Figure(
+                f"create_vs_direct_{concurrency}",
+                f"new-order CreateSession ÷ direct stripe-python, {concurrency} in flight",
+                ratio(ours.throughput if ours else 0, direct.throughput if direct else 0),
+                at_least=0.8 if headline else None,
+            ),
+            Figure(
+                "create_added_p50_ms" if headline else f"create_added_p50_ms_{concurrency}",
+                f"p50 added to Stripe's by the service, {concurrency} in flight",
+                (ours.p50_ms if ours else 0) - (direct.p50_ms if direct else 0),
+                " ms",
+                at_most=5 if headline else None,
+            ),
+        ]
+    watch = m.watch
+    out += [
+        Figure(
+            "watchers_idle_db_tps",
+            f"{plan.watchers} idle watchers: Postgres transactions/s",
+            watch.idle_db_tps if watch else 0,
+            "/s",
+            at_most=5,
+        ),
+        Figure(
+            "watchers_rss_mb",
+            f"{plan.watchers} idle watchers: RSS added",
+            (watch.rss_after_mb - watch.rss_before_mb) if watch else 0,
+            " MB",
+            at_most=50,
+        ),
+        Figure(
+            "watch_update_p99_ms",
+            "payment → every watcher updated, p99",
+            watch.update_p99_ms if watch else 0,
+            " ms",
+            at_most=1000,
+        ),
+        Figure("idle_rss_mb", "idle RSS of the service", m.idle_rss_mb, " MB", at_most=120),
+        Figure(
+            "start_to_serving_s",
+            "spawn → serving, migrations applied (median)",
+            statistics.median(m.starts_s) if m.starts_s else 0,
+            " s",
+            at_most=2,
+        ),
+        Figure(
+            "watch_task_exception_messages",
+            "'Task exception was never retrieved' lines in the service's stderr",
+            m.stderr.after_stop,
+            at_most=0,
+        ),
+    ]
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "grpcio": version("grpcio"),
+        "stripe": version("stripe"),
+        "asyncpg": version("asyncpg"),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def load_table(m: Measurements) -> list[str]:
+    lines = [
+        "| server | call | in flight | calls/s | p50 ms | p99 ms | server CPU µs/call "
+        "| server cores | server RSS MB | Postgres CPU µs/call | sandbox CPU µs/call "
+        "| generator cores | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in m.rows:
+        r = row.result
+        server = r.server_cores > 0 or r.server_rss_mb > 0
+        sandbox = r.kind in (w.CREATE, w.DIRECT_CREATE)
+        lines.append(
+            f"| {row.label} | {r.kind} | {r.concurrency} | {_num(r.throughput)} "
+            f"| {_num(r.p50_ms, 1)} | {_num(r.p99_ms, 1)} "
+            f"| {_num(r.server_cpu_us) if server else '-'} "
+            f"| {_num(r.server_cores, 2) if server else '-'} "
+            f"| {_num(r.server_rss_mb) if server else '-'} "
+            f"| {_num(r.postgres_cpu_us) if r.postgres_cpu_us else '-'} "
+            f"| {_num(r.sandbox_cpu_us) if sandbox else '-'} "
+            f"| {_num(r.generator_cores, 2)} | {r.errors} |"
+        )
+    return lines
+
+
+def watch_table(plan: Plan, m: Measurements) -> list[str]:
+    watch = m.watch
+    if watch is None:
+        return []
+    return [
+        f"| {watch.watchers} WatchSession streams over {watch.sessions} sessions | |",
+        "|---|--:|",
+        f"| streams opened (first message) | {watch.opened} in {watch.open_s:.1f} s |",
+        f"| Postgres transactions/s, no watchers ({plan.watch_baseline_s:g} s) "
+        f"| {watch.baseline_db_tps:.1f} |",
+        f"| Postgres transactions/s, watchers idle ({plan.watch_idle_s:g} s) "
+        f"| {watch.idle_db_tps:.1f} |",
+        f"| server cores, no watchers / watchers idle "
+        f"| {watch.baseline_server_cores:.3f} / {watch.idle_server_cores:.3f} |",
+        f"| server RSS before / after opening | {watch.rss_before_mb:.0f} / "
+        f"{watch.rss_after_mb:.0f} MB |",
+        f"| payment → watcher updated: p50 / p99 / max | {watch.update_p50_ms:.0f} / "
+        f"{watch.update_p99_ms:.0f} / {watch.update_max_ms:.0f} ms |",
+        f"| watchers updated / missed / stream errors | {watch.updated} / {watch.missed} / "
+        f"{watch.stream_errors} |",
+        f"| after the update: cancelled by the caller / ended by the server "
+        f"| {watch.cancelled_by_client} / {watch.ended_by_server} |",
+        f"| service stderr 'Task exception was never retrieved': before / after the watch / "
+        f"after stop | {m.stderr.before_watch} / {m.stderr.after_watch} / "
+        f"{m.stderr.after_stop} |",
+    ]
+
+
+def figure_table(figs: list[Figure]) -> list[str]:
+    lines = ["| figure | key | measured | target | |", "|---|---|--:|---|---|"]
+    for f in figs:
+        digits = 0 if abs(f.value) >= 100 else 2 if abs(f.value) < 10 else 1
+        verdict = {True: "met", False: "**not met**", None: ""}[f.met]
+        lines.append(
+            f"| {f.label} | `{f.key}` | {_num(f.value, digits)}{f.unit} | {f.target} | {verdict} |"
+        )
+    return lines
+
+
+def write(plan: Plan, m: Measurements, wall_s: float, postgres: str) -> None:
+    figs = figures(plan, m)
+    about = machine()
+    command = "make bench QUICK=1" if plan.quick else "make bench"
+    print(
+        f"\n{command}: {about['cpus']} CPUs ({about['cpu_model']}), {about['system']}, "
+        f"Python {about['python']}, grpcio {about['grpcio']}; Postgres: {postgres}; "
+        f"{wall_s:.0f} s wall\n"
+    )
+    for block in (load_table(m), watch_table(plan, m), figure_table(figs)):
+        print("\n".join(block), end="\n\n")
+    print(f"start → serving (s): {', '.join(f'{s:.2f}' for s in m.starts_s)}")
+    if m.stderr.excerpt:
+        print(f"\nfirst 'never retrieved' in the service's stderr:\n{m.stderr.excerpt}")
+    results: dict[str, Any] = {f.key: round(f.value, 3) for f in figs}
+    results.update(
+        command=command,
+        wall_s=round(wall_s, 1),
+        machine=about,
+        postgres=postgres,
+        plan=asdict(plan),
+        targets={f.key: {"target": f.target, "met": f.met} for f in figs if f.target},
+        starts_s=[round(s, 3) for s in m.starts_s],
+        final_rss_mb=round(m.final_rss_mb, 1),
+        workloads=[{"server": row.label, **asdict(row.result)} for row in m.rows],
+        watch=asdict(m.watch) if m.watch else None,
+        service_stderr=asdict(m.stderr),
+    )
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwrote {RESULTS}")
+    sys.stdout.flush()

@@ -1,0 +1,52 @@
+"""Whether this replica should be sent traffic, told to gRPC health checks and to HTTP /readyz.
+
+Not while it shuts down, and not while Postgres cannot be reached: every RPC but health needs
+it, so a load balancer is better off sending calls to a replica that has it. Liveness is
+another matter (a dead database is no reason to restart this process), so /livez does not ask.
+https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from grpc_health.v1 import health
+
+from service.edge.server import set_serving
+
+log = structlog.get_logger("readiness")
+
+
+class Readiness:
+    def __init__(
+        self,
+        health_servicer: health.aio.HealthServicer,
+        stopping: asyncio.Event,
+        database_answers: Callable[[], Awaitable[bool]],
+        *,
+        interval_seconds: float,
+    ) -> None:
+        self._health = health_servicer
+        self._stopping = stopping
+        self._database_answers = database_answers
+        self._interval = interval_seconds
+        self._database_up = True
+
+    @property
+    def ready(self) -> bool:
+        return self._database_up and not self._stopping.is_set()
+
+    async def watch(self) -> None:
+        """Probe the database every interval and tell health checks when the answer changes."""
+        while not self._stopping.is_set():
+            up = await self._database_answers()
+            if up != self._database_up and not self._stopping.is_set():
+                self._database_up = up
+                await set_serving(self._health, up)
+                if up:
+                    log.info("database reachable again: serving")
+                else:
+                    log.warning("database unreachable: not serving until it is back")
+            await asyncio.sleep(self._interval)

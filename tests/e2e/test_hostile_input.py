@@ -1,0 +1,188 @@
+"""Hostile input never reaches INTERNAL: every request message of the contract, filled with NUL
+and other control characters, huge strings and maps, thousands of repeated entries, extreme and
+unknown numbers (tests/hostile.py), sent through the real gRPC server to the real Postgres and
+Stripe sandbox. Each answer is OK or INVALID_ARGUMENT with a BadRequest naming a field (NOT_FOUND
+for lookups of what does not exist, FAILED_PRECONDITION where the order's state forbids it),
+never INTERNAL, UNKNOWN or a crash. tests/unit/test_limits.py checks the same rules field by
+field without a server."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checkout.v1 import checkout_service_pb2 as api
+from service.domain.validation import ORDER_ID_MAX
+from tests.e2e.helpers import Stub, cart_request, new_order_id, violated_fields
+from tests.hostile import STRINGS, hostile_messages, huge_text, small_text
+
+Code = grpc.StatusCode
+CREATE_ANSWERS = {Code.OK, Code.INVALID_ARGUMENT}
+LOOKUP_ANSWERS = {Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECONDITION}
+# Bounded in time: each example is one RPC (most are refused before Postgres or Stripe).
+THROUGH_THE_SERVER = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+LOOKUPS_UNWIRED = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "validation.validate_lookup is not yet called by the lookup use cases: a NUL in an id "
+        "reaches Postgres (INTERNAL), a huge id is echoed into trailers too large for gRPC "
+        "(RESOURCE_EXHAUSTED). Wire it at the top of Checkout._find and list_sessions, then "
+        "drop this mark."
+    ),
+)
+
+
+async def answer(call: Awaitable[Any]) -> tuple[grpc.StatusCode, list[str], str]:
+    """The status code of the call, the fields its BadRequest names, and its message."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+        fields = violated_fields(error) if code == Code.INVALID_ARGUMENT else []
+        return code, fields, error.details() or ""
+    return Code.OK, [], ""
+
+
+def assert_answer(
+    allowed: set[grpc.StatusCode], code: grpc.StatusCode, fields: list[str], message: str
+) -> None:
+    assert code in allowed, f"{code.name}: {message[:300]}"
+    if code == Code.INVALID_ARGUMENT:
+        assert fields, "INVALID_ARGUMENT without a field"
+        assert all(fields), fields
+
+
+def with_fresh_order(request: api.CreateSessionRequest) -> api.CreateSessionRequest:
+    """The same request for an order no other example used (its hostile part kept)."""
+    request.order_id = new_order_id() + request.order_id
+    return request
+
+
+@THROUGH_THE_SERVER
+@given(hostile_messages(api.CreateSessionRequest))
+async def test_any_create_request_is_answered_ok_or_refused_by_field(
+    stub: Stub, request: api.CreateSessionRequest
+) -> None:
+    assert_answer(CREATE_ANSWERS, *await answer(stub.CreateSession(with_fresh_order(request))))
+
+
+hostile_or_unusual = st.one_of(small_text, huge_text, st.text(min_size=1, max_size=40))
+
+
+@THROUGH_THE_SERVER
+@given(st.sampled_from(sorted(STRINGS)), hostile_or_unusual)
+async def test_one_hostile_string_in_a_valid_cart_is_taken_or_refused_naming_it(
+    stub: Stub, path: str, value: str
+) -> None:
+    """Only the one string differs from a valid cart, so a refusal must name it (Stripe's too,
+    mapped back onto the request's fields); whatever is taken went to Postgres and Stripe."""
+    build, field, _ = STRINGS[path]
+    request = build(value)
+    if path == "order_id":
+        request.order_id = new_order_id() + value
+    else:
+        request.order_id = new_order_id()
+    code, fields, message = await answer(stub.CreateSession(request))
+    assert_answer(CREATE_ANSWERS, code, fields, message)
+    if code == Code.INVALID_ARGUMENT:
+        # A map entry is named by its key, or (by Stripe) as the whole map.
+        named = field.removesuffix("[").split("[")[0] if "metadata" in field else field
+        assert all(f.startswith(named) for f in fields), (path, fields, message)
+
+
+@LOOKUPS_UNWIRED
+@THROUGH_THE_SERVER
+@given(hostile_messages(api.GetSessionRequest))
+async def test_any_get_request_is_answered_without_a_server_error(
+    stub: Stub, request: api.GetSessionRequest
+) -> None:
+    assert_answer(LOOKUP_ANSWERS, *await answer(stub.GetSession(request)))
+
+
+@LOOKUPS_UNWIRED
+@THROUGH_THE_SERVER
+@given(hostile_messages(api.ExpireSessionRequest))
+async def test_any_expire_request_is_answered_without_a_server_error(
+    stub: Stub, request: api.ExpireSessionRequest
+) -> None:
+    assert_answer(LOOKUP_ANSWERS, *await answer(stub.ExpireSession(request)))
+
+
+@LOOKUPS_UNWIRED
+@THROUGH_THE_SERVER
+@given(hostile_messages(api.ListSessionsRequest))
+async def test_any_list_request_is_answered_without_a_server_error(
+    stub: Stub, request: api.ListSessionsRequest
+) -> None:
+    assert_answer(LOOKUP_ANSWERS, *await answer(stub.ListSessions(request)))
+
+
+@LOOKUPS_UNWIRED
+@THROUGH_THE_SERVER
+@given(hostile_messages(api.WatchSessionRequest))
+async def test_any_watch_request_is_answered_without_a_server_error(
+    stub: Stub, request: api.WatchSessionRequest
+) -> None:
+    call = stub.WatchSession(request, timeout=10)
+    try:
+        # The first answer tells: a session, or an error; the stream would go on until the
+        # session is final.
+        assert_answer(LOOKUP_ANSWERS, *await answer(call.read()))
+    finally:
+        call.cancel()
+
+
+async def test_lookups_of_a_real_order_with_hostile_neighbours(stub: Stub) -> None:
+    """An order id at the limit works everywhere; one character more is refused by name."""
+    order_id = new_order_id()
+    order_id += "\u00e9" * (ORDER_ID_MAX - len(order_id))
+    created = await stub.CreateSession(cart_request(order_id))
+    got = await stub.GetSession(api.GetSessionRequest(order_id=order_id))
+    assert got.session.id == created.session.id
+    listed = await stub.ListSessions(api.ListSessionsRequest(order_id=order_id))
+    assert [s.id for s in listed.sessions] == [created.session.id]
+    code, fields, message = await answer(stub.CreateSession(cart_request(order_id + "x")))
+    assert (code, fields) == (Code.INVALID_ARGUMENT, ["order_id"]), message
+
+
+# Bytes that no protobuf client library would send: strings that are not UTF-8 (a lone
+# surrogate, encoded the way Java and JavaScript do by mistake), and broken framing.
+UNDECODABLE = {
+    "lone surrogate": b"\x12\x03\xed\xa0\x80",
+    "invalid UTF-8": b"\x12\x02\xff\xfe",
+    "truncated field": b"\x12\x10abc",
+    "garbage": b"\xff\xff\xff\xff",
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "grpc's aio server answers a request it cannot deserialize with UNKNOWN (`Unexpected "
+        "DecodeError`); needs an interceptor in service/edge/server.py that turns a decode "
+        "failure into INVALID_ARGUMENT"
+    ),
+)
+@pytest.mark.parametrize("body", UNDECODABLE.values(), ids=UNDECODABLE.keys())
+async def test_a_request_that_is_not_protobuf_is_invalid_argument(
+    channel: grpc.aio.Channel, body: bytes
+) -> None:
+    raw = channel.unary_unary("/checkout.v1.CheckoutService/GetSession")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(body)
+    assert caught.value.code() == Code.INVALID_ARGUMENT, caught.value.details()
+
+
+async def test_the_server_still_serves_after_all_that(stub: Stub) -> None:
+    created = await stub.CreateSession(cart_request(new_order_id()))
+    assert created.session.url

@@ -1,0 +1,726 @@
+"""In-memory stand-ins for the domain's ports (service/domain/ports.py), for fast unit tests of
+Checkout and StripeSync.
+
+- `InMemoryLedger` keeps PostgresLedger's semantics (service/store/repository.py and its
+  migration): at most one active (pending or open) row per order; `record_snapshot` only moves a
+  row forward by Progress and is a no-op (no new `updated_at`, no notification) when nothing
+  changed; an event id is recorded once, together with its effect; `discard_pending` takes the
+  row's request ids with it (ON DELETE CASCADE); the sweep's selection and order are the SQL's.
+  Values go through JSON as they would through jsonb. Each method runs without awaiting, so it
+  is atomic like the statement or transaction it stands for. A constraint Postgres would enforce
+  (unique idempotency key, unique session id, a request's row) raises `IntegrityError`: a bug.
+- `FakeStripe` keeps Stripe's: deterministic session ids, idempotency keys (the same key and
+  parameters replay the first response, other parameters are an error), sessions that lapse at
+  their `expires_at`, expiring only open sessions. A test can make the next call of an
+  operation refuse or fail (before or after Stripe acted), hold it mid-way, and pay, settle,
+  expire or forget a session "at Stripe".
+- `InMemoryChanges` fans change notifications out to the watchers of a session.
+- `FakeClock` is set by the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from service.domain.errors import (
+    AttemptDropped,
+    CheckoutError,
+    Unavailable,
+    UpstreamMissing,
+    UpstreamRejected,
+)
+from service.domain.model import (
+    ACTIVE_STATES,
+    Claim,
+    LedgerEntry,
+    LedgerState,
+    LineItemSnapshot,
+    PaymentStatus,
+    Progress,
+    RequestRecord,
+    SessionSnapshot,
+    Status,
+    StripeEvent,
+    ledger_state,
+    progress_of,
+)
+
+if TYPE_CHECKING:
+    from service.domain.ports import Clock, PaymentGateway, SessionChanges, SessionLedger
+
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _jsonb(value: Any) -> Any:
+    """The value as it comes back from a jsonb column (asyncpg's codec is json.dumps/loads)."""
+    return json.loads(json.dumps(value))
+
+
+class FakeClock:
+    def __init__(self, start: datetime = START) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment
+
+    def advance(self, by: timedelta) -> datetime:
+        self._now += by
+        return self._now
+
+
+class _Signal:
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, at_most_seconds: float) -> None:
+        with suppress(TimeoutError):
+            async with asyncio.timeout(at_most_seconds):
+                await self._event.wait()
+        self._event.clear()
+
+
+class InMemoryChanges:
+    """SessionChanges: `notify` wakes every current watcher of the session."""
+
+    def __init__(self) -> None:
+        self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
+        self.notified: list[str] = []
+        """Every session id notified, in order."""
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[_Signal]:
+        signal = _Signal()
+        self._watchers[session_id].add(signal)
+        try:
+            yield signal
+        finally:
+            self._watchers[session_id].discard(signal)
+            if not self._watchers[session_id]:
+                del self._watchers[session_id]
+
+    def notify(self, session_id: str) -> None:
+        self.notified.append(session_id)
+        for signal in self._watchers.get(session_id, ()):
+            signal.set()
+
+    def watchers(self, session_id: str) -> int:
+        return len(self._watchers.get(session_id, ()))
+
+
+class IntegrityError(Exception):
+    """A write Postgres would refuse with a constraint violation: a bug in the caller."""
+
+
+@dataclass(slots=True)
+class _Row:
+    """One row of `checkout_sessions`, as stored."""
+
+    id: int
+    owner: str
+    order_id: str
+    state: LedgerState
+    progress: Progress
+    fingerprint: str
+    idempotency_key: str
+    stripe_params: dict[str, Any]
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    session_id: str | None = None
+    snapshot: dict[str, Any] | None = None
+    async_payment_failed: bool = False
+    sweep_attempts: int = 0
+    next_sweep_at: datetime | None = None
+    missing_at_stripe: bool = False
+
+    def entry(self) -> LedgerEntry:
+        return LedgerEntry(
+            row_id=self.id,
+            owner=self.owner,
+            order_id=self.order_id,
+            state=self.state,
+            fingerprint=self.fingerprint,
+            idempotency_key=self.idempotency_key,
+            stripe_params=_jsonb(self.stripe_params),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            expires_at=self.expires_at,
+            session_id=self.session_id,
+            snapshot=None if self.snapshot is None else SessionSnapshot.from_json(self.snapshot),
+            async_payment_failed=self.async_payment_failed,
+            sweep_attempts=self.sweep_attempts,
+            missing_at_stripe=self.missing_at_stripe,
+        )
+
+
+class InMemoryLedger:
+    """SessionLedger with PostgresLedger's semantics (see the module's docstring)."""
+
+    def __init__(self, clock: Clock, changes: InMemoryChanges | None = None) -> None:
+        self._clock = clock
+        self._changes = changes
+        self._rows: dict[int, _Row] = {}
+        self._ids = itertools.count(1)
+        self._requests: dict[tuple[str, str], RequestRecord] = {}
+        """By (owner, request_id), the primary key of `create_requests`."""
+        self._events: dict[str, StripeEvent] = {}
+        self._last_stamp: datetime | None = None
+
+    # -- the port --
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        order_id: str,
+        fingerprint: str,
+        idempotency_key: str,
+        stripe_params: Mapping[str, Any],
+        expires_at: datetime,
+    ) -> Claim:
+        holder = self._holder(owner, order_id)
+        if holder is not None:
+            return Claim(won=False, entry=holder.entry())
+        if any(row.idempotency_key == idempotency_key for row in self._rows.values()):
+            raise IntegrityError(f"idempotency key {idempotency_key} is already stored")
+        stamp = self._stamp()
+        row = _Row(
+            id=next(self._ids),
+            owner=owner,
+            order_id=order_id,
+            state=LedgerState.PENDING,
+            progress=Progress.PENDING,
+            fingerprint=fingerprint,
+            idempotency_key=idempotency_key,
+            stripe_params=_jsonb(dict(stripe_params)),
+            expires_at=expires_at,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        self._rows[row.id] = row
+        return Claim(won=True, entry=row.entry())
+
+    async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
+        return self._record(row_id, snapshot, payment_failed=False)
+
+    async def discard_pending(self, row_id: int) -> None:
+        row = self._rows.get(row_id)
+        if row is None or row.state != LedgerState.PENDING:
+            return
+        del self._rows[row_id]
+        for key, record in list(self._requests.items()):
+            if record.row_id == row_id:
+                del self._requests[key]
+
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None:
+        row = next((r for r in self._rows.values() if r.session_id == session_id), None)
+        return None if row is None else row.entry()
+
+    async def by_row_id(self, row_id: int) -> LedgerEntry:
+        row = self._rows.get(row_id)
+        if row is None:
+            raise AttemptDropped(f"ledger row {row_id} is gone")
+        return row.entry()
+
+    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
+        rows = self._order(owner, order_id)
+        if not rows:
+            return None
+        return max(rows, key=lambda row: (row.state in ACTIVE_STATES, *_newest(row))).entry()
+
+    async def list_for_order(
+        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+    ) -> list[LedgerEntry]:
+        rows = [
+            row
+            for row in self._order(owner, order_id)
+            if row.session_id is not None and (after is None or _newest(row) < after)
+        ]
+        rows.sort(key=_newest, reverse=True)
+        return [row.entry() for row in rows[:limit]]
+
+    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None:
+        return self._requests.get((owner, request_id))
+
+    async def knows_order(self, order_id: str) -> bool:
+        return any(row.order_id == order_id for row in self._rows.values())
+
+    async def apply_event(
+        self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+    ) -> bool:
+        if event.id in self._events:
+            return False
+        # One transaction: if the write fails, the event is not recorded either.
+        self._record(row_id, snapshot, payment_failed=payment_failed)
+        self._events[event.id] = event
+        return True
+
+    async def skip_event(self, event: StripeEvent) -> bool:
+        if event.id in self._events:
+            return False
+        self._events[event.id] = event
+        return True
+
+    async def event_seen(self, event_id: str) -> bool:
+        return event_id in self._events
+
+    async def needing_reconciliation(
+        self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        def lagging(row: _Row) -> bool:
+            if row.state == LedgerState.PENDING:
+                return row.updated_at < pending_before
+            if row.state == LedgerState.OPEN:
+                return row.expires_at < now or row.updated_at < quiet_since
+            if row.state == LedgerState.COMPLETE:
+                return (
+                    row.progress < Progress.SETTLED
+                    and not row.async_payment_failed
+                    and row.updated_at < quiet_since
+                )
+            return False
+
+        def due(row: _Row) -> bool:
+            return row.next_sweep_at is None or row.next_sweep_at <= now
+
+        # ORDER BY coalesce(next_sweep_at, updated_at); Postgres leaves ties in any order, the
+        # row id fixes one here.
+        rows = sorted(
+            (row for row in self._rows.values() if lagging(row) and due(row)),
+            key=lambda row: (row.next_sweep_at or row.updated_at, row.id),
+        )
+        return [row.entry() for row in rows[:limit]]
+
+    async def replace_key(self, row_id: int, *, old_key: str, new_key: str) -> LedgerEntry:
+        row = self._rows.get(row_id)
+        if row is None:
+            raise AttemptDropped(f"ledger row {row_id} is gone")
+        if row.state == LedgerState.PENDING and row.idempotency_key == old_key:
+            row.idempotency_key = new_key
+            row.updated_at = self._stamp()
+        return row.entry()
+
+    async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
+        row = self._rows.get(row_id)
+        if row is not None:
+            row.next_sweep_at = at
+            row.sweep_attempts = row.sweep_attempts + 1 if failed else 0
+
+    async def end_missing(self, row_id: int) -> LedgerEntry | None:
+        row = self._rows.get(row_id)
+        if row is None or row.state != LedgerState.OPEN:
+            return None
+        row.state, row.progress = LedgerState.EXPIRED, Progress.CLOSED
+        row.missing_at_stripe = True
+        row.updated_at = self._stamp()
+        if row.session_id is not None and self._changes is not None:
+            self._changes.notify(row.session_id)
+        return row.entry()
+
+    async def save_request(self, record: RequestRecord) -> RequestRecord:
+        if record.row_id not in self._rows:
+            raise IntegrityError(f"request {record.request_id} names no ledger row")
+        return self._requests.setdefault((record.owner, record.request_id), record)
+
+    # -- for tests to look at --
+
+    def entries(self, order_id: str | None = None) -> list[LedgerEntry]:
+        """Rows in insertion order, all of them or one order's."""
+        return [
+            row.entry()
+            for row in sorted(self._rows.values(), key=lambda row: row.id)
+            if order_id is None or row.order_id == order_id
+        ]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return list(self._requests.values())
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        return frozenset(self._events)
+
+    # -- internals --
+
+    def _order(self, owner: str, order_id: str) -> list[_Row]:
+        return [
+            row for row in self._rows.values() if (row.owner, row.order_id) == (owner, order_id)
+        ]
+
+    def _holder(self, owner: str, order_id: str) -> _Row | None:
+        """The row the unique index `checkout_sessions_one_holder_per_order` allows one of."""
+        return next((row for row in self._order(owner, order_id) if row.entry().holds_order), None)
+
+    def _stamp(self) -> datetime:
+        """clock_timestamp(): the clock's time, strictly later than any stamp before it."""
+        stamp = self._clock.now()
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            stamp = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = stamp
+        return stamp
+
+    def _record(
+        self, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+    ) -> LedgerEntry:
+        row = self._rows.get(row_id)
+        if row is None:
+            raise AttemptDropped(f"ledger row {row_id} is gone")
+        state = ledger_state(snapshot)
+        rank = progress_of(state, snapshot.payment_status)
+        stored = _jsonb(snapshot.to_json())
+        changed = (
+            row.snapshot != stored
+            or row.state != state
+            or (not row.async_payment_failed and payment_failed)
+        )
+        if row.progress > rank or not changed:
+            return row.entry()
+        if any(r.session_id == snapshot.id and r.id != row_id for r in self._rows.values()):
+            raise IntegrityError(f"session {snapshot.id} is already stored on another row")
+        row.state = state
+        row.progress = rank
+        row.session_id = snapshot.id
+        row.snapshot = stored
+        row.expires_at = datetime.fromtimestamp(snapshot.expires_at, UTC)
+        row.async_payment_failed = row.async_payment_failed or payment_failed
+        row.updated_at = self._stamp()
+        if self._changes is not None:
+            self._changes.notify(snapshot.id)
+        return row.entry()
+
+
+def _newest(row: _Row) -> tuple[datetime, int]:
+    return (row.created_at, row.id)
+
+
+Operation = Literal["create_session", "retrieve_session", "expire_session"]
+
+
+@dataclass(frozen=True, slots=True)
+class StripeCall:
+    """One call the service made to Stripe, whatever its outcome."""
+
+    operation: Operation
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Hold:
+    """A call held after Stripe acted and before its answer reaches the caller."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    error: CheckoutError
+    after_acting: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    """A response Stripe saved under an idempotency key."""
+
+    request: Any
+    outcome: SessionSnapshot | UpstreamRejected
+
+
+class IdempotencyKeyReused(Exception):
+    """Stripe's `idempotency_error`: a key sent again with other parameters. The gateway lets
+    it through untranslated, as a bug."""
+
+
+class FakeStripe:
+    """PaymentGateway with Stripe's behaviour (see the module's docstring)."""
+
+    def __init__(self, clock: Clock, *, prices: Mapping[str, int] | None = None) -> None:
+        self._clock = clock
+        self._prices = dict(prices or {})
+        """Known price ids and their unit amounts; any other price id is `resource_missing`."""
+        self._sessions: dict[str, SessionSnapshot] = {}
+        self._saved: dict[str, _Saved] = {}
+        self._faults: defaultdict[Operation, deque[_Fault]] = defaultdict(deque)
+        self._holds: defaultdict[Operation, deque[Hold]] = defaultdict(deque)
+        self._session_ids = (f"cs_test_fake{n:04d}" for n in itertools.count(1))
+        self._object_ids = itertools.count(1)
+        self._request_ids = (f"req_fake{n:04d}" for n in itertools.count(1))
+        self.calls: list[StripeCall] = []
+
+    # -- the port --
+
+    async def create_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> SessionSnapshot:
+        body = _jsonb(dict(params))
+        self.calls.append(
+            StripeCall("create_session", idempotency_key=idempotency_key, params=body)
+        )
+        fault = self._fault_before("create_session")
+        request = ("create", body)
+        snapshot = self._replay(idempotency_key, request)
+        if snapshot is None:
+            snapshot = self._new_session(body)
+            self._saved[idempotency_key] = _Saved(request, snapshot)
+        return await self._answer("create_session", fault, snapshot)
+
+    async def retrieve_session(self, session_id: str) -> SessionSnapshot:
+        self.calls.append(StripeCall("retrieve_session", session_id=session_id))
+        fault = self._fault_before("retrieve_session")
+        return await self._answer("retrieve_session", fault, self._current(session_id))
+
+    async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
+        self.calls.append(
+            StripeCall("expire_session", session_id=session_id, idempotency_key=idempotency_key)
+        )
+        fault = self._fault_before("expire_session")
+        request = ("expire", session_id)
+        snapshot = self._replay(idempotency_key, request)
+        if snapshot is None:
+            current = self._current(session_id)
+            if current.status != Status.OPEN:
+                # Refused while executing: Stripe saves the refusal under the key.
+                refusal = UpstreamRejected(
+                    f"Only Checkout Sessions with a status in ['open'] can be expired; this one "
+                    f"is {current.status}",
+                    param=None,
+                    code=None,
+                    request_id=next(self._request_ids),
+                )
+                self._saved[idempotency_key] = _Saved(request, refusal)
+                raise refusal
+            snapshot = replace(current, status=Status.EXPIRED.value, url=None)
+            self._sessions[session_id] = snapshot
+            self._saved[idempotency_key] = _Saved(request, snapshot)
+        return await self._answer("expire_session", fault, snapshot)
+
+    # -- telling it what to do --
+
+    def refuse_next(
+        self,
+        operation: Operation,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        message: str = "refused",
+    ) -> None:
+        """The next call of `operation` is refused (a 4xx) before anything happens; a
+        `resource_missing` code makes it UpstreamMissing, as the gateway does."""
+        kind = UpstreamMissing if code == "resource_missing" else UpstreamRejected
+        error = kind(message, param=param, code=code, request_id=next(self._request_ids))
+        self._faults[operation].append(_Fault(error, after_acting=False))
+
+    def fail_next(self, operation: Operation, *, after_acting: bool = False) -> None:
+        """The next call of `operation` raises Unavailable: before Stripe saw it, or after
+        Stripe acted (and saved its answer under the key), with the answer lost."""
+        error = Unavailable(
+            "Stripe could not be reached; the outcome is unknown, retry with the same request",
+            reason="STRIPE_UNREACHABLE",
+        )
+        self._faults[operation].append(_Fault(error, after_acting=after_acting))
+
+    def hold_next(self, operation: Operation) -> Hold:
+        """Hold the next call of `operation` after Stripe acted, until `release` is set."""
+        hold = Hold()
+        self._holds[operation].append(hold)
+        return hold
+
+    def complete(self, session_id: str, *, payment_status: str = PaymentStatus.PAID) -> None:
+        """The customer completes the session: `paid`, or `unpaid` for a delayed payment."""
+        current = self.session(session_id)
+        assert current.status == Status.OPEN, f"{session_id} is {current.status}"
+        self._sessions[session_id] = replace(
+            current,
+            status=Status.COMPLETE.value,
+            payment_status=str(payment_status),
+            url=None,
+            payment_intent_id=f"pi_fake{next(self._object_ids):04d}",
+        )
+
+    def settle(self, session_id: str, *, succeeded: bool) -> None:
+        """A delayed payment arrives, or fails (then the session stays complete and unpaid)."""
+        current = self.session(session_id)
+        assert current.status == Status.COMPLETE, f"{session_id} is {current.status}"
+        assert current.payment_status == PaymentStatus.UNPAID
+        if succeeded:
+            self._sessions[session_id] = replace(current, payment_status=PaymentStatus.PAID.value)
+
+    def expire_now(self, session_id: str) -> None:
+        """Stripe expires the session on its own (or someone does in the dashboard)."""
+        current = self.session(session_id)
+        assert current.status == Status.OPEN, f"{session_id} is {current.status}"
+        self._sessions[session_id] = replace(current, status=Status.EXPIRED.value, url=None)
+
+    def forget(self, session_id: str) -> None:
+        """Stripe no longer knows the session (another account or key): reads are a 404."""
+        del self._sessions[session_id]
+
+    # -- for tests to look at --
+
+    async def open_sessions_for_order(
+        self, order_id: str, *, created_since: int
+    ) -> list[SessionSnapshot]:
+        self._lapse_due()
+        return [
+            s
+            for s in self._sessions.values()
+            if s.metadata.get("order_id") == order_id
+            and s.status == "open"
+            and s.created >= created_since
+        ]
+
+    def session(self, session_id: str) -> SessionSnapshot:
+        self._lapse_due()
+        return self._sessions[session_id]
+
+    def sessions_for(self, order_id: str) -> list[SessionSnapshot]:
+        self._lapse_due()
+        return [s for s in self._sessions.values() if s.metadata.get("order_id") == order_id]
+
+    def operations(self) -> list[Operation]:
+        return [call.operation for call in self.calls]
+
+    # -- internals --
+
+    def _fault_before(self, operation: Operation) -> _Fault | None:
+        faults = self._faults[operation]
+        fault = faults.popleft() if faults else None
+        if fault is not None and not fault.after_acting:
+            raise fault.error
+        return fault
+
+    async def _answer(
+        self, operation: Operation, fault: _Fault | None, snapshot: SessionSnapshot
+    ) -> SessionSnapshot:
+        if fault is not None:
+            raise fault.error
+        holds = self._holds[operation]
+        if holds:
+            hold = holds.popleft()
+            hold.reached.set()
+            await hold.release.wait()
+        return snapshot
+
+    def _replay(self, key: str, request: Any) -> SessionSnapshot | None:
+        saved = self._saved.get(key)
+        if saved is None:
+            return None
+        if saved.request != request:
+            raise IdempotencyKeyReused(f"idempotency key {key} was used with other parameters")
+        if isinstance(saved.outcome, UpstreamRejected):
+            raise saved.outcome
+        return saved.outcome
+
+    def _current(self, session_id: str) -> SessionSnapshot:
+        self._lapse_due()
+        snapshot = self._sessions.get(session_id)
+        if snapshot is None:
+            raise UpstreamMissing(
+                f"No such checkout.session: '{session_id}'",
+                param="session",
+                code="resource_missing",
+                request_id=next(self._request_ids),
+            )
+        return snapshot
+
+    def _lapse_due(self) -> None:
+        now = self._clock.now().timestamp()
+        for session_id, snapshot in list(self._sessions.items()):
+            if snapshot.status == Status.OPEN and snapshot.expires_at <= now:
+                self._sessions[session_id] = replace(
+                    snapshot, status=Status.EXPIRED.value, url=None
+                )
+
+    def _new_session(self, params: Mapping[str, Any]) -> SessionSnapshot:
+        currency = params.get("currency")
+        line_items = tuple(
+            self._line_item(index, item, currency)
+            for index, item in enumerate(params.get("line_items", ()))
+        )
+        session_id = next(self._session_ids)
+        hosted = params.get("ui_mode", "hosted_page") == "hosted_page"
+        created = int(self._clock.now().timestamp())
+        total = sum(item.amount_total for item in line_items)
+        snapshot = SessionSnapshot(
+            id=session_id,
+            mode=params["mode"],
+            ui_mode=params.get("ui_mode", "hosted_page"),
+            status=Status.OPEN.value,
+            payment_status=PaymentStatus.UNPAID.value,
+            currency=currency,
+            amount_subtotal=total,
+            amount_total=total,
+            amount_discount=0,
+            amount_shipping=0,
+            amount_tax=0,
+            livemode=False,
+            created=created,
+            expires_at=params.get("expires_at", created + 24 * 3600),
+            url=f"https://checkout.stripe.test/c/pay/{session_id}" if hosted else None,
+            client_secret=None if hosted else f"{session_id}_secret_fake",
+            customer_email=params.get("customer_email"),
+            metadata=dict(params.get("metadata", {})),
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            return_url=params.get("return_url"),
+            line_items=line_items,
+        )
+        self._sessions[session_id] = snapshot
+        return snapshot
+
+    def _line_item(
+        self, index: int, item: Mapping[str, Any], currency: str | None
+    ) -> LineItemSnapshot:
+        quantity = int(item["quantity"])
+        if "price_data" in item:
+            price_id = f"price_fake{next(self._object_ids):04d}"
+            unit_amount = int(item["price_data"]["unit_amount"])
+            description = str(item["price_data"]["product_data"]["name"])
+        else:
+            price_id = str(item["price"])
+            if price_id not in self._prices:
+                raise UpstreamMissing(
+                    f"No such price: '{price_id}'",
+                    param=f"line_items[{index}][price]",
+                    code="resource_missing",
+                    request_id=next(self._request_ids),
+                )
+            unit_amount = self._prices[price_id]
+            description = price_id
+        amount = unit_amount * quantity
+        return LineItemSnapshot(
+            id=f"li_fake{next(self._object_ids):04d}",
+            description=description,
+            quantity=quantity,
+            price_id=price_id,
+            currency=currency or "",
+            unit_amount=unit_amount,
+            amount_subtotal=amount,
+            amount_discount=0,
+            amount_tax=0,
+            amount_total=amount,
+        )
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_ports(
+        ledger: InMemoryLedger, stripe: FakeStripe, changes: InMemoryChanges, clock: FakeClock
+    ) -> tuple[SessionLedger, PaymentGateway, SessionChanges, Clock]:
+        return ledger, stripe, changes, clock
