@@ -38,9 +38,11 @@ sandbox: proto
 test: proto
 	$(BIN)/python -m pytest
 
-# Timings live here, printed as a table; tests never assert them.
+# Timings live here: the service side by side with a bare grpc.aio server and with direct
+# stripe-python calls, printed as tables and written to bench/results.json; tests never assert
+# them. QUICK=1: shorter runs, under two minutes.
 bench: proto
-	$(BIN)/python -m bench.checkout_bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 PY_DIRS := service sandbox localdev tests bench protos setup.py
 

@@ -1,5 +1,6 @@
 """The whole bench, in order, with every part a real process on this machine: Postgres, the
-sandbox, the bare baseline server, the service, and a load generator per workload."""
+sandbox, the bare baseline server, the service, and a load-generator process per suite of
+workloads (bench/loadgen.py)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def measure(plan: Plan, pg: Postgres, sandbox: SandboxProcess, log_dir: Path) ->
         time.sleep(_IDLE_SETTLE_S)
         m.idle_rss_mb = procfs.rss_mb(service.pid)
         _say(f"reads and reuses against the bare server, {plan.rounds} rounds")
-        _reads(plan, m, pg, sandbox, service, log_dir)
+        _reads(plan, m, pg, service, log_dir)
         _say(f"new-order creates against direct stripe-python, {plan.create_rounds} round(s)")
         _creates(plan, m, pg, sandbox, service)
         _say(f"{plan.watchers} watchers: idle, then a payment")
@@ -131,12 +132,7 @@ def measure(plan: Plan, pg: Postgres, sandbox: SandboxProcess, log_dir: Path) ->
 
 
 def _reads(
-    plan: Plan,
-    m: Measurements,
-    pg: Postgres,
-    sandbox: SandboxProcess,
-    service: servers.ServerProcess,
-    log_dir: Path,
+    plan: Plan, m: Measurements, pg: Postgres, service: servers.ServerProcess, log_dir: Path
 ) -> None:
     """Health, GetSession and reusing CreateSession, interleaved with the bare baseline at the
     same concurrency."""

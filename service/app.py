@@ -27,6 +27,7 @@ from service.edge.callers import CallerDirectory, CallersFileError
 from service.edge.http import build_http_app
 from service.edge.readiness import Readiness
 from service.edge.server import build_grpc_server, build_health_server, set_serving
+from service.edge.servicer import WatchLimits
 from service.edge.sweeper import sweep_forever
 from service.edge.tls import RotatingCertificate
 from service.gateway.faults import CrashAfterCreate
@@ -45,6 +46,8 @@ from service.store.repository import (
 
 log = structlog.get_logger("service")
 
+# How long the HTTP listener waits for open requests at shutdown.
+_HTTP_SHUTDOWN_SECONDS = 5.0
 # How often, and within how long, Postgres must answer for the replica to stay ready.
 _READINESS_PROBE_SECONDS = 1.0
 # Any constant unique to this service's sweep, distinct from the migrations' lock key.
@@ -74,17 +77,22 @@ class Application:
     grpc_port: int
     http_port: int
     health_port: int | None
+    draining: asyncio.Event
+    """Set at SIGTERM: readiness turns NOT_SERVING (gRPC health, /readyz, /healthz)."""
     stopping: asyncio.Event
-    """Set at shutdown: /healthz answers 503 and watch streams end."""
+    """Set once the drain delay is over: watch streams end, and the servers stop."""
     resources: AsyncExitStack
     """Everything `start` opened, closed in the reverse order."""
 
     async def stop(self) -> None:
-        """Health NOT_SERVING → end watch streams → stop the sweep → stop accepting and drain
-        in-flight unary RPCs within the grace → close the HTTP listener, Stripe's HTTP client,
-        the change feed and the pool."""
-        self.stopping.set()
+        """Readiness NOT_SERVING → keep serving for the drain delay → end watch streams → stop
+        the sweep → close the HTTP listener (bounded) → stop accepting gRPC and drain in-flight
+        unary RPCs within the grace → close Stripe's HTTP client, the change feed and the pool."""
+        self.draining.set()
         await self.health.enter_graceful_shutdown()
+        # Load balancers and kube-proxy take a moment to stop routing here: keep serving.
+        await asyncio.sleep(self.settings.drain_delay_seconds)
+        self.stopping.set()
         await self.resources.aclose()
 
 
@@ -142,18 +150,24 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     verifier = None
     if settings.stripe_webhook_secret is not None:
-        verifier = StripeWebhookVerifier(settings.stripe_webhook_secret.value)
+        verifier = StripeWebhookVerifier(
+            [
+                secret.strip()
+                for secret in settings.stripe_webhook_secret.value.split(",")
+                if secret.strip()
+            ]
+        )
     else:
         log.warning(
             "STRIPE_WEBHOOK_SECRET is not set: webhooks are refused, the sweep alone "
             "keeps sessions current"
         )
 
-    stopping = asyncio.Event()
+    draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
     readiness = Readiness(
         health_servicer,
-        stopping,
+        draining,
         lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
         interval_seconds=_READINESS_PROBE_SECONDS,
     )
@@ -164,6 +178,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         callers=callers,
         reflection_mode=settings.reflection,
         max_receive_bytes=settings.max_receive_bytes,
+        watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
     )
     credentials = None if settings.tls is None else RotatingCertificate(settings.tls).credentials()
     grpc_port = _listen(grpc_server, settings.grpc_addr, credentials)
@@ -182,7 +197,10 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         stack.push_async_callback(_cancel, watcher)
 
     http_runner = web.AppRunner(
-        build_http_app(lambda: not stopping.is_set(), sync, verifier), access_log=None
+        build_http_app(lambda: readiness.ready, sync, verifier),
+        access_log=None,
+        # aiohttp waits 60 s for open requests by default; a webhook Stripe retries anyway.
+        shutdown_timeout=min(settings.shutdown_grace_seconds, _HTTP_SHUTDOWN_SECONDS),
     )
     await http_runner.setup()
     stack.push_async_callback(http_runner.cleanup)
@@ -210,6 +228,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         grpc_port=grpc_port,
         http_port=http_port,
         health_port=health_port,
+        draining=draining,
         stopping=stopping,
         resources=stack,
     )

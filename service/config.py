@@ -101,6 +101,10 @@ class Settings:
     health_addr: Address | None = None
     """A plaintext gRPC listener serving health only, for kubelet probes when TLS is on."""
     max_receive_bytes: int = 1 << 20
+    drain_delay_seconds: float = 0.0
+    """After SIGTERM, how long to keep serving while load balancers stop routing here."""
+    watch_max_streams: int = 5000
+    watch_max_seconds: float = 1800.0
     fault: str | None = None
     """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
 
@@ -166,6 +170,9 @@ class Settings:
             max_receive_bytes=int(
                 reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
             ),
+            drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
+            watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
+            watch_max_seconds=reader.number("WATCH_MAX_SECONDS", 1800.0, low=1),
             fault=fault,
         )
         _refuse_unsafe(settings)

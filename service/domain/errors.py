@@ -9,6 +9,7 @@
     ├── Conflict              a concurrent change won; retry the whole call
     │   └── AttemptDropped    the attempt's ledger row went away while we worked on it
     ├── DeadlineExceeded      too little of the caller's deadline was left to go on
+    ├── TooManyWatchers       this replica serves as many WatchSession streams as it may
     ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
     │   ├── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
     │   └── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
@@ -112,6 +113,10 @@ class AttemptDropped(Conflict):
 
 class DeadlineExceeded(CheckoutError):
     reason = "DEADLINE_TOO_SHORT"
+
+
+class TooManyWatchers(CheckoutError):
+    reason = "TOO_MANY_WATCHERS"
 
 
 class Unavailable(CheckoutError):

@@ -267,6 +267,8 @@ class StripeEvent:
     session_id: str
     order_id: str | None
     """The order id the service put in the session's metadata, if the session is ours."""
+    created: int = 0
+    """When Stripe made the event (Unix seconds)."""
 
 
 @dataclass(frozen=True, slots=True)

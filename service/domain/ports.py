@@ -3,7 +3,7 @@ wired in service/app.py."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,6 +34,16 @@ class PaymentGateway(Protocol):
         self, order_id: str, *, created_since: int
     ) -> list[SessionSnapshot]:
         """Open sessions made for the order (`client_reference_id`) since a Unix time."""
+        ...
+
+    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
+        """Every open session created since a Unix time, this service's and others'."""
+        ...
+
+    async def session_events(
+        self, types: Collection[str], *, created_since: int
+    ) -> list[StripeEvent]:
+        """Checkout Session events of these types since a Unix time, oldest first."""
         ...
 
 
@@ -112,6 +122,13 @@ class SessionLedger(Protocol):
         ...
 
     async def event_seen(self, event_id: str) -> bool: ...
+
+    async def events_caught_up_to(self) -> int | None:
+        """The `created` time up to which Stripe's events have been read (the sweep's
+        watermark), or None before the first pass."""
+        ...
+
+    async def catch_up_events_to(self, created: int) -> None: ...
 
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int

@@ -9,14 +9,21 @@ session from Stripe, and the ledger only ever moves a session forward.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.domain.checkout import Checkout
-from service.domain.errors import CheckoutError, Unavailable, UpstreamMissing
+from service.domain.errors import (
+    CheckoutError,
+    Unavailable,
+    UpstreamMissing,
+    UpstreamRejected,
+)
 from service.domain.model import LedgerEntry, StripeEvent
 from service.domain.ports import Clock, PaymentGateway, SessionLedger
+from service.domain.validation import ORDER_ID_KEY
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -26,6 +33,13 @@ EXPIRED = "checkout.session.expired"
 # try: a broken row costs little, and a fixed one is picked up soon.
 _FIRST_RETRY_SECONDS = 30.0
 _MAX_RETRY_SECONDS = 3600.0
+# The first catch-up reads this far back; later ones start at the watermark, less an
+# overlap, since an event may be listed a little after its `created` time.
+_FIRST_CATCH_UP_SECONDS = 3600
+_EVENT_OVERLAP_SECONDS = 60
+# Stripe's idempotency keys and open sessions both last at most a day: anything older is not
+# an attempt of ours in flight.
+_ORPHAN_WINDOW = timedelta(hours=24)
 HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
 
 
@@ -42,6 +56,10 @@ class SweepReport:
     """(ledger row or session id, error) for rows that could not be brought up to date."""
     missing: tuple[str, ...] = ()
     """Sessions Stripe no longer knows, whose rows were ended."""
+    caught_up: int = 0
+    """Events read from Stripe's list that no webhook had brought, now applied."""
+    orphans: tuple[str, ...] = ()
+    """Open sessions at Stripe that no row held, now expired."""
 
 
 class StripeSync:
@@ -93,6 +111,26 @@ class StripeSync:
         )
         return EventOutcome.APPLIED if applied else EventOutcome.DUPLICATE
 
+    async def sweep(self) -> SweepReport:
+        """One pass of the sweep: the ledger's lagging rows, then Stripe's events that no
+        webhook brought, then Stripe's open sessions that no row holds. Each step runs on its
+        own; one that fails is reported and the others still run."""
+        report = await self.reconcile()
+        caught_up = 0
+        orphans: tuple[str, ...] = ()
+        step_failures = list(report.failed)
+        try:
+            caught_up = await self.catch_up()
+        except CheckoutError as exc:
+            step_failures.append(("events", exc))
+        try:
+            orphans = tuple(await self.expire_orphans())
+        except CheckoutError as exc:
+            step_failures.append(("orphans", exc))
+        return dataclasses.replace(
+            report, failed=tuple(step_failures), caught_up=caught_up, orphans=orphans
+        )
+
     async def reconcile(self) -> SweepReport:
         """One pass of the sweep over the rows whose stored state may lag Stripe's. Each row
         is handled on its own: one that fails is retried later with a growing delay and never
@@ -126,6 +164,56 @@ class StripeSync:
                     entry.row_id, at=now + self._quiet_after, failed=False
                 )
         return SweepReport(examined=len(entries), failed=tuple(failed), missing=tuple(missing))
+
+    async def catch_up(self) -> int:
+        """Apply the Checkout events Stripe made since the last pass (minus an overlap for
+        events that became visible late) that no webhook brought; returns how many applied.
+        The watermark only moves past events that applied or never will."""
+        now = int(self._clock.now().timestamp())
+        watermark = await self._ledger.events_caught_up_to()
+        since = (now - _FIRST_CATCH_UP_SECONDS if watermark is None else watermark) - (
+            _EVENT_OVERLAP_SECONDS
+        )
+        applied = 0
+        held_back: int | None = None
+        for event in await self._gateway.session_events(HANDLED_EVENTS, created_since=since):
+            try:
+                if await self.handle_event(event) == EventOutcome.APPLIED:
+                    applied += 1
+            except CheckoutError:
+                # Not yet (its session is still being stored, or Stripe or Postgres failed):
+                # the next pass reads it again.
+                held_back = event.created if held_back is None else min(held_back, event.created)
+        await self._ledger.catch_up_events_to(now if held_back is None else held_back)
+        return applied
+
+    async def expire_orphans(self) -> list[str]:
+        """Expire, at Stripe, open sessions this service made (they carry an order id) that
+        no ledger row holds: a creator's answer lost for good, or a row dropped while Stripe
+        made its session. Sessions younger than the pending grace may still be on their way
+        into the ledger and are left alone."""
+        now = self._clock.now()
+        expired = []
+        young = now - self._pending_grace
+        for session in await self._gateway.open_sessions(
+            created_since=int((now - _ORPHAN_WINDOW).timestamp())
+        ):
+            order_id = session.metadata.get(ORDER_ID_KEY)
+            if order_id is None or session.created > young.timestamp():
+                continue  # another integration's, or too young to judge
+            entry = await self._ledger.by_session_id(session.id)
+            if entry is not None and entry.is_active:
+                continue
+            try:
+                await self._gateway.expire_session(
+                    session.id, idempotency_key=f"expire-{session.id}"
+                )
+            except UpstreamRejected:
+                continue  # no longer open (paid meanwhile): the row, if any, hears of it
+            if entry is not None:
+                await self._checkout.bring_up_to_date(entry)
+            expired.append(session.id)
+        return expired
 
     async def _retry_later(self, entry: LedgerEntry, now: datetime) -> None:
         delay = min(_FIRST_RETRY_SECONDS * 2**entry.sweep_attempts, _MAX_RETRY_SECONDS)

@@ -1,4 +1,10 @@
-"""The HTTP listener on HTTP_ADDR: Stripe's webhooks and `/healthz` (`/metrics` joins later)."""
+"""The HTTP listener on HTTP_ADDR: Stripe's webhooks, and the probes: `/readyz` (send traffic
+here?), `/livez` (is the process alive?) and `/healthz` (the same as `/readyz`, kept for
+existing checks).
+
+Every webhook answer is explained: 400 for what Stripe must not send again (a bad signature or
+payload), 503 with Retry-After for what may work later (Stripe retries), and 500 only for a bug,
+logged with its trace. https://docs.stripe.com/webhooks#retries"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
-from service.domain.errors import BadSignature, Unavailable
+from service.domain.errors import BadSignature, CheckoutError, Unavailable
 from service.domain.model import StripeEvent
 from service.domain.ports import WebhookVerifier
 from service.domain.sync import StripeSync
@@ -27,12 +33,16 @@ log = structlog.get_logger("webhook")
 
 
 def build_http_app(
-    is_serving: Callable[[], bool], sync: StripeSync, verifier: WebhookVerifier | None
+    is_ready: Callable[[], bool], sync: StripeSync, verifier: WebhookVerifier | None
 ) -> web.Application:
-    async def healthz(_: web.Request) -> web.Response:
-        if is_serving():
+    async def readyz(_: web.Request) -> web.Response:
+        if is_ready():
             return web.Response(text="ok\n")
-        return web.Response(status=503, text="shutting down\n")
+        return web.Response(status=503, text="not ready: shutting down or no database\n")
+
+    async def livez(_: web.Request) -> web.Response:
+        # Alive as long as the event loop answers: a lost database is no reason to restart.
+        return web.Response(text="ok\n")
 
     async def webhook(request: web.Request) -> web.Response:
         if verifier is None:
@@ -67,18 +77,26 @@ def build_http_app(
             return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
         try:
             outcome = await sync.handle_event(event)
-        except Unavailable as exc:
+        except CheckoutError as exc:
+            # Unavailable (Stripe, Postgres, a session not stored yet) or a race lost: Stripe
+            # delivers the event again later, and then it applies.
             log.warning("webhook deferred", event_id=event.id, type=event.type, reason=exc.reason)
+            retry_after = exc.retry_after_seconds if isinstance(exc, Unavailable) else 1.0
             return web.json_response(
                 {"error": exc.message},
                 status=503,
-                headers={"Retry-After": str(int(exc.retry_after_seconds))},
+                headers={"Retry-After": str(max(1, int(retry_after)))},
             )
+        except Exception:
+            log.exception("webhook failed: a bug", event_id=event.id, type=event.type)
+            return web.json_response({"error": "internal error"}, status=500)
         log.info("webhook", event_id=event.id, type=event.type, outcome=outcome.value)
         return web.json_response({"received": True, "outcome": outcome.value})
 
     app = web.Application(client_max_size=_MAX_WEBHOOK_BYTES)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)
+    app.router.add_get("/livez", livez)
     app.router.add_post(WEBHOOK_PATH, webhook)
     return app
 

@@ -13,7 +13,7 @@ from service.domain.checkout import Checkout
 from service.edge.auth import AuthInterceptor
 from service.edge.callers import CallerDirectory
 from service.edge.interceptors import AccessLogInterceptor
-from service.edge.servicer import CheckoutServicer
+from service.edge.servicer import CheckoutServicer, WatchLimits
 
 CHECKOUT_SERVICE = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"].full_name
 
@@ -29,6 +29,7 @@ def build_grpc_server(
     callers: CallerDirectory | None,
     reflection_mode: str,
     max_receive_bytes: int,
+    watch_limits: WatchLimits,
 ) -> grpc.aio.Server:
     """The public gRPC server. `callers` None: authentication off (loopback only, checked by
     the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
@@ -42,7 +43,7 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping), server
+        CheckoutServicer(checkout, stopping, watch_limits), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -13,7 +14,7 @@ import structlog
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from service.domain.checkout import Checkout, Lookup
-from service.domain.errors import CheckoutError, Unavailable
+from service.domain.errors import CheckoutError, TooManyWatchers, Unavailable
 from service.domain.model import LedgerEntry
 from service.edge import mapping
 from service.edge.auth import current_caller
@@ -23,9 +24,19 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class WatchLimits:
+    max_streams: int
+    """WatchSession streams one process serves at once; more get RESOURCE_EXHAUSTED."""
+    max_seconds: float
+    """How long one stream lives before it ends with OK for the caller to watch again."""
+
+
 class CheckoutServicer(api_grpc.CheckoutServiceServicer):
-    def __init__(self, checkout: Checkout, stopping: asyncio.Event) -> None:
+    def __init__(self, checkout: Checkout, stopping: asyncio.Event, limits: WatchLimits) -> None:
         self._checkout = checkout
+        self._limits = limits
+        self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
 
@@ -84,31 +95,51 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[api.WatchSessionResponse]:
         caller = current_caller()
+        if self._watchers >= self._limits.max_streams:
+            await _abort(
+                context,
+                TooManyWatchers(
+                    f"this replica already serves {self._limits.max_streams} WatchSession "
+                    "streams, its limit; retry later, another replica may answer"
+                ),
+            )
+        self._watchers += 1
         updates = self._checkout.watch_session(
             caller, Lookup(request.session_id, request.order_id, request.caller)
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
         update: asyncio.Future[LedgerEntry] | None = None
         try:
-            while True:
-                update = asyncio.ensure_future(anext(updates))
-                await asyncio.wait((update, stopping), return_when=asyncio.FIRST_COMPLETED)
-                if not update.done():
-                    raise Unavailable(
-                        "the server is shutting down; watch again, another replica will answer",
-                        reason="SERVER_SHUTTING_DOWN",
-                        retry_after_seconds=0.0,
+            # A stream lives at most this long, then ends with OK: the caller watches again,
+            # perhaps on another replica, so that long watches do not pin one forever.
+            async with asyncio.timeout(self._limits.max_seconds):
+                while True:
+                    update = asyncio.ensure_future(anext(updates))
+                    # Whatever ends the wait (a change, shutdown, the caller leaving), the
+                    # step's outcome is always collected, never left for asyncio to report.
+                    update.add_done_callback(_collect)
+                    await asyncio.wait((update, stopping), return_when=asyncio.FIRST_COMPLETED)
+                    if not update.done():
+                        raise Unavailable(
+                            "the server is shutting down; watch again, another replica will answer",
+                            reason="SERVER_SHUTTING_DOWN",
+                            retry_after_seconds=0.0,
+                        )
+                    try:
+                        entry = update.result()
+                    except StopAsyncIteration:
+                        return
+                    yield api.WatchSessionResponse(
+                        session=mapping.session_message(
+                            entry, client_secret=caller.sees_client_secrets
+                        )
                     )
-                try:
-                    entry = update.result()
-                except StopAsyncIteration:
-                    return
-                yield api.WatchSessionResponse(
-                    session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
-                )
+        except TimeoutError:
+            return
         except Exception as exc:
             await _abort(context, exc)
         finally:
+            self._watchers -= 1
             # Whether the server stops or the caller goes (deadline, disconnect), the generator
             # must not be mid-step when it is closed.
             stopping.cancel()
@@ -117,6 +148,11 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
                     await update
             await updates.aclose()
+
+
+def _collect(step: asyncio.Future[LedgerEntry]) -> None:
+    if not step.cancelled():
+        step.exception()
 
 
 async def _answer(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:

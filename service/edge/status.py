@@ -20,6 +20,7 @@ from service.domain.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    TooManyWatchers,
     Unauthenticated,
     Unavailable,
     UpstreamRejected,
@@ -37,6 +38,7 @@ CODES: dict[type[CheckoutError], int] = {
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     Conflict: code_pb2.ABORTED,
     DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
+    TooManyWatchers: code_pb2.RESOURCE_EXHAUSTED,
     Unavailable: code_pb2.UNAVAILABLE,
     # A refusal that a use case did not turn into InvalidRequest is about the session's state
     # at Stripe, not the caller's input.

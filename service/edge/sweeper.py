@@ -21,13 +21,15 @@ async def sweep_forever(sync: StripeSync, lock: LeaderLock, interval_seconds: fl
             async with lock.try_hold() as held:
                 if not held:
                     continue
-                report = await sync.reconcile()
+                report = await sync.sweep()
         except CheckoutError as exc:
             log.warning("sweep skipped", reason=exc.reason)
             continue
         except Exception:
             log.exception("sweep failed")
             continue
+        for session in report.orphans:
+            log.warning("open session at Stripe without a ledger row expired", session=session)
         for session in report.missing:
             log.warning("session unknown to Stripe; its row is ended as expired", session=session)
         if report.examined:
@@ -35,5 +37,7 @@ async def sweep_forever(sync: StripeSync, lock: LeaderLock, interval_seconds: fl
                 "sweep",
                 examined=report.examined,
                 missing=len(report.missing),
+                caught_up=report.caught_up,
+                orphans=len(report.orphans),
                 failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
             )

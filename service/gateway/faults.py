@@ -9,10 +9,10 @@ that same session.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from service.domain.model import SessionSnapshot
+from service.domain.model import SessionSnapshot, StripeEvent
 from service.domain.ports import PaymentGateway
 
 CRASH_EXIT_CODE = 86
@@ -38,3 +38,11 @@ class CrashAfterCreate:
         self, order_id: str, *, created_since: int
     ) -> list[SessionSnapshot]:
         return await self._inner.open_sessions_for_order(order_id, created_since=created_since)
+
+    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
+        return await self._inner.open_sessions(created_since=created_since)
+
+    async def session_events(
+        self, types: Collection[str], *, created_since: int
+    ) -> list[StripeEvent]:
+        return await self._inner.session_events(types, created_since=created_since)

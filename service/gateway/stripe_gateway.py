@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -31,7 +31,9 @@ from service.domain.model import (
     SessionSnapshot,
     ShippingCost,
     ShippingDetails,
+    StripeEvent,
 )
+from service.gateway.webhooks import ORDER_ID_KEY, event_from_stripe
 
 # stripe-python backs off between its own retries: 0.5 s doubling, at most 5 s each
 # (`_sleep_time_seconds` in
@@ -146,6 +148,14 @@ class StripeGateway:
         """Open sessions at Stripe made for `order_id` (their `client_reference_id`) since
         `created_since` (Unix seconds). Stripe's list cannot filter by reference, so this pages
         through the open sessions created since then."""
+        return [
+            snapshot
+            for snapshot in await self.open_sessions(created_since=created_since)
+            if snapshot.metadata.get(ORDER_ID_KEY) == order_id
+        ]
+
+    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
+        """Every open session created since `created_since` (Unix seconds)."""
         sessions = self._client.v1.checkout.sessions
         page = await self._call(
             "list",
@@ -156,9 +166,30 @@ class StripeGateway:
         found = []
         async with self._bounded("list"):
             async for session in page.auto_paging_iter():
-                if session.client_reference_id == order_id:
-                    found.append(snapshot_from_stripe(session.to_dict()))
+                found.append(snapshot_from_stripe(session.to_dict()))
         return found
+
+    async def session_events(
+        self, types: Collection[str], *, created_since: int
+    ) -> list[StripeEvent]:
+        """Checkout Session events of `types` made since `created_since`, oldest first: what
+        webhooks should have brought (https://docs.stripe.com/api/events/list; Stripe keeps
+        them 30 days)."""
+        events = self._client.v1.events
+        wanted: list[Any] = sorted(types)  # stripe-python types them as literals
+        page = await self._call(
+            "list_events",
+            lambda: events.list_async(
+                {"types": wanted, "created": {"gte": created_since}, "limit": 100}
+            ),
+        )
+        found = []
+        async with self._bounded("list_events"):
+            async for event in page.auto_paging_iter():
+                parsed = event_from_stripe(event.to_dict())
+                if parsed is not None:
+                    found.append(parsed)
+        return sorted(found, key=lambda event: event.created)
 
     async def _snapshot(self, session: stripe.checkout.Session) -> SessionSnapshot:
         """The session with every line item: an expanded session shows the first page only

@@ -43,6 +43,7 @@ HOLDS_ORDER_PREDICATE = (
 )
 
 Connection = asyncpg.Connection | PoolConnectionProxy
+_EVENTS_WATERMARK = "stripe_events"
 
 # SQLSTATEs that say "not now" rather than "never": the connection failed (class 08), the
 # server is out of resources (53) or shutting down (57P01-57P03), a transaction lost a race
@@ -175,6 +176,23 @@ class PostgresLedger:
                 "SELECT 1 FROM stripe_events WHERE event_id = $1", event_id
             )
         return found is not None
+
+    async def events_caught_up_to(self) -> int | None:
+        async with self._db():
+            value = await self._pool.fetchval(
+                "SELECT value FROM sync_watermarks WHERE name = $1", _EVENTS_WATERMARK
+            )
+        return None if value is None else int(value)
+
+    async def catch_up_events_to(self, created: int) -> None:
+        async with self._db():
+            await self._pool.execute(
+                """INSERT INTO sync_watermarks (name, value) VALUES ($1, $2)
+                   ON CONFLICT (name) DO UPDATE
+                   SET value = excluded.value, updated_at = clock_timestamp()""",
+                _EVENTS_WATERMARK,
+                created,
+            )
 
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int

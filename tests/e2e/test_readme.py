@@ -11,15 +11,23 @@ import json
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.app import Application
+import pytest_asyncio
+
+from service.app import Application, start
+from service.config import Settings
+from tests.e2e.credentials import Authority, callers_document, new_token
 from tests.e2e.helpers import Sandbox
 
 README_GRPC = "127.0.0.1:50051"
 README_SANDBOX = "http://127.0.0.1:12111"
+# The server with CALLERS_FILE and mutual TLS, and the caller its certificate example names.
+README_GUARDED = "localhost:50443"
+README_BILLING = "spiffe://cluster.local/ns/billing/sa/billing"
 PLACEHOLDER_SESSION = "cs_test_…"
 
 
@@ -34,8 +42,12 @@ def readme_blocks(repo_root: Path) -> list[Block]:
     return [Block(k, t) for k, t in re.findall(r"```(\w*)\n(.*?)```", text, re.DOTALL)]
 
 
-async def run(command: str) -> tuple[int, str, str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+async def run(command: str, *, cwd: Path, token: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TOKEN": token,
+    }
     process = await asyncio.create_subprocess_exec(
         "bash",
         "-c",
@@ -43,6 +55,7 @@ async def run(command: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode is not None
@@ -78,8 +91,51 @@ def matches(shown: Any, actual: Any, path: str = "$") -> list[str]:
     return [] if shown == actual else [f"{path}: README shows {shown!r}, got {actual!r}"]
 
 
+@dataclass
+class Guarded:
+    """The README's server with callers and mutual TLS, and the files its examples name."""
+
+    port: int
+    folder: Path
+    token: str
+
+
+@pytest_asyncio.fixture
+async def guarded(environ: dict[str, str], tmp_path: Path) -> AsyncIterator[Guarded]:
+    ca = Authority("README CA")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(ca.pem)
+    cert, key = ca.server().write(tmp_path, "server")
+    ca.client("grpcurl").write(certs, "client")
+    ca.client("billing-pod", uri=README_BILLING).write(certs, "billing")
+    token = new_token("orders")
+    callers = tmp_path / "callers.json"
+    callers.write_text(
+        callers_document(
+            [
+                {"name": "orders", "token": token, "role": "caller"},
+                {"name": "billing", "certificate_name": README_BILLING, "role": "caller"},
+            ]
+        )
+    )
+    application = await start(
+        Settings.from_environ(
+            {
+                **environ,
+                "CALLERS_FILE": str(callers),
+                "TLS_CERT_FILE": str(cert),
+                "TLS_KEY_FILE": str(key),
+                "TLS_CLIENT_CA_FILE": str(certs / "ca.crt"),
+            }
+        )
+    )
+    yield Guarded(application.grpc_port, tmp_path, token)
+    await application.stop()
+
+
 async def test_the_readme_runs_as_written(
-    app: Application, sandbox: Sandbox, repo_root: Path
+    app: Application, guarded: Guarded, sandbox: Sandbox, repo_root: Path
 ) -> None:
     # The README's examples name the demo catalog, which `make run` loads (`--demo-catalog`).
     sandbox.control("POST", "/_sandbox/demo_catalog")
@@ -93,10 +149,11 @@ async def test_the_readme_runs_as_written(
             continue
         command = (
             block.text.replace(README_GRPC, f"127.0.0.1:{app.grpc_port}")
+            .replace(README_GUARDED, f"localhost:{guarded.port}")
             .replace(README_SANDBOX, sandbox.url)
             .replace(PLACEHOLDER_SESSION, session_id)
         )
-        code, out, err = await run(command)
+        code, out, err = await run(command, cwd=guarded.folder, token=guarded.token)
         shown = blocks[i + 1] if i + 1 < len(blocks) else None
         if shown is not None and shown.text.startswith("ERROR:"):
             assert code != 0, command
@@ -114,7 +171,7 @@ async def test_the_readme_runs_as_written(
         session_id = actual["session"]["id"]
         if not checked_reuse:
             # What the README says in prose: the same request again is reused, no Stripe call.
-            again = json.loads((await run(command))[1])
+            again = json.loads((await run(command, cwd=guarded.folder, token=guarded.token))[1])
             assert (again["session"]["id"], again["reused"]) == (session_id, True)
             checked_reuse = True
     assert checked_reuse

@@ -24,7 +24,7 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from service.domain.errors import (
     AttemptDropped,
     CheckoutError,
+    IdempotencyKeySpent,
     Unavailable,
     UpstreamMissing,
     UpstreamRejected,
@@ -179,6 +180,7 @@ class InMemoryLedger:
         """By (owner, request_id), the primary key of `create_requests`."""
         self._events: dict[str, StripeEvent] = {}
         self._last_stamp: datetime | None = None
+        self._watermark: int | None = None
 
     # -- the port --
 
@@ -278,6 +280,12 @@ class InMemoryLedger:
     async def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
 
+    async def events_caught_up_to(self) -> int | None:
+        return self._watermark
+
+    async def catch_up_events_to(self, created: int) -> None:
+        self._watermark = created
+
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
     ) -> list[LedgerEntry]:
@@ -337,6 +345,10 @@ class InMemoryLedger:
         return self._requests.setdefault((record.owner, record.request_id), record)
 
     # -- for tests to look at --
+
+    def forget(self, row_id: int) -> None:
+        """Drop a row as if it never was (a test's way to make an orphan at Stripe)."""
+        del self._rows[row_id]
 
     def entries(self, order_id: str | None = None) -> list[LedgerEntry]:
         """Rows in insertion order, all of them or one order's."""
@@ -462,6 +474,9 @@ class FakeStripe:
         self._object_ids = itertools.count(1)
         self._request_ids = (f"req_fake{n:04d}" for n in itertools.count(1))
         self.calls: list[StripeCall] = []
+        self.events: list[StripeEvent] = []
+        self._spent: set[str] = set()
+        """What `/v1/events` lists: a test appends the events Stripe made."""
 
     # -- the port --
 
@@ -472,6 +487,8 @@ class FakeStripe:
         self.calls.append(
             StripeCall("create_session", idempotency_key=idempotency_key, params=body)
         )
+        if idempotency_key in self._spent:
+            raise IdempotencyKeySpent("Stripe replays a saved failure for this attempt")
         fault = self._fault_before("create_session")
         request = ("create", body)
         snapshot = self._replay(idempotency_key, request)
@@ -535,6 +552,10 @@ class FakeStripe:
         )
         self._faults[operation].append(_Fault(error, after_acting=after_acting))
 
+    def spend_key(self, idempotency_key: str) -> None:
+        """From now on, a create with this key gets the 500 Stripe saved under it."""
+        self._spent.add(idempotency_key)
+
     def hold_next(self, operation: Operation) -> Hold:
         """Hold the next call of `operation` after Stripe acted, until `release` is set."""
         hold = Hold()
@@ -572,6 +593,20 @@ class FakeStripe:
         del self._sessions[session_id]
 
     # -- for tests to look at --
+
+    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
+        self._lapse_due()
+        return [
+            s for s in self._sessions.values() if s.status == "open" and s.created >= created_since
+        ]
+
+    async def session_events(
+        self, types: Collection[str], *, created_since: int
+    ) -> list[StripeEvent]:
+        return sorted(
+            (e for e in self.events if e.type in types and e.created >= created_since),
+            key=lambda e: e.created,
+        )
 
     async def open_sessions_for_order(
         self, order_id: str, *, created_since: int

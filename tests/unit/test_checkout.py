@@ -13,6 +13,7 @@ import pytest
 from service.domain.checkout import Lookup
 from service.domain.commands import CreateSessionCommand
 from service.domain.errors import (
+    AttemptDropped,
     FailedPrecondition,
     InvalidRequest,
     NotFound,
@@ -481,3 +482,57 @@ async def test_a_payment_recorded_just_before_the_claim_still_refuses(
         await create(world, command())
 
     assert len(world.stripe.sessions_for(ORDER)) == 1
+
+
+async def test_a_key_stripe_saved_a_failure_under_is_replaced_once_nothing_was_made(
+    world: World,
+) -> None:
+    world.stripe.fail_next("create_session")
+    with pytest.raises(Unavailable):
+        await create(world, command())
+    [pending] = world.ledger.entries(ORDER)
+    world.stripe.spend_key(pending.idempotency_key)
+
+    result = await create(world, command())
+
+    assert result.entry.state == LedgerState.OPEN
+    assert result.entry.idempotency_key != pending.idempotency_key
+    assert len(world.stripe.sessions_for(ORDER)) == 1
+
+
+async def test_a_spent_key_is_not_replaced_while_an_unknown_session_may_be_its(
+    world: World,
+) -> None:
+    world.stripe.fail_next("create_session", after_acting=True)
+    with pytest.raises(Unavailable):
+        await create(world, command())
+    [pending] = world.ledger.entries(ORDER)
+    # Stripe made the session, then saved a failure under the key: the attempt must not go
+    # on with a new key beside that open session.
+    world.stripe.spend_key(pending.idempotency_key)
+
+    with pytest.raises(Unavailable) as caught:
+        await create(world, command())
+
+    assert caught.value.reason == "STRIPE_ATTEMPT_UNSETTLED"
+    assert len(world.stripe.sessions_for(ORDER)) == 1
+    [still] = world.ledger.entries(ORDER)
+    assert still.idempotency_key == pending.idempotency_key
+
+
+async def test_a_session_made_for_a_dropped_row_is_expired_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = world.ledger.record_snapshot
+
+    async def row_dropped_meanwhile(row_id: int, snapshot: Any) -> LedgerEntry:
+        world.ledger.forget(row_id)
+        return await record(row_id, snapshot)
+
+    monkeypatch.setattr(world.ledger, "record_snapshot", row_dropped_meanwhile)
+
+    with pytest.raises(AttemptDropped):
+        await create(world, command())
+
+    [made] = world.stripe.sessions_for(ORDER)
+    assert made.status == "expired"

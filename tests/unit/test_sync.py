@@ -5,12 +5,13 @@ lagging row up to date whatever one of them does."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from service.domain.errors import Unavailable
-from service.domain.model import LedgerEntry, LedgerState
+from service.domain.model import LedgerEntry, LedgerState, StripeEvent
 from service.domain.sync import EventOutcome
 from tests.unit.builders import ORDER, SHOP, World, command, event, make_world
 from tests.unit.fakes import StripeCall
@@ -315,3 +316,69 @@ async def test_the_sweep_reaches_every_lagging_row_when_there_are_more_than_a_ba
 
     [row] = world.ledger.entries("order-paid")
     assert row.state == LedgerState.COMPLETE
+
+
+def stripe_event(world: World, kind: str, entry: LedgerEntry) -> StripeEvent:
+    """An event as Stripe lists it, made now."""
+    made = event(kind, session_id(entry), order_id=entry.order_id)
+    return dataclasses.replace(made, created=int(world.clock.now().timestamp()))
+
+
+async def test_the_sweep_catches_up_on_events_no_webhook_brought(world: World) -> None:
+    paid = await open_session(world, "order-paid")
+    world.stripe.complete(session_id(paid))
+    world.stripe.events.append(stripe_event(world, "completed", paid))
+
+    first = await world.sync.sweep()
+    again = await world.sync.sweep()
+
+    assert first.caught_up == 1
+    assert again.caught_up == 0  # applied once: the event id is recorded with its effect
+    [row] = world.ledger.entries("order-paid")
+    assert row.snapshot is not None
+    assert (row.state, row.snapshot.payment_status) == (LedgerState.COMPLETE, "paid")
+
+
+async def test_an_event_whose_session_is_not_stored_yet_is_read_again_next_pass(
+    world: World,
+) -> None:
+    pending = await unfinished(world, "order-late")
+    [at_stripe] = world.stripe.sessions_for("order-late")
+    world.stripe.complete(at_stripe.id)
+    late = dataclasses.replace(
+        event("completed", at_stripe.id, order_id="order-late"),
+        created=int(world.clock.now().timestamp()),
+    )
+    world.stripe.events.append(late)
+
+    first = await world.sync.catch_up()
+    assert first == 0
+    assert world.ledger.entries("order-late")[0].state == LedgerState.PENDING
+    # The pending row is resumed (here by its creator's retry); the next catch-up applies it.
+    await world.checkout.bring_up_to_date(pending)
+    world.clock.advance(timedelta(minutes=5))
+    assert await world.sync.catch_up() == 1
+
+
+async def test_an_open_session_no_row_holds_is_expired_at_stripe(world: World) -> None:
+    kept = await open_session(world, "order-kept")
+    orphan = await open_session(world, "order-orphan")
+    # As if its row had been dropped while Stripe made the session.
+    world.ledger.forget(orphan.row_id)
+    world.clock.advance(timedelta(minutes=2))
+
+    report = await world.sync.sweep()
+
+    assert report.orphans == (orphan.session_id,)
+    assert world.stripe.session(session_id(orphan)).status == "expired"
+    assert world.stripe.session(session_id(kept)).status == "open"
+
+
+async def test_a_young_session_may_still_be_on_its_way_to_the_ledger(world: World) -> None:
+    orphan = await open_session(world, "order-young")
+    world.ledger.forget(orphan.row_id)
+
+    report = await world.sync.sweep()
+
+    assert report.orphans == ()
+    assert world.stripe.session(session_id(orphan)).status == "open"

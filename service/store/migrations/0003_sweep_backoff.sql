@@ -7,3 +7,10 @@ ALTER TABLE checkout_sessions
     -- Stripe answered `resource_missing` for the session: nobody can pay it, and the sweep
     -- stops asking.
     ADD COLUMN missing_at_stripe boolean NOT NULL DEFAULT false;
+
+-- How far the sweep has read Stripe's event list, to catch up on webhooks that never came.
+CREATE TABLE sync_watermarks (
+    name       text        PRIMARY KEY,
+    value      bigint      NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
