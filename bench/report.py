@@ -242,7 +242,8 @@ def watch_table(plan: Plan, m: Measurements) -> list[str]:
 def figure_table(figs: list[Figure]) -> list[str]:
     lines = ["| figure | key | measured | target | |", "|---|---|--:|---|---|"]
     for f in figs:
-        digits = 0 if abs(f.value) >= 100 else 2 if abs(f.value) < 10 else 1
+        whole = float(f.value).is_integer() or abs(f.value) >= 100
+        digits = 0 if whole else 2 if abs(f.value) < 10 else 1
         verdict = {True: "met", False: "**not met**", None: ""}[f.met]
         lines.append(
             f"| {f.label} | `{f.key}` | {_num(f.value, digits)}{f.unit} | {f.target} | {verdict} |"

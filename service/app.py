@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import grpc
 import structlog
 from aiohttp import web
@@ -35,7 +36,7 @@ from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.store.change_feed import ChangeFeed
 from service.store.leader import AdvisoryLock
-from service.store.migrate import apply_migrations, load_migrations
+from service.store.migrate import apply_migrations, load_migrations, missing_migrations
 from service.store.repository import (
     PostgresLedger,
     create_pool,
@@ -118,9 +119,16 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     stack.push_async_callback(pool.close)
     async with translate_db_errors(), pool.acquire() as conn:
-        applied = await apply_migrations(conn, load_migrations())
-    if applied:
-        log.info("migrations applied", names=applied)
+        if settings.migrate_on_start:
+            applied = await apply_migrations(conn, load_migrations())
+            if applied:
+                log.info("migrations applied", names=applied)
+        elif missing := await missing_migrations(conn, load_migrations()):
+            raise StartupError(
+                "SCHEMA_BEHIND",
+                f"the database lacks migrations {', '.join(missing)}: run "
+                "`python -m service migrate` (the migration Job) first",
+            )
     feed = ChangeFeed(dsn)
     stack.push_async_callback(feed.close)
     async with translate_db_errors():
@@ -294,13 +302,21 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`python -m service` serves; `python -m service migrate` applies migrations and exits."""
+    command = (sys.argv[1:] if argv is None else argv)[:1]
+    if command not in ([], ["serve"], ["migrate"]):
+        print("usage: python -m service [serve | migrate]", file=sys.stderr)
+        raise SystemExit(2)
     try:
         settings = Settings.from_environ()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
+    if command == ["migrate"]:
+        _migrate(settings)
+        return
     log.info(
         "starting",
         postgres=settings.describe_postgres(),
@@ -320,3 +336,23 @@ def main() -> None:
         # restart us. The cause names the host, never the password.
         log.error("cannot start", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
         raise SystemExit(1) from None
+
+
+def _migrate(settings: Settings) -> None:
+    log.info("migrating", postgres=settings.describe_postgres())
+
+    async def apply() -> list[str]:
+        async with translate_db_errors(within=settings.db_command_timeout_seconds * 12):
+            conn = await asyncpg.connect(settings.database_url.value)
+        try:
+            async with translate_db_errors():
+                return await apply_migrations(conn, load_migrations())
+        finally:
+            await conn.close()
+
+    try:
+        applied = asyncio.run(apply())
+    except CheckoutError as exc:
+        log.error("cannot migrate", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
+        raise SystemExit(1) from None
+    log.info("migrations applied", names=applied, count=len(applied))

@@ -101,6 +101,8 @@ class Settings:
     health_addr: Address | None = None
     """A plaintext gRPC listener serving health only, for kubelet probes when TLS is on."""
     max_receive_bytes: int = 1 << 20
+    migrate_on_start: bool = True
+    """False: a Job migrates (`python -m service migrate`); the service only checks."""
     drain_delay_seconds: float = 0.0
     """After SIGTERM, how long to keep serving while load balancers stop routing here."""
     watch_max_streams: int = 5000
@@ -170,6 +172,7 @@ class Settings:
             max_receive_bytes=int(
                 reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
             ),
+            migrate_on_start=reader.flag("MIGRATE_ON_START", True),
             drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
             watch_max_seconds=reader.number("WATCH_MAX_SECONDS", 1800.0, low=1),
@@ -280,6 +283,16 @@ class _Reader:
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
         return Address(host, int(port))
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
     def path(self, name: str) -> Path | None:
         raw = self.optional(name)

@@ -140,7 +140,7 @@ def _is_map(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
-def _scalar(draw: st.DrawFn, field: FieldDescriptor, budget: _Budget) -> Any:
+def _scalar(draw: st.DrawFn, field: Any, budget: _Budget) -> Any:
     if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
         return draw(huge_text if budget.huge(draw) else small_text)
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
@@ -211,6 +211,27 @@ def hostile_messages(draw: st.DrawFn, kind: type[M], presence: float = 0.5) -> M
     message = _message(draw, kind.DESCRIPTOR, presence, _Budget())
     assert isinstance(message, kind)
     assume(message.ByteSize() <= MAX_MESSAGE_BYTES)
+    return message
+
+
+@st.composite
+def lookup_requests(draw: st.DrawFn, kind: type[M]) -> M:
+    """A lookup (GetSession, ExpireSession, WatchSession, ListSessions) with each string absent
+    or hostile and each number absent, in range or extreme: a lookup has few fields, and one
+    refused early would hide what a hostile string does further in."""
+    budget = _Budget()
+    message = kind()
+    for field in kind.DESCRIPTOR.fields:
+        if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+            value: Any = draw(st.one_of(st.just(""), st.just(None), small_text))
+            if value is None:
+                value = _scalar(draw, field, budget)
+        elif field.cpp_type in _RANGES:
+            value = draw(st.one_of(st.just(0), st.integers(1, 100), _integers(field.cpp_type)))
+        else:
+            value = _scalar(draw, field, budget)
+        if value:
+            setattr(message, field.name, value)
     return message
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = "sandbox listening on "
@@ -63,3 +65,25 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_seconds: float
         if not deadline.expired():
             raise  # from `check` itself
         raise AssertionError(f"gave up waiting after {within_seconds} s") from None
+
+
+class Postgres:
+    """A pgserver Postgres that a test may stop and start again on the same data."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._server = self._started()
+        self.dsn = str(self._server.get_uri())
+
+    def start(self) -> None:
+        self._server = self._started()
+
+    def _started(self) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            from pgserver.postgres_server import get_server
+
+            return get_server(self._folder, cleanup_mode="stop")
+
+    def stop(self) -> None:
+        self._server.cleanup()

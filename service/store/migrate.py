@@ -1,12 +1,11 @@
 """Applies the numbered SQL files in migrations/ in order, once each, under an advisory lock so
 that replicas starting together (or a Kubernetes Job) do not race.
 
-Run on its own: `python -m service.store.migrate` (uses DATABASE_URL).
+Run on their own, as a Kubernetes Job before a rollout: `python -m service migrate`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,19 +69,14 @@ async def apply_migrations(
     return applied_now
 
 
-async def _main() -> None:
-    from service.config import Settings
-
-    settings = Settings.from_environ()
-    if settings.database_url is None:
-        raise SystemExit("DATABASE_URL is not set: migrations as a Job need a real database")
-    conn = await asyncpg.connect(settings.database_url.value)
-    try:
-        applied = await apply_migrations(conn, load_migrations())
-    finally:
-        await conn.close()
-    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
-
-
-if __name__ == "__main__":
-    asyncio.run(_main())
+async def missing_migrations(
+    conn: asyncpg.Connection | PoolConnectionProxy, migrations: list[Migration]
+) -> list[str]:
+    """The names of the migrations the database has not had yet (all of them on a new one)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = (
+        {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        if exists
+        else set()
+    )
+    return [m.name for m in migrations if m.version not in done]

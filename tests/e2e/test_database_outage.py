@@ -4,10 +4,8 @@ back the service recovers by itself, with every session still linked to its orde
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -18,27 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from checkout.v1 import checkout_service_pb2 as api
 from tests.e2e.helpers import cart_request, detail, new_order_id, reason
 from tests.e2e.processes import ServiceProcess, service_process
-from tests.support import eventually
-
-
-class Postgres:
-    """A pgserver Postgres that a test may stop and start again on the same data."""
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._server: Any = None
-        self.start()
-        self.dsn = str(self._server.get_uri())
-
-    def start(self) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-            from pgserver.postgres_server import get_server
-
-            self._server = get_server(self._folder, cleanup_mode="stop")
-
-    def stop(self) -> None:
-        self._server.cleanup()
+from tests.support import Postgres, eventually
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from checkout.v1 import checkout_service_pb2 as api
 from service.domain.validation import ORDER_ID_MAX
 from tests.e2e.helpers import Stub, cart_request, new_order_id, violated_fields
-from tests.hostile import STRINGS, hostile_messages, huge_text, small_text
+from tests.hostile import STRINGS, hostile_messages, huge_text, lookup_requests, small_text
 
 Code = grpc.StatusCode
 CREATE_ANSWERS = {Code.OK, Code.INVALID_ARGUMENT}
@@ -37,9 +37,12 @@ LOOKUPS_UNWIRED = pytest.mark.xfail(
         "validation.validate_lookup is not yet called by the lookup use cases: a NUL in an id "
         "reaches Postgres (INTERNAL), a huge id is echoed into trailers too large for gRPC "
         "(RESOURCE_EXHAUSTED). Wire it at the top of Checkout._find and list_sessions, then "
-        "drop this mark."
+        "drop this mark and use THROUGH_THE_SERVER for these tests."
     ),
 )
+# Until then: shrinking a known failure through the server takes Hypothesis its full five
+# minutes per test.
+UNTIL_WIRED = settings(THROUGH_THE_SERVER, phases=[Phase.explicit, Phase.generate])
 
 
 async def answer(call: Awaitable[Any]) -> tuple[grpc.StatusCode, list[str], str]:
@@ -95,14 +98,16 @@ async def test_one_hostile_string_in_a_valid_cart_is_taken_or_refused_naming_it(
     code, fields, message = await answer(stub.CreateSession(request))
     assert_answer(CREATE_ANSWERS, code, fields, message)
     if code == Code.INVALID_ARGUMENT:
-        # A map entry is named by its key, or (by Stripe) as the whole map.
+        # The field, or what holds it ("discounts[0]: one of coupon or promotion_code is
+        # required"); a map entry by its key, or (by Stripe) as the whole map.
         named = field.removesuffix("[").split("[")[0] if "metadata" in field else field
-        assert all(f.startswith(named) for f in fields), (path, fields, message)
+        for f in fields:
+            assert f.startswith(named) or named.startswith(f), (path, fields, message)
 
 
 @LOOKUPS_UNWIRED
-@THROUGH_THE_SERVER
-@given(hostile_messages(api.GetSessionRequest))
+@UNTIL_WIRED
+@given(lookup_requests(api.GetSessionRequest))
 async def test_any_get_request_is_answered_without_a_server_error(
     stub: Stub, request: api.GetSessionRequest
 ) -> None:
@@ -110,8 +115,8 @@ async def test_any_get_request_is_answered_without_a_server_error(
 
 
 @LOOKUPS_UNWIRED
-@THROUGH_THE_SERVER
-@given(hostile_messages(api.ExpireSessionRequest))
+@UNTIL_WIRED
+@given(lookup_requests(api.ExpireSessionRequest))
 async def test_any_expire_request_is_answered_without_a_server_error(
     stub: Stub, request: api.ExpireSessionRequest
 ) -> None:
@@ -119,8 +124,8 @@ async def test_any_expire_request_is_answered_without_a_server_error(
 
 
 @LOOKUPS_UNWIRED
-@THROUGH_THE_SERVER
-@given(hostile_messages(api.ListSessionsRequest))
+@UNTIL_WIRED
+@given(lookup_requests(api.ListSessionsRequest))
 async def test_any_list_request_is_answered_without_a_server_error(
     stub: Stub, request: api.ListSessionsRequest
 ) -> None:
@@ -128,8 +133,8 @@ async def test_any_list_request_is_answered_without_a_server_error(
 
 
 @LOOKUPS_UNWIRED
-@THROUGH_THE_SERVER
-@given(hostile_messages(api.WatchSessionRequest))
+@UNTIL_WIRED
+@given(lookup_requests(api.WatchSessionRequest))
 async def test_any_watch_request_is_answered_without_a_server_error(
     stub: Stub, request: api.WatchSessionRequest
 ) -> None:
@@ -177,7 +182,9 @@ UNDECODABLE = {
 async def test_a_request_that_is_not_protobuf_is_invalid_argument(
     channel: grpc.aio.Channel, body: bytes
 ) -> None:
-    raw = channel.unary_unary("/checkout.v1.CheckoutService/GetSession")
+    raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        "/checkout.v1.CheckoutService/GetSession"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await raw(body)
     assert caught.value.code() == Code.INVALID_ARGUMENT, caught.value.details()

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -20,6 +21,7 @@ from checkout.v1 import session_pb2 as pb
 from service.config import describe_dsn
 from tests.e2e.helpers import cart_request, new_order_id, reason
 from tests.e2e.processes import service_process
+from tests.support import Postgres
 
 SECRET_KEY = "sk_test_do_not_log_me_0123456789"
 
@@ -192,3 +194,45 @@ async def test_a_malformed_callers_file_is_a_configuration_error_before_anything
     assert "token_sha256" in last["error"]
     assert not any(json.loads(line).get("event") == "serving" for line in out.decode().splitlines())
     assert "Traceback" not in err.decode()
+
+
+async def run_service(*args: str, environ: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env={**environ, "LOG_LEVEL": "info"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert "Traceback" not in err.decode()
+    assert process.returncode is not None
+    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_the_migration_job_migrates_and_a_replica_without_it_refuses_to_start(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    postgres = Postgres(tmp_path / "pg")
+    try:
+        env = {**environ, "DATABASE_URL": postgres.dsn, "MIGRATE_ON_START": "false"}
+        code, lines = await run_service(environ=env)
+        assert code == 1
+        assert (lines[-1]["event"], lines[-1]["reason"]) == ("cannot start", "SCHEMA_BEHIND")
+        assert "python -m service migrate" in lines[-1]["error"]
+
+        code, lines = await run_service("migrate", environ=env)
+        assert code == 0
+        migrated = lines[-1]
+        assert migrated["event"] == "migrations applied"
+        assert migrated["names"][0] == "0001_ledger.sql"
+        code, lines = await run_service("migrate", environ=env)
+        assert (code, lines[-1]["count"]) == (0, 0)
+
+        async with service_process(env) as replica:
+            created = await replica.stub.CreateSession(cart_request(new_order_id()))
+            assert created.session.status == pb.Session.OPEN
+    finally:
+        postgres.stop()

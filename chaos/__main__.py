@@ -1,0 +1,40 @@
+"""`python -m chaos [--quick] [--seed N] [--dir D]`: the chaos run, its table on stdout, and
+exit status 1 if any invariant broke (`make chaos`, `make chaos QUICK=1`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+from chaos.report import render
+from chaos.run import run_chaos
+from chaos.scenario import FULL, QUICK
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a shorter run (about 2 minutes)")
+    parser.add_argument("--seed", type=int, help="repeat a run's choices (default: random)")
+    parser.add_argument(
+        "--dir", type=Path, help="where logs (and the embedded Postgres) go (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    scenario = QUICK if args.quick else FULL
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    run_dir = args.dir or Path(tempfile.mkdtemp(prefix="chaos-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    outcome = asyncio.run(run_chaos(scenario, run_dir, seed=seed, progress=progress))
+    print(render(outcome), flush=True)
+    raise SystemExit(0 if outcome.passed else 1)
+
+
+if __name__ == "__main__":
+    main()

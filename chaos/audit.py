@@ -1,0 +1,130 @@
+"""The ledger checked against Stripe once the run has settled: what must hold whatever failed.
+
+Stripe (here the sandbox, read through stripe-python with auto-paging) is the truth about which
+sessions exist and which are paid; the ledger (`checkout_sessions`) is the truth about which
+order owns which session. Only the run's own orders are looked at (their ids share a prefix),
+so an exported DATABASE_URL with other data in it does not disturb the count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from chaos.sandbox import SandboxControl
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    caller: str
+    order_id: str
+    state: str
+    session_id: str | None
+    payment_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSession:
+    id: str
+    order_id: str
+    status: str
+    payment_status: str
+
+
+@dataclass
+class Audit:
+    """Each check holds the examples that break it; an empty list is a pass."""
+
+    orders_with_two_open: dict[str, list[str]] = field(default_factory=dict)
+    paid_not_complete: list[tuple[str, str, str]] = field(default_factory=list)
+    """(session id, order id, the ledger's state for it, or "no row")."""
+    open_without_row: list[tuple[str, str]] = field(default_factory=list)
+    """(session id, order id)."""
+    # What is worth knowing, but not an invariant on its own.
+    open_but_ledger_not_open: list[tuple[str, str, str]] = field(default_factory=list)
+    ledger_open_but_stripe_not: list[tuple[str, str, str]] = field(default_factory=list)
+    paid_orders_with_open_session: list[str] = field(default_factory=list)
+    ledger_states: Counter[str] = field(default_factory=Counter)
+    stripe_states: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def pending_rows(self) -> int:
+        return self.ledger_states["pending"]
+
+    def key(self) -> tuple[int, ...]:
+        """What the settling loop watches for change."""
+        return (
+            len(self.orders_with_two_open),
+            len(self.paid_not_complete),
+            len(self.open_without_row),
+            len(self.open_but_ledger_not_open),
+            len(self.ledger_open_but_stripe_not),
+            self.pending_rows,
+        )
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orders_with_two_open or self.paid_not_complete or self.open_without_row)
+
+
+async def ledger_rows(dsn: str, prefix: str) -> list[LedgerRow]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        rows = await conn.fetch(
+            """SELECT caller, order_id, state, session_id, payment_status
+               FROM checkout_sessions WHERE starts_with(order_id, $1)""",
+            prefix,
+        )
+    finally:
+        await conn.close()
+    return [
+        LedgerRow(r["caller"], r["order_id"], r["state"], r["session_id"], r["payment_status"])
+        for r in rows
+    ]
+
+
+async def stripe_sessions(sandbox: SandboxControl, prefix: str) -> list[StripeSession]:
+    return [
+        StripeSession(s.id, s.client_reference_id or "", str(s.status), str(s.payment_status))
+        for s in await sandbox.sessions()
+        if (s.client_reference_id or "").startswith(prefix)
+    ]
+
+
+async def audit(dsn: str, sandbox: SandboxControl, prefix: str) -> Audit:
+    # Stripe first: a session made after this read but stored before the ledger read is
+    # then in the ledger, never "at Stripe without a row" by the order of the reads alone.
+    sessions = await stripe_sessions(sandbox, prefix)
+    rows = await ledger_rows(dsn, prefix)
+    return compare(sessions, rows)
+
+
+def compare(sessions: list[StripeSession], rows: list[LedgerRow]) -> Audit:
+    result = Audit()
+    by_session = {row.session_id: row for row in rows if row.session_id is not None}
+    result.ledger_states.update(row.state for row in rows)
+    result.stripe_states.update(f"{s.status}/{s.payment_status}" for s in sessions)
+    open_by_order: defaultdict[str, list[str]] = defaultdict(list)
+    paid_orders = set()
+    for session in sessions:
+        row = by_session.get(session.id)
+        if session.status == "open":
+            open_by_order[session.order_id].append(session.id)
+            if row is None:
+                result.open_without_row.append((session.id, session.order_id))
+            elif row.state != "open":
+                result.open_but_ledger_not_open.append((session.id, session.order_id, row.state))
+        if session.status == "complete" and session.payment_status == "paid":
+            paid_orders.add(session.order_id)
+            if row is None or row.state != "complete":
+                state = "no row" if row is None else row.state
+                result.paid_not_complete.append((session.id, session.order_id, state))
+        if row is not None and row.state == "open" and session.status != "open":
+            result.ledger_open_but_stripe_not.append((session.id, session.order_id, session.status))
+    result.orders_with_two_open = {
+        order: ids for order, ids in sorted(open_by_order.items()) if len(ids) > 1
+    }
+    result.paid_orders_with_open_session = sorted(paid_orders & open_by_order.keys())
+    return result

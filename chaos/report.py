@@ -1,0 +1,176 @@
+"""The run as a table for a terminal: what was asked, what was injected, what holds; and, for
+any check that failed, the ids to look up in the replicas' logs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from chaos.load import CREATE, EXPIRE
+from chaos.run import Outcome
+
+# Examples shown per failed check; the rest is in the logs.
+_EXAMPLES = 8
+
+
+def render(outcome: Outcome) -> str:
+    out: list[str] = []
+    s = outcome.scenario
+    out.append(
+        f"chaos run '{s.name}': seed {outcome.seed}, {s.replicas} replicas, "
+        f"{outcome.tally.orders} orders ({outcome.order_prefix}*), "
+        f"load {outcome.load_seconds:.0f} s, settled in {outcome.settled.seconds:.0f} s "
+        f"({outcome.settled.how}), {outcome.wall_seconds:.0f} s in all"
+    )
+    out.append(f"Postgres: {outcome.postgres}; logs: {outcome.run_dir / 'logs'}")
+    out.append("")
+    out += _requests(outcome)
+    out.append("")
+    out += _faults(outcome)
+    out.append("")
+    out += _checks(outcome)
+    out.append("")
+    out += _observations(outcome)
+    details = _details(outcome)
+    if details:
+        out.append("")
+        out += details
+    return "\n".join(out)
+
+
+def _table(header: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> list[str]:
+    rows = [tuple(str(cell) for cell in row) for row in rows]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[object, ...]) -> str:
+        first, *rest = (str(cell) for cell in row)
+        cells = [first.ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
+
+
+def _requests(outcome: Outcome) -> list[str]:
+    tally = outcome.tally
+    codes = sorted({code for _, code in tally.final} | {code for _, code in tally.answers})
+    codes.sort(key=lambda code: (code != "OK", code))
+    rows = [
+        (
+            code,
+            tally.final[(CREATE, code)],
+            tally.final[(EXPIRE, code)],
+            tally.answers[(CREATE, code)] + tally.answers[(EXPIRE, code)],
+        )
+        for code in codes
+    ]
+    total = (
+        "total",
+        sum(n for (m, _), n in tally.final.items() if m == CREATE),
+        sum(n for (m, _), n in tally.final.items() if m == EXPIRE),
+        sum(tally.answers.values()),
+    )
+    lines = ["Requests by final status (after the caller's retries)"]
+    lines += _table(("status", CREATE, EXPIRE, "every answer"), [*rows, total])
+    lines.append(
+        f"reused sessions {tally.reused}; payments {tally.payments} "
+        f"(refused by the sandbox, session no longer open: {tally.payments_refused}); "
+        f"creates after payment refused as paid: {tally.paid_then_refused}"
+    )
+    reasons = Counter({f"{code} {reason}": n for (code, reason), n in tally.reasons.items()})
+    if reasons:
+        lines.append(
+            "answers that were not OK, by reason: "
+            + ", ".join(f"{name} {n}" for name, n in reasons.most_common())
+        )
+    return lines
+
+
+def _faults(outcome: Outcome) -> list[str]:
+    faults = outcome.faults
+    rows: list[tuple[object, ...]] = [
+        (kind, faults.episodes[kind], faults.hits[kind]) for kind in faults.episodes
+    ]
+    rows.append(("total Stripe faults", sum(faults.episodes.values()), sum(faults.hits.values())))
+    rows += [(kind, 1, "-") for kind, _ in faults.events]
+    lines = ["Faults injected"]
+    lines += _table(("kind", "episodes", "requests hit"), rows)
+    lines += [f"  {kind}: {what}" for kind, what in faults.events]
+    lines += [f"  not injected, this sandbox cannot: {kind}" for kind in faults.skipped]
+    return lines
+
+
+def _checks(outcome: Outcome) -> list[str]:
+    rows = [
+        (name, count, "ok" if count == 0 else "FAIL") for name, count in outcome.checks().items()
+    ]
+    lines = ["Invariants (each must be 0)"]
+    lines += _table(("check", "count", ""), rows)
+    for code in ("INTERNAL", "UNKNOWN"):
+        count, seen, logged = outcome.answered(code)
+        if count:
+            lines.append(f"  {code}: callers saw {seen}, replicas logged {logged}")
+    lines.append("PASS" if outcome.passed else "FAIL")
+    return lines
+
+
+def _observations(outcome: Outcome) -> list[str]:
+    audit = outcome.audit
+    bugs = sum(len(log.bugs) for log in outcome.replica_logs.values())
+    orphans = sum(len(log.orphans_expired) for log in outcome.replica_logs.values())
+    deferred: Counter[str] = Counter()
+    for log in outcome.replica_logs.values():
+        deferred.update(log.webhooks_deferred)
+    deliveries = outcome.webhooks.get("deliveries", [])
+    statuses = Counter(str(d.get("status") or d.get("error") or "?") for d in deliveries)
+    return [
+        "Worth knowing (not invariants)",
+        f"  ledger rows by state: {_counts(audit.ledger_states)}",
+        f"  Stripe sessions by status/payment: {_counts(audit.stripe_states)}",
+        f"  open at Stripe, ledger row not open: {len(audit.open_but_ledger_not_open)}; "
+        f"open in the ledger, not at Stripe: {len(audit.ledger_open_but_stripe_not)}; "
+        f"paid orders with another session open: {len(audit.paid_orders_with_open_session)}",
+        f"  orphans the sweep expired: {orphans}; replica log lines at error level: {bugs}",
+        f"  webhook attempts by answer: {_counts(statuses)}; still owed: "
+        f"{outcome.webhooks.get('pending', '?')}; deferred by reason: {_counts(deferred)}",
+    ]
+
+
+def _details(outcome: Outcome) -> list[str]:
+    audit = outcome.audit
+    lines: list[str] = []
+    if audit.orders_with_two_open:
+        lines.append("Orders with more than one open Stripe session (order: sessions)")
+        for order, ids in list(audit.orders_with_two_open.items())[:_EXAMPLES]:
+            lines.append(f"  {order}: {', '.join(ids)}")
+    if audit.paid_not_complete:
+        lines.append("Paid Stripe sessions whose ledger row is not complete (session order row)")
+        lines += [f"  {s} {o} {state}" for s, o, state in audit.paid_not_complete[:_EXAMPLES]]
+    if audit.open_without_row:
+        lines.append("Open Stripe sessions without a ledger row (session order)")
+        lines += [f"  {s} {o}" for s, o in audit.open_without_row[:_EXAMPLES]]
+    if audit.open_but_ledger_not_open:
+        lines.append("Open at Stripe while the ledger row says otherwise (session order state)")
+        lines += [f"  {s} {o} {st}" for s, o, st in audit.open_but_ledger_not_open[:_EXAMPLES]]
+    if audit.paid_orders_with_open_session:
+        lines.append("Paid orders with another session open at Stripe")
+        lines += [f"  {o}" for o in audit.paid_orders_with_open_session[:_EXAMPLES]]
+    if outcome.tally.oddities:
+        lines.append("INTERNAL/UNKNOWN answers callers saw (order x-request-id replica: details)")
+        lines += [
+            f"  {o.order_id} {o.x_request_id} {o.replica} {o.method} {o.code}: {o.details}"
+            for o in outcome.tally.oddities[:_EXAMPLES]
+        ]
+    bug_lines = [(name, line) for name, log in outcome.replica_logs.items() for line in log.bugs]
+    if bug_lines:
+        lines.append("Replica log lines at error level (replica: event, request id, error)")
+        for name, line in bug_lines[:_EXAMPLES]:
+            error = str(line.get("exception") or line.get("error") or "").strip()
+            last = error.splitlines()[-1] if error else ""
+            lines.append(f"  {name}: {line.get('event')} {line.get('request_id', '-')} {last}")
+    return lines
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in counter.most_common()) or "none"

@@ -1,0 +1,209 @@
+"""One chaos run from start to finish: Postgres, the sandbox and the replicas up; the load and
+the faults together; the faults off; the system left to settle; the ledger audited against
+Stripe. Everything started here is stopped here, whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.audit import Audit, audit
+from chaos.cluster import Cluster, Settings
+from chaos.faults import FaultTally, Injector
+from chaos.load import Load, Tally
+from chaos.postgres import Postgres
+from chaos.processes import ReplicaLog
+from chaos.sandbox import SandboxControl, SandboxProcess
+from chaos.scenario import Scenario
+
+# How often the settling loop audits: each audit lists every session at Stripe.
+_SETTLE_POLL_SECONDS = 2.0
+# Clean this many audits in a row (one sweep pass and more apart) before it counts as settled.
+_CLEAN_AUDITS = 2
+
+
+@dataclass
+class Settled:
+    seconds: float
+    how: str
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    seed: int
+    run_dir: Path
+    postgres: str
+    order_prefix: str
+    tally: Tally
+    faults: FaultTally
+    audit: Audit
+    replica_logs: dict[str, ReplicaLog]
+    log_files: list[Path]
+    settled: Settled
+    load_seconds: float
+    wall_seconds: float
+    webhooks: dict[str, Any] = field(default_factory=dict)
+
+    def answered(self, code: str) -> tuple[int, int, int]:
+        """(the count, as callers saw it, as replicas logged it): a replica logs an answer
+        whose caller had given up, a caller sees one that never reached a log (the process
+        was killed); the larger of the two is the count."""
+        seen = sum(n for (_, c), n in self.tally.answers.items() if c == code)
+        logged = sum(
+            n
+            for log in self.replica_logs.values()
+            for key, n in log.codes.items()
+            if key.endswith(f" {code}")
+        )
+        return max(seen, logged), seen, logged
+
+    def checks(self) -> dict[str, int]:
+        """The five counts that must be 0."""
+        return {
+            "orders with more than one open Stripe session": len(self.audit.orders_with_two_open),
+            "paid Stripe sessions whose ledger row is not complete": len(
+                self.audit.paid_not_complete
+            ),
+            "open Stripe sessions without a ledger row": len(self.audit.open_without_row),
+            "INTERNAL answers": self.answered("INTERNAL")[0],
+            "UNKNOWN answers": self.answered("UNKNOWN")[0],
+        }
+
+    @property
+    def passed(self) -> bool:
+        return not any(self.checks().values())
+
+
+async def run_chaos(
+    scenario: Scenario,
+    run_dir: Path,
+    *,
+    seed: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Outcome:
+    began = time.monotonic()
+
+    def say(message: str) -> None:
+        progress(f"[{time.monotonic() - began:6.1f} s] {message}")
+
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"chaos-{run_id}-"
+    postgres = await asyncio.to_thread(Postgres.open, run_dir, f"chaos-{run_id}")
+    say(f"Postgres: {postgres.describe()}")
+    try:
+        sandbox = await SandboxProcess.start(log_dir)
+        try:
+            say(f"sandbox at {sandbox.url}")
+            return await _with_sandbox(scenario, run_dir, seed, postgres, sandbox, prefix, say)
+        finally:
+            await sandbox.stop()
+    finally:
+        await asyncio.to_thread(postgres.close)
+        say(f"done in {time.monotonic() - began:.1f} s")
+
+
+async def _with_sandbox(
+    scenario: Scenario,
+    run_dir: Path,
+    seed: int,
+    postgres: Postgres,
+    sandbox_process: SandboxProcess,
+    prefix: str,
+    say: Callable[[str], None],
+) -> Outcome:
+    began = time.monotonic()
+    sandbox = SandboxControl(sandbox_process.url)
+    cluster = Cluster(Settings(postgres.dsn, sandbox.url), sandbox, run_dir / "logs")
+    try:
+        await cluster.start(scenario.replicas)
+        say(f"{scenario.replicas} replicas serving")
+        injector = Injector(scenario, sandbox, seed)
+        kinds = await injector.usable()
+        for skipped in injector.tally.skipped:
+            say(f"skipped, this sandbox cannot inject it: {skipped}")
+        load = Load(scenario, cluster, sandbox, prefix, seed)
+
+        start = time.monotonic()
+        length = scenario.load_seconds
+        say(f"load and faults for {length:g} s ({scenario.workers} orders at a time)")
+        await asyncio.gather(
+            load.run(until=start + length),
+            injector.stripe_faults(kinds, until=start + length * (1 - scenario.calm_tail)),
+            injector.at(
+                start + length * scenario.postgres_restart_at,
+                "Postgres restart",
+                lambda: _noted(say, "Postgres", postgres.outage(scenario.postgres_down_seconds)),
+            ),
+            injector.at(
+                start + length * scenario.replica_kill_at,
+                "replica SIGKILL and restart",
+                lambda: _noted(
+                    say, "replica", cluster.kill_and_restart(scenario.replica_down_seconds)
+                ),
+            ),
+        )
+        await injector.clear()
+        load_seconds = time.monotonic() - start
+        say(f"load done: {load.tally.orders} orders in {load_seconds:.1f} s; faults off, settling")
+        settled, result = await _settle(scenario, postgres, sandbox, prefix)
+        say(f"settled: {settled.how} after {settled.seconds:.1f} s")
+        webhooks = await sandbox.deliveries()
+        return Outcome(
+            scenario=scenario,
+            seed=seed,
+            run_dir=run_dir,
+            postgres=postgres.describe(),
+            order_prefix=prefix,
+            tally=load.tally,
+            faults=injector.tally,
+            audit=result,
+            replica_logs=cluster.logs,
+            log_files=cluster.log_files,
+            settled=settled,
+            load_seconds=load_seconds,
+            wall_seconds=time.monotonic() - began,
+            webhooks=webhooks,
+        )
+    finally:
+        await cluster.stop()
+        await sandbox.close()
+
+
+async def _noted(say: Callable[[str], None], what: str, outage: Any) -> str:
+    say(f"{what}: outage begins")
+    done = str(await outage)
+    say(f"{what}: {done}")
+    return done
+
+
+async def _settle(
+    scenario: Scenario, postgres: Postgres, sandbox: SandboxControl, prefix: str
+) -> tuple[Settled, Audit]:
+    """Audit until the ledger and Stripe agree (clean a few times in a row), or nothing has
+    changed for `stable_seconds` (it will not converge by waiting), or the bound passes."""
+    started = time.monotonic()
+    last_key: tuple[int, ...] | None = None
+    unchanged_since = started
+    clean = 0
+    while True:
+        result = await audit(postgres.admin_dsn, sandbox, prefix)
+        now = time.monotonic()
+        if result.key() != last_key:
+            last_key, unchanged_since = result.key(), now
+        clean = clean + 1 if not any(result.key()) else 0
+        waited = now - started
+        if clean >= _CLEAN_AUDITS:
+            return Settled(waited, "ledger and Stripe agree"), result
+        if now - unchanged_since >= scenario.stable_seconds:
+            return Settled(waited, f"unchanged for {scenario.stable_seconds:g} s"), result
+        if waited >= scenario.settle_seconds:
+            return Settled(waited, f"bound of {scenario.settle_seconds:g} s reached"), result
+        await asyncio.sleep(_SETTLE_POLL_SECONDS)

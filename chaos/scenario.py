@@ -1,0 +1,71 @@
+"""How big a chaos run is: the same scenario at three sizes (full, quick, and the short one that
+runs in `make test`), differing only in duration and load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    load_seconds: float
+    """How long callers keep starting orders while faults are injected."""
+    workers: int
+    """Orders in flight at once: the bound on the load, with `max_orders`."""
+    max_orders: int
+    settle_seconds: float
+    """The most the run waits, after the load, for the sweep to converge."""
+    stable_seconds: float
+    """Checks unchanged this long count as converged, even if not all zero."""
+    episode_seconds: float
+    """How long each Stripe fault stays installed."""
+    calm_seconds: float
+    """The gap between two Stripe fault episodes."""
+    replicas: int = 3
+    deadline_seconds: float = 3.0
+    """The gRPC deadline of every call, as a caller with a budget sets it."""
+    attempts: int = 8
+    """A caller gives up on a request after this many answers worth retrying."""
+    postgres_restart_at: float = 0.3
+    replica_kill_at: float = 0.6
+    """When, as fractions of `load_seconds`, Postgres restarts and a replica is killed."""
+    postgres_down_seconds: float = 2.5
+    replica_down_seconds: float = 3.0
+    calm_tail: float = 0.15
+    """The last fraction of the load runs without Stripe faults, as after an incident."""
+    think_seconds: tuple[float, float] = (0.05, 0.4)
+    """A caller's pause between two steps of an order."""
+
+
+FULL = Scenario(
+    name="full",
+    load_seconds=150.0,
+    workers=10,
+    max_orders=5000,
+    settle_seconds=240.0,
+    stable_seconds=45.0,
+    episode_seconds=5.0,
+    calm_seconds=3.0,
+)
+QUICK = Scenario(
+    name="quick",
+    load_seconds=45.0,
+    workers=8,
+    max_orders=1500,
+    settle_seconds=120.0,
+    stable_seconds=30.0,
+    episode_seconds=3.0,
+    calm_seconds=1.5,
+)
+# For `make test`: every kind of fault once, the restart and the kill, in about 40 s.
+SHORT = Scenario(
+    name="short",
+    load_seconds=22.0,
+    workers=6,
+    max_orders=600,
+    settle_seconds=60.0,
+    stable_seconds=20.0,
+    episode_seconds=2.0,
+    calm_seconds=0.8,
+)
