@@ -15,7 +15,7 @@ from bench.plan import FULL, QUICK
 from bench.postgres import postgres
 from bench.report import write
 from bench.run import measure
-from localdev.devrun import start_sandbox
+from bench.servers import start_sandbox
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="checkout-bench-") as tmp,
         postgres(Path(tmp)) as pg,
     ):
-        sandbox = start_sandbox(0)
+        sandbox = start_sandbox(Path(tmp))
         try:
             measurements = measure(plan, pg, sandbox, Path(tmp))
         finally:

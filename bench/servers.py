@@ -1,6 +1,7 @@
-"""The servers under test as real processes: `python -m service` and the bare baseline, each
-logging to files (so that reading its access log costs the bench nothing while it measures),
-started and timed until their "serving" line."""
+"""The servers as real processes: `python -m service`, the bare baseline and the sandbox, each
+logging to files (so that its access log costs the bench nothing while it measures and its
+complaints about calls cut short at the end of a window stay out of the tables), started and
+timed until the line that says it is ready."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from localdev.devrun import LISTENING as SANDBOX_LISTENING
 
 _POLL_S = 0.002
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +45,11 @@ class ServerProcess:
     def http(self) -> str:
         return str(self.serving["http"])
 
+    @property
+    def url(self) -> str:
+        """The sandbox's base URL."""
+        return str(self.serving["url"])
+
     def forget_log(self) -> None:
         """Drop the access log written so far (the process appends, so this is safe)."""
         os.truncate(self.stdout, 0)
@@ -56,25 +65,58 @@ class ServerProcess:
         return self.process.returncode
 
 
+def _serving_line(raw: bytes) -> dict[str, Any] | None:
+    line = _json(raw)
+    return line if line.get("event") == "serving" else None
+
+
+def _sandbox_line(raw: bytes) -> dict[str, Any] | None:
+    text = raw.decode(errors="replace").strip()
+    return {"url": text[len(SANDBOX_LISTENING) :]} if text.startswith(SANDBOX_LISTENING) else None
+
+
 def start(
-    name: str, module: str, env: dict[str, str], log_dir: Path, timeout_s: float = 60
+    name: str,
+    module: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    args: Sequence[str] = (),
+    ready: Callable[[bytes], dict[str, Any] | None] = _serving_line,
+    timeout_s: float = 60,
 ) -> ServerProcess:
+    """Run `python -m module args…` and wait for the line that `ready` recognises."""
     stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
     with stdout.open("ab") as out, stderr.open("ab") as err:
         began = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=out, stderr=err, cwd=REPO
+            [sys.executable, "-m", module, *args], env=env, stdout=out, stderr=err, cwd=REPO
         )
     try:
-        serving = _wait_for_serving(process, stdout, timeout_s)
+        serving = _wait_for(ready, process, stdout, timeout_s)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}\n{_tail(stdout)}\n{_tail(stderr)}") from None
     start_s = time.perf_counter() - began
     return ServerProcess(name, process, stdout, stderr, serving, start_s)
 
 
-def _wait_for_serving(
-    process: subprocess.Popen[bytes], log: Path, timeout_s: float
+def start_sandbox(log_dir: Path) -> ServerProcess:
+    """The Stripe sandbox on a free port, with the demo catalog, its output kept in log_dir."""
+    return start(
+        "sandbox",
+        "sandbox",
+        dict(os.environ),
+        log_dir,
+        args=("--port", "0", "--demo-catalog"),
+        ready=_sandbox_line,
+    )
+
+
+def _wait_for(
+    ready: Callable[[bytes], dict[str, Any] | None],
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float,
 ) -> dict[str, Any]:
     deadline = time.perf_counter() + timeout_s
     with log.open("rb") as lines:
@@ -83,14 +125,13 @@ def _wait_for_serving(
             pending += _read_more(lines)
             *complete, pending = pending.split(b"\n")
             for raw in complete:
-                line = _json(raw)
-                if line.get("event") == "serving":
+                if (line := ready(raw)) is not None:
                     return line
             if process.poll() is not None:
                 raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
             time.sleep(_POLL_S)
     process.kill()
-    raise RuntimeError(f"{process.args!r} did not log 'serving' within {timeout_s} s")
+    raise RuntimeError(f"{process.args!r} did not say it was ready within {timeout_s} s")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

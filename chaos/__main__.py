@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
 from pathlib import Path
+
+# The run forks (pg_ctl, the replicas) while its gRPC channels are busy: gRPC's fork handlers
+# are of no use to a fork that execs at once, and only log "skipping fork() handlers". gRPC
+# reads the variable when it is first imported, below.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from chaos.report import render
 from chaos.run import run_chaos

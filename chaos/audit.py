@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
@@ -48,6 +49,22 @@ class Audit:
     paid_orders_with_open_session: list[str] = field(default_factory=list)
     ledger_states: Counter[str] = field(default_factory=Counter)
     stripe_states: Counter[str] = field(default_factory=Counter)
+    sessions: list[StripeSession] = field(default_factory=list)
+    rows: list[LedgerRow] = field(default_factory=list)
+
+    def dump(self, folder: Path) -> None:
+        """Both sides as tab-separated files, for looking into a failed check afterwards (the
+        run's own Postgres is gone by then)."""
+        with (folder / "stripe_sessions.tsv").open("w", encoding="utf-8") as out:
+            out.write("session_id\torder_id\tstatus\tpayment_status\n")
+            for s in sorted(self.sessions, key=lambda s: (s.order_id, s.id)):
+                out.write(f"{s.id}\t{s.order_id}\t{s.status}\t{s.payment_status}\n")
+        with (folder / "ledger.tsv").open("w", encoding="utf-8") as out:
+            out.write("caller\torder_id\tstate\tsession_id\tpayment_status\n")
+            for r in sorted(self.rows, key=lambda r: (r.order_id, r.session_id or "")):
+                out.write(
+                    f"{r.caller}\t{r.order_id}\t{r.state}\t{r.session_id}\t{r.payment_status}\n"
+                )
 
     @property
     def pending_rows(self) -> int:
@@ -102,7 +119,7 @@ async def audit(dsn: str, sandbox: SandboxControl, prefix: str) -> Audit:
 
 
 def compare(sessions: list[StripeSession], rows: list[LedgerRow]) -> Audit:
-    result = Audit()
+    result = Audit(sessions=sessions, rows=rows)
     by_session = {row.session_id: row for row in rows if row.session_id is not None}
     result.ledger_states.update(row.state for row in rows)
     result.stripe_states.update(f"{s.status}/{s.payment_status}" for s in sessions)

@@ -79,6 +79,8 @@ class Tally:
     reused: int = 0
     paid_then_refused: int = 0
     """Creates after a payment that were refused FAILED_PRECONDITION, as they must be."""
+    paid_then_created: int = 0
+    """Creates after a payment that got a session: a paid order must be refused one."""
 
 
 @dataclass
@@ -175,17 +177,42 @@ class Load:
             session = next((s for s in reversed(raced) if s is not None), session)
         await self._think(rng)
         ending = rng.random()
-        if ending < 0.35 and session is not None and session.status == pb.Session.OPEN:
-            if await self._sandbox.pay(session.id):
-                self.tally.payments += 1
-                if rng.random() < 0.5:
-                    # A cart changed after payment must be refused, never given a session.
-                    await self._think(rng)
-                    await self._create(order_id, cart.changed(rng), rng, after_payment=True)
-            else:
-                self.tally.payments_refused += 1
+        if ending < 0.3:
+            await self._pay(order_id, session, cart, rng)
+        elif ending < 0.4:
+            # The customer pays while the order service changes the cart: one of the two must
+            # lose (the payment refused, or the new cart refused as paid), never both win.
+            await asyncio.gather(
+                self._pay(order_id, session, cart, rng, then_change=False),
+                self._create(order_id, cart.changed(rng), rng),
+            )
         elif ending < 0.55:
             await self._expire(order_id, rng)
+        elif ending < 0.6:
+            # Abandoned on one replica while a new cart arrives on another.
+            await asyncio.gather(
+                self._expire(order_id, rng), self._create(order_id, cart.changed(rng), rng)
+            )
+
+    async def _pay(
+        self,
+        order_id: str,
+        session: pb.Session | None,
+        cart: Cart,
+        rng: random.Random,
+        *,
+        then_change: bool = True,
+    ) -> None:
+        if session is None or session.status != pb.Session.OPEN:
+            return
+        if not await self._sandbox.pay(session.id):
+            self.tally.payments_refused += 1
+            return
+        self.tally.payments += 1
+        if then_change and rng.random() < 0.5:
+            # A cart changed after payment must be refused, never given a session.
+            await self._think(rng)
+            await self._create(order_id, cart.changed(rng), rng, after_payment=True)
 
     async def _think(self, rng: random.Random) -> None:
         await asyncio.sleep(rng.uniform(*self._scenario.think_seconds))
@@ -204,6 +231,8 @@ class Load:
         )
         if after_payment and code == grpc.StatusCode.FAILED_PRECONDITION:
             self.tally.paid_then_refused += 1
+        elif after_payment and code == grpc.StatusCode.OK:
+            self.tally.paid_then_created += 1
         if answer is None:
             return None
         if answer.reused:

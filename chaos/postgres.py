@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,12 @@ class Postgres:
         return f"stopped, {down_seconds:g} s down, started on the same data"
 
     def close(self) -> None:
+        """Stop the run's own server and delete its data (the run dumps what it needs)."""
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)
 
     def _stop(self) -> None:
         assert self._server is not None and self._data is not None

@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +26,8 @@ async def stop_process(process: asyncio.subprocess.Process, *, grace_seconds: fl
         try:
             await asyncio.wait_for(process.wait(), grace_seconds)
         except TimeoutError:
-            process.kill()
+            with suppress(ProcessLookupError):
+                process.kill()
     await process.wait()
 
 
@@ -97,7 +99,9 @@ class Replica:
         try:
             line = await asyncio.wait_for(serving, _START_SECONDS)
         except BaseException:
-            process.kill()
+            if process.returncode is None:
+                with suppress(ProcessLookupError):  # it exited on its own meanwhile
+                    process.kill()
             await process.wait()
             await reader
             raise
@@ -108,7 +112,8 @@ class Replica:
     def kill(self) -> None:
         """SIGKILL: no drain, no goodbye; in-flight calls die with the process."""
         if self.process.returncode is None:
-            self.process.kill()
+            with suppress(ProcessLookupError):
+                self.process.kill()
 
     async def wait(self) -> int:
         code = await self.process.wait()

@@ -76,7 +76,8 @@ def _requests(outcome: Outcome) -> list[str]:
     lines.append(
         f"reused sessions {tally.reused}; payments {tally.payments} "
         f"(refused by the sandbox, session no longer open: {tally.payments_refused}); "
-        f"creates after payment refused as paid: {tally.paid_then_refused}"
+        f"creates after payment refused as paid: {tally.paid_then_refused}, "
+        f"given a session (must be 0): {tally.paid_then_created}"
     )
     reasons = Counter({f"{code} {reason}": n for (code, reason), n in tally.reasons.items()})
     if reasons:
@@ -123,7 +124,10 @@ def _observations(outcome: Outcome) -> list[str]:
     for log in outcome.replica_logs.values():
         deferred.update(log.webhooks_deferred)
     deliveries = outcome.webhooks.get("deliveries", [])
-    statuses = Counter(str(d.get("status") or d.get("error") or "?") for d in deliveries)
+    # An error's class is enough here ("ClientConnectorError": the replica was down).
+    statuses = Counter(
+        str(d.get("status") or str(d.get("error") or "?").split(":")[0]) for d in deliveries
+    )
     return [
         "Worth knowing (not invariants)",
         f"  ledger rows by state: {_counts(audit.ledger_states)}",

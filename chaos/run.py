@@ -155,6 +155,7 @@ async def _with_sandbox(
         say(f"load done: {load.tally.orders} orders in {load_seconds:.1f} s; faults off, settling")
         settled, result = await _settle(scenario, postgres, sandbox, prefix)
         say(f"settled: {settled.how} after {settled.seconds:.1f} s")
+        result.dump(run_dir / "logs")
         webhooks = await sandbox.deliveries()
         return Outcome(
             scenario=scenario,

@@ -34,6 +34,8 @@ from service.edge.tls import RotatingCertificate
 from service.gateway.faults import CrashAfterCreate
 from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
+from service.observability.metrics import Metrics
+from service.observability.tracing import add_trace_ids, start_tracing
 from service.store.change_feed import ChangeFeed
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
@@ -112,12 +114,18 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     # First, before anything connects or listens: a malformed file is a configuration error.
     callers = None if settings.callers_file is None else CallerDirectory.load(settings.callers_file)
     dsn = settings.database_url.value
+    metrics = Metrics()
+    traced = settings.tracing is not None
+    if settings.tracing is not None:
+        provider = start_tracing(settings.tracing)
+        stack.callback(provider.shutdown)
     pool = await create_pool(
         dsn,
         max_size=settings.db_pool_max_size,
         command_timeout=settings.db_command_timeout_seconds,
     )
     stack.push_async_callback(pool.close)
+    metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size())
     async with translate_db_errors(), pool.acquire() as conn:
         if settings.migrate_on_start:
             applied = await apply_migrations(conn, load_migrations())
@@ -140,11 +148,16 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         max_network_retries=settings.stripe_max_network_retries,
     )
     stack.push_async_callback(gateway.close)
+    gateway.observe(metrics, traced=traced)
     payments: PaymentGateway = gateway
     if settings.fault == CRASH_AFTER_STRIPE_CREATE:
         log.warning("fault injection on", fault=settings.fault)
         payments = CrashAfterCreate(gateway)
-    ledger = PostgresLedger(pool, command_timeout=settings.db_command_timeout_seconds)
+    ledger = PostgresLedger(
+        pool, command_timeout=settings.db_command_timeout_seconds, metrics=metrics
+    )
+    if traced:
+        ledger.trace_calls()
     clock = SystemClock()
     checkout = Checkout(ledger, payments, feed, clock, PageTokens(await signing_key(pool)))
     sync = StripeSync(
@@ -187,6 +200,8 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         reflection_mode=settings.reflection,
         max_receive_bytes=settings.max_receive_bytes,
         watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
+        metrics=metrics,
+        traced=traced,
     )
     credentials = None if settings.tls is None else RotatingCertificate(settings.tls).credentials()
     grpc_port = _listen(grpc_server, settings.grpc_addr, credentials)
@@ -205,7 +220,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         stack.push_async_callback(_cancel, watcher)
 
     http_runner = web.AppRunner(
-        build_http_app(lambda: readiness.ready, sync, verifier),
+        build_http_app(lambda: readiness.ready, sync, verifier, metrics, clock),
         access_log=None,
         # aiohttp waits 60 s for open requests by default; a webhook Stripe retries anyway.
         shutdown_timeout=min(settings.shutdown_grace_seconds, _HTTP_SHUTDOWN_SECONDS),
@@ -224,7 +239,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     sweep_lock = AdvisoryLock(dsn, SWEEP_LOCK_KEY)
     stack.push_async_callback(sweep_lock.close)
     sweeper = asyncio.get_running_loop().create_task(
-        sweep_forever(sync, sweep_lock, settings.sweep_interval_seconds)
+        sweep_forever(sync, sweep_lock, settings.sweep_interval_seconds, metrics)
     )
     stack.push_async_callback(_cancel, sweeper)
     await set_serving(health_servicer, True)
@@ -290,6 +305,7 @@ def configure_logging(settings: Settings) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from service.observability.tracing import exporter_from
+
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 SANDBOX_API_BASE = "http://127.0.0.1:12111"
@@ -101,6 +103,8 @@ class Settings:
     health_addr: Address | None = None
     """A plaintext gRPC listener serving health only, for kubelet probes when TLS is on."""
     max_receive_bytes: int = 1 << 20
+    tracing: str | None = None
+    """The OpenTelemetry exporter the OTEL_* variables ask for (`otlp`, `console`); None: off."""
     migrate_on_start: bool = True
     """False: a Job migrates (`python -m service migrate`); the service only checks."""
     drain_delay_seconds: float = 0.0
@@ -172,6 +176,7 @@ class Settings:
             max_receive_bytes=int(
                 reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
             ),
+            tracing=exporter_from(env),
             migrate_on_start=reader.flag("MIGRATE_ON_START", True),
             drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),

@@ -123,6 +123,10 @@ class SessionLedger(Protocol):
 
     async def event_seen(self, event_id: str) -> bool: ...
 
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest row still waiting for Stripe's answer was last touched."""
+        ...
+
     async def events_caught_up_to(self) -> int | None:
         """The `created` time up to which Stripe's events have been read (the sweep's
         watermark), or None before the first pass."""

@@ -60,6 +60,10 @@ class SweepReport:
     """Events read from Stripe's list that no webhook had brought, now applied."""
     orphans: tuple[str, ...] = ()
     """Open sessions at Stripe that no row held, now expired."""
+    updated: int = 0
+    """Rows whose stored state changed: they lagged Stripe's."""
+    oldest_pending_seconds: float = 0.0
+    """Age of the oldest row still waiting for Stripe's answer after the pass (0: none)."""
 
 
 class StripeSync:
@@ -127,8 +131,14 @@ class StripeSync:
             orphans = tuple(await self.expire_orphans())
         except CheckoutError as exc:
             step_failures.append(("orphans", exc))
+        oldest = await self._ledger.oldest_pending()
+        waited = 0.0 if oldest is None else (self._clock.now() - oldest).total_seconds()
         return dataclasses.replace(
-            report, failed=tuple(step_failures), caught_up=caught_up, orphans=orphans
+            report,
+            failed=tuple(step_failures),
+            caught_up=caught_up,
+            orphans=orphans,
+            oldest_pending_seconds=max(0.0, waited),
         )
 
     async def reconcile(self) -> SweepReport:
@@ -144,10 +154,11 @@ class StripeSync:
         )
         failed: list[tuple[str, CheckoutError]] = []
         missing: list[str] = []
+        updated = 0
         for entry in entries:
             name = entry.session_id or f"row {entry.row_id}"
             try:
-                await self._checkout.bring_up_to_date(entry)
+                latest = await self._checkout.bring_up_to_date(entry)
             except UpstreamMissing as exc:
                 if await self._ledger.end_missing(entry.row_id) is not None:
                     missing.append(name)
@@ -158,12 +169,15 @@ class StripeSync:
                 failed.append((name, exc))
                 await self._retry_later(entry, now)
             else:
+                updated += latest.updated_at != entry.updated_at
                 # Nothing new or up to date now: look again after a quiet period, so that the
                 # next pass reaches other rows first.
                 await self._ledger.schedule_sweep(
                     entry.row_id, at=now + self._quiet_after, failed=False
                 )
-        return SweepReport(examined=len(entries), failed=tuple(failed), missing=tuple(missing))
+        return SweepReport(
+            examined=len(entries), failed=tuple(failed), missing=tuple(missing), updated=updated
+        )
 
     async def catch_up(self) -> int:
         """Apply the Checkout events Stripe made since the last pass (minus an overlap for

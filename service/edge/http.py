@@ -17,9 +17,10 @@ from aiohttp import web
 
 from service.domain.errors import BadSignature, CheckoutError, Unavailable
 from service.domain.model import StripeEvent
-from service.domain.ports import WebhookVerifier
-from service.domain.sync import StripeSync
+from service.domain.ports import Clock, WebhookVerifier
+from service.domain.sync import HANDLED_EVENTS, EventOutcome, StripeSync
 from service.domain.validation import ORDER_ID_MAX, STRIPE_ID_MAX, is_identifier
+from service.observability.metrics import Metrics
 
 WEBHOOK_PATH = "/stripe/webhook"
 # Stripe sends events of a few kilobytes; refuse anything that is clearly not one.
@@ -33,7 +34,11 @@ log = structlog.get_logger("webhook")
 
 
 def build_http_app(
-    is_ready: Callable[[], bool], sync: StripeSync, verifier: WebhookVerifier | None
+    is_ready: Callable[[], bool],
+    sync: StripeSync,
+    verifier: WebhookVerifier | None,
+    metrics: Metrics,
+    clock: Clock,
 ) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         if is_ready():
@@ -45,60 +50,101 @@ def build_http_app(
         return web.Response(text="ok\n")
 
     async def webhook(request: web.Request) -> web.Response:
-        if verifier is None:
-            # 5xx: Stripe keeps the event and retries once the secret is configured.
-            return web.json_response({"error": "STRIPE_WEBHOOK_SECRET is not set"}, status=503)
-        # The signature covers the exact bytes Stripe sent: read them before any parsing.
-        try:
-            async with asyncio.timeout(WEBHOOK_READ_TIMEOUT_SECONDS):
-                payload = await request.read()
-        except TimeoutError:
-            log.warning("webhook refused", reason="body not received in time")
-            return web.json_response({"error": "request body not received in time"}, status=408)
-        signature = request.headers.get("Stripe-Signature", "")
-        try:
-            if not (signature.isascii() and signature.isprintable()):
-                # Stripe's header is ASCII; stripe-python cannot even compare anything else.
-                raise BadSignature("the Stripe-Signature header is not printable ASCII")
-            event = verifier.verify(payload, signature)
-        except BadSignature as exc:
-            log.warning("webhook refused", reason=str(exc))
-            return web.json_response({"error": f"bad signature: {exc}"}, status=400)
-        except (AttributeError, KeyError, TypeError, ValueError):
-            # Signed, but not shaped like an event (a JSON list, an object without an id...):
-            # only a holder of the secret can send one, and it is still not a server error.
-            log.warning("webhook refused", reason="signed payload is not a Stripe event")
-            return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
-        if event is None:
-            return web.json_response({"received": True, "outcome": "ignored"})
-        event = _well_formed(event)
-        if event is None:
-            log.warning("webhook refused", reason="event ids are not Stripe ids")
-            return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
-        try:
-            outcome = await sync.handle_event(event)
-        except CheckoutError as exc:
-            # Unavailable (Stripe, Postgres, a session not stored yet) or a race lost: Stripe
-            # delivers the event again later, and then it applies.
-            log.warning("webhook deferred", event_id=event.id, type=event.type, reason=exc.reason)
-            retry_after = exc.retry_after_seconds if isinstance(exc, Unavailable) else 1.0
-            return web.json_response(
-                {"error": exc.message},
-                status=503,
-                headers={"Retry-After": str(max(1, int(retry_after)))},
-            )
-        except Exception:
-            log.exception("webhook failed: a bug", event_id=event.id, type=event.type)
-            return web.json_response({"error": "internal error"}, status=500)
-        log.info("webhook", event_id=event.id, type=event.type, outcome=outcome.value)
-        return web.json_response({"received": True, "outcome": outcome.value})
+        answer, event_type, result = await _webhook(request, sync, verifier, metrics, clock)
+        metrics.webhook_events.labels(event_type, result).inc()
+        return answer
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
     app = web.Application(client_max_size=_MAX_WEBHOOK_BYTES)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/healthz", readyz)
     app.router.add_get("/livez", livez)
     app.router.add_post(WEBHOOK_PATH, webhook)
+    app.router.add_get("/metrics", metrics_page)
     return app
+
+
+async def _webhook(
+    request: web.Request,
+    sync: StripeSync,
+    verifier: WebhookVerifier | None,
+    metrics: Metrics,
+    clock: Clock,
+) -> tuple[web.Response, str, str]:
+    """The answer to one delivery, and the event type and result it is counted under."""
+    unread = "none"
+    if verifier is None:
+        # 5xx: Stripe keeps the event and retries once the secret is configured.
+        return (
+            web.json_response({"error": "STRIPE_WEBHOOK_SECRET is not set"}, status=503),
+            unread,
+            "deferred",
+        )
+    # The signature covers the exact bytes Stripe sent: read them before any parsing.
+    try:
+        async with asyncio.timeout(WEBHOOK_READ_TIMEOUT_SECONDS):
+            payload = await request.read()
+    except TimeoutError:
+        log.warning("webhook refused", reason="body not received in time")
+        return (
+            web.json_response({"error": "request body not received in time"}, status=408),
+            unread,
+            "refused",
+        )
+    signature = request.headers.get("Stripe-Signature", "")
+    try:
+        if not (signature.isascii() and signature.isprintable()):
+            # Stripe's header is ASCII; stripe-python cannot even compare anything else.
+            raise BadSignature("the Stripe-Signature header is not printable ASCII")
+        event = verifier.verify(payload, signature)
+    except BadSignature as exc:
+        log.warning("webhook refused", reason=str(exc))
+        return web.json_response({"error": f"bad signature: {exc}"}, status=400), unread, "refused"
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # Signed, but not shaped like an event (a JSON list, an object without an id...): only
+        # a holder of the secret can send one, and it is still not a server error.
+        log.warning("webhook refused", reason="signed payload is not a Stripe event")
+        return _not_an_event(), unread, "refused"
+    if event is None:
+        return web.json_response({"received": True, "outcome": "ignored"}), "other", "ignored"
+    event = _well_formed(event)
+    if event is None:
+        log.warning("webhook refused", reason="event ids are not Stripe ids")
+        return _not_an_event(), unread, "refused"
+    event_type = event.type if event.type in HANDLED_EVENTS else "other"
+    try:
+        outcome = await sync.handle_event(event)
+    except CheckoutError as exc:
+        # Unavailable (Stripe, Postgres, a session not stored yet) or a race lost: Stripe
+        # delivers the event again later, and then it applies.
+        log.warning("webhook deferred", event_id=event.id, type=event.type, reason=exc.reason)
+        retry_after = exc.retry_after_seconds if isinstance(exc, Unavailable) else 1.0
+        return (
+            web.json_response(
+                {"error": exc.message},
+                status=503,
+                headers={"Retry-After": str(max(1, int(retry_after)))},
+            ),
+            event_type,
+            "deferred",
+        )
+    except Exception:
+        log.exception("webhook failed: a bug", event_id=event.id, type=event.type)
+        return web.json_response({"error": "internal error"}, status=500), event_type, "failed"
+    log.info("webhook", event_id=event.id, type=event.type, outcome=outcome.value)
+    if outcome == EventOutcome.APPLIED and event.created:
+        metrics.webhook_lag.observe(max(0.0, clock.now().timestamp() - event.created))
+    return (
+        web.json_response({"received": True, "outcome": outcome.value}),
+        event_type,
+        outcome.value,
+    )
+
+
+def _not_an_event() -> web.Response:
+    return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
 
 
 def _well_formed(event: StripeEvent) -> StripeEvent | None:

@@ -1,18 +1,23 @@
-"""Cross-cutting concerns of every RPC. Each interceptor wraps the handler's behaviour; later
-ones (authentication, metrics, tracing) go in the same list in service/edge/server.py."""
+"""What every RPC gets around its handler, in one wrapper (each extra wrapper costs every call):
+a request id, the caller's deadline for the waits below, a span (when tracing is on), the
+RPC metrics, and one access-log line. Authentication is the next interceptor in the list in
+service/edge/server.py."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias
 
 import grpc
 import structlog
 
 from service.domain import deadlines
+from service.observability import tracing
+from service.observability.metrics import Metrics
 
 log = structlog.get_logger("rpc")
 
@@ -24,9 +29,14 @@ Continuation: TypeAlias = (
 )
 
 
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):
-    """One log line per RPC with its method, final code and duration, and a request id bound
-    to every line logged while it runs (taken from `x-request-id` or made up)."""
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """One access-log line per RPC with its method, caller, final code and duration; a request
+    id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
+    server metrics; and, with `traced`, a span continuing the caller's trace."""
+
+    def __init__(self, metrics: Metrics, *, traced: bool) -> None:
+        self._metrics = metrics
+        self._traced = traced
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -35,14 +45,14 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        incoming = dict(handler_call_details.invocation_metadata or ())
-        request_id = str(incoming.get(REQUEST_ID_HEADER) or uuid.uuid4())
+        metadata = handler_call_details.invocation_metadata or ()
+        observe = self._observe
 
         if handler.unary_unary is not None:
             inner: Any = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with _AccessLogScope(method, request_id, context):
+                with observe(method, "unary", metadata, context):
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -56,7 +66,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             async def stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                with _AccessLogScope(method, request_id, context):
+                with observe(method, "server_stream", metadata, context):
                     async for response in inner_stream(request, context):
                         yield response
 
@@ -67,38 +77,57 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-
-class _AccessLogScope:
-    """One RPC's access-log line, written when the handler ends, with its request id bound."""
-
-    def __init__(
-        self, method: str, request_id: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        self._method = method
-        self._request_id = request_id
-        self._context = context
-        self._started = 0.0
-
-    def __enter__(self) -> None:
-        structlog.contextvars.bind_contextvars(request_id=self._request_id)
+    @contextlib.contextmanager
+    def _observe(
+        self,
+        method: str,
+        kind: str,
+        metadata: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Iterator[None]:
+        incoming = {key: value for key, value in metadata if isinstance(value, str)}
+        request_id = incoming.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        service, _, name = method.lstrip("/").partition("/")
+        labels = (kind, service, name)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
-        deadlines.set_deadline(self._context.time_remaining())
-        self._started = time.perf_counter()
+        deadlines.set_deadline(context.time_remaining())
+        self._metrics.rpc_started.labels(*labels).inc()
+        started = time.perf_counter()
+        outcome: type[BaseException] | None = None
+        # The access-log line is written inside the span, so that it carries the trace id.
+        with tracing.server_span(method, incoming) if self._traced else _nothing():
+            try:
+                yield
+            except BaseException as exc:
+                outcome = type(exc)
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                code = _final_code(context, outcome)
+                self._metrics.rpc_handled.labels(*labels, code).inc()
+                self._metrics.rpc_seconds.labels(*labels).observe(elapsed)
+                log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1))
+                structlog.contextvars.unbind_contextvars("request_id", "caller")
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        code = self._context.code()
-        if code is None and kind is None:
-            code = grpc.StatusCode.OK
-        elif code is None and issubclass(kind, asyncio.CancelledError):
-            # The caller's deadline passed or it went away; gRPC cancelled the handler.
-            code = grpc.StatusCode.CANCELLED
-        elif code is None:
-            code = grpc.StatusCode.UNKNOWN
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        log.info(
-            "rpc",
-            method=self._method,
-            code=name,
-            duration_ms=round((time.perf_counter() - self._started) * 1000, 1),
-        )
-        structlog.contextvars.unbind_contextvars("request_id", "caller")
+
+def _final_code(
+    context: grpc.aio.ServicerContext[Any, Any], raised: type[BaseException] | None
+) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if code is not None:
+        # grpc.aio reports an abort's code as the bare integer of grpc's C core.
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+    if raised is None:
+        return "OK"
+    if issubclass(raised, asyncio.CancelledError):
+        # The caller's deadline passed or it went away; gRPC cancelled the handler.
+        return "CANCELLED"
+    return "UNKNOWN"
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -12,8 +12,9 @@ from checkout.v1 import checkout_service_pb2, checkout_service_pb2_grpc
 from service.domain.checkout import Checkout
 from service.edge.auth import AuthInterceptor
 from service.edge.callers import CallerDirectory
-from service.edge.interceptors import AccessLogInterceptor
+from service.edge.interceptors import ObservingInterceptor
 from service.edge.servicer import CheckoutServicer, WatchLimits
+from service.observability.metrics import Metrics
 
 CHECKOUT_SERVICE = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"].full_name
 
@@ -30,12 +31,14 @@ def build_grpc_server(
     reflection_mode: str,
     max_receive_bytes: int,
     watch_limits: WatchLimits,
+    metrics: Metrics,
+    traced: bool,
 ) -> grpc.aio.Server:
     """The public gRPC server. `callers` None: authentication off (loopback only, checked by
     the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
     server = grpc.aio.server(
         interceptors=[
-            AccessLogInterceptor(),
+            ObservingInterceptor(metrics, traced=traced),
             AuthInterceptor(callers, open_reflection=reflection_mode == "open"),
         ],
         # A request larger than any valid one (100 line items with every field at Stripe's
@@ -43,7 +46,7 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits), server
+        CheckoutServicer(checkout, stopping, watch_limits, metrics), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

@@ -19,6 +19,7 @@ from service.domain.model import LedgerEntry
 from service.edge import mapping
 from service.edge.auth import current_caller
 from service.edge.status import internal_status, status_for
+from service.observability.metrics import Metrics
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -33,9 +34,12 @@ class WatchLimits:
 
 
 class CheckoutServicer(api_grpc.CheckoutServiceServicer):
-    def __init__(self, checkout: Checkout, stopping: asyncio.Event, limits: WatchLimits) -> None:
+    def __init__(
+        self, checkout: Checkout, stopping: asyncio.Event, limits: WatchLimits, metrics: Metrics
+    ) -> None:
         self._checkout = checkout
         self._limits = limits
+        self._metrics = metrics
         self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
@@ -104,6 +108,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                 ),
             )
         self._watchers += 1
+        self._metrics.watch_streams.inc()
         updates = self._checkout.watch_session(
             caller, Lookup(request.session_id, request.order_id, request.caller)
         )
@@ -140,6 +145,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             await _abort(context, exc)
         finally:
             self._watchers -= 1
+            self._metrics.watch_streams.dec()
             # Whether the server stops or the caller goes (deadline, disconnect), the generator
             # must not be mid-step when it is closed.
             stopping.cancel()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,8 @@ import stripe
 
 from service.domain import deadlines
 from service.domain.errors import (
+    CheckoutError,
+    DeadlineExceeded,
     IdempotencyKeySpent,
     StripeMisconfigured,
     Unavailable,
@@ -34,6 +37,8 @@ from service.domain.model import (
     StripeEvent,
 )
 from service.gateway.webhooks import ORDER_ID_KEY, event_from_stripe
+from service.observability import tracing
+from service.observability.metrics import Metrics
 
 # stripe-python backs off between its own retries: 0.5 s doubling, at most 5 s each
 # (`_sleep_time_seconds` in
@@ -65,11 +70,18 @@ class StripeGateway:
     ) -> None:
         self._client = client
         self._http = http_client
+        self._metrics: Metrics | None = None
+        self._traced = False
         # One bound for the whole call, retries included: every wait is bounded
         # (docs/architecture.md, "Invariants").
         self._call_timeout = attempt_timeout_seconds * (max_network_retries + 1) + (
             _RETRY_BACKOFF_BUDGET_SECONDS * max_network_retries
         )
+
+    def observe(self, metrics: Metrics, *, traced: bool) -> None:
+        """Count and time every Stripe call, and trace it when tracing is on."""
+        self._metrics = metrics
+        self._traced = traced
 
     @property
     def call_timeout(self) -> float:
@@ -207,7 +219,26 @@ class StripeGateway:
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """One Stripe operation within its budget (our bound, or less of the caller's
-        deadline), backing off and retrying on 429 while the budget lasts."""
+        deadline), backing off and retrying on 429 while the budget lasts; measured."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with tracing.client_span(f"stripe {operation}") if self._traced else _nothing():
+                return await self._attempts(operation, call)
+        except CheckoutError as exc:
+            outcome = _outcome(exc)
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.stripe_requests.labels(operation, outcome).inc()
+                self._metrics.stripe_seconds.labels(operation).observe(
+                    time.perf_counter() - started
+                )
+
+    async def _attempts(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async with self._bounded(operation):
             backoff = _RATE_LIMIT_FIRST_BACKOFF_SECONDS
             while True:
@@ -288,6 +319,30 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             reason="STRIPE_ERROR",
             upstream_request_id=exc.request_id,
         ) from exc
+
+
+def _outcome(exc: CheckoutError) -> str:
+    """A Stripe call's failure as a metric label: a few fixed values."""
+    if isinstance(exc, UpstreamMissing):
+        return "missing"
+    if isinstance(exc, UpstreamRejected):
+        return "refused"
+    if isinstance(exc, StripeMisconfigured):
+        return "misconfigured"
+    if isinstance(exc, IdempotencyKeySpent):
+        return "spent_key"
+    if isinstance(exc, DeadlineExceeded):
+        return "deadline"
+    if isinstance(exc, Unavailable):
+        return {"STRIPE_RATE_LIMITED": "rate_limited", "STRIPE_TIMEOUT": "timeout"}.get(
+            exc.reason, "unavailable"
+        )
+    return "error"
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _message(exc: stripe.StripeError) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,8 @@ from service.domain.model import (
     ledger_state,
     progress_of,
 )
+from service.observability import tracing
+from service.observability.metrics import Metrics
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 
@@ -99,15 +101,41 @@ async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asy
 
 
 class PostgresLedger:
-    def __init__(self, pool: asyncpg.Pool, *, command_timeout: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, command_timeout: float, metrics: Metrics | None = None
+    ) -> None:
         self._pool = pool
         self._command_timeout = command_timeout
+        self._metrics = metrics
+        self._traced = False
 
-    def _db(self) -> AbstractAsyncContextManager[None]:
+    def trace_calls(self) -> None:
+        """Give each trip to Postgres a span of its own (tracing is on)."""
+        self._traced = True
+
+    def _count(self, previous: LedgerState | None, now: LedgerState) -> None:
+        """Sessions created, completed and expired, counted where the ledger changes, once
+        per change whichever replica makes it."""
+        if self._metrics is None or previous is None or previous == now:
+            return
+        if previous == LedgerState.PENDING:
+            self._metrics.sessions.labels("created").inc()
+        if now == LedgerState.COMPLETE:
+            self._metrics.sessions.labels("completed").inc()
+        elif now == LedgerState.EXPIRED:
+            self._metrics.sessions.labels("expired").inc()
+
+    @asynccontextmanager
+    async def _db(self) -> AsyncIterator[None]:
         """One bounded trip to the database: its own limit, or less of the caller's deadline."""
-        return translate_db_errors(
-            within=deadlines.budget(self._command_timeout, what="reach the database")
-        )
+        within = deadlines.budget(self._command_timeout, what="reach the database")
+        if not self._traced:
+            async with translate_db_errors(within=within):
+                yield
+            return
+        with tracing.client_span("postgres", **{"db.system": "postgresql"}):
+            async with translate_db_errors(within=within):
+                yield
 
     async def claim(
         self,
@@ -155,7 +183,9 @@ class PostgresLedger:
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
         async with self._db(), self._pool.acquire() as conn, conn.transaction():
-            return await _record(conn, row_id, snapshot, payment_failed=False)
+            entry, previous = await _record(conn, row_id, snapshot, payment_failed=False)
+        self._count(previous, entry.state)
+        return entry
 
     async def apply_event(
         self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
@@ -163,7 +193,8 @@ class PostgresLedger:
         async with self._db(), self._pool.acquire() as conn, conn.transaction():
             if not await _insert_event(conn, event):
                 return False
-            await _record(conn, row_id, snapshot, payment_failed=payment_failed)
+            entry, previous = await _record(conn, row_id, snapshot, payment_failed=payment_failed)
+        self._count(previous, entry.state)
         return True
 
     async def skip_event(self, event: StripeEvent) -> bool:
@@ -176,6 +207,14 @@ class PostgresLedger:
                 "SELECT 1 FROM stripe_events WHERE event_id = $1", event_id
             )
         return found is not None
+
+    async def oldest_pending(self) -> datetime | None:
+        async with self._db():
+            found: datetime | None = await self._pool.fetchval(
+                "SELECT min(updated_at) FROM checkout_sessions WHERE state = $1",
+                LedgerState.PENDING,
+            )
+        return found
 
     async def events_caught_up_to(self) -> int | None:
         async with self._db():
@@ -362,23 +401,26 @@ async def _insert_event(conn: Connection, event: StripeEvent) -> bool:
 
 async def _record(
     conn: Connection, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
-) -> LedgerEntry:
+) -> tuple[LedgerEntry, LedgerState | None]:
     """Store what Stripe said unless the row is already further along (a stale read, as
     webhooks arrive in any order) or already says exactly that (a redelivery, or our own
-    write coming back as a webhook), and tell watchers on every replica."""
+    write coming back as a webhook), and tell watchers on every replica. Returns the row and,
+    if this changed it, the state it had before."""
     state = ledger_state(snapshot)
     rank = progress_of(state, snapshot.payment_status)
     row = await conn.fetchrow(
-        """UPDATE checkout_sessions
+        """WITH before AS (SELECT id, state FROM checkout_sessions WHERE id = $1 FOR UPDATE)
+           UPDATE checkout_sessions AS s
            SET state = $2, progress = $3, session_id = $4, payment_status = $5,
                snapshot = $6, expires_at = to_timestamp($7),
-               async_payment_failed = async_payment_failed OR $8,
+               async_payment_failed = s.async_payment_failed OR $8,
                updated_at = clock_timestamp()
-           WHERE id = $1 AND progress <= $3
-             AND (snapshot IS DISTINCT FROM $6::jsonb
-                  OR state IS DISTINCT FROM $2
-                  OR (NOT async_payment_failed AND $8))
-           RETURNING *""",
+           FROM before
+           WHERE s.id = before.id AND s.progress <= $3
+             AND (s.snapshot IS DISTINCT FROM $6::jsonb
+                  OR s.state IS DISTINCT FROM $2
+                  OR (NOT s.async_payment_failed AND $8))
+           RETURNING s.*, before.state AS previous_state""",
         row_id,
         state,
         rank,
@@ -388,13 +430,15 @@ async def _record(
         snapshot.expires_at,
         payment_failed,
     )
+    previous = None
     if row is None:
         row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
     else:
+        previous = LedgerState(row["previous_state"])
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
-    return _entry(row)
+    return _entry(row), previous
 
 
 def _entry(row: asyncpg.Record) -> LedgerEntry:

@@ -280,6 +280,10 @@ class InMemoryLedger:
     async def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
 
+    async def oldest_pending(self) -> datetime | None:
+        pending = [r.updated_at for r in self._rows.values() if r.state == LedgerState.PENDING]
+        return min(pending, default=None)
+
     async def events_caught_up_to(self) -> int | None:
         return self._watermark
 

@@ -1,0 +1,110 @@
+"""Prometheus metrics, served at /metrics on the HTTP port.
+
+RPC metrics use the names and labels of the gRPC ecosystem's exporters
+(https://github.com/grpc-ecosystem/go-grpc-middleware/tree/main/providers/prometheus), so that
+existing dashboards work. Every label value comes from a small fixed set: methods, codes,
+operations, event types, outcomes. Order, session and caller ids never become labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# From a millisecond (a read served from memory) to the longest Stripe call we allow.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Webhooks arrive within a second normally, and up to days later when Stripe retries.
+_LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 15, 60, 300, 900, 3600, 21600, 86400, 259200)
+# Bounded sets of values for the labels that come from outside.
+EVENT_TYPES_OTHER = "other"
+
+
+class Metrics:
+    """One set of metrics per running service, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        rpc = ("grpc_type", "grpc_service", "grpc_method")
+        self.rpc_started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", rpc, registry=r
+        )
+        self.rpc_handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            (*rpc, "grpc_code"),
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its status.",
+            rpc,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stripe_requests = Counter(
+            "checkout_stripe_requests_total",
+            "Calls to Stripe by operation and outcome (ok, refused, missing, rate_limited, "
+            "timeout, unavailable, misconfigured, spent_key, error).",
+            ("operation", "outcome"),
+            registry=r,
+        )
+        self.stripe_seconds = Histogram(
+            "checkout_stripe_request_seconds",
+            "Time of a Stripe operation, its own retries included.",
+            ("operation",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.webhook_events = Counter(
+            "checkout_webhook_events_total",
+            "Stripe webhooks by event type and result (applied, duplicate, ignored, deferred, "
+            "refused, failed).",
+            ("type", "result"),
+            registry=r,
+        )
+        self.webhook_lag = Histogram(
+            "checkout_webhook_lag_seconds",
+            "From Stripe creating an event to the service applying it.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.sweep_runs = Counter(
+            "checkout_sweep_runs_total",
+            "Reconciliation sweep passes on this replica, by result (ok, failed, skipped: "
+            "another replica holds the lock).",
+            ("result",),
+            registry=r,
+        )
+        self.sweep_repairs = Counter(
+            "checkout_sweep_repairs_total",
+            "What the sweep set right: rows brought up to date (updated), sessions Stripe no "
+            "longer knows (missing), events no webhook brought (caught_up), open sessions no row "
+            "held (orphan); and rows it failed on (failed).",
+            ("kind",),
+            registry=r,
+        )
+        self.pending_oldest_age = Gauge(
+            "checkout_pending_rows_oldest_age_seconds",
+            "Age of the oldest ledger row still waiting for Stripe's answer (0: none).",
+            registry=r,
+        )
+        self.db_pool_in_use = Gauge(
+            "checkout_db_pool_in_use", "Postgres connections of the pool in use.", registry=r
+        )
+        self.sessions = Counter(
+            "checkout_sessions_total",
+            "Checkout Sessions by what happened to them: created, completed, expired.",
+            ("event",),
+            registry=r,
+        )
+        self.watch_streams = Gauge(
+            "checkout_watch_streams", "Open WatchSession streams on this replica.", registry=r
+        )
+
+    def track_pool(self, in_use: Callable[[], float]) -> None:
+        self.db_pool_in_use.set_function(in_use)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,135 @@
+"""What operators watch: the counters at /metrics move by what a scenario did, with no
+unbounded label values; with tracing on, each RPC is a span in the caller's trace with child
+spans for Stripe and Postgres, and log lines carry the trace id."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import session_pb2 as pb
+from service.app import Application
+from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id
+from tests.e2e.processes import service_process
+from tests.support import eventually
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(app: Application) -> Samples:
+    async with httpx.AsyncClient() as http:
+        page = await http.get(f"http://127.0.0.1:{app.http_port}/metrics")
+    assert page.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+    }
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+async def test_the_counters_move_by_what_a_scenario_did(
+    app: Application, stub: Stub, sandbox: Sandbox
+) -> None:
+    before = await scrape(app)
+    order_id = new_order_id()
+    created = (await stub.CreateSession(cart_request(order_id))).session
+    await stub.CreateSession(cart_request(order_id))  # reused: no Stripe call
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CreateSession(cart_request(new_order_id(), currency="usdx"))
+    sandbox.control(
+        "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
+    )
+
+    async def paid() -> bool:
+        got = await stub.GetSession(api.GetSessionRequest(order_id=order_id))
+        return bool(got.session.payment_status == pb.Session.PAID)
+
+    await eventually(paid)
+    after = await scrape(app)
+
+    rpc = {"grpc_type": "unary", "grpc_service": "checkout.v1.CheckoutService"}
+    create = {**rpc, "grpc_method": "CreateSession"}
+    assert delta(before, after, "grpc_server_started_total", **create) == 3
+    assert delta(before, after, "grpc_server_handled_total", **create, grpc_code="OK") == 2
+    assert (
+        delta(before, after, "grpc_server_handled_total", **create, grpc_code="INVALID_ARGUMENT")
+        == 1
+    )
+    assert delta(before, after, "grpc_server_handling_seconds_count", **create) == 3
+    assert (
+        delta(before, after, "checkout_stripe_requests_total", operation="create", outcome="ok")
+        == 1
+    )
+    assert delta(before, after, "checkout_sessions_total", event="created") == 1
+    assert delta(before, after, "checkout_sessions_total", event="completed") == 1
+    assert (
+        delta(
+            before,
+            after,
+            "checkout_webhook_events_total",
+            type="checkout.session.completed",
+            result="applied",
+        )
+        == 1
+    )
+    assert delta(before, after, "checkout_webhook_lag_seconds_count") == 1
+    # No order, session or caller id ever becomes a label value.
+    for _, labels in after:
+        for _, value in labels:
+            assert order_id not in value and created.id not in value
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in a stream of log lines and pretty-printed spans."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (start := text.find("{", at)) != -1:
+        try:
+            value, at = decoder.raw_decode(text, start)
+        except ValueError:
+            at = start + 1
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+async def test_with_tracing_on_an_rpc_continues_the_callers_trace(
+    environ: dict[str, str],
+) -> None:
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    env = {**environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "checkout-test"}
+    async with service_process(env) as replica:
+        await replica.stub.CreateSession(
+            cart_request(new_order_id()),
+            metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"),),
+        )
+        replica.process.send_signal(signal.SIGTERM)
+        await replica.next_event("stopped")
+        assert replica.process.stdout is not None
+        rest = (await replica.process.stdout.read()).decode()
+
+    printed = "\n".join(line.get("raw") or json.dumps(line) for line in replica.lines)
+    objects = json_objects(printed + rest)
+    ours = [o for o in objects if o.get("context", {}).get("trace_id") == f"0x{trace_id}"]
+    [server] = [s for s in ours if s["name"] == "/checkout.v1.CheckoutService/CreateSession"]
+    assert server["kind"] == "SpanKind.SERVER"
+    assert server["parent_id"] == f"0x{parent_id}"
+    children = {s["name"] for s in ours if s["parent_id"] == server["context"]["span_id"]}
+    assert {"stripe create", "postgres"} <= children
+    [rpc_line] = [
+        o for o in objects if o.get("event") == "rpc" and o.get("method", "").endswith("Session")
+    ]
+    assert rpc_line["trace_id"] == trace_id
