@@ -50,14 +50,14 @@ bench: proto
 chaos: proto
 	$(BIN)/python -m chaos $(if $(QUICK),--quick)
 
-PY_DIRS := service sandbox localdev tests bench chaos protos setup.py
+PY_DIRS := service sandbox localdev tests bench chaos protos setup.py clients/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: proto
-	$(BIN)/mypy service sandbox localdev tests bench chaos
+	$(BIN)/mypy service sandbox localdev tests bench chaos clients/python/checkout_client
 
 # The layers (docs/architecture.md), as import-linter contracts in pyproject.toml.
 layers: proto

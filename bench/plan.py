@@ -21,6 +21,7 @@ class Plan:
     timed_starts: int
     """Starts with the migrations already applied, timed to "serving"; the last one stays up."""
     watch_baseline_s: float
+    """Postgres transactions/s and server CPU without watchers first, for comparison (0: not)."""
     watch_idle_s: float
     concurrency: int = 32
     create_concurrency: tuple[int, ...] = (100, 500)
@@ -55,7 +56,7 @@ QUICK = Plan(
     create_max_warmup_s=6,
     create_window_s=2.5,
     timed_starts=1,
-    watch_baseline_s=3,
+    watch_baseline_s=0,
     watch_idle_s=5,
     read_fixtures=50,
 )

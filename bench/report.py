@@ -187,6 +187,10 @@ def _num(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _maybe(value: float | None, digits: int) -> str:
+    return "not measured" if value is None else f"{value:.{digits}f}"
+
+
 def load_table(m: Measurements) -> list[str]:
     lines = [
         "| server | call | in flight | calls/s | p50 ms | p99 ms | server CPU µs/call "
@@ -220,11 +224,11 @@ def watch_table(plan: Plan, m: Measurements) -> list[str]:
         "|---|--:|",
         f"| streams opened (first message) | {watch.opened} in {watch.open_s:.1f} s |",
         f"| Postgres transactions/s, no watchers ({plan.watch_baseline_s:g} s) "
-        f"| {watch.baseline_db_tps:.1f} |",
+        f"| {_maybe(watch.baseline_db_tps, 1)} |",
         f"| Postgres transactions/s, watchers idle ({plan.watch_idle_s:g} s) "
         f"| {watch.idle_db_tps:.1f} |",
         f"| server cores, no watchers / watchers idle "
-        f"| {watch.baseline_server_cores:.3f} / {watch.idle_server_cores:.3f} |",
+        f"| {_maybe(watch.baseline_server_cores, 3)} / {watch.idle_server_cores:.3f} |",
         f"| server RSS before / after opening | {watch.rss_before_mb:.0f} / "
         f"{watch.rss_after_mb:.0f} MB |",
         f"| payment → watcher updated: p50 / p99 / max | {watch.update_p50_ms:.0f} / "

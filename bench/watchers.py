@@ -2,8 +2,8 @@
 nothing happens, and how long until every watcher hears of the payment.
 
 Postgres transactions/s are `xact_commit + xact_rollback` of the service's database in
-`pg_stat_database`, diffed over the idle period (backends report at most once a second, so
-each period starts after a settle pause). Half the watchers cancel their stream once they have
+`pg_stat_database`, diffed over the idle period, which starts once the statistics of what came
+before have been reported (`_STATS_SETTLE_S`). Half the watchers cancel their stream once they have
 seen the payment; the other half read on until the server ends the stream.
 """
 
@@ -26,8 +26,11 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 
-# Backends flush their statistics at most once a second.
-_STATS_SETTLE_S = 1.5
+# A backend reports its transactions at most once a second, and one that goes idle within a
+# second of its last report holds them for up to 10 s (PGSTAT_MIN_INTERVAL and
+# PGSTAT_IDLE_INTERVAL in Postgres' pgstat.c): a burst just before a measured period would be
+# counted in it. Each period starts once the last burst has been reported.
+_STATS_SETTLE_S = 10.5
 _END_OF_STREAM_WAIT_S = 10.0
 
 
@@ -116,7 +119,9 @@ async def watch(spec: Watch) -> WatchResult:
         ]
         conn = await asyncpg.connect(spec.dsn)
         try:
-            baseline_tps, baseline_cores = await _idle(conn, spec.server_pid, spec.baseline_s)
+            baseline: tuple[float | None, float | None] = (None, None)
+            if spec.baseline_s:
+                baseline = await _idle(conn, spec.server_pid, spec.baseline_s)
             rss_before = procfs.rss_mb(spec.server_pid)
             began = time.perf_counter()
             watchers = [
@@ -146,9 +151,9 @@ async def watch(spec: Watch) -> WatchResult:
         sessions=spec.sessions,
         opened=seen.opened,
         open_s=open_s,
-        baseline_db_tps=baseline_tps,
+        baseline_db_tps=baseline[0],
         idle_db_tps=idle_tps,
-        baseline_server_cores=baseline_cores,
+        baseline_server_cores=baseline[1],
         idle_server_cores=idle_cores,
         rss_before_mb=rss_before,
         rss_after_mb=rss_after,

@@ -21,10 +21,11 @@ def sources() -> list[Path]:
     return sorted((PROTOS / "checkout" / "v1").glob("*.proto"))
 
 
-def up_to_date() -> bool:
-    if not MARKER.exists():
+def up_to_date(root: Path = ROOT) -> bool:
+    marker = root / MARKER.relative_to(ROOT)
+    if not marker.exists():
         return False
-    built = MARKER.stat().st_mtime
+    built = marker.stat().st_mtime
     return all(path.stat().st_mtime <= built for path in sources())
 
 
@@ -37,11 +38,13 @@ def plugin(name: str) -> str:
     return found
 
 
-def generate() -> None:
+def generate(root: Path = ROOT) -> None:
+    """Write the `checkout` package under `root` (the repository, or the client's folder)."""
     # In-process: a subprocess would not see pip's isolated build environment.
     from grpc_tools import protoc
 
-    shutil.rmtree(OUT, ignore_errors=True)
+    out = root / OUT.relative_to(ROOT)
+    shutil.rmtree(out, ignore_errors=True)
     well_known = resources.files("grpc_tools") / "_proto"
     command = [
         "grpc_tools.protoc",
@@ -49,23 +52,23 @@ def generate() -> None:
         f"-I{well_known}",
         f"--plugin=protoc-gen-mypy={plugin('protoc-gen-mypy')}",
         f"--plugin=protoc-gen-mypy_grpc={plugin('protoc-gen-mypy_grpc')}",
-        f"--python_out={ROOT}",
-        f"--mypy_out={ROOT}",
-        f"--grpc_python_out={ROOT}",
-        f"--mypy_grpc_out={ROOT}",
+        f"--python_out={root}",
+        f"--mypy_out={root}",
+        f"--grpc_python_out={root}",
+        f"--mypy_grpc_out={root}",
         *(str(path) for path in sources()),
     ]
     if protoc.main(command) != 0:
         raise SystemExit(f"protoc failed: {' '.join(command)}")
     # Regular packages with type information (PEP 561), so that the wheel carries them.
-    for package in (OUT, OUT / "v1"):
+    for package in (out, out / "v1"):
         (package / "__init__.py").touch()
-    (OUT / "py.typed").touch()
+    (out / "py.typed").touch()
 
 
-def generate_if_stale() -> None:
-    if not up_to_date():
-        generate()
+def generate_if_stale(root: Path = ROOT) -> None:
+    if not up_to_date(root):
+        generate(root)
 
 
 if __name__ == "__main__":

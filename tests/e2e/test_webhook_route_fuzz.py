@@ -88,10 +88,11 @@ signature_headers = st.one_of(
     st.text(max_size=300),
     st.builds(
         lambda t, v, rest: f"t={t},v1={v}{rest}",
-        st.one_of(st.integers(1, 2**40), st.integers(), small_text),
+        st.one_of(st.integers(1, 2**40), st.just(int(time.time())), st.integers(), small_text),
         st.one_of(
             st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
             st.text(min_size=1, max_size=70),
+            st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=8),
             small_text,
         ),
         st.one_of(st.just(""), st.just(",v0=00"), small_text.map(lambda t: f",{t}")),

@@ -71,3 +71,25 @@ def test_the_wheel_carries_nothing_but_the_service_and_the_contract(
         assert "sandbox" not in name, name
         assert "devrun" not in name and "embedded" not in name, name
         assert not name.startswith(("tests/", "bench/", "localdev/")), name
+
+
+def test_the_client_wheel_carries_the_stubs_and_the_service_config(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("client-wheel")
+    client = ROOT / "clients" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(client)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("checkout_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {
+        "checkout_client/__init__.py",
+        "checkout_client/service_config.json",
+        "checkout/v1/checkout_service_pb2.py",
+        "checkout/v1/checkout_service_pb2_grpc.pyi",
+    } <= names
+    assert not any(name.startswith("service/") for name in names)
