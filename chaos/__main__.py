@@ -9,11 +9,12 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-# The run forks (pg_ctl, the replicas) while its gRPC channels are busy: gRPC's fork handlers
-# are of no use to a fork that execs at once, and only log "skipping fork() handlers". gRPC
-# reads the variable when it is first imported, below.
+# The run starts processes while its gRPC channels are busy: gRPC's fork handlers are of no
+# use to a child that execs at once (chaos/pg_keeper.py says why it matters). gRPC reads the
+# variable when it is first imported, below.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from chaos.report import render
@@ -37,8 +38,10 @@ def main() -> None:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    began = time.monotonic()
     outcome = asyncio.run(run_chaos(scenario, run_dir, seed=seed, progress=progress))
     print(render(outcome), flush=True)
+    print(f"wall time, start to stop: {time.monotonic() - began:.0f} s", flush=True)
     raise SystemExit(0 if outcome.passed else 1)
 
 

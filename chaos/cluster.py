@@ -85,15 +85,12 @@ class Cluster:
         self._sandbox = sandbox
         self._log_dir = log_dir
         self._slots: list[_Slot] = []
+        self._retired: list[grpc.aio.Channel] = []
         self._rng = random.Random()
 
     @property
     def logs(self) -> dict[str, ReplicaLog]:
         return {slot.name: slot.log for slot in self._slots}
-
-    @property
-    def log_files(self) -> list[Path]:
-        return [slot.log_file for slot in self._slots]
 
     async def start(self, count: int) -> None:
         events: list[Any] = sorted(HANDLED_EVENTS)  # stripe-python types them as literals
@@ -123,7 +120,9 @@ class Cluster:
         replica.kill()
         code = await replica.wait()
         if channel is not None:
-            await channel.close()
+            # Closed at the end, not now: closing a channel cancels its calls in the callers'
+            # tasks, where a dead server fails them UNAVAILABLE, as callers should see it.
+            self._retired.append(channel)
         await asyncio.sleep(down_seconds)
         for attempt in range(1, _RESTART_ATTEMPTS + 1):
             try:
@@ -138,6 +137,8 @@ class Cluster:
 
     async def stop(self) -> None:
         await asyncio.gather(*(self._stop(slot) for slot in self._slots))
+        for channel in self._retired:
+            await channel.close()
 
     async def _start(self, slot: _Slot) -> None:
         slot.incarnations += 1

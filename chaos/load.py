@@ -143,9 +143,9 @@ class Load:
     async def run(self, until: float) -> None:
         """Keep `workers` orders in flight until the monotonic time `until` (or `max_orders`);
         an order under way when time is up is finished, not abandoned."""
-        await asyncio.gather(
-            *(self._worker(index, until) for index in range(self._scenario.workers))
-        )
+        async with asyncio.TaskGroup() as group:
+            for index in range(self._scenario.workers):
+                group.create_task(self._worker(index, until))
 
     async def _worker(self, index: int, until: float) -> None:
         rng = random.Random(self._seed * 1000 + index)

@@ -1,6 +1,7 @@
-"""The run's Postgres: a pgserver of its own in the run's folder, which it can stop and start
-again on the same data; or an exported DATABASE_URL, which it cannot restart, so there the
-outage is every replica's connections terminated at once (as a failover does to them).
+"""The run's Postgres: a pgserver of its own in the run's folder (`pg_keeper.py`, a process that
+can stop it and start it again on the same data); or an exported DATABASE_URL, which the run
+cannot restart, so there the outage is every replica's connection terminated at once, as a
+failover does to them.
 
 The replicas connect with an `application_name` of the run's own, so that terminating their
 connections on a shared server touches nobody else's.
@@ -11,93 +12,127 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import warnings
+import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from chaos.processes import REPO
+
+# Starting pgserver the first time runs initdb: seconds on a laptop, more on a busy one.
+_KEEPER_ANSWER_SECONDS = 120.0
+
 
 class Postgres:
-    def __init__(self, base_dsn: str, application_name: str, server: Any, data: Path | None):
-        self._base_dsn = base_dsn
-        self._server = server
+    def __init__(
+        self,
+        application_name: str,
+        keeper: asyncio.subprocess.Process | None = None,
+        data: Path | None = None,
+    ) -> None:
+        self._keeper = keeper
         self._data = data
         self.application_name = application_name
-        self.dsn = _with_application_name(base_dsn, application_name)
+        self.dsn = ""
         """For the replicas: their connections carry the run's name."""
-        self.admin_dsn = base_dsn
-        """For the run itself (the audit, terminating the replicas' connections)."""
+        self.admin_dsn = ""
+        """For the run itself: the audit, and terminating the replicas' connections."""
+
+    def _use(self, dsn: str) -> Postgres:
+        self.admin_dsn = dsn
+        self.dsn = _with_application_name(dsn, self.application_name)
+        return self
 
     @property
-    def restartable(self) -> bool:
-        return self._server is not None
+    def outage_kind(self) -> str:
+        return "Postgres restart" if self._keeper is not None else "Postgres connections killed"
 
     def describe(self) -> str:
         if self._data is not None:
             return f"pgserver of the run's own under {self._data}"
-        return "DATABASE_URL (exported; outages are terminated connections)"
+        return "DATABASE_URL (exported; the outage terminates the replicas' connections)"
 
     @classmethod
-    def open(cls, folder: Path, application_name: str) -> Postgres:
-        """Blocking (pgserver forks `pg_ctl`): call it before gRPC channels exist."""
+    async def open(cls, folder: Path, application_name: str) -> Postgres:
         if url := os.environ.get("DATABASE_URL"):
-            return cls(url, application_name, None, None)
+            return cls(application_name)._use(url)
         data = folder / "pg"
-        server = _start(data)
-        return cls(str(server.get_uri()), application_name, server, data)
+        keeper = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chaos.pg_keeper",
+            str(data),
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        postgres = cls(application_name, keeper, data)
+        try:
+            return postgres._use(await postgres._answer("ready "))
+        except BaseException:
+            await postgres.close()
+            raise
 
     async def outage(self, down_seconds: float) -> str:
         """Take the database away from the replicas for a while; what was done, for the
-        report. pgserver's start and stop block, so they run in a thread while the load and
-        the other faults go on."""
-        if self._server is None:
-            await self._terminate_replica_connections()
-            return "replicas' connections terminated (DATABASE_URL cannot be restarted)"
-        await asyncio.to_thread(self._stop)
+        report."""
+        if self._keeper is None:
+            # Over and over for the outage's length, so that reconnecting does not help
+            # until it is over.
+            ended = asyncio.get_running_loop().time() + down_seconds
+            terminated = 0
+            while asyncio.get_running_loop().time() < ended:
+                terminated += await self._terminate_replica_connections()
+                await asyncio.sleep(0.2)
+            return f"{terminated} replica connections terminated over {down_seconds:g} s"
+        await self._command("stop", "stopped")
         await asyncio.sleep(down_seconds)
-        await asyncio.to_thread(self._start_again)
+        dsn = await self._command("start", "ready ")
+        # Same folder, same socket: the replicas reconnect to the address they know.
+        assert dsn == self.admin_dsn, (dsn, self.admin_dsn)
         return f"stopped, {down_seconds:g} s down, started on the same data"
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the run's own server and delete its data (the run dumps what it needs)."""
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            assert keeper.stdin is not None
+            keeper.stdin.close()  # end of input: the keeper stops Postgres and exits
+            try:
+                await asyncio.wait_for(keeper.wait(), _KEEPER_ANSWER_SECONDS)
+            except TimeoutError:
+                keeper.kill()
+                await keeper.wait()
         if self._data is not None:
             shutil.rmtree(self._data, ignore_errors=True)
 
-    def _stop(self) -> None:
-        assert self._server is not None and self._data is not None
-        self._server.cleanup()  # `pg_ctl stop`, fast mode: every session is terminated
+    async def _command(self, command: str, expected: str) -> str:
+        assert self._keeper is not None and self._keeper.stdin is not None
+        self._keeper.stdin.write(f"{command}\n".encode())
+        await self._keeper.stdin.drain()
+        return await self._answer(expected)
 
-    def _start_again(self) -> None:
-        assert self._data is not None
-        self._server = _start(self._data)
-        # Same folder, same socket: the replicas reconnect to the address they know.
-        assert str(self._server.get_uri()) == self._base_dsn
+    async def _answer(self, expected: str) -> str:
+        assert self._keeper is not None and self._keeper.stdout is not None
+        raw = await asyncio.wait_for(self._keeper.stdout.readline(), _KEEPER_ANSWER_SECONDS)
+        line = raw.decode().strip()
+        if not line.startswith(expected.strip()):
+            raise RuntimeError(f"the Postgres keeper answered {line!r}, not {expected!r}")
+        return line.removeprefix(expected.strip()).strip()
 
-    async def _terminate_replica_connections(self) -> None:
+    async def _terminate_replica_connections(self) -> int:
         conn = await asyncpg.connect(self.admin_dsn, timeout=10)
         try:
-            await conn.execute(
-                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE application_name = $1 AND pid <> pg_backend_pid()""",
-                self.application_name,
+            return int(
+                await conn.fetchval(
+                    """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                       WHERE application_name = $1 AND pid <> pg_backend_pid()""",
+                    self.application_name,
+                )
             )
         finally:
             await conn.close()
-
-
-def _start(data: Path) -> Any:
-    with warnings.catch_warnings():
-        # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-        from pgserver.postgres_server import get_server
-
-        # "stop", not "delete": a restart must find the data where it was.
-        return get_server(data, cleanup_mode="stop")
 
 
 def _with_application_name(dsn: str, name: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,10 @@ class Outcome:
     faults: FaultTally
     audit: Audit
     replica_logs: dict[str, ReplicaLog]
-    log_files: list[Path]
     settled: Settled
     load_seconds: float
     wall_seconds: float
+    """From the start of the run to the audit (stopping everything takes a few seconds more)."""
     webhooks: dict[str, Any] = field(default_factory=dict)
 
     def answered(self, code: str) -> tuple[int, int, int]:
@@ -96,17 +96,19 @@ async def run_chaos(
     log_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
     prefix = f"chaos-{run_id}-"
-    postgres = await asyncio.to_thread(Postgres.open, run_dir, f"chaos-{run_id}")
+    postgres = await Postgres.open(run_dir, f"chaos-{run_id}")
     say(f"Postgres: {postgres.describe()}")
     try:
         sandbox = await SandboxProcess.start(log_dir)
         try:
             say(f"sandbox at {sandbox.url}")
-            return await _with_sandbox(scenario, run_dir, seed, postgres, sandbox, prefix, say)
+            return await _with_sandbox(
+                scenario, run_dir, seed, postgres, sandbox, prefix, say, began
+            )
         finally:
             await sandbox.stop()
     finally:
-        await asyncio.to_thread(postgres.close)
+        await postgres.close()
         say(f"done in {time.monotonic() - began:.1f} s")
 
 
@@ -118,8 +120,8 @@ async def _with_sandbox(
     sandbox_process: SandboxProcess,
     prefix: str,
     say: Callable[[str], None],
+    began: float,
 ) -> Outcome:
-    began = time.monotonic()
     sandbox = SandboxControl(sandbox_process.url)
     cluster = Cluster(Settings(postgres.dsn, sandbox.url), sandbox, run_dir / "logs")
     try:
@@ -134,22 +136,31 @@ async def _with_sandbox(
         start = time.monotonic()
         length = scenario.load_seconds
         say(f"load and faults for {length:g} s ({scenario.workers} orders at a time)")
-        await asyncio.gather(
-            load.run(until=start + length),
-            injector.stripe_faults(kinds, until=start + length * (1 - scenario.calm_tail)),
-            injector.at(
-                start + length * scenario.postgres_restart_at,
-                "Postgres restart",
-                lambda: _noted(say, "Postgres", postgres.outage(scenario.postgres_down_seconds)),
-            ),
-            injector.at(
-                start + length * scenario.replica_kill_at,
-                "replica SIGKILL and restart",
-                lambda: _noted(
-                    say, "replica", cluster.kill_and_restart(scenario.replica_down_seconds)
-                ),
-            ),
-        )
+        # A task group: if one of them fails, the others are cancelled, not left running
+        # while everything is torn down.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(load.run(until=start + length))
+            group.create_task(
+                injector.stripe_faults(kinds, until=start + length * (1 - scenario.calm_tail))
+            )
+            group.create_task(
+                injector.at(
+                    start + length * scenario.postgres_restart_at,
+                    postgres.outage_kind,
+                    lambda: _noted(
+                        say, "Postgres", postgres.outage(scenario.postgres_down_seconds)
+                    ),
+                )
+            )
+            group.create_task(
+                injector.at(
+                    start + length * scenario.replica_kill_at,
+                    "replica SIGKILL and restart",
+                    lambda: _noted(
+                        say, "replica", cluster.kill_and_restart(scenario.replica_down_seconds)
+                    ),
+                )
+            )
         await injector.clear()
         load_seconds = time.monotonic() - start
         say(f"load done: {load.tally.orders} orders in {load_seconds:.1f} s; faults off, settling")
@@ -167,7 +178,6 @@ async def _with_sandbox(
             faults=injector.tally,
             audit=result,
             replica_logs=cluster.logs,
-            log_files=cluster.log_files,
             settled=settled,
             load_seconds=load_seconds,
             wall_seconds=time.monotonic() - began,
@@ -178,9 +188,9 @@ async def _with_sandbox(
         await sandbox.close()
 
 
-async def _noted(say: Callable[[str], None], what: str, outage: Any) -> str:
+async def _noted(say: Callable[[str], None], what: str, outage: Awaitable[str]) -> str:
     say(f"{what}: outage begins")
-    done = str(await outage)
+    done = await outage
     say(f"{what}: {done}")
     return done
 

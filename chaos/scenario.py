@@ -41,7 +41,7 @@ class Scenario:
 FULL = Scenario(
     name="full",
     load_seconds=150.0,
-    workers=16,
+    workers=24,
     max_orders=5000,
     settle_seconds=240.0,
     stable_seconds=45.0,
@@ -51,7 +51,7 @@ FULL = Scenario(
 QUICK = Scenario(
     name="quick",
     load_seconds=45.0,
-    workers=12,
+    workers=16,
     max_orders=1500,
     settle_seconds=120.0,
     stable_seconds=30.0,

@@ -290,6 +290,9 @@ def subscription(**overrides: Any) -> Req:
     return cart(**{**fields, **overrides})
 
 
+PRICE = Req.PriceData(unit_amount=500, product_name="Mug")
+
+
 def line(**fields: Any) -> list[Req.LineItem]:
     return [Req.LineItem(**{"quantity": 1, **fields})]
 
@@ -354,7 +357,7 @@ STRINGS: dict[str, tuple[Build, str, str]] = {
         "txcd_99999999",
     ),
     "line_items[].tax_rate_ids[]": (
-        lambda v: cart(line_items=line(price_id="price_1", tax_rate_ids=[v])),
+        lambda v: cart(line_items=line(price_data=PRICE, tax_rate_ids=[v])),
         "line_items[0].tax_rate_ids[0]",
         "txr_demo_us_sales_tax",
     ),

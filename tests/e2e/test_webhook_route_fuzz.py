@@ -15,7 +15,7 @@ from contextlib import suppress
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from service.app import Application
@@ -80,24 +80,20 @@ bodies = st.one_of(
     huge_text.map(lambda t: t.encode("utf-8", "surrogatepass")[: 900 * 1024]),
     st.sampled_from([b"", b"{}", b"[]", b"null", b'{"id": "evt_1"}', b"\x00" * 64]),
 )
-# Mostly shaped like Stripe's `t=<timestamp>,v1=<hex>`, so that what is checked after the
-# shape (the timestamp, the comparison of signatures) meets hostile values too.
-signature_headers = st.one_of(
-    st.just(None),
-    small_text,
-    st.text(max_size=300),
-    st.builds(
-        lambda t, v, rest: f"t={t},v1={v}{rest}",
-        st.one_of(st.integers(1, 2**40), st.just(int(time.time())), st.integers(), small_text),
-        st.one_of(
-            st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-            st.text(min_size=1, max_size=70),
-            st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=8),
-            small_text,
-        ),
-        st.one_of(st.just(""), st.just(",v0=00"), small_text.map(lambda t: f",{t}")),
+# Shaped like Stripe's `t=<timestamp>,v1=<hex>`, so that what is checked after the shape (the
+# timestamp, the comparison of signatures) meets hostile values too.
+stripe_shaped = st.builds(
+    lambda t, v, rest: f"t={t},v1={v}{rest}",
+    st.one_of(st.integers(1, 2**40), st.integers(1, 2**40), st.integers(), small_text),
+    st.one_of(
+        st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        st.text(min_size=1, max_size=70),
+        st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=8),
+        small_text,
     ),
+    st.one_of(st.just(""), st.just(",v0=00"), small_text.map(lambda t: f",v1={t}")),
 )
+signature_headers = st.one_of(stripe_shaped, stripe_shaped, small_text, st.text(max_size=300))
 other_headers = st.lists(
     st.tuples(
         st.sampled_from(
@@ -110,7 +106,7 @@ other_headers = st.lists(
 
 
 @FUZZ
-@given(bodies, signature_headers, other_headers)
+@given(bodies, st.one_of(st.none(), signature_headers), other_headers)
 async def test_unsigned_requests_are_refused_with_400(
     app: Application, body: bytes, stripe_signature: str | None, extra: list[tuple[bytes, str]]
 ) -> None:
@@ -121,7 +117,11 @@ async def test_unsigned_requests_are_refused_with_400(
 
 
 @FUZZ
-@given(signature_headers.filter(lambda h: h is not None))
+@given(signature_headers)
+# stripe-python raises TypeError comparing a non-ASCII signature: a 500 until the route refused
+# such a header itself.
+@example("t=1,v1=\u00e9")
+@example("t=1,v1=\udcff")
 async def test_any_signature_header_is_refused_with_400(
     app: Application, stripe_signature: str
 ) -> None:
