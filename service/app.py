@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import grpc
 import structlog
+import uvloop
 from aiohttp import web
 from grpc_health.v1 import health
 
@@ -343,7 +344,8 @@ def main(argv: list[str] | None = None) -> None:
         tls=settings.describe_tls(),
     )
     try:
-        asyncio.run(run(settings))
+        # uvloop: a faster event loop for both gRPC and asyncpg (make bench measures it).
+        uvloop.run(run(settings))
     except CallersFileError as exc:
         log.error("cannot start", reason="CONFIGURATION", error=str(exc))
         raise SystemExit(2) from None

@@ -113,11 +113,12 @@ class Checkout:
         return entry
 
     async def watch_session(
-        self, caller: Caller, lookup: Lookup, *, poll_seconds: float = 5.0
+        self, caller: Caller, lookup: Lookup, *, poll_seconds: float | None = None
     ) -> AsyncGenerator[LedgerEntry, None]:
         """The session now, then each stored change until it is final. Notifications carry
-        changes from every replica; the poll bounds how stale a lost notification can leave a
-        watcher."""
+        changes from every replica, and the change feed wakes every watcher when it loses its
+        connection and again when it has it back, so nothing polls; `poll_seconds` adds a
+        periodic re-read for a feed that cannot promise that."""
         entry = await self._find(caller, lookup, materialized=True)
         assert entry.session_id is not None  # materialized rows have one
         async with self._changes.subscribe(entry.session_id) as changes:

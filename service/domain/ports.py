@@ -127,12 +127,12 @@ class SessionLedger(Protocol):
         """When the oldest row still waiting for Stripe's answer was last touched."""
         ...
 
-    async def events_caught_up_to(self) -> int | None:
-        """The `created` time up to which Stripe's events have been read (the sweep's
-        watermark), or None before the first pass."""
+    async def watermark(self, name: str) -> int | None:
+        """How far (a Unix time) the sweep has read one of Stripe's lists: `events`, or
+        `open_sessions`; None before the first pass."""
         ...
 
-    async def catch_up_events_to(self, created: int) -> None: ...
+    async def advance_watermark(self, name: str, to: int) -> None: ...
 
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
@@ -155,8 +155,9 @@ class WebhookVerifier(Protocol):
 
 
 class ChangeSignal(Protocol):
-    async def wait(self, at_most_seconds: float) -> None:
-        """Return when the session may have changed, or after `at_most_seconds`."""
+    async def wait(self, at_most_seconds: float | None) -> None:
+        """Return when the session may have changed, or after `at_most_seconds` (None: no
+        limit)."""
         ...
 
 

@@ -36,9 +36,10 @@ _MAX_RETRY_SECONDS = 3600.0
 # The first catch-up reads this far back; later ones start at the watermark, less an
 # overlap, since an event may be listed a little after its `created` time.
 _FIRST_CATCH_UP_SECONDS = 3600
-_EVENT_OVERLAP_SECONDS = 60
+_OVERLAP_SECONDS = 60
 # Stripe's idempotency keys and open sessions both last at most a day: anything older is not
 # an attempt of ours in flight.
+_EVENTS, _OPEN_SESSIONS = "events", "open_sessions"
 _ORPHAN_WINDOW = timedelta(hours=24)
 HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
 
@@ -184,9 +185,9 @@ class StripeSync:
         events that became visible late) that no webhook brought; returns how many applied.
         The watermark only moves past events that applied or never will."""
         now = int(self._clock.now().timestamp())
-        watermark = await self._ledger.events_caught_up_to()
+        watermark = await self._ledger.watermark(_EVENTS)
         since = (now - _FIRST_CATCH_UP_SECONDS if watermark is None else watermark) - (
-            _EVENT_OVERLAP_SECONDS
+            _OVERLAP_SECONDS
         )
         applied = 0
         held_back: int | None = None
@@ -198,7 +199,7 @@ class StripeSync:
                 # Not yet (its session is still being stored, or Stripe or Postgres failed):
                 # the next pass reads it again.
                 held_back = event.created if held_back is None else min(held_back, event.created)
-        await self._ledger.catch_up_events_to(now if held_back is None else held_back)
+        await self._ledger.advance_watermark(_EVENTS, now if held_back is None else held_back)
         return applied
 
     async def expire_orphans(self) -> list[str]:
@@ -209,9 +210,12 @@ class StripeSync:
         now = self._clock.now()
         expired = []
         young = now - self._pending_grace
-        for session in await self._gateway.open_sessions(
-            created_since=int((now - _ORPHAN_WINDOW).timestamp())
-        ):
+        # Only sessions made since the last scan (less an overlap): a session is an orphan or
+        # not from the moment it is made, so an older one was judged before.
+        oldest = int((now - _ORPHAN_WINDOW).timestamp())
+        scanned_to = await self._ledger.watermark(_OPEN_SESSIONS)
+        since = oldest if scanned_to is None else max(oldest, scanned_to - _OVERLAP_SECONDS)
+        for session in await self._gateway.open_sessions(created_since=since):
             order_id = session.metadata.get(ORDER_ID_KEY)
             if order_id is None or session.created > young.timestamp():
                 continue  # another integration's, or too young to judge
@@ -227,6 +231,7 @@ class StripeSync:
             if entry is not None:
                 await self._checkout.bring_up_to_date(entry)
             expired.append(session.id)
+        await self._ledger.advance_watermark(_OPEN_SESSIONS, int(young.timestamp()))
         return expired
 
     async def _retry_later(self, entry: LedgerEntry, now: datetime) -> None:

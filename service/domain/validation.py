@@ -48,16 +48,17 @@ STRIPE_ID_MAX = 255
 SESSION_ID_MAX = STRIPE_ID_MAX
 # Ours: a caller's name in CALLERS_FILE, as operators name it in a lookup.
 CALLER_MAX = 200
-# Ours: ListSessions tokens are URL-safe base64 that this service issued; signed tokens for the
-# longest order id and caller name stay well under this.
-PAGE_TOKEN_MAX = 4096
+# Ours: ListSessions tokens are URL-safe base64 that this service issued (page_tokens.py); the
+# token for the longest order id and caller name, in any characters, stays under this
+# (tests/unit/test_limits.py).
+PAGE_TOKEN_MAX = 8192
 # Free text, from the `maxLength`s of Stripe's OpenAPI description
 # (https://github.com/stripe/openapi), shown in https://docs.stripe.com/api/checkout/sessions/create:
 TEXT_MAX = 5000  # any other string parameter, e.g. line_items.price_data.product_data.name
 PRODUCT_DESCRIPTION_MAX = 40_000  # line_items.price_data.product_data.description
 SHIPPING_DISPLAY_NAME_MAX = 100  # shipping_options.shipping_rate_data.display_name
 SUBSCRIPTION_DESCRIPTION_MAX = 500  # subscription_data.description
-EMAIL_MAX = 512  # customer_email
+EMAIL_MAX = 512  # customer_email: ours, as before (RFC 5321 allows 254)
 URL_MAX = 5000  # success_url, cancel_url, return_url, product images
 # https://docs.stripe.com/api/metadata: 50 keys, keys up to 40 characters without square
 # brackets, values up to 500 characters.
@@ -75,10 +76,10 @@ TAX_RATES_MAX = 5
 SHIPPING_OPTIONS_MAX = 5
 # https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-discounts
 DISCOUNTS_MAX = 1
-# Ours: Stripe's lists of payment method types (about 60) and of shipping countries (about 240)
+# Ours: Stripe's payment method types (55 in stripe-python 16.1.0) and shipping countries (238)
 # are enumerations, so a longer list can only repeat or invent entries.
 PAYMENT_METHOD_TYPES_MAX = 100
-PAYMENT_METHOD_TYPE_MAX = 50  # Stripe's longest type name has 16 characters
+PAYMENT_METHOD_TYPE_MAX = 50  # Stripe's longest, afterpay_clearpay, has 17 characters
 COUNTRIES_MAX = 250
 # Numbers. At most eight digits in the currency's minor unit:
 # https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts

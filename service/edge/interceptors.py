@@ -107,7 +107,11 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                 code = _final_code(context, outcome)
                 self._metrics.rpc_handled.labels(*labels, code).inc()
                 self._metrics.rpc_seconds.labels(*labels).observe(elapsed)
-                log.info("rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1))
+                # A line per failed call; successful ones only at debug, since the metrics
+                # above count and time every call and a line each is most of an RPC's cost.
+                (log.debug if code == "OK" else log.info)(
+                    "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1)
+                )
                 structlog.contextvars.unbind_contextvars("request_id", "caller")
 
 

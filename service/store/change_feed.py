@@ -30,7 +30,7 @@ class _Signal:
     def set(self) -> None:
         self._event.set()
 
-    async def wait(self, at_most_seconds: float) -> None:
+    async def wait(self, at_most_seconds: float | None) -> None:
         with suppress(TimeoutError):
             async with asyncio.timeout(at_most_seconds):
                 await self._event.wait()
@@ -82,11 +82,14 @@ class ChangeFeed:
 
     def _lost(self, _conn: object) -> None:
         self._conn = None
+        self._wake_all()
+        if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    def _wake_all(self) -> None:
         for watchers in self._watchers.values():
             for signal in watchers:
                 signal.set()
-        if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
-            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
         delay = 0.5
@@ -94,8 +97,11 @@ class ChangeFeed:
             try:
                 await self._connect()
                 log.info("change feed reconnected")
+                # Whatever changed while it was away was not notified: every watcher reads
+                # its session once more, which is all the polling there is.
+                self._wake_all()
                 return
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("change feed reconnect failed", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

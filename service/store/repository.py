@@ -45,7 +45,6 @@ HOLDS_ORDER_PREDICATE = (
 )
 
 Connection = asyncpg.Connection | PoolConnectionProxy
-_EVENTS_WATERMARK = "stripe_events"
 
 # SQLSTATEs that say "not now" rather than "never": the connection failed (class 08), the
 # server is out of resources (53) or shutting down (57P01-57P03), a transaction lost a race
@@ -87,6 +86,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_as_is(_: asyncpg.Connection) -> None:
+    """Pool connections are handed back as they are. asyncpg's default reset (unlock advisory
+    locks, close cursors, UNLISTEN, RESET ALL) costs a round trip on every release, and this
+    service leaves no session state on a pooled connection: LISTEN and the sweep's lock have
+    connections of their own, and the migrations' lock is released by the code that takes it."""
+
+
 async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
     async with translate_db_errors():
         pool = await asyncpg.create_pool(
@@ -95,6 +101,7 @@ async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asy
             max_size=max_size,
             command_timeout=command_timeout,
             init=init_connection,
+            reset=_keep_as_is,
         )
     assert pool is not None  # create_pool returns None only when not awaited
     return pool
@@ -216,21 +223,21 @@ class PostgresLedger:
             )
         return found
 
-    async def events_caught_up_to(self) -> int | None:
+    async def watermark(self, name: str) -> int | None:
         async with self._db():
             value = await self._pool.fetchval(
-                "SELECT value FROM sync_watermarks WHERE name = $1", _EVENTS_WATERMARK
+                "SELECT value FROM sync_watermarks WHERE name = $1", name
             )
         return None if value is None else int(value)
 
-    async def catch_up_events_to(self, created: int) -> None:
+    async def advance_watermark(self, name: str, to: int) -> None:
         async with self._db():
             await self._pool.execute(
                 """INSERT INTO sync_watermarks (name, value) VALUES ($1, $2)
                    ON CONFLICT (name) DO UPDATE
                    SET value = excluded.value, updated_at = clock_timestamp()""",
-                _EVENTS_WATERMARK,
-                created,
+                name,
+                to,
             )
 
     async def needing_reconciliation(

@@ -111,7 +111,8 @@ async def test_with_tracing_on_an_rpc_continues_the_callers_trace(
 ) -> None:
     trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
     env = {**environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "checkout-test"}
-    async with service_process(env) as replica:
+    # Successful calls are logged at debug.
+    async with service_process(env, log_level="debug") as replica:
         await replica.stub.CreateSession(
             cart_request(new_order_id()),
             metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"),),

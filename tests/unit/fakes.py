@@ -87,7 +87,7 @@ class _Signal:
     def set(self) -> None:
         self._event.set()
 
-    async def wait(self, at_most_seconds: float) -> None:
+    async def wait(self, at_most_seconds: float | None) -> None:
         with suppress(TimeoutError):
             async with asyncio.timeout(at_most_seconds):
                 await self._event.wait()
@@ -180,7 +180,7 @@ class InMemoryLedger:
         """By (owner, request_id), the primary key of `create_requests`."""
         self._events: dict[str, StripeEvent] = {}
         self._last_stamp: datetime | None = None
-        self._watermark: int | None = None
+        self._watermarks: dict[str, int] = {}
 
     # -- the port --
 
@@ -284,11 +284,11 @@ class InMemoryLedger:
         pending = [r.updated_at for r in self._rows.values() if r.state == LedgerState.PENDING]
         return min(pending, default=None)
 
-    async def events_caught_up_to(self) -> int | None:
-        return self._watermark
+    async def watermark(self, name: str) -> int | None:
+        return self._watermarks.get(name)
 
-    async def catch_up_events_to(self, created: int) -> None:
-        self._watermark = created
+    async def advance_watermark(self, name: str, to: int) -> None:
+        self._watermarks[name] = to
 
     async def needing_reconciliation(
         self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int

@@ -18,6 +18,7 @@ from checkout.v1 import checkout_service_pb2 as api
 from service.domain import validation
 from service.domain.create_plan import plan_create
 from service.domain.errors import FieldViolation, InvalidRequest
+from service.domain.page_tokens import Cursor, PageTokens
 from service.edge import mapping
 from tests.hostile import (
     FREE_TEXT,
@@ -292,6 +293,14 @@ def test_lookup_strings_are_bounded_and_printable(field: str) -> None:
     validation.validate_lookup(**{field: "a" * limit})
     for bad in ("a" * (limit + 1), valid + "\x00", valid + "\x07", valid + "\u202e"):
         assert lookup_refused(**{field: bad}) == [field], bad
+
+
+@pytest.mark.parametrize("char", ["a", "\u00e9", "\U0001f600"])
+def test_every_page_token_the_service_issues_is_within_bounds(char: str) -> None:
+    tokens = PageTokens(b"k" * 32)
+    cursor = Cursor(datetime.max.replace(tzinfo=UTC), 2**63 - 1)
+    token = tokens.issue(char * validation.CALLER_MAX, char * validation.ORDER_ID_MAX, cursor)
+    validation.validate_lookup(page_token=token)
 
 
 def test_a_page_token_is_url_safe_base64() -> None:
