@@ -24,6 +24,10 @@ class LedgerRow:
     state: str
     session_id: str | None
     payment_status: str | None
+    row_id: int = 0
+    idempotency_key: str = ""
+    created_at: str = ""
+    updated_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,7 @@ class StripeSession:
     order_id: str
     status: str
     payment_status: str
+    created: int = 0
 
 
 @dataclass
@@ -56,14 +61,18 @@ class Audit:
         """Both sides as tab-separated files, for looking into a failed check afterwards (the
         run's own Postgres is gone by then)."""
         with (folder / "stripe_sessions.tsv").open("w", encoding="utf-8") as out:
-            out.write("session_id\torder_id\tstatus\tpayment_status\n")
-            for s in sorted(self.sessions, key=lambda s: (s.order_id, s.id)):
-                out.write(f"{s.id}\t{s.order_id}\t{s.status}\t{s.payment_status}\n")
+            out.write("session_id\torder_id\tstatus\tpayment_status\tcreated\n")
+            for s in sorted(self.sessions, key=lambda s: (s.order_id, s.created, s.id)):
+                out.write(f"{s.id}\t{s.order_id}\t{s.status}\t{s.payment_status}\t{s.created}\n")
         with (folder / "ledger.tsv").open("w", encoding="utf-8") as out:
-            out.write("caller\torder_id\tstate\tsession_id\tpayment_status\n")
-            for r in sorted(self.rows, key=lambda r: (r.order_id, r.session_id or "")):
+            out.write(
+                "row\tcaller\torder_id\tstate\tsession_id\tpayment_status\tidempotency_key"
+                "\tcreated_at\tupdated_at\n"
+            )
+            for r in sorted(self.rows, key=lambda r: (r.order_id, r.row_id)):
                 out.write(
-                    f"{r.caller}\t{r.order_id}\t{r.state}\t{r.session_id}\t{r.payment_status}\n"
+                    f"{r.row_id}\t{r.caller}\t{r.order_id}\t{r.state}\t{r.session_id}"
+                    f"\t{r.payment_status}\t{r.idempotency_key}\t{r.created_at}\t{r.updated_at}\n"
                 )
 
     @property
@@ -90,21 +99,34 @@ async def ledger_rows(dsn: str, prefix: str) -> list[LedgerRow]:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         rows = await conn.fetch(
-            """SELECT caller, order_id, state, session_id, payment_status
+            """SELECT caller, order_id, state, session_id, payment_status, id,
+                      idempotency_key, created_at, updated_at
                FROM checkout_sessions WHERE starts_with(order_id, $1)""",
             prefix,
         )
     finally:
         await conn.close()
     return [
-        LedgerRow(r["caller"], r["order_id"], r["state"], r["session_id"], r["payment_status"])
+        LedgerRow(
+            r["caller"],
+            r["order_id"],
+            r["state"],
+            r["session_id"],
+            r["payment_status"],
+            r["id"],
+            r["idempotency_key"],
+            r["created_at"].isoformat(),
+            r["updated_at"].isoformat(),
+        )
         for r in rows
     ]
 
 
 async def stripe_sessions(sandbox: SandboxControl, prefix: str) -> list[StripeSession]:
     return [
-        StripeSession(s.id, s.client_reference_id or "", str(s.status), str(s.payment_status))
+        StripeSession(
+            s.id, s.client_reference_id or "", str(s.status), str(s.payment_status), s.created
+        )
         for s in await sandbox.sessions()
         if (s.client_reference_id or "").startswith(prefix)
     ]

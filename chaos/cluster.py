@@ -55,6 +55,8 @@ class Settings:
             "GRPC_ADDR": "127.0.0.1:0",
             "HTTP_ADDR": "127.0.0.1:0",
             "LOG_LEVEL": "info",
+            # Every line reaches the run's file at once: a SIGKILLed replica loses none.
+            "PYTHONUNBUFFERED": "1",
         }
 
 

@@ -11,13 +11,16 @@ never retried, and each one is kept with its order for the report.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -131,7 +134,10 @@ class Load:
         sandbox: SandboxControl,
         order_prefix: str,
         seed: int,
+        trace: Path,
     ) -> None:
+        self._trace_path = trace
+        self._trace: TextIO | None = None
         self._scenario = scenario
         self._cluster = cluster
         self._sandbox = sandbox
@@ -143,9 +149,11 @@ class Load:
     async def run(self, until: float) -> None:
         """Keep `workers` orders in flight until the monotonic time `until` (or `max_orders`);
         an order under way when time is up is finished, not abandoned."""
-        async with asyncio.TaskGroup() as group:
-            for index in range(self._scenario.workers):
-                group.create_task(self._worker(index, until))
+        with self._trace_path.open("a", encoding="utf-8") as self._trace:
+            async with asyncio.TaskGroup() as group:
+                for index in range(self._scenario.workers):
+                    group.create_task(self._worker(index, until))
+        self._trace = None
 
     async def _worker(self, index: int, until: float) -> None:
         rng = random.Random(self._seed * 1000 + index)
@@ -278,8 +286,10 @@ class Load:
                 )
             except grpc.aio.AioRpcError as error:
                 code = error.code()
+                reason = _reason(error)
+                self._log(x_request_id, target.name, method, code.name, reason)
                 self.tally.answers[(method, code.name)] += 1
-                self.tally.reasons[(code.name, _reason(error))] += 1
+                self.tally.reasons[(code.name, reason)] += 1
                 if code in BUGS:
                     self.tally.oddities.append(
                         Oddity(
@@ -295,11 +305,27 @@ class Load:
                     break
                 await asyncio.sleep(_backoff(error, attempt, rng))
                 continue
+            session = getattr(answer, "session", None)
+            self._log(x_request_id, target.name, method, "OK", getattr(session, "id", ""))
             self.tally.answers[(method, "OK")] += 1
             self.tally.final[(method, "OK")] += 1
             return answer, grpc.StatusCode.OK
         self.tally.final[(method, code.name)] += 1
         return None, code
+
+    def _log(self, x_request_id: str, replica: str, method: str, code: str, what: str) -> None:
+        """One line per answer in calls.jsonl: with the replicas' logs (which carry the same
+        x-request-id) and the ledger dump, the story of any order."""
+        if self._trace is not None:
+            line = {
+                "t": datetime.now(UTC).isoformat(),
+                "call": x_request_id,
+                "replica": replica,
+                "method": method,
+                "code": code,
+                "detail": what,
+            }
+            self._trace.write(json.dumps(line) + "\n")
 
 
 def _backoff(error: grpc.aio.AioRpcError, attempt: int, rng: random.Random) -> float:

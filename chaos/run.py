@@ -131,7 +131,7 @@ async def _with_sandbox(
         kinds = await injector.usable()
         for skipped in injector.tally.skipped:
             say(f"skipped, this sandbox cannot inject it: {skipped}")
-        load = Load(scenario, cluster, sandbox, prefix, seed)
+        load = Load(scenario, cluster, sandbox, prefix, seed, run_dir / "logs" / "calls.jsonl")
 
         start = time.monotonic()
         length = scenario.load_seconds

@@ -40,6 +40,7 @@ from service.observability.tracing import add_trace_ids, start_tracing
 from service.store.change_feed import ChangeFeed
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
+from service.store.read_cache import ReadCache
 from service.store.repository import (
     PostgresLedger,
     create_pool,
@@ -138,7 +139,8 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
                 f"the database lacks migrations {', '.join(missing)}: run "
                 "`python -m service migrate` (the migration Job) first",
             )
-    feed = ChangeFeed(dsn)
+    cache = ReadCache()
+    feed = ChangeFeed(dsn, cache=cache)
     stack.push_async_callback(feed.close)
     async with translate_db_errors():
         await feed.start()
@@ -155,7 +157,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         log.warning("fault injection on", fault=settings.fault)
         payments = CrashAfterCreate(gateway)
     ledger = PostgresLedger(
-        pool, command_timeout=settings.db_command_timeout_seconds, metrics=metrics
+        pool, command_timeout=settings.db_command_timeout_seconds, metrics=metrics, cache=cache
     )
     if traced:
         ledger.trace_calls()

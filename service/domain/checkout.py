@@ -44,6 +44,7 @@ from service.domain.ports import (
     SessionChanges,
     SessionLedger,
 )
+from service.domain.validation import validate_lookup
 
 # A changed cart expires the order's open session and claims again; a concurrent caller can
 # win each new claim, so give up after a few rounds instead of spinning.
@@ -144,6 +145,7 @@ class Checkout:
     async def list_sessions(
         self, caller: Caller, lookup: Lookup, page_size: int, page_token: str
     ) -> Page:
+        validate_lookup(order_id=lookup.order_id, caller=lookup.owner, page_token=page_token)
         if not lookup.order_id.strip():
             raise InvalidRequest([FieldViolation("order_id", "required")])
         owner = _owner(caller, lookup)
@@ -283,6 +285,7 @@ class Checkout:
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
     async def _find(self, caller: Caller, lookup: Lookup, *, materialized: bool) -> LedgerEntry:
+        validate_lookup(session_id=lookup.session_id, order_id=lookup.order_id, caller=lookup.owner)
         if lookup.session_id:
             entry = await self._ledger.by_session_id(lookup.session_id)
             # Another caller's session looks exactly like one that does not exist, so that

@@ -14,8 +14,11 @@ from typing import Any, TypeAlias
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from service.domain import deadlines
+from service.domain.errors import FieldViolation, InvalidRequest
+from service.edge.status import status_for
 from service.observability import tracing
 from service.observability.metrics import Metrics
 
@@ -48,16 +51,18 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         metadata = handler_call_details.invocation_metadata or ()
         observe = self._observe
 
+        parse = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             inner: Any = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 with observe(method, "unary", metadata, context):
+                    await _refuse_undecodable(request, context)
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=parse,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
@@ -67,12 +72,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 with observe(method, "server_stream", metadata, context):
+                    await _refuse_undecodable(request, context)
                     async for response in inner_stream(request, context):
                         yield response
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=parse,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -113,6 +119,39 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                     "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1)
                 )
                 structlog.contextvars.unbind_contextvars("request_id", "caller")
+
+
+class _Undecodable:
+    """What a request that is not a valid message of its type parses to."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers a request its deserializer cannot parse with UNKNOWN; keep the failure
+    for the handler to refuse as INVALID_ARGUMENT instead."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _UNDECODABLE
+
+    return parse
+
+
+async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if request is _UNDECODABLE:
+        await context.abort_with_status(
+            status_for(
+                InvalidRequest(
+                    [FieldViolation("request", "not a valid protobuf message of its type")]
+                )
+            )
+        )
 
 
 def _final_code(

@@ -11,6 +11,7 @@ watchers also poll, so a lost notification delays a change, it never loses it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager, suppress
 import asyncpg
 import structlog
 
+from service.store.read_cache import ReadCache
 from service.store.repository import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -38,8 +40,11 @@ class _Signal:
 
 
 class ChangeFeed:
-    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, dsn: str, *, cache: ReadCache | None = None, connect_timeout: float = 5.0
+    ) -> None:
         self._dsn = dsn
+        self._cache = cache
         self._connect_timeout = connect_timeout
         self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
@@ -75,13 +80,31 @@ class ChangeFeed:
         await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         conn.add_termination_listener(self._lost)
         self._conn = conn
+        if self._cache is not None:
+            # From now on every change is heard of: the cache may keep what it reads.
+            self._cache.enable(True)
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, session_id: object) -> None:
-        for signal in self._watchers.get(str(session_id), ()):
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            notice = json.loads(str(payload))
+            session_id, owner, order_id = notice["session"], notice["caller"], notice["order"]
+        except (ValueError, KeyError, TypeError):
+            # Not one of ours (or from an older version): forget everything to be safe.
+            log.warning("change notice not understood; read cache cleared")
+            if self._cache is not None:
+                self._cache.clear()
+            self._wake_all()
+            return
+        if self._cache is not None:
+            self._cache.forget(session_id=session_id, owner=owner, order_id=order_id)
+        for signal in self._watchers.get(session_id, ()):
             signal.set()
 
     def _lost(self, _conn: object) -> None:
         self._conn = None
+        if self._cache is not None:
+            # Notifications may be missed until the feed is back: cache nothing meanwhile.
+            self._cache.enable(False)
         self._wake_all()
         if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from service.domain.model import (
 )
 from service.observability import tracing
 from service.observability.metrics import Metrics
+from service.store.read_cache import ReadCache
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 
@@ -109,21 +110,41 @@ async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asy
 
 class PostgresLedger:
     def __init__(
-        self, pool: asyncpg.Pool, *, command_timeout: float, metrics: Metrics | None = None
+        self,
+        pool: asyncpg.Pool,
+        *,
+        command_timeout: float,
+        metrics: Metrics | None = None,
+        cache: ReadCache | None = None,
     ) -> None:
         self._pool = pool
         self._command_timeout = command_timeout
         self._metrics = metrics
+        self._cache = cache
         self._traced = False
 
     def trace_calls(self) -> None:
         """Give each trip to Postgres a span of its own (tracing is on)."""
         self._traced = True
 
-    def _count(self, previous: LedgerState | None, now: LedgerState) -> None:
+    def _changed(self, entry: LedgerEntry, previous: LedgerState | None) -> None:
+        """After a write here: what this process has cached of the row goes at once (other
+        replicas hear of it from the notification), and the change is counted."""
+        if previous is None:
+            return
+        self._forget(entry)
+        self._count(previous, entry.state)
+
+    def _forget(self, entry: LedgerEntry) -> None:
+        if self._cache is not None:
+            self._cache.forget(
+                session_id=entry.session_id, owner=entry.owner, order_id=entry.order_id
+            )
+
+    def _count(self, previous: LedgerState, now: LedgerState) -> None:
         """Sessions created, completed and expired, counted where the ledger changes, once
         per change whichever replica makes it."""
-        if self._metrics is None or previous is None or previous == now:
+        if self._metrics is None or previous == now:
             return
         if previous == LedgerState.PENDING:
             self._metrics.sessions.labels("created").inc()
@@ -191,7 +212,7 @@ class PostgresLedger:
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
         async with self._db(), self._pool.acquire() as conn, conn.transaction():
             entry, previous = await _record(conn, row_id, snapshot, payment_failed=False)
-        self._count(previous, entry.state)
+        self._changed(entry, previous)
         return entry
 
     async def apply_event(
@@ -201,7 +222,7 @@ class PostgresLedger:
             if not await _insert_event(conn, event):
                 return False
             entry, previous = await _record(conn, row_id, snapshot, payment_failed=payment_failed)
-        self._count(previous, entry.state)
+        self._changed(entry, previous)
         return True
 
     async def skip_event(self, event: StripeEvent) -> bool:
@@ -275,7 +296,16 @@ class PostgresLedger:
                 new_key,
                 LedgerState.PENDING,
             )
-        return _entry(row) if row is not None else await self.by_row_id(row_id)
+            if row is None:
+                # Another process renewed it, or the session exists: read it as it is now.
+                row = await self._pool.fetchrow(
+                    "SELECT * FROM checkout_sessions WHERE id = $1", row_id
+                )
+        if row is None:
+            raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
+        entry = _entry(row)
+        self._forget(entry)
+        return entry
 
     async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
         async with self._db():
@@ -304,22 +334,34 @@ class PostgresLedger:
             )
             if row is None:
                 return None
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, row["session_id"])
-        return _entry(row)
+            await _notify(conn, row)
+        entry = _entry(row)
+        self._changed(entry, LedgerState.OPEN)
+        return entry
 
     async def discard_pending(self, row_id: int) -> None:
         async with self._db():
-            await self._pool.execute(
-                "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2",
+            row = await self._pool.fetchrow(
+                "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2 RETURNING *",
                 row_id,
                 LedgerState.PENDING,
             )
+        if row is not None:
+            self._forget(_entry(row))
 
     async def by_session_id(self, session_id: str) -> LedgerEntry | None:
-        return await self._one("SELECT * FROM checkout_sessions WHERE session_id = $1", session_id)
+        def load() -> Awaitable[LedgerEntry | None]:
+            return self._one("SELECT * FROM checkout_sessions WHERE session_id = $1", session_id)
+
+        if self._cache is None:
+            return await load()
+        return await self._cache.read(("session", session_id), load, session_id=session_id)
 
     async def by_row_id(self, row_id: int) -> LedgerEntry:
-        entry = await self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
+        def load() -> Awaitable[LedgerEntry | None]:
+            return self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
+
+        entry = await (load() if self._cache is None else self._cache.read(("row", row_id), load))
         if entry is None:
             raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
         return entry
@@ -340,6 +382,21 @@ class PostgresLedger:
         return found is not None
 
     async def list_for_order(
+        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+    ) -> list[LedgerEntry]:
+        if self._cache is not None and limit == 1 and after is None:
+            # An order's latest session, the most common read of all: cached.
+            async def load() -> LedgerEntry | None:
+                rows = await self._list(owner, order_id, limit=1, after=None)
+                return rows[0] if rows else None
+
+            latest = await self._cache.read(
+                ("latest", owner, order_id), load, order=(owner, order_id)
+            )
+            return [] if latest is None else [latest]
+        return await self._list(owner, order_id, limit=limit, after=after)
+
+    async def _list(
         self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:
         after_time, after_id = after if after is not None else (None, None)
@@ -442,10 +499,24 @@ async def _record(
         row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
     else:
         previous = LedgerState(row["previous_state"])
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, snapshot.id)
+        await _notify(conn, row)
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return _entry(row), previous
+
+
+async def _notify(conn: Connection, row: asyncpg.Record) -> None:
+    """Tell every replica's watchers and read cache that this row changed (delivered when the
+    transaction commits: https://www.postgresql.org/docs/current/sql-notify.html)."""
+    await conn.execute(
+        "SELECT pg_notify($1, $2)",
+        NOTIFY_CHANNEL,
+        change_notice(row["session_id"], row["caller"], row["order_id"]),
+    )
+
+
+def change_notice(session_id: str, owner: str, order_id: str) -> str:
+    return json.dumps({"session": session_id, "caller": owner, "order": order_id})
 
 
 def _entry(row: asyncpg.Record) -> LedgerEntry:

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, Phase, event, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from checkout.v1 import checkout_service_pb2 as api
@@ -39,19 +39,6 @@ THROUGH_THE_SERVER = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-LOOKUPS_UNWIRED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "validation.validate_lookup is not yet called by the lookup use cases: a NUL in an id "
-        "reaches Postgres (INTERNAL), a huge id is echoed into trailers too large for gRPC "
-        "(RESOURCE_EXHAUSTED). Wire it at the top of Checkout._find and list_sessions, then "
-        "drop this mark and use THROUGH_THE_SERVER for these tests."
-    ),
-)
-# Until then: shrinking a known failure through the server takes Hypothesis its full five
-# minutes per test. The pinned examples (@example) fail every time until then, so that the
-# strict xfail does not depend on what Hypothesis happens to draw.
-UNTIL_WIRED = settings(THROUGH_THE_SERVER, phases=[Phase.explicit, Phase.generate])
 
 
 async def answer(call: Awaitable[Any]) -> tuple[grpc.StatusCode, list[str], str]:
@@ -161,8 +148,7 @@ async def test_unusual_printable_ids_and_keys_go_through_and_back(
     assert got.session.id == response.session.id
 
 
-@LOOKUPS_UNWIRED
-@UNTIL_WIRED
+@THROUGH_THE_SERVER
 @given(lookup_requests(api.GetSessionRequest))
 @example(api.GetSessionRequest(order_id="order-\x00"))
 @example(api.GetSessionRequest(order_id="x" * 20_000))
@@ -172,8 +158,7 @@ async def test_any_get_request_is_answered_without_a_server_error(
     assert_answer(LOOKUP_ANSWERS, *await answer(stub.GetSession(request)))
 
 
-@LOOKUPS_UNWIRED
-@UNTIL_WIRED
+@THROUGH_THE_SERVER
 @given(lookup_requests(api.ExpireSessionRequest))
 @example(api.ExpireSessionRequest(order_id="order-\x00"))
 @example(api.ExpireSessionRequest(order_id="x" * 20_000))
@@ -183,8 +168,7 @@ async def test_any_expire_request_is_answered_without_a_server_error(
     assert_answer(LOOKUP_ANSWERS, *await answer(stub.ExpireSession(request)))
 
 
-@LOOKUPS_UNWIRED
-@UNTIL_WIRED
+@THROUGH_THE_SERVER
 @given(lookup_requests(api.ListSessionsRequest))
 @example(api.ListSessionsRequest(order_id="order-\x00"))
 @example(api.ListSessionsRequest(order_id="x" * 20_000))
@@ -194,8 +178,7 @@ async def test_any_list_request_is_answered_without_a_server_error(
     assert_answer(LOOKUP_ANSWERS, *await answer(stub.ListSessions(request)))
 
 
-@LOOKUPS_UNWIRED
-@UNTIL_WIRED
+@THROUGH_THE_SERVER
 @given(lookup_requests(api.WatchSessionRequest))
 @example(api.WatchSessionRequest(order_id="order-\x00"))
 @example(api.WatchSessionRequest(order_id="x" * 20_000))
@@ -234,14 +217,6 @@ UNDECODABLE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "grpc's aio server answers a request it cannot deserialize with UNKNOWN (`Unexpected "
-        "DecodeError`); needs an interceptor in service/edge/server.py that turns a decode "
-        "failure into INVALID_ARGUMENT"
-    ),
-)
 @pytest.mark.parametrize("body", UNDECODABLE.values(), ids=UNDECODABLE.keys())
 async def test_a_request_that_is_not_protobuf_is_invalid_argument(
     channel: grpc.aio.Channel, body: bytes

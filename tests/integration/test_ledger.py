@@ -4,6 +4,7 @@ and stale snapshots losing to newer ones."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -120,7 +121,8 @@ async def test_recording_a_change_notifies_listeners(pg_dsn: str, pool: asyncpg.
     await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[3]))
     try:
         await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
-        assert await asyncio.wait_for(heard.get(), timeout=5) == session_id
+        notice = json.loads(await asyncio.wait_for(heard.get(), timeout=5))
+        assert notice == {"session": session_id, "caller": "orders", "order": entry.order_id}
     finally:
         await listener.close()
 

@@ -1,0 +1,111 @@
+"""Ledger rows this process has read, served again without a query, and kept coherent by the
+change feed: every change to a row is notified (by whichever replica made it), and the
+notification removes what it changed from every replica's cache. A write made here removes it
+at once, before the write returns, so a read after a write never sees the older state. While
+the feed is disconnected notifications may be lost, so nothing is cached then.
+
+A read that started before an invalidation must not store what it read: every invalidation
+moves a generation counter on, and a read stores its row only if the counter has not moved
+since it started. Concurrent misses for one key share a single query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+
+from service.domain.model import LedgerEntry
+
+# Rows of the sessions callers ask about: plenty for an active hour, a few MB of memory.
+MAX_ENTRIES = 20_000
+
+
+class ReadCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._rows: OrderedDict[Hashable, LedgerEntry | None] = OrderedDict()
+        self._keys_of_session: dict[str, set[Hashable]] = {}
+        self._keys_of_order: dict[tuple[str, str], set[Hashable]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[LedgerEntry | None]] = {}
+        self._max = max_entries
+        self._generation = 0
+        self._enabled = False
+
+    def enable(self, enabled: bool) -> None:
+        """The change feed is connected (True) or not (False); either way, start empty."""
+        self._enabled = enabled
+        self.clear()
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._rows.clear()
+        self._keys_of_session.clear()
+        self._keys_of_order.clear()
+
+    def forget(self, *, session_id: str | None, owner: str, order_id: str) -> None:
+        """A row of this order (and this session) changed."""
+        self._generation += 1
+        keys = self._keys_of_order.pop((owner, order_id), set())
+        if session_id is not None:
+            keys |= self._keys_of_session.pop(session_id, set())
+        for key in keys:
+            self._rows.pop(key, None)
+
+    async def read(
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[LedgerEntry | None]],
+        *,
+        session_id: str | None = None,
+        order: tuple[str, str] | None = None,
+    ) -> LedgerEntry | None:
+        """The cached row under `key`, else `load()`'s, kept if nothing changed meanwhile.
+        `session_id` and `order` (owner, order id) name what the answer depends on, so that a
+        change to them removes it, even when the answer is "no such row"."""
+        if not self._enabled:
+            return await load()
+        if key in self._rows:
+            self._rows.move_to_end(key)
+            return self._rows[key]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            # Share the query in flight; if it fails or is cancelled, make our own.
+            await asyncio.wait((pending,))
+            if not pending.cancelled() and pending.exception() is None:
+                return pending.result()
+            return await load()
+        generation = self._generation
+        future: asyncio.Future[LedgerEntry | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            entry = await load()
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self._inflight[key]
+        future.set_result(entry)
+        if self._enabled and generation == self._generation:
+            self._keep(key, entry, session_id, order)
+        return entry
+
+    def _keep(
+        self,
+        key: Hashable,
+        entry: LedgerEntry | None,
+        session_id: str | None,
+        order: tuple[str, str] | None,
+    ) -> None:
+        self._rows[key] = entry
+        if entry is not None:
+            order = (entry.owner, entry.order_id)
+            session_id = entry.session_id or session_id
+        if session_id is not None:
+            self._keys_of_session.setdefault(session_id, set()).add(key)
+        if order is not None:
+            self._keys_of_order.setdefault(order, set()).add(key)
+        while len(self._rows) > self._max:
+            self._rows.popitem(last=False)
+        if len(self._keys_of_session) + len(self._keys_of_order) > 4 * self._max:
+            # The indexes still name evicted rows; start again rather than let them grow.
+            self.clear()
