@@ -149,11 +149,14 @@ class Load:
     async def run(self, until: float) -> None:
         """Keep `workers` orders in flight until the monotonic time `until` (or `max_orders`);
         an order under way when time is up is finished, not abandoned."""
-        with self._trace_path.open("a", encoding="utf-8") as self._trace:
-            async with asyncio.TaskGroup() as group:
-                for index in range(self._scenario.workers):
-                    group.create_task(self._worker(index, until))
-        self._trace = None
+        with self._trace_path.open("a", encoding="utf-8") as trace:
+            self._trace = trace
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index in range(self._scenario.workers):
+                        group.create_task(self._worker(index, until))
+            finally:
+                self._trace = None
 
     async def _worker(self, index: int, until: float) -> None:
         rng = random.Random(self._seed * 1000 + index)

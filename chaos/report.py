@@ -22,7 +22,11 @@ def render(outcome: Outcome) -> str:
         f"load {outcome.load_seconds:.0f} s, settled in {outcome.settled.seconds:.0f} s "
         f"({outcome.settled.how}), {outcome.wall_seconds:.0f} s in all"
     )
-    out.append(f"Postgres: {outcome.postgres}; logs: {outcome.run_dir / 'logs'}")
+    out.append(f"Postgres: {outcome.postgres}")
+    out.append(
+        f"logs: {outcome.run_dir / 'logs'} (replica-N.log, calls.jsonl: every answer callers "
+        "got, by x-request-id; ledger.tsv and stripe_sessions.tsv: both sides at the end)"
+    )
     out.append("")
     out += _requests(outcome)
     out.append("")
@@ -166,6 +170,14 @@ def _details(outcome: Outcome) -> list[str]:
             f"  {o.order_id} {o.x_request_id} {o.replica} {o.method} {o.code}: {o.details}"
             for o in outcome.tally.oddities[:_EXAMPLES]
         ]
+    orphans = [
+        (name, session)
+        for name, log in outcome.replica_logs.items()
+        for session in log.orphans_expired
+    ]
+    if orphans:
+        lines.append("Sessions the sweep expired as open at Stripe without a ledger row")
+        lines += [f"  {name}: {session}" for name, session in orphans[:_EXAMPLES]]
     bug_lines = [(name, line) for name, log in outcome.replica_logs.items() for line in log.bugs]
     if bug_lines:
         lines.append("Replica log lines at error level (replica: event, request id, error)")

@@ -40,6 +40,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics, *, traced: bool) -> None:
         self._metrics = metrics
         self._traced = traced
+        # Each method's metric series, looked up once: `labels()` is a dict lookup behind a
+        # lock, on every call otherwise.
+        self._series: dict[tuple[str, str], _Series] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -93,12 +96,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     ) -> Iterator[None]:
         incoming = {key: value for key, value in metadata if isinstance(value, str)}
         request_id = incoming.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        service, _, name = method.lstrip("/").partition("/")
-        labels = (kind, service, name)
+        series = self._series.get((method, kind))
+        if series is None:
+            series = self._series[(method, kind)] = _Series(self._metrics, method, kind)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
         deadlines.set_deadline(context.time_remaining())
-        self._metrics.rpc_started.labels(*labels).inc()
+        series.started.inc()
         started = time.perf_counter()
         outcome: type[BaseException] | None = None
         # The access-log line is written inside the span, so that it carries the trace id.
@@ -111,14 +115,32 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 elapsed = time.perf_counter() - started
                 code = _final_code(context, outcome)
-                self._metrics.rpc_handled.labels(*labels, code).inc()
-                self._metrics.rpc_seconds.labels(*labels).observe(elapsed)
+                series.handled(code).inc()
+                series.seconds.observe(elapsed)
                 # A line per failed call; successful ones only at debug, since the metrics
                 # above count and time every call and a line each is most of an RPC's cost.
                 (log.debug if code == "OK" else log.info)(
                     "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1)
                 )
                 structlog.contextvars.unbind_contextvars("request_id", "caller")
+
+
+class _Series:
+    """One method's RPC metrics."""
+
+    def __init__(self, metrics: Metrics, method: str, kind: str) -> None:
+        service, _, name = method.lstrip("/").partition("/")
+        self._labels = (kind, service, name)
+        self._metrics = metrics
+        self.started = metrics.rpc_started.labels(*self._labels)
+        self.seconds = metrics.rpc_seconds.labels(*self._labels)
+        self._handled: dict[str, Any] = {}
+
+    def handled(self, code: str) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = self._metrics.rpc_handled.labels(*self._labels, code)
+        return child
 
 
 class _Undecodable:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -13,9 +15,10 @@ import structlog
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from checkout.v1 import session_pb2 as pb
 from service.domain.checkout import Checkout, Lookup
 from service.domain.errors import CheckoutError, TooManyWatchers, Unavailable
-from service.domain.model import LedgerEntry
+from service.domain.model import Caller, LedgerEntry
 from service.edge import mapping
 from service.edge.auth import current_caller
 from service.edge.status import internal_status, status_for
@@ -40,6 +43,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self._checkout = checkout
         self._limits = limits
         self._metrics = metrics
+        self._rendered = _RenderedSessions()
         self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
@@ -52,7 +56,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             context, self._checkout.create_session(caller, mapping.create_command(request))
         )
         return api.CreateSessionResponse(
-            session=mapping.session_message(result.entry, client_secret=caller.sees_client_secrets),
+            session=self._rendered.session(result.entry, caller),
             reused=result.reused,
         )
 
@@ -64,9 +68,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         entry = await _answer(
             context, self._checkout.get_session(caller, lookup, refresh=request.refresh)
         )
-        return api.GetSessionResponse(
-            session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
-        )
+        return api.GetSessionResponse(session=self._rendered.session(entry, caller))
 
     async def ExpireSession(
         self, request: api.ExpireSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -74,9 +76,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         caller = current_caller()
         lookup = Lookup(request.session_id, request.order_id)
         entry = await _answer(context, self._checkout.expire_session(caller, lookup))
-        return api.ExpireSessionResponse(
-            session=mapping.session_message(entry, client_secret=caller.sees_client_secrets)
-        )
+        return api.ExpireSessionResponse(session=self._rendered.session(entry, caller))
 
     async def ListSessions(
         self, request: api.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -88,10 +88,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             self._checkout.list_sessions(caller, lookup, request.page_size, request.page_token),
         )
         return api.ListSessionsResponse(
-            sessions=[
-                mapping.session_message(e, client_secret=caller.sees_client_secrets)
-                for e in page.entries
-            ],
+            sessions=[self._rendered.session(e, caller) for e in page.entries],
             next_page_token=page.next_page_token,
         )
 
@@ -134,11 +131,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                         entry = update.result()
                     except StopAsyncIteration:
                         return
-                    yield api.WatchSessionResponse(
-                        session=mapping.session_message(
-                            entry, client_secret=caller.sees_client_secrets
-                        )
-                    )
+                    yield api.WatchSessionResponse(session=self._rendered.session(entry, caller))
         except TimeoutError:
             return
         except Exception as exc:
@@ -154,6 +147,26 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
                     await update
             await updates.aclose()
+
+
+class _RenderedSessions:
+    """Session messages already built, by row and version: a row's message changes only when
+    the row does, and building one is a good part of a read's cost."""
+
+    _MAX = 10_000
+
+    def __init__(self) -> None:
+        self._built: OrderedDict[tuple[int, datetime, bool], pb.Session] = OrderedDict()
+
+    def session(self, entry: LedgerEntry, caller: Caller) -> pb.Session:
+        key = (entry.row_id, entry.updated_at, caller.sees_client_secrets)
+        message = self._built.get(key)
+        if message is None:
+            message = mapping.session_message(entry, client_secret=caller.sees_client_secrets)
+            self._built[key] = message
+            if len(self._built) > self._MAX:
+                self._built.popitem(last=False)
+        return message
 
 
 def _collect(step: asyncio.Future[LedgerEntry]) -> None:
