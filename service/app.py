@@ -162,7 +162,14 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     if traced:
         ledger.trace_calls()
     clock = SystemClock()
-    checkout = Checkout(ledger, payments, feed, clock, PageTokens(await signing_key(pool)))
+    checkout = Checkout(
+        ledger,
+        payments,
+        feed,
+        clock,
+        PageTokens(await signing_key(pool)),
+        default_tax_behavior=settings.default_tax_behavior,
+    )
     sync = StripeSync(
         ledger,
         payments,

@@ -111,6 +111,9 @@ class Settings:
     """After SIGTERM, how long to keep serving while load balancers stop routing here."""
     watch_max_streams: int = 5000
     watch_max_seconds: float = 1800.0
+    default_tax_behavior: str | None = None
+    """`exclusive` or `inclusive`: the tax behaviour of inline prices that give none; None
+    leaves it to the account's default in its Stripe Tax settings."""
     fault: str | None = None
     """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
 
@@ -149,6 +152,12 @@ class Settings:
         if reflection not in ("authenticated", "open", "off"):
             raise ConfigError(f"REFLECTION must be authenticated, open or off, got {reflection!r}")
         health_addr = reader.optional("HEALTH_ADDR")
+        tax_behavior = (reader.optional("DEFAULT_TAX_BEHAVIOR") or "").lower() or None
+        if tax_behavior not in (None, "exclusive", "inclusive"):
+            raise ConfigError(
+                "DEFAULT_TAX_BEHAVIOR must be exclusive or inclusive (or unset), "
+                f"got {tax_behavior!r}"
+            )
         settings = cls(
             grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
             http_addr=reader.address("HTTP_ADDR", DEFAULT_HTTP_ADDR),
@@ -181,6 +190,7 @@ class Settings:
             drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
             watch_max_seconds=reader.number("WATCH_MAX_SECONDS", 1800.0, low=1),
+            default_tax_behavior=tax_behavior,
             fault=fault,
         )
         _refuse_unsafe(settings)

@@ -65,19 +65,24 @@ class Checkout:
         clock: Clock,
         page_tokens: PageTokens,
         new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
+        *,
+        default_tax_behavior: str | None = None,
     ) -> None:
+        """`default_tax_behavior`: the tax behaviour for inline prices that give none
+        (DEFAULT_TAX_BEHAVIOR; create_plan.py); None leaves it to the account's Tax settings."""
         self._ledger = ledger
         self._gateway = gateway
         self._changes = changes
         self._clock = clock
         self._page_tokens = page_tokens
         self._new_key = new_key
+        self._default_tax_behavior = default_tax_behavior
 
     async def create_session(self, caller: Caller, cmd: CreateSessionCommand) -> CreateResult:
         """Give the order one payable session: reuse the open one built from the same request,
         replace one built from another, refuse if the order is paid or its payment pending."""
         _require_write(caller)
-        plan = plan_create(cmd, self._clock.now())
+        plan = plan_create(cmd, self._clock.now(), default_tax_behavior=self._default_tax_behavior)
         if cmd.request_id:
             replay = await self._replay(caller.name, cmd.request_id, plan.fingerprint)
             if replay is not None:

@@ -33,7 +33,13 @@ class CreatePlan:
     expires_at: datetime
 
 
-def plan_create(cmd: CreateSessionCommand, now: datetime) -> CreatePlan:
+def plan_create(
+    cmd: CreateSessionCommand, now: datetime, *, default_tax_behavior: str | None = None
+) -> CreatePlan:
+    """`default_tax_behavior` (`exclusive` or `inclusive`, the operator's DEFAULT_TAX_BEHAVIOR)
+    goes on every inline price that gives none: automatic tax needs one on each price, or a
+    default in the account's Tax settings, or Stripe refuses the session
+    (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior)."""
     validate(cmd, now)
     order_id = cmd.order_id.strip()
     mode = cmd.mode or Mode.PAYMENT
@@ -49,7 +55,9 @@ def plan_create(cmd: CreateSessionCommand, now: datetime) -> CreatePlan:
         "expand": ["line_items"],
     }
     if cmd.line_items:
-        params["line_items"] = [_line_item(li, currency) for li in cmd.line_items]
+        params["line_items"] = [
+            _line_item(li, currency, default_tax_behavior) for li in cmd.line_items
+        ]
     optional = {
         "currency": currency,
         "success_url": cmd.success_url,
@@ -124,10 +132,12 @@ def _plain(value: object) -> object:
     raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
-def _line_item(item: LineItemRequest, currency: str) -> dict[str, Any]:
+def _line_item(
+    item: LineItemRequest, currency: str, default_tax_behavior: str | None
+) -> dict[str, Any]:
     line: dict[str, Any] = {"quantity": item.quantity}
     if item.price_data is not None:
-        line["price_data"] = _price_data(item.price_data, currency)
+        line["price_data"] = _price_data(item.price_data, currency, default_tax_behavior)
     else:
         line["price"] = item.price_id.strip()
     if item.adjustable_quantity is not None:
@@ -142,7 +152,7 @@ def _line_item(item: LineItemRequest, currency: str) -> dict[str, Any]:
     return line
 
 
-def _price_data(data: PriceData, currency: str) -> dict[str, Any]:
+def _price_data(data: PriceData, currency: str, default_tax_behavior: str | None) -> dict[str, Any]:
     product: dict[str, Any] = {"name": data.product_name}
     if data.product_description:
         product["description"] = data.product_description
@@ -159,8 +169,8 @@ def _price_data(data: PriceData, currency: str) -> dict[str, Any]:
         price["recurring"] = {"interval": data.recurring.interval}
         if data.recurring.interval_count:
             price["recurring"]["interval_count"] = data.recurring.interval_count
-    if data.tax_behavior:
-        price["tax_behavior"] = data.tax_behavior
+    if data.tax_behavior or default_tax_behavior:
+        price["tax_behavior"] = data.tax_behavior or default_tax_behavior
     return price
 
 
@@ -211,7 +221,7 @@ def field_for_stripe_param(param: str | None, code: str | None = None) -> str:
     if code in _CODE_FIELDS:
         return _CODE_FIELDS[code]
     if not param:
-        return ""
+        return _CODE_FIELDS_WITHOUT_PARAM.get(code or "", "")
     path = ""
     for part in re.findall(r"[^\[\]]+", param):
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
@@ -222,6 +232,12 @@ def field_for_stripe_param(param: str | None, code: str | None = None) -> str:
 
 # Stripe names the customer, but what the caller can change is what Checkout may save on it.
 _CODE_FIELDS = {"customer_tax_location_invalid": "customer_update"}
+# Stripe names no param when the session's total due is outside the currency's charge limits
+# (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts); it is the lines'
+# doing (their prices, quantities, discounts), so it is reported on them.
+_CODE_FIELDS_WITHOUT_PARAM = dict.fromkeys(
+    ("amount_too_small", "amount_too_large", "invalid_charge_amount"), "line_items"
+)
 _PARAM_RENAMES = (
     (r"\.price$", ".price_id"),
     (r"\.price_data\.product_data\.name$", ".price_data.product_name"),

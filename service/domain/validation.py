@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from service.domain.commands import (
@@ -110,6 +111,73 @@ LOCALES = frozenset(
     "mt nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW".split()
 )
 
+# Stripe's presentment currencies (https://docs.stripe.com/currencies#presentment-currencies),
+# the charge limits of each (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts)
+# and how its amounts are written (https://docs.stripe.com/currencies#minor-units-in-api-amounts).
+# The sandbox (sandbox/currencies.py, sandbox/charge_limits.py) has a copy of its own on purpose:
+# it is a stand-in for Stripe, which nothing in `service` may import (pyproject.toml's import
+# contracts), and with one shared table a wrong entry would pass both sides, so no test could
+# catch it.
+CURRENCIES = frozenset(
+    # As text: one currency per line would bury the module.
+    "usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd "  # noqa: SIM905
+    "bwp byn bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp "
+    "gel gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw "
+    "kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad "
+    "ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek "
+    "sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst "
+    "xaf xcd xof xpf yer zar zmw".split()
+)
+# Amounts in the currency's smallest unit (`1000` is 1,000 JPY), and three-decimal ones (`1000`
+# is 1.000 KWD), whose charges Stripe takes only in steps of 10
+# (https://docs.stripe.com/currencies#zero-decimal, #three-decimal). ISK and UGX are written
+# with two decimals that must be `00` (https://docs.stripe.com/currencies#special-cases).
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())  # noqa: SIM905
+THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())  # noqa: SIM905
+CHARGE_STEP = {**dict.fromkeys(THREE_DECIMAL, 10), "isk": 100, "ugx": 100}
+# The minimum charge of the currencies Stripe's table names, in the API's units. Any other
+# currency's minimum is 0.50 USD converted at the day's rate into it, which only Stripe knows:
+# its refusal (`amount_too_small`) is mapped onto `line_items` (create_plan.py).
+MINIMUM_CHARGE = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+# At most eight digits in the API's units; nine for INR, twelve for IDR.
+MAXIMUM_CHARGE = {"inr": 999_999_999, "idr": 999_999_999_999}
+DEFAULT_MAXIMUM_CHARGE = 99_999_999
+# Payment methods that send the customer to another site or app and back, so that an ELEMENTS
+# session offering one needs a return_url (https://docs.stripe.com/payments/payment-methods/overview,
+# SessionCreateParams.return_url). Written out apart from the sandbox's list
+# (sandbox/payment_methods.py), for the reason given above for currencies.
+REDIRECT_BASED_METHODS = frozenset(
+    "affirm afterpay_clearpay alipay alma amazon_pay bancontact billie bizum cashapp crypto eps "  # noqa: SIM905
+    "fpx giropay grabpay ideal kakao_pay klarna kr_card mobilepay naver_pay pay_by_bank payco "
+    "paypal paypay revolut_pay samsung_pay satispay scalapay sequra sofort sunbit swish twint "
+    "wechat_pay zip".split()
+)
+
 # fullmatch with ASCII classes: `$` would accept a trailing newline, `\d` any Unicode digit.
 _CURRENCY = re.compile(r"[a-z]{3}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -170,6 +238,7 @@ def validate(cmd: CreateSessionCommand, now: datetime) -> None:
     _identity(cmd, problems)
     _currency(cmd, mode, problems)
     _line_items(cmd, mode, problems)
+    _charge_limits(cmd, mode, problems)
     _urls(cmd, ui_mode, problems)
     _per_mode(cmd, mode, problems)
     _customer(cmd, ui_mode, problems)
@@ -235,6 +304,8 @@ def _currency(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> None
     currency = cmd.currency.strip().lower()
     if currency and not _CURRENCY.fullmatch(currency):
         problems.add("currency", "a three-letter ISO-4217 code such as usd")
+    elif currency and currency not in CURRENCIES:
+        problems.add("currency", "not one of Stripe's presentment currencies")
     if currency:
         return
     if mode is Mode.SETUP and not cmd.allowed_payment_method_types:
@@ -279,6 +350,66 @@ def _line_items(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> No
             )
         if items and all(li.price_data for li in items) and recurring == 0:
             problems.add("line_items", "SUBSCRIPTION mode needs at least one recurring price")
+
+
+def _charge_limits(cmd: CreateSessionCommand, mode: Mode, problems: Problems) -> None:
+    """Stripe's minimum and maximum charge, and the charge step, applied to the total due when
+    it is known before asking Stripe: a payment of inline prices alone (an existing price's
+    amount is Stripe's), without discounts or promotion codes (a coupon's worth is Stripe's),
+    at quantities the customer cannot change. Shipping and tax only add to the total: over the
+    maximum before them is over it after; the minimum and the step hold only without them."""
+    currency = cmd.currency.strip().lower()
+    items = cmd.line_items
+    if (
+        mode is not Mode.PAYMENT
+        or currency not in CURRENCIES
+        or not items
+        or cmd.discounts
+        or cmd.allow_promotion_codes
+    ):
+        return
+    total = 0
+    for item in items:
+        data = item.price_data
+        if (
+            data is None
+            or (item.adjustable_quantity is not None and item.adjustable_quantity.enabled)
+            or not 1 <= item.quantity <= QUANTITY_MAX
+            or not 0 <= data.unit_amount <= UNIT_AMOUNT_MAX
+        ):
+            return  # Stripe's to judge, or refused above already
+        total += data.unit_amount * item.quantity
+    maximum = MAXIMUM_CHARGE.get(currency, DEFAULT_MAXIMUM_CHARGE)
+    if total > maximum:
+        problems.add(
+            "line_items",
+            f"the total due, {_shown_amount(total, currency)}, is over Stripe's maximum "
+            f"charge of {_shown_amount(maximum, currency)}",
+        )
+        return
+    adds = bool(cmd.shipping_options or cmd.automatic_tax or any(li.tax_rate_ids for li in items))
+    if adds or total == 0:
+        return  # nothing due is no charge: Stripe allows a free session
+    minimum = MINIMUM_CHARGE.get(currency, 0)
+    step = CHARGE_STEP.get(currency, 1)
+    if total < minimum:
+        problems.add(
+            "line_items",
+            f"the total due, {_shown_amount(total, currency)}, is under Stripe's minimum "
+            f"charge of {_shown_amount(minimum, currency)}",
+        )
+    elif total % step:
+        problems.add(
+            "line_items",
+            f"the total due in {currency.upper()} must be a multiple of {step} in Stripe's "
+            f"units (it is {total})",
+        )
+
+
+def _shown_amount(amount: int, currency: str) -> str:
+    """`0.49 USD`, `49 JPY`, `1.005 KWD`: an amount in the API's units, in the major unit."""
+    places = 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+    return f"{Decimal(amount).scaleb(-places):,.{places}f} {currency.upper()}"
 
 
 def _line_item(
@@ -364,10 +495,25 @@ def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) -> Non
     elif ui_mode is UiMode.EMBEDDED_PAGE and not never and not cmd.return_url:
         # The embedded form sends the customer there once paid.
         problems.add("return_url", "required with ui_mode EMBEDDED_PAGE")
+    elif ui_mode is UiMode.ELEMENTS and not cmd.return_url and _may_redirect(cmd):
+        # The customer comes back there from a redirect-based method. Without
+        # allowed_payment_method_types the account's Dashboard settings decide which methods
+        # are offered, and they may include such a method: the strict reading, as Stripe's docs
+        # leave it open (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-return_url).
+        problems.add(
+            "return_url",
+            "required with ui_mode ELEMENTS unless allowed_payment_method_types lists only "
+            "methods that never leave the page (card, link, bank debits…)",
+        )
     for name in allowed:
         value: str = getattr(cmd, name)
         if value and not _is_web_url(value):
             problems.add(name, _URL_RULE)
+
+
+def _may_redirect(cmd: CreateSessionCommand) -> bool:
+    kinds = cmd.allowed_payment_method_types
+    return not kinds or any(kind in REDIRECT_BASED_METHODS for kind in kinds)
 
 
 # Parameters that Stripe accepts only in some modes (SessionCreateParams docstrings).

@@ -43,24 +43,36 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, directory: CallerDirectory | None, *, open_reflection: bool) -> None:
         self._directory = directory
         self._open_reflection = open_reflection
+        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
+        # Built once per method, like the observing interceptor's: credentials are read from
+        # each call's context, not captured here.
         method = handler_call_details.method
-        if handler is None or method.startswith(_HEALTH_PREFIX):
+        if method in self._guarded:
+            return self._guarded[method]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        guarded = self._guarded[method] = self._guard(method, handler)
+        return guarded
+
+    def _guard(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if method.startswith(_HEALTH_PREFIX):
             return handler
         if self._open_reflection and method.startswith(_REFLECTION_PREFIX):
             return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
 
             async def guarded_unary(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
-                await self._enter(metadata, context)
+                await self._enter(context)
                 return await unary(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -74,7 +86,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             async def guarded_unary_stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                await self._enter(metadata, context)
+                await self._enter(context)
                 async for response in unary_stream(request, context):
                     yield response
 
@@ -89,7 +101,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             async def guarded_stream_stream(
                 requests: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                await self._enter(metadata, context)
+                await self._enter(context)
                 async for response in stream_stream(requests, context):
                     yield response
 
@@ -101,10 +113,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         # No method of ours is client-streaming; refuse rather than serve one unauthenticated.
         return None
 
-    async def _enter(
-        self, metadata: Mapping[str, str | bytes], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        caller = self._authenticate(metadata, context)
+    async def _enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        caller = self._authenticate(dict(context.invocation_metadata() or ()), context)
         if caller is None:
             await context.abort_with_status(
                 status_for(

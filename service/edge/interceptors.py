@@ -43,15 +43,25 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         # Each method's metric series, looked up once: `labels()` is a dict lookup behind a
         # lock, on every call otherwise.
         self._series: dict[tuple[str, str], _Series] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        # The wrapped handler depends on the method alone (a call's own details are read from
+        # its context), so it is built once per method rather than on every call.
         method = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata or ()
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         observe = self._observe
 
         parse = _tolerant(handler.request_deserializer)
@@ -59,7 +69,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             inner: Any = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with observe(method, "unary", metadata, context):
+                with observe(method, "unary", context):
                     await _refuse_undecodable(request, context)
                     return await inner(request, context)
 
@@ -74,7 +84,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             async def stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                with observe(method, "server_stream", metadata, context):
+                with observe(method, "server_stream", context):
                     await _refuse_undecodable(request, context)
                     async for response in inner_stream(request, context):
                         yield response
@@ -91,9 +101,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         self,
         method: str,
         kind: str,
-        metadata: Any,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Iterator[None]:
+        metadata = context.invocation_metadata() or ()
         incoming = {key: value for key, value in metadata if isinstance(value, str)}
         request_id = incoming.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         series = self._series.get((method, kind))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import stripe
+import structlog
 
 from service.domain import deadlines
 from service.domain.errors import (
@@ -57,6 +59,12 @@ _RATE_LIMIT_MAX_BACKOFF_SECONDS = 4.0
 _LINE_ITEMS_PAGE = 100
 
 T = TypeVar("T")
+log = structlog.get_logger("stripe")
+# A restricted key's permission as Stripe names it in a 403: `rak_checkout_session_write`
+# (https://docs.stripe.com/keys#limit-access).
+_PERMISSION = re.compile(r"\brak_[a-z_]+?_(?:read|write)\b")
+# A key as Stripe may quote it in a refusal, masked or not: it goes in no message of ours.
+_QUOTED_KEY = re.compile(r"'?\b(?:sk|rk|pk)_(?:test|live)_\S*")
 
 
 class StripeGateway:
@@ -293,11 +301,8 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             upstream_request_id=exc.request_id,
         ) from exc
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-        # Stripe's message names what is wrong with the key, never the key itself.
-        raise StripeMisconfigured(
-            f"Stripe refused this service's API key: {_message(exc)}",
-            upstream_request_id=exc.request_id,
-        ) from exc
+        _log_failure("stripe refused the api key", exc)
+        raise StripeMisconfigured(_misconfigured(exc), upstream_request_id=exc.request_id) from exc
     except (stripe.InvalidRequestError, stripe.CardError) as exc:
         kind = UpstreamMissing if exc.code == "resource_missing" else UpstreamRejected
         raise kind(
@@ -314,6 +319,7 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
                 upstream_request_id=exc.request_id,
             ) from exc
         # 5xx, 409 (a concurrent request with the same key) and the like: worth a retry.
+        _log_failure("stripe failed", exc)
         raise Unavailable(
             "Stripe failed to answer; retry with the same request",
             reason="STRIPE_ERROR",
@@ -343,6 +349,33 @@ def _outcome(exc: CheckoutError) -> str:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _misconfigured(exc: stripe.StripeError) -> str:
+    """What is wrong with the key, for the operator: the missing permission when Stripe names
+    it, never the key, which Stripe quotes (masked) in its messages."""
+    if isinstance(exc, stripe.PermissionError):
+        permission = _PERMISSION.search(_message(exc))
+        if permission is not None:
+            return (
+                "Stripe refused this service's restricted API key: it lacks the "
+                f"{permission.group(0)} permission"
+            )
+        return "Stripe refused this service's API key the permission for this request"
+    return "Stripe refused this service's API key: " + _QUOTED_KEY.sub("(the key)", _message(exc))
+
+
+def _log_failure(event: str, exc: stripe.StripeError) -> None:
+    """A failure an operator looks into: with Stripe's request id and the link to the request
+    in Stripe's Dashboard (https://docs.stripe.com/api/errors#errors-request_log_url)."""
+    error = exc.error
+    log.warning(
+        event,
+        http_status=exc.http_status,
+        stripe_request_id=exc.request_id,
+        request_log_url=error.request_log_url if error is not None else None,
+        error_type=type(exc).__name__,
+    )
 
 
 def _message(exc: stripe.StripeError) -> str:

@@ -58,6 +58,7 @@ def test_every_variable_is_honoured() -> None:
             "SHUTDOWN_GRACE_SECONDS": "3",
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "console",
+            "DEFAULT_TAX_BEHAVIOR": "Exclusive",
         }
     )
     assert (settings.grpc_addr.host, settings.grpc_addr.port) == ("0.0.0.0", 6000)
@@ -72,6 +73,8 @@ def test_every_variable_is_honoured() -> None:
     assert str(settings.callers_file) == "/etc/checkout/callers.json"
     assert settings.reflection == "off"
     assert str(settings.health_addr) == "0.0.0.0:6002"
+    assert settings.default_tax_behavior == "exclusive"
+    assert Settings.from_environ({"DATABASE_URL": DSN}).default_tax_behavior is None
 
 
 @pytest.mark.parametrize(
@@ -86,6 +89,7 @@ def test_every_variable_is_honoured() -> None:
         ("STRIPE_MAX_NETWORK_RETRIES", "-1"),
         ("LOG_LEVEL", "loud"),
         ("LOG_FORMAT", "xml"),
+        ("DEFAULT_TAX_BEHAVIOR", "inferred_by_currency"),
     ],
 )
 def test_a_malformed_variable_fails_fast_naming_it(name: str, value: str) -> None:
