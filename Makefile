@@ -46,7 +46,7 @@ bench: proto
 
 # Three replicas on one Postgres and the sandbox, under Stripe faults, a Postgres restart and a
 # SIGKILLed replica; then the ledger is checked against Stripe and the table printed. Fails if
-# an invariant broke. Under 5 minutes; QUICK=1: about 2. A short run is in `make test`.
+# an invariant broke. About 3 minutes; QUICK=1: about 1. A short run is in `make test`.
 chaos: proto
 	$(BIN)/python -m chaos $(if $(QUICK),--quick)
 

@@ -24,7 +24,7 @@ from chaos.scenario import FULL, QUICK
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a shorter run (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a shorter run (about a minute)")
     parser.add_argument("--seed", type=int, help="repeat a run's choices (default: random)")
     parser.add_argument(
         "--dir", type=Path, help="where logs (and the embedded Postgres) go (default: a temp dir)"

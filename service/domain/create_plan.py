@@ -117,9 +117,21 @@ def fingerprint(cmd: CreateSessionCommand) -> str:
     """A digest of everything in the request that shapes the session: every field but
     `request_id` (it names the call, not the cart). The time of the call is not in it either:
     the same cart sent twice is the same cart, even though a default expiry would differ."""
-    payload = dataclasses.asdict(dataclasses.replace(cmd, request_id=""))
+    payload = _fields(dataclasses.replace(cmd, request_id=""))
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fields(value: Any) -> Any:
+    """What `dataclasses.asdict` gives, for the JSON above, without its deep copies (a good
+    part of a create's cost otherwise; the fingerprints are the same)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _fields(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_fields(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fields(item) for key, item in value.items()}
+    return value
 
 
 def _plain(value: object) -> object:

@@ -69,6 +69,10 @@ def environ(sandbox: Sandbox, webhook_secret: str, pg_dsn: str) -> dict[str, str
         "STRIPE_MAX_NETWORK_RETRIES": "0",
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
         "LOG_LEVEL": "warning",
+        # As an operator who uses automatic tax with inline prices sets it: the sandbox's
+        # account, like a new Stripe account, has no default tax behaviour, and Stripe refuses
+        # automatic tax on a price without one. tests/e2e/test_stripe_fidelity.py runs without.
+        "DEFAULT_TAX_BEHAVIOR": "exclusive",
     }
 
 

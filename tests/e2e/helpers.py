@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
+from tests.support import eventually
 
 M = TypeVar("M", bound=Message)
 # What `CheckoutServiceStub(channel)` is on a grpc.aio channel: its calls are awaitable. The
@@ -51,6 +52,21 @@ def cart_request(order_id: str, **overrides: Any) -> api.CreateSessionRequest:
     }
     fields.update(overrides)
     return api.CreateSessionRequest(**fields)
+
+
+async def stored(stub: Stub, order_id: str) -> pb.Session:
+    return (await stub.GetSession(api.GetSessionRequest(order_id=order_id))).session
+
+
+async def until_stored(stub: Stub, order_id: str, **expected: Any) -> pb.Session:
+    """The ledger's view once the webhook has landed (no refresh: no peeking at Stripe)."""
+
+    async def landed() -> bool:
+        session = await stored(stub, order_id)
+        return all(getattr(session, k) == v for k, v in expected.items())
+
+    await eventually(landed, within_seconds=10)
+    return await stored(stub, order_id)
 
 
 def detail(error: grpc.aio.AioRpcError, kind: type[M]) -> M:
@@ -91,7 +107,8 @@ class Sandbox:
         with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=5) as response:
             return dict(json.load(response))
 
-    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A control route's answer (`/_sandbox/…`), as JSON."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.url}{path}",
@@ -99,5 +116,6 @@ class Sandbox:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.load(response)
+        return answer if isinstance(answer, dict) else {}

@@ -56,9 +56,26 @@ async def test_each_ui_mode_returns_its_own_redirect_field(stub: Stub) -> None:
             )
         )
     ).session
+    # Cards never leave the page, so Elements offering only them needs no return_url.
     elements = (
         await stub.CreateSession(
-            cart_request(new_order_id(), ui_mode=pb.Session.ELEMENTS, success_url="")
+            cart_request(
+                new_order_id(),
+                ui_mode=pb.Session.ELEMENTS,
+                success_url="",
+                allowed_payment_method_types=["card"],
+            )
+        )
+    ).session
+    elements_redirecting = (
+        await stub.CreateSession(
+            cart_request(
+                new_order_id(),
+                ui_mode=pb.Session.ELEMENTS,
+                success_url="",
+                allowed_payment_method_types=["card", "ideal"],
+                return_url="https://shop.example/return?session={CHECKOUT_SESSION_ID}",
+            )
         )
     ).session
 
@@ -66,6 +83,9 @@ async def test_each_ui_mode_returns_its_own_redirect_field(stub: Stub) -> None:
     assert (embedded.url, embedded.client_secret.startswith(embedded.id)) == ("", True)
     assert embedded.return_url == "https://shop.example/return?session={CHECKOUT_SESSION_ID}"
     assert (elements.url, elements.client_secret.startswith(elements.id)) == ("", True)
+    assert elements.return_url == ""
+    assert elements_redirecting.client_secret.startswith(elements_redirecting.id)
+    assert elements_redirecting.return_url == embedded.return_url
     assert [s.ui_mode for s in (hosted, embedded, elements)] == [
         pb.Session.HOSTED_PAGE,
         pb.Session.EMBEDDED_PAGE,
@@ -577,6 +597,52 @@ REFUSALS: list[tuple[str, Callable[[str], Req], str]] = [
             subscription_data=Req.SubscriptionData(metadata={f"k{i}": "v" for i in range(50)}),
         ),
         "subscription_data.metadata",
+    ),
+    (
+        "Elements offering a redirect-based method without return_url",
+        _bad(ui_mode=pb.Session.ELEMENTS, success_url="", allowed_payment_method_types=["ideal"]),
+        "return_url",
+    ),
+    (
+        "Elements with the Dashboard's methods without return_url",
+        _bad(ui_mode=pb.Session.ELEMENTS, success_url=""),
+        "return_url",
+    ),
+    # Stripe's charge limits, when the total is known before asking Stripe.
+    (
+        "a total under the minimum charge",
+        _bad(line_items=[line(30, "Pen"), line(19, "Clip")]),
+        "line_items",
+    ),
+    (
+        "a total under GBP's minimum",
+        _bad(currency="gbp", line_items=[line(29, "Pen")]),
+        "line_items",
+    ),
+    (
+        "a total over the maximum charge",
+        _bad(line_items=[line(99_999_999, "Yacht", quantity=2)]),
+        "line_items",
+    ),
+    (
+        "a three-decimal total that is not in tens",
+        _bad(currency="kwd", line_items=[line(1005, "Tea")]),
+        "line_items",
+    ),
+    ("a currency Stripe does not present", _bad(currency="xyz"), "currency"),
+    (
+        "a price billed every 37 months",
+        _bad(
+            mode=pb.Session.SUBSCRIPTION,
+            line_items=[
+                line(
+                    900,
+                    "Club",
+                    recurring=Req.Recurring(interval=Req.Recurring.MONTH, interval_count=37),
+                )
+            ],
+        ),
+        "line_items[0].price_data.recurring.interval_count",
     ),
 ]
 

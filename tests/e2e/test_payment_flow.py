@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 import aiohttp
 import grpc
@@ -16,26 +15,19 @@ from yarl import URL
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
-from tests.e2e.helpers import Sandbox, Stub, cart_request, detail, new_order_id, reason
+from tests.e2e.helpers import (
+    Sandbox,
+    Stub,
+    cart_request,
+    detail,
+    new_order_id,
+    reason,
+    until_stored,
+)
 from tests.e2e.processes import service_process
 from tests.support import eventually
 
 Req = api.CreateSessionRequest
-
-
-async def stored(stub: Stub, order_id: str) -> pb.Session:
-    return (await stub.GetSession(api.GetSessionRequest(order_id=order_id))).session
-
-
-async def until_stored(stub: Stub, order_id: str, **expected: Any) -> pb.Session:
-    """The ledger's view once the webhook has landed (no refresh: no peeking at Stripe)."""
-
-    async def landed() -> bool:
-        session = await stored(stub, order_id)
-        return all(getattr(session, k) == v for k, v in expected.items())
-
-    await eventually(landed, within_seconds=10)
-    return await stored(stub, order_id)
 
 
 async def test_paying_is_recorded_from_the_webhook_and_seen_by_a_watcher_elsewhere(

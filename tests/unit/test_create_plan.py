@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -328,9 +329,187 @@ def test_every_field_counts_in_the_fingerprint() -> None:
         ("customer", "customer_tax_location_invalid", "customer_update"),
         ("discounts[0][coupon]", "resource_missing", "discounts[0].coupon"),
         ("subscription_data[metadata][x]", None, "subscription_data.metadata"),
+        # Stripe names no param for a total outside the charge limits: it is the lines'.
+        (None, "amount_too_small", "line_items"),
+        (None, "amount_too_large", "line_items"),
+        (None, "invalid_charge_amount", "line_items"),
+        (None, "resource_missing", ""),
     ],
 )
 def test_stripe_refusals_of_features_map_to_request_fields(
-    param: str, code: str | None, field: str
+    param: str | None, code: str | None, field: str
 ) -> None:
     assert field_for_stripe_param(param, code) == field
+
+
+def inline(unit_amount: int, quantity: int = 1, **extra: object) -> LineItemRequest:
+    return LineItemRequest(
+        quantity=quantity,
+        price_data=PriceData(unit_amount, "Item"),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("currency", "items"),
+    [
+        ("usd", (inline(49),)),
+        ("usd", (inline(20), inline(29))),
+        ("gbp", (inline(29),)),
+        ("jpy", (inline(49),)),
+        ("huf", (inline(17499),)),
+        ("usd", (inline(99_999_999, 2),)),
+        ("inr", (inline(99_999_999, 11),)),
+        ("kwd", (inline(1005),)),
+        ("isk", (inline(12345),)),
+    ],
+)
+def test_a_total_stripe_cannot_charge_is_refused_on_line_items(
+    currency: str, items: tuple[LineItemRequest, ...]
+) -> None:
+    assert refused_fields(command(currency=currency, line_items=items)) == ["line_items"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"currency": "usd", "line_items": (inline(50),)},
+        {"currency": "usd", "line_items": (inline(25), inline(25))},
+        {"currency": "usd", "line_items": (inline(99_999_999),)},
+        {"currency": "gbp", "line_items": (inline(30),)},
+        {"currency": "jpy", "line_items": (inline(50),)},
+        {"currency": "kwd", "line_items": (inline(1010),)},
+        {"currency": "isk", "line_items": (inline(12300),)},
+        {"currency": "idr", "line_items": (inline(99_999_999, 100),)},
+        # Nothing due is no charge.
+        {"currency": "usd", "line_items": (inline(0),)},
+        # Outside Stripe's table the minimum follows the day's rate: Stripe's to judge.
+        {"currency": "krw", "line_items": (inline(1),)},
+        # Only Stripe knows the total: a price by id, a discount, a code the customer may type,
+        # a quantity the customer may change.
+        {"currency": "usd", "line_items": (inline(1), LineItemRequest(1, price_id="price_1"))},
+        {"currency": "usd", "line_items": (inline(1),), "discounts": (Discount(coupon="c"),)},
+        {"currency": "usd", "line_items": (inline(1),), "allow_promotion_codes": True},
+        {
+            "currency": "usd",
+            "line_items": (inline(1, adjustable_quantity=AdjustableQuantity(True, 1, 99)),),
+        },
+        # Shipping and tax may lift the total over the minimum.
+        {
+            "currency": "usd",
+            "line_items": (inline(10),),
+            "shipping_options": (ShippingOption(shipping_rate_id="shr_1"),),
+        },
+        {"currency": "usd", "line_items": (inline(10, tax_rate_ids=("txr_1",)),)},
+        {"currency": "usd", "line_items": (inline(10),), "automatic_tax": True},
+        # In a subscription a trial may make the total 0.
+        {
+            "currency": "usd",
+            "mode": Mode.SUBSCRIPTION,
+            "line_items": (
+                LineItemRequest(1, price_data=PriceData(10, "Club", recurring=Recurring("month"))),
+            ),
+        },
+    ],
+)
+def test_a_total_stripe_may_charge_or_only_stripe_knows_is_left_to_stripe(
+    overrides: dict[str, object],
+) -> None:
+    plan_create(command(**overrides), NOW)
+
+
+def test_shipping_and_tax_only_add_so_over_the_maximum_is_known() -> None:
+    over = command(
+        line_items=(inline(99_999_999, 2),),
+        shipping_options=(ShippingOption(shipping_rate_id="shr_1"),),
+        automatic_tax=True,
+    )
+    assert refused_fields(over) == ["line_items"]
+
+
+@pytest.mark.parametrize("currency", ["jpy", "kwd", "bhd", "isk", "ugx", "xof", "inr", "idr"])
+def test_stripes_presentment_currencies_are_taken(currency: str) -> None:
+    plan_create(command(currency=currency, line_items=(inline(100_000),)), NOW)
+
+
+@pytest.mark.parametrize("currency", ["xyz", "usx", "eu"])
+def test_other_currencies_are_refused(currency: str) -> None:
+    assert refused_fields(command(currency=currency)) == ["currency"]
+
+
+@pytest.mark.parametrize(
+    ("interval", "longest"), [("day", 1095), ("week", 156), ("month", 36), ("year", 3)]
+)
+def test_recurring_prices_may_bill_up_to_every_three_years(interval: str, longest: int) -> None:
+    def every(count: int) -> CreateSessionCommand:
+        price = PriceData(900, "Club", recurring=Recurring(interval, count))
+        return command(mode=Mode.SUBSCRIPTION, line_items=(LineItemRequest(1, price_data=price),))
+
+    plan_create(every(longest), NOW)
+    assert refused_fields(every(longest + 1)) == [
+        "line_items[0].price_data.recurring.interval_count"
+    ]
+
+
+ELEMENTS = {"ui_mode": UiMode.ELEMENTS, "success_url": ""}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # Without a list the Dashboard's methods are offered, which may redirect (strict).
+        ELEMENTS,
+        {**ELEMENTS, "allowed_payment_method_types": ("card", "ideal")},
+        {**ELEMENTS, "allowed_payment_method_types": ("klarna",)},
+        {"ui_mode": UiMode.EMBEDDED_PAGE, "success_url": ""},
+    ],
+)
+def test_return_url_is_required_where_the_customer_may_be_redirected(
+    overrides: dict[str, object],
+) -> None:
+    assert refused_fields(command(**overrides)) == ["return_url"]
+    fixed = plan_create(command(**overrides, return_url="https://shop.example/r"), NOW)
+    assert fixed.stripe_params["return_url"] == "https://shop.example/r"
+
+
+def test_elements_that_may_redirect_cannot_be_told_never_to() -> None:
+    # redirect_on_completion does not turn off Elements' redirect-based methods.
+    never = command(**ELEMENTS, redirect_on_completion="never")
+    assert refused_fields(never) == ["return_url"]
+    plan_create(dataclasses.replace(never, allowed_payment_method_types=("card",)), NOW)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {**ELEMENTS, "allowed_payment_method_types": ("card",)},
+        {**ELEMENTS, "allowed_payment_method_types": ("card", "link", "sepa_debit")},
+        {"ui_mode": UiMode.EMBEDDED_PAGE, "success_url": "", "redirect_on_completion": "never"},
+    ],
+)
+def test_return_url_is_not_required_where_nothing_redirects(overrides: dict[str, object]) -> None:
+    assert "return_url" not in plan_create(command(**overrides), NOW).stripe_params
+
+
+def test_the_default_tax_behavior_goes_on_inline_prices_that_give_none() -> None:
+    cmd = command(
+        line_items=(
+            LineItemRequest(1, price_data=PriceData(1500, "T-shirt")),
+            LineItemRequest(1, price_data=PriceData(990, "Mug", tax_behavior="inclusive")),
+            LineItemRequest(1, price_id="price_123"),
+        ),
+        automatic_tax=True,
+    )
+    with_default = plan_create(cmd, NOW, default_tax_behavior="exclusive").stripe_params
+    without = plan_create(cmd, NOW).stripe_params
+
+    assert [li.get("price_data", {}).get("tax_behavior") for li in with_default["line_items"]] == [
+        "exclusive",
+        "inclusive",
+        None,
+    ]
+    assert [li.get("price_data", {}).get("tax_behavior") for li in without["line_items"]] == [
+        None,
+        "inclusive",
+        None,
+    ]
