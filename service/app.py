@@ -51,6 +51,8 @@ from service.store.repository import (
 
 log = structlog.get_logger("service")
 
+# How long migrations (and the wait for another replica's) may take before start-up gives up.
+_MIGRATION_SECONDS = 120.0
 # How long the HTTP listener waits for open requests at shutdown.
 _HTTP_SHUTDOWN_SECONDS = 5.0
 # How often, and within how long, Postgres must answer for the replica to stay ready.
@@ -128,12 +130,16 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     stack.push_async_callback(pool.close)
     metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size())
+    if settings.migrate_on_start:
+        # A connection of its own, without the pool's per-statement bound: a migration, or the
+        # wait for another replica's, may take longer than any query should.
+        applied = await _apply_migrations(dsn)
+        if applied:
+            log.info("migrations applied", names=applied)
     async with translate_db_errors(), pool.acquire() as conn:
-        if settings.migrate_on_start:
-            applied = await apply_migrations(conn, load_migrations())
-            if applied:
-                log.info("migrations applied", names=applied)
-        elif missing := await missing_migrations(conn, load_migrations()):
+        if not settings.migrate_on_start and (
+            missing := await missing_migrations(conn, load_migrations())
+        ):
             raise StartupError(
                 "SCHEMA_BEHIND",
                 f"the database lacks migrations {', '.join(missing)}: run "
@@ -365,20 +371,19 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
 
 
-def _migrate(settings: Settings) -> None:
-    log.info("migrating", postgres=settings.describe_postgres())
-
-    async def apply() -> list[str]:
-        async with translate_db_errors(within=settings.db_command_timeout_seconds * 12):
-            conn = await asyncpg.connect(settings.database_url.value)
+async def _apply_migrations(dsn: str) -> list[str]:
+    async with translate_db_errors(within=_MIGRATION_SECONDS):
+        conn = await asyncpg.connect(dsn)
         try:
-            async with translate_db_errors():
-                return await apply_migrations(conn, load_migrations())
+            return await apply_migrations(conn, load_migrations())
         finally:
             await conn.close()
 
+
+def _migrate(settings: Settings) -> None:
+    log.info("migrating", postgres=settings.describe_postgres())
     try:
-        applied = asyncio.run(apply())
+        applied = asyncio.run(_apply_migrations(settings.database_url.value))
     except CheckoutError as exc:
         log.error("cannot migrate", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
         raise SystemExit(1) from None

@@ -35,6 +35,7 @@ from service.domain.model import (
     LedgerState,
     Page,
     RequestRecord,
+    SessionSnapshot,
     order_name,
     session_name,
 )
@@ -277,7 +278,21 @@ class Checkout:
         )
 
     async def _expire_orphan(self, session_id: str) -> None:
-        await self._gateway.expire_session(session_id, idempotency_key=f"expire-{session_id}")
+        await self.expire_at_stripe(session_id)
+
+    async def expire_at_stripe(self, session_id: str) -> SessionSnapshot:
+        """Expire a session at Stripe. A fixed key per session, so that a retry after a lost
+        answer replays Stripe's answer instead of failing on a session no longer open; if
+        Stripe saved a failure under that key, once more with a key of its own (expiring is
+        safe to repeat: a second expiry is refused, never doubled)."""
+        try:
+            return await self._gateway.expire_session(
+                session_id, idempotency_key=f"expire-{session_id}"
+            )
+        except IdempotencyKeySpent:
+            return await self._gateway.expire_session(
+                session_id, idempotency_key=f"expire-{session_id}-{self._new_key()}"
+            )
 
     async def _expire(self, entry: LedgerEntry) -> LedgerEntry:
         if entry.state == LedgerState.PENDING:
@@ -285,11 +300,7 @@ class Checkout:
         if entry.state != LedgerState.OPEN or entry.session_id is None:
             return entry
         try:
-            # A fixed key per session: a retry after a lost answer replays Stripe's answer
-            # instead of failing on a session that is no longer open.
-            snapshot = await self._gateway.expire_session(
-                entry.session_id, idempotency_key=f"expire-{entry.session_id}"
-            )
+            snapshot = await self.expire_at_stripe(entry.session_id)
         except UpstreamRejected:
             # Stripe expires only open sessions; it has moved on (paid, or lapsed). Its current
             # state is the answer: https://docs.stripe.com/api/checkout/sessions/expire

@@ -106,6 +106,10 @@ class SessionLedger(Protocol):
 
     async def find_request(self, owner: str, request_id: str) -> RequestRecord | None: ...
 
+    async def has_pending(self, order_id: str) -> bool:
+        """Whether any caller's order with this id has a row still waiting for Stripe."""
+        ...
+
     async def knows_order(self, order_id: str) -> bool:
         """Whether any caller has an order with this id (a webhook names no caller)."""
         ...

@@ -39,7 +39,7 @@ _FIRST_CATCH_UP_SECONDS = 3600
 _OVERLAP_SECONDS = 60
 # Stripe's idempotency keys and open sessions both last at most a day: anything older is not
 # an attempt of ours in flight.
-_EVENTS, _OPEN_SESSIONS = "events", "open_sessions"
+_EVENTS, _OPEN_SESSIONS, _LAST_PASS = "events", "open_sessions", "last_pass"
 _ORPHAN_WINDOW = timedelta(hours=24)
 HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
 
@@ -116,11 +116,22 @@ class StripeSync:
         )
         return EventOutcome.APPLIED if applied else EventOutcome.DUPLICATE
 
+    async def due(self, interval: timedelta) -> bool:
+        """Whether a pass is due: the lock keeps two replicas from sweeping at once, and this
+        keeps them from each sweeping every interval (one pass per interval in all)."""
+        last = await self._ledger.watermark(_LAST_PASS)
+        now = self._clock.now().timestamp()
+        # A little early rather than a whole interval late, as the replicas' timers drift.
+        return last is None or now - last >= interval.total_seconds() * 0.8
+
     async def sweep(self) -> SweepReport:
         """One pass of the sweep: the ledger's lagging rows, then Stripe's events that no
         webhook brought, then Stripe's open sessions that no row holds. Each step runs on its
         own; one that fails is reported and the others still run."""
-        report = await self.reconcile()
+        try:
+            report = await self.reconcile()
+        except CheckoutError as exc:
+            report = SweepReport(examined=0, failed=(("rows", exc),))
         caught_up = 0
         orphans: tuple[str, ...] = ()
         step_failures = list(report.failed)
@@ -132,6 +143,7 @@ class StripeSync:
             orphans = tuple(await self.expire_orphans())
         except CheckoutError as exc:
             step_failures.append(("orphans", exc))
+        await self._ledger.advance_watermark(_LAST_PASS, int(self._clock.now().timestamp()))
         oldest = await self._ledger.oldest_pending()
         waited = 0.0 if oldest is None else (self._clock.now() - oldest).total_seconds()
         return dataclasses.replace(
@@ -222,10 +234,13 @@ class StripeSync:
             entry = await self._ledger.by_session_id(session.id)
             if entry is not None and entry.is_active:
                 continue
+            if entry is None and await self._ledger.has_pending(order_id):
+                # Most likely that row's own session, its answer lost: resuming the row
+                # (above, or by its caller's retry) stores it. Expiring it would hand the
+                # resumed row an expired session.
+                continue
             try:
-                await self._gateway.expire_session(
-                    session.id, idempotency_key=f"expire-{session.id}"
-                )
+                await self._checkout.expire_at_stripe(session.id)
             except UpstreamRejected:
                 continue  # no longer open (paid meanwhile): the row, if any, hears of it
             if entry is not None:

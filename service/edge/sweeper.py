@@ -4,6 +4,7 @@ pass of StripeSync.sweep. Failures are logged and counted, and retried at the ne
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 
@@ -18,11 +19,12 @@ log = structlog.get_logger("sweep")
 async def sweep_forever(
     sync: StripeSync, lock: LeaderLock, interval_seconds: float, metrics: Metrics
 ) -> None:
+    interval = timedelta(seconds=interval_seconds)
     while True:
         await asyncio.sleep(interval_seconds)
         try:
             async with lock.try_hold() as held:
-                if not held:
+                if not held or not await sync.due(interval):
                     metrics.sweep_runs.labels("skipped").inc()
                     continue
                 report = await sync.sweep()

@@ -46,7 +46,7 @@ class Metrics:
         self.stripe_requests = Counter(
             "checkout_stripe_requests_total",
             "Calls to Stripe by operation and outcome (ok, refused, missing, rate_limited, "
-            "timeout, unavailable, misconfigured, spent_key, error).",
+            "timeout, unavailable, misconfigured, spent_key, deadline, error).",
             ("operation", "outcome"),
             registry=r,
         )

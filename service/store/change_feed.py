@@ -4,8 +4,10 @@ https://www.postgresql.org/docs/current/sql-notify.html).
 
 LISTEN needs a session-level connection of its own, outside the pool: it does not survive a
 pooler in transaction mode (https://www.pgbouncer.org/features.html). If the connection drops,
-every watcher is woken (they re-read the ledger) and the feed reconnects in the background;
-watchers also poll, so a lost notification delays a change, it never loses it.
+every watcher is woken (they re-read the ledger), the feed reconnects in the background, and
+every watcher is woken once more when it is back: a change made in between is read then, so
+watchers never poll. A heartbeat query finds a connection that died without a word (a
+half-open TCP connection), which asyncpg alone would not notice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from service.store.read_cache import ReadCache
 from service.store.repository import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
+
+# How often the LISTEN connection is asked a trivial query, and how long it may take to answer.
+_HEARTBEAT_SECONDS = 15.0
 
 
 class _Signal:
@@ -49,13 +54,32 @@ class ChangeFeed:
         self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._closed = False
 
     async def start(self) -> None:
         await self._connect()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(_HEARTBEAT_SECONDS)
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                continue
+            try:
+                await conn.execute("SELECT 1", timeout=_HEARTBEAT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("change feed heartbeat failed; reconnecting")
+                # Closing runs the termination listener: watchers wake, the feed reconnects.
+                conn.terminate()
 
     async def close(self) -> None:
         self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._heartbeat
         if self._reconnecting is not None:
             self._reconnecting.cancel()
             with suppress(asyncio.CancelledError):
@@ -124,7 +148,13 @@ class ChangeFeed:
                 # its session once more, which is all the polling there is.
                 self._wake_all()
                 return
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
+            ) as exc:
                 log.warning("change feed reconnect failed", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

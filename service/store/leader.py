@@ -44,6 +44,11 @@ class AdvisoryLock:
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:
             await conn.execute("SELECT pg_advisory_unlock($1)", self._key)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,
+        ):
             # A dead connection has released its session locks already; start afresh.
             await self.close()

@@ -53,8 +53,16 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 # standby during a failover (25006). https://www.postgresql.org/docs/current/errcodes-appendix.html
 _TRANSIENT_CLASSES = ("08", "53")
 _TRANSIENT_STATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014", "25006"})
-# Failures below SQL: the socket, or asyncpg's own connection state.
-_TRANSIENT_CONNECTION = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+# Failures below SQL: the socket, or asyncpg's own connection state. InternalClientError is
+# what asyncpg raises for a query on a connection the server is terminating ("cannot switch
+# to state …; another operation is in progress") before the close is processed: seen when
+# Postgres restarts under load (make chaos).
+_TRANSIENT_CONNECTION = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 def is_transient(exc: asyncpg.PostgresError) -> bool:
@@ -373,6 +381,15 @@ class PostgresLedger:
             order_id,
             owner,
         )
+
+    async def has_pending(self, order_id: str) -> bool:
+        async with self._db():
+            found = await self._pool.fetchval(
+                "SELECT 1 FROM checkout_sessions WHERE order_id = $1 AND state = $2 LIMIT 1",
+                order_id,
+                LedgerState.PENDING,
+            )
+        return found is not None
 
     async def knows_order(self, order_id: str) -> bool:
         async with self._db():

@@ -107,6 +107,16 @@ class Sandbox:
         with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=5) as response:
             return dict(json.load(response))
 
+    def register_for_tax(self, *countries: str) -> None:
+        """Register the account for tax in `countries` too (its Tax settings): Stripe Tax
+        collects only where the account is registered, and a new account is registered
+        nowhere."""
+        settings = self.control("GET", "/_sandbox/tax/settings")
+        registered = [r["country"] for r in settings["registrations"]]
+        self.control(
+            "POST", "/_sandbox/tax/settings", {"registrations": sorted({*registered, *countries})}
+        )
+
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """A control route's answer (`/_sandbox/…`), as JSON."""
         data = None if body is None else json.dumps(body).encode()

@@ -112,7 +112,7 @@ async def test_zero_and_three_decimal_currencies_are_charged_as_written(stub: St
     ],
 )
 async def test_a_price_may_bill_every_three_years(
-    stub: Stub, sandbox: Sandbox, interval: int, count: int
+    stub: Stub, sandbox: Sandbox, interval: Req.Recurring.Interval.ValueType, count: int
 ) -> None:
     session = (
         await stub.CreateSession(
@@ -222,8 +222,7 @@ async def test_default_tax_behavior_lets_automatic_tax_work_on_inline_prices(
     # account has no default of its own, as a new Stripe account has none.
     settings = sandbox.control("GET", "/_sandbox/tax/settings")
     assert settings["defaults"]["tax_behavior"] is None
-    registered = [r["country"] for r in settings["registrations"]]
-    sandbox.control("POST", "/_sandbox/tax/settings", {"registrations": [*registered, "US"]})
+    sandbox.register_for_tax("US")
     customer = await sandbox.client.v1.customers.create_async(
         {"address": {"country": "US", "postal_code": "94103", "line1": "1 Main St"}}
     )

@@ -258,6 +258,11 @@ class InMemoryLedger:
     async def find_request(self, owner: str, request_id: str) -> RequestRecord | None:
         return self._requests.get((owner, request_id))
 
+    async def has_pending(self, order_id: str) -> bool:
+        return any(
+            r.order_id == order_id and r.state == LedgerState.PENDING for r in self._rows.values()
+        )
+
     async def knows_order(self, order_id: str) -> bool:
         return any(row.order_id == order_id for row in self._rows.values())
 

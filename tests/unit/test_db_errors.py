@@ -36,8 +36,14 @@ async def test_a_transient_sqlstate_is_unavailable(kind: type[asyncpg.PostgresEr
 
 @pytest.mark.parametrize(
     "failure",
-    [ConnectionResetError(), asyncpg.exceptions.ConnectionDoesNotExistError("closed")],
-    ids=["socket", "asyncpg connection"],
+    [
+        ConnectionResetError(),
+        asyncpg.exceptions.ConnectionDoesNotExistError("closed"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+    ],
+    ids=["socket", "asyncpg connection", "connection being terminated"],
 )
 async def test_a_lost_connection_is_unavailable(failure: Exception) -> None:
     with pytest.raises(Unavailable):

@@ -382,3 +382,13 @@ async def test_a_young_session_may_still_be_on_its_way_to_the_ledger(world: Worl
 
     assert report.orphans == ()
     assert world.stripe.session(session_id(orphan)).status == "open"
+
+
+async def test_one_pass_per_interval_whichever_replica_holds_the_lock(world: World) -> None:
+    interval = timedelta(seconds=30)
+    assert await world.sync.due(interval)
+    await world.sync.sweep()  # on one replica
+
+    assert not await world.sync.due(interval)  # another replica, a moment later
+    world.clock.advance(timedelta(seconds=25))
+    assert await world.sync.due(interval)
