@@ -7,7 +7,9 @@ idempotent request is claimed during that wait, so a concurrent retry sees a 409
 answer. With `phase: before` (the default) the request never reaches the API, as when Stripe's
 edge fails, and nothing is saved under its idempotency key; with `phase: after` the request is
 executed and its result saved, and only the answer is lost, as when a response dies on the way
-back.
+back; with `phase: during` the request fails once execution has begun: nothing is done, and
+the failure (a 500) is saved under its idempotency key and replayed to every retry with that
+key, as Stripe does for 24 hours (https://docs.stripe.com/api/idempotent_requests).
 """
 
 import itertools
@@ -31,7 +33,7 @@ FAULT_PARAMS = hash_of(
     count=Integer(1),
     delay_ms=Integer(0, FAULT_DELAY_MS_MAX),
     drop=Boolean(),
-    phase=Choice(("before", "after")),
+    phase=Choice(("before", "during", "after")),
 )
 
 

@@ -207,6 +207,18 @@ async def _handle(sandbox: Sandbox, request: web.Request, route: Route) -> web.S
             await asyncio.sleep(fault.delay_ms / 1000)
         if fault is not None and fault.phase == "before" and _fails(fault):
             return _fail(request, fault)
+        if fault is not None and fault.phase == "during" and fault.status is not None:
+            # Execution began and failed: Stripe saves the failure under the key.
+            error = fault.error()
+            failed = error_body(error, request["request_id"], sandbox.clock.now())
+            if key is not None:
+                sandbox.idempotency.save(
+                    key, fingerprint, error.status, json.dumps(failed), request["request_id"]
+                )
+                await sandbox.store.flush()
+            response = _json(error.status, failed)
+            failure_hints.mark(response, replays_failure=key is not None)
+            return response
         status, body, saved = _execute(sandbox, request, route, params)
         text = json.dumps(body)
         if key is not None and saved:

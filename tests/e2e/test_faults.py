@@ -181,3 +181,36 @@ async def test_sigterm_turns_readiness_off_serves_through_the_drain_delay_then_e
 
         assert await asyncio.wait_for(replica.process.wait(), timeout=20) == 0
         assert time.monotonic() - began >= 4
+
+
+async def test_an_attempt_whose_key_only_replays_a_saved_500_goes_on_with_a_new_key(
+    stub: Stub, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order_id = new_order_id()
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"path_prefix": SESSIONS, "method": "POST", "status": 500, "phase": "during"},
+    )
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateSession(cart_request(order_id), timeout=10)
+    finally:
+        sandbox.control("DELETE", "/_sandbox/faults")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    first_key = await db.fetchval(
+        "SELECT idempotency_key FROM checkout_sessions WHERE order_id = $1", order_id
+    )
+
+    # Stripe would replay that 500 to this key for a day; the retry checks that the failed
+    # attempt made nothing, and goes on with a key of its own.
+    retried = await stub.CreateSession(cart_request(order_id), timeout=10)
+
+    assert retried.session.status == pb.Session.OPEN
+    assert [s.id for s in await sandbox.sessions_for(order_id)] == [retried.session.id]
+    assert (
+        await db.fetchval(
+            "SELECT idempotency_key FROM checkout_sessions WHERE order_id = $1", order_id
+        )
+        != first_key
+    )

@@ -89,3 +89,23 @@ async def test_faults_can_be_posted_as_a_form_and_are_checked(
     assert refused.status_code == 400
     refused = await raw.post("/_sandbox/faults", json={"status": 500})
     assert refused.json()["error"]["param"] == "path_prefix"
+
+
+async def test_a_failure_during_execution_is_saved_under_the_key_and_replayed(
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
+) -> None:
+    await add_fault(raw, path_prefix="/v1/checkout/sessions", status=500, phase="during")
+    with pytest.raises(stripe.APIError) as first:
+        await client.v1.checkout.sessions.create_async(session_params(), {"idempotency_key": "f-9"})
+    assert first.value.http_status == 500
+    # The fault is spent, yet the key replays the saved 500: a retry cannot help.
+    with pytest.raises(stripe.APIError) as again:
+        await client.v1.checkout.sessions.create_async(session_params(), {"idempotency_key": "f-9"})
+    assert again.value.http_status == 500
+    assert (again.value.headers or {}).get("idempotent-replayed") == "true"
+    assert (await stats(raw))["sessions_created"] == 0
+    # Another key goes through.
+    made = await client.v1.checkout.sessions.create_async(
+        session_params(), {"idempotency_key": "f-10"}
+    )
+    assert made.status == "open"
