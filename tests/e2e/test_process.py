@@ -91,21 +91,30 @@ async def test_secrets_never_reach_the_log(environ: dict[str, str]) -> None:
     assert running.lines[0]["stripe"].endswith("(test mode key)")
 
 
-async def failed_start(environ: dict[str, str]) -> tuple[dict[str, object], str]:
-    """Run `python -m service` expecting it to refuse to start: its last log line and all
-    it printed."""
+async def run_to_exit(*args: str, environ: dict[str, str]) -> tuple[int, str, str]:
+    """Run `python -m service *args` until it exits: its exit code, stdout and stderr, which
+    never hold a traceback."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "service",
+        *args,
         env={**environ, "LOG_LEVEL": "info"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 1
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert "Traceback" not in err.decode()
-    return json.loads(out.decode().splitlines()[-1]), out.decode() + err.decode()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def failed_start(environ: dict[str, str]) -> tuple[dict[str, object], str]:
+    """Run `python -m service` expecting it to refuse to start: its last log line and all
+    it printed."""
+    code, out, err = await run_to_exit(environ=environ)
+    assert code == 1
+    return json.loads(out.splitlines()[-1]), out + err
 
 
 async def test_an_unreachable_database_is_one_clear_line_and_exit_code_1(
@@ -158,19 +167,10 @@ async def test_without_database_url_it_exits_at_once_naming_the_variable(
     environ: dict[str, str],
 ) -> None:
     env = {name: value for name, value in environ.items() if name != "DATABASE_URL"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=10)
+    code, _, err = await run_to_exit(environ=env)
 
-    assert process.returncode == 2
-    assert "DATABASE_URL" in err.decode()
-    assert "Traceback" not in err.decode() + out.decode()
+    assert code == 2
+    assert "DATABASE_URL" in err
 
 
 async def test_a_malformed_callers_file_is_a_configuration_error_before_anything_listens(
@@ -178,38 +178,18 @@ async def test_a_malformed_callers_file_is_a_configuration_error_before_anything
 ) -> None:
     callers = tmp_path / "callers.json"
     callers.write_text('{"callers": [{"name": "orders", "token_sha256": "oops"}]}')
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        env={**environ, "CALLERS_FILE": str(callers), "LOG_LEVEL": "info"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    code, out, _ = await run_to_exit(environ={**environ, "CALLERS_FILE": str(callers)})
 
-    assert process.returncode == 2
-    last = json.loads(out.decode().splitlines()[-1])
+    assert code == 2
+    last = json.loads(out.splitlines()[-1])
     assert (last["event"], last["reason"]) == ("cannot start", "CONFIGURATION")
     assert "token_sha256" in last["error"]
-    assert not any(json.loads(line).get("event") == "serving" for line in out.decode().splitlines())
-    assert "Traceback" not in err.decode()
+    assert not any(json.loads(line).get("event") == "serving" for line in out.splitlines())
 
 
 async def run_service(*args: str, environ: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        *args,
-        env={**environ, "LOG_LEVEL": "info"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert "Traceback" not in err.decode()
-    assert process.returncode is not None
-    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+    code, out, _ = await run_to_exit(*args, environ=environ)
+    return code, [json.loads(line) for line in out.splitlines()]
 
 
 async def test_the_migration_job_migrates_and_a_replica_without_it_refuses_to_start(
