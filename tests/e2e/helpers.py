@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -107,15 +109,19 @@ class Sandbox:
         with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=5) as response:
             return dict(json.load(response))
 
-    def register_for_tax(self, *countries: str) -> None:
-        """Register the account for tax in `countries` too (its Tax settings): Stripe Tax
-        collects only where the account is registered, and a new account is registered
-        nowhere."""
+    @contextmanager
+    def registered_for_tax(self, *countries: str) -> Iterator[None]:
+        """The account registered for tax in `countries` too (its Tax settings), and as before
+        afterwards: Stripe Tax collects only where the account is registered, and a new
+        account is registered nowhere."""
         settings = self.control("GET", "/_sandbox/tax/settings")
-        registered = [r["country"] for r in settings["registrations"]]
-        self.control(
-            "POST", "/_sandbox/tax/settings", {"registrations": sorted({*registered, *countries})}
-        )
+        before = [r["country"] for r in settings["registrations"]]
+        path = "/_sandbox/tax/settings"
+        self.control("POST", path, {"registrations": sorted({*before, *countries})})
+        try:
+            yield
+        finally:
+            self.control("POST", path, {"registrations": before})
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """A control route's answer (`/_sandbox/…`), as JSON."""

@@ -153,33 +153,35 @@ async def test_shipping_details_tax_and_presentment_are_known_once_the_customer_
     stub: Stub, sandbox: Sandbox
 ) -> None:
     # Stripe Tax collects only where the account is registered (a new account is nowhere).
-    sandbox.register_for_tax("DE")
-    order_id = new_order_id()
-    created = (
-        await stub.CreateSession(
-            cart_request(
-                order_id,
-                automatic_tax=Req.AutomaticTax(enabled=True),
-                adaptive_pricing=Req.AdaptivePricing(enabled=True),
-                shipping_address_collection=Req.ShippingAddressCollection(allowed_countries=["DE"]),
+    with sandbox.registered_for_tax("DE"):
+        order_id = new_order_id()
+        created = (
+            await stub.CreateSession(
+                cart_request(
+                    order_id,
+                    automatic_tax=Req.AutomaticTax(enabled=True),
+                    adaptive_pricing=Req.AdaptivePricing(enabled=True),
+                    shipping_address_collection=Req.ShippingAddressCollection(
+                        allowed_countries=["DE"]
+                    ),
+                )
             )
+        ).session
+        assert created.total_details.amount_tax == 0  # no address yet
+        sandbox.control(
+            "POST",
+            f"/_sandbox/checkout/sessions/{created.id}/pay",
+            {
+                "payment_status": "paid",
+                "email": "erika@example.com",
+                "name": "Erika Mustermann",
+                "line1": "Unter den Linden 1",
+                "city": "Berlin",
+                "postal_code": "10117",
+                "country": "DE",
+                "presentment_currency": "eur",
+            },
         )
-    ).session
-    assert created.total_details.amount_tax == 0  # no address yet
-    sandbox.control(
-        "POST",
-        f"/_sandbox/checkout/sessions/{created.id}/pay",
-        {
-            "payment_status": "paid",
-            "email": "erika@example.com",
-            "name": "Erika Mustermann",
-            "line1": "Unter den Linden 1",
-            "city": "Berlin",
-            "postal_code": "10117",
-            "country": "DE",
-            "presentment_currency": "eur",
-        },
-    )
 
     paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
 
