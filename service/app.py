@@ -291,6 +291,12 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def run(settings: Settings) -> None:
+    # Signals first: a SIGTERM that comes as soon as "serving" is logged (or during the start)
+    # must drain, not kill the process with Python's default action.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     app = await start(settings)
     log.info(
         "serving",
@@ -302,10 +308,6 @@ async def run(settings: Settings) -> None:
             else {}
         ),
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
     await app.stop()
