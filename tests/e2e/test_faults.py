@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import asyncpg
 import grpc
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
+from service.app import Application
 from tests.e2e.helpers import Sandbox, Stub, cart_request, detail, new_order_id, reason
 from tests.e2e.processes import service_process
 from tests.support import eventually
@@ -214,3 +216,43 @@ async def test_an_attempt_whose_key_only_replays_a_saved_500_goes_on_with_a_new_
         )
         != first_key
     )
+
+
+async def test_watchers_that_leave_after_the_last_update_leave_no_unretrieved_task(
+    environ: dict[str, str], sandbox: Sandbox, app: Application
+) -> None:
+    """A caller that cancels as soon as it sees the final state used to leave the server's
+    next step (which ended with StopAsyncIteration) uncollected: asyncio then printed "Task
+    exception was never retrieved" once per watcher, which would flood a production log."""
+    async with service_process(environ) as replica:
+        order_id = new_order_id()
+        created = (await replica.stub.CreateSession(cart_request(order_id))).session
+        streams = [
+            replica.stub.WatchSession(api.WatchSessionRequest(order_id=order_id)) for _ in range(40)
+        ]
+        for stream in streams:
+            assert isinstance(await stream.read(), api.WatchSessionResponse)
+        sandbox.control(
+            "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
+        )
+
+        async def until_paid_then_leave(stream: Any) -> None:
+            while True:
+                update = await stream.read()
+                if update.session.payment_status == pb.Session.PAID:
+                    stream.cancel()
+                    return
+
+        # The suite's in-process server (`app`) takes the webhook and writes the shared ledger;
+        # this replica's watchers hear of it through Postgres.
+        await asyncio.wait_for(
+            asyncio.gather(*(until_paid_then_leave(s) for s in streams)), timeout=30
+        )
+        await asyncio.sleep(1)  # let the server finish its steps and the garbage collector run
+        replica.process.send_signal(signal.SIGTERM)
+        await replica.next_event("stopped")
+        assert replica.process.stdout is not None
+        rest = (await replica.process.stdout.read()).decode()
+
+    printed = "\n".join(str(line) for line in replica.lines) + rest
+    assert "Task exception was never retrieved" not in printed
