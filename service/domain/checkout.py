@@ -46,7 +46,7 @@ from service.domain.ports import (
     SessionChanges,
     SessionLedger,
 )
-from service.domain.validation import validate_lookup
+from service.domain.validation import ORDER_ID_KEY, validate_lookup
 
 # A changed cart expires the order's open session and claims again; a concurrent caller can
 # win each new claim, so give up after a few rounds instead of spinning.
@@ -263,9 +263,9 @@ class Checkout:
         for the order that the ledger does not know may be its, and a second one must not
         be made beside it (the sweep expires such orphans; the attempt resumes after)."""
         since = int(entry.created_at.timestamp()) - _CLOCK_SKEW_SECONDS
-        for session in await self._gateway.open_sessions_for_order(
-            entry.order_id, created_since=since
-        ):
+        for session in await self._gateway.open_sessions(created_since=since):
+            if session.metadata.get(ORDER_ID_KEY) != entry.order_id:
+                continue
             if await self._ledger.by_session_id(session.id) is None:
                 raise Unavailable(
                     f"Stripe holds an open session for order {entry.order_id} that the ledger "

@@ -30,12 +30,6 @@ class PaymentGateway(Protocol):
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot: ...
 
-    async def open_sessions_for_order(
-        self, order_id: str, *, created_since: int
-    ) -> list[SessionSnapshot]:
-        """Open sessions made for the order (`client_reference_id`) since a Unix time."""
-        ...
-
     async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
         """Every open session created since a Unix time, this service's and others'."""
         ...

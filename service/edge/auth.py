@@ -8,7 +8,7 @@ Health is open to all, for kubelet probes; reflection follows REFLECTION.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from service.domain.errors import Unauthenticated
 from service.domain.model import LOCAL_CALLER, Caller
 from service.edge.callers import CallerDirectory
-from service.edge.interceptors import Continuation
+from service.edge.interceptors import Context, Handler, PerMethodInterceptor, around_calls
 from service.edge.status import status_for
 
 _CALLER: ContextVar[Caller] = ContextVar("caller")
@@ -36,82 +36,25 @@ def current_caller() -> Caller:
     return _CALLER.get()
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(PerMethodInterceptor):
     """`directory` None means authentication is off (allowed on loopback only): every RPC is
     the one local caller's."""
 
     def __init__(self, directory: CallerDirectory | None, *, open_reflection: bool) -> None:
+        super().__init__()
         self._directory = directory
         self._open_reflection = open_reflection
-        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        # Built once per method, like the observing interceptor's: credentials are read from
-        # each call's context, not captured here.
-        method = handler_call_details.method
-        if method in self._guarded:
-            return self._guarded[method]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        guarded = self._guarded[method] = self._guard(method, handler)
-        return guarded
-
-    def _guard(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    def _wrap(self, method: str, handler: Handler) -> Handler | None:
         if method.startswith(_HEALTH_PREFIX):
             return handler
         if self._open_reflection and method.startswith(_REFLECTION_PREFIX):
             return handler
-        if handler.unary_unary is not None:
-            unary: Any = handler.unary_unary
 
-            async def guarded_unary(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> Any:
-                await self._enter(context)
-                return await unary(request, context)
+        async def enter(_: Any, context: Context) -> None:
+            await self._enter(context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                guarded_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            unary_stream: Any = handler.unary_stream
-
-            async def guarded_unary_stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                await self._enter(context)
-                async for response in unary_stream(request, context):
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                guarded_unary_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            stream_stream: Any = handler.stream_stream
-
-            async def guarded_stream_stream(
-                requests: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                await self._enter(context)
-                async for response in stream_stream(requests, context):
-                    yield response
-
-            return grpc.stream_stream_rpc_method_handler(
-                guarded_stream_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        # No method of ours is client-streaming; refuse rather than serve one unauthenticated.
-        return None
+        return around_calls(handler, enter, request_deserializer=handler.request_deserializer)
 
     async def _enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         caller = self._authenticate(dict(context.invocation_metadata() or ()), context)

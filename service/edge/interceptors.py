@@ -32,69 +32,116 @@ Continuation: TypeAlias = (
 )
 
 
-class ObservingInterceptor(grpc.aio.ServerInterceptor):
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+class PerMethodInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor whose wrapper depends on the method alone (a call's own details are read
+    from its context), so it is built once per method rather than on every call."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, Handler | None] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        method = handler_call_details.method
+        if method not in self._wrapped:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            self._wrapped[method] = self._wrap(method, handler)
+        return self._wrapped[method]
+
+    def _wrap(self, method: str, handler: Handler) -> Handler | None:
+        raise NotImplementedError
+
+
+def around_calls(
+    handler: Handler,
+    before: Callable[[Any, Context], Awaitable[None]],
+    scope: Callable[[str, Context], contextlib.AbstractContextManager[None]] | None = None,
+    *,
+    request_deserializer: Callable[[bytes], Any] | None,
+) -> Handler | None:
+    """`handler`, each call of which runs inside `scope(kind, context)` (if given) and first
+    awaits `before(request, context)`. None for a client-streaming method: none of ours is,
+    and one should not be served unwrapped."""
+
+    def within(kind: str, context: Context) -> contextlib.AbstractContextManager[None]:
+        return scope(kind, context) if scope is not None else contextlib.nullcontext()
+
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary
+
+        async def call_unary(request: Any, context: Context) -> Any:
+            with within("unary", context):
+                await before(request, context)
+                return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call_unary,
+            request_deserializer=request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        server_stream: Any = handler.unary_stream
+
+        async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            with within("server_stream", context):
+                await before(request, context)
+                async for response in server_stream(request, context):
+                    yield response
+
+        return grpc.unary_stream_rpc_method_handler(
+            call_server_stream,
+            request_deserializer=request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream is not None:
+        bidi: Any = handler.stream_stream
+
+        async def call_bidi(requests: Any, context: Context) -> AsyncIterator[Any]:
+            with within("bidi_stream", context):
+                await before(None, context)
+                async for response in bidi(requests, context):
+                    yield response
+
+        return grpc.stream_stream_rpc_method_handler(
+            call_bidi,
+            request_deserializer=request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return None
+
+
+class ObservingInterceptor(PerMethodInterceptor):
     """One access-log line per RPC with its method, caller, final code and duration; a request
     id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
     server metrics; and, with `traced`, a span continuing the caller's trace."""
 
     def __init__(self, metrics: Metrics, *, traced: bool) -> None:
+        super().__init__()
         self._metrics = metrics
         self._traced = traced
         # Each method's metric series, looked up once: `labels()` is a dict lookup behind a
         # lock, on every call otherwise.
         self._series: dict[tuple[str, str], _Series] = {}
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        # The wrapped handler depends on the method alone (a call's own details are read from
-        # its context), so it is built once per method rather than on every call.
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:
-                return None
-            wrapped = self._wrapped[method] = self._wrap(method, handler)
-        return wrapped
+    def _wrap(self, method: str, handler: Handler) -> Handler | None:
+        if handler.stream_stream is not None:
+            return handler  # reflection: not one of the service's calls
 
-    def _wrap(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        observe = self._observe
+        def observed(kind: str, context: Context) -> contextlib.AbstractContextManager[None]:
+            return self._observe(method, kind, context)
 
-        parse = _tolerant(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            inner: Any = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with observe(method, "unary", context):
-                    await _refuse_undecodable(request, context)
-                    return await inner(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=parse,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
-
-            async def stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                with observe(method, "server_stream", context):
-                    await _refuse_undecodable(request, context)
-                    async for response in inner_stream(request, context):
-                        yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=parse,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return around_calls(
+            handler,
+            _refuse_undecodable,
+            observed,
+            request_deserializer=_tolerant(handler.request_deserializer),
+        )
 
     @contextlib.contextmanager
     def _observe(
@@ -116,7 +163,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         outcome: type[BaseException] | None = None
         # The access-log line is written inside the span, so that it carries the trace id.
-        with tracing.server_span(method, incoming) if self._traced else _nothing():
+        with tracing.server_span(method, incoming) if self._traced else contextlib.nullcontext():
             try:
                 yield
             except BaseException as exc:
@@ -201,8 +248,3 @@ def _final_code(
         # The caller's deadline passed or it went away; gRPC cancelled the handler.
         return "CANCELLED"
     return "UNKNOWN"
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield

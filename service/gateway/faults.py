@@ -34,11 +34,6 @@ class CrashAfterCreate:
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
         return await self._inner.expire_session(session_id, idempotency_key=idempotency_key)
 
-    async def open_sessions_for_order(
-        self, order_id: str, *, created_since: int
-    ) -> list[SessionSnapshot]:
-        return await self._inner.open_sessions_for_order(order_id, created_since=created_since)
-
     async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
         return await self._inner.open_sessions(created_since=created_since)
 

@@ -12,8 +12,8 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 import aiohttp
@@ -38,7 +38,7 @@ from service.domain.model import (
     ShippingDetails,
     StripeEvent,
 )
-from service.gateway.webhooks import ORDER_ID_KEY, event_from_stripe
+from service.gateway.webhooks import event_from_stripe
 from service.observability import tracing
 from service.observability.metrics import Metrics
 
@@ -163,18 +163,6 @@ class StripeGateway:
         )
         return await self._snapshot(session)
 
-    async def open_sessions_for_order(
-        self, order_id: str, *, created_since: int
-    ) -> list[SessionSnapshot]:
-        """Open sessions at Stripe made for `order_id` (their `client_reference_id`) since
-        `created_since` (Unix seconds). Stripe's list cannot filter by reference, so this pages
-        through the open sessions created since then."""
-        return [
-            snapshot
-            for snapshot in await self.open_sessions(created_since=created_since)
-            if snapshot.metadata.get(ORDER_ID_KEY) == order_id
-        ]
-
     async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
         """Every open session created since `created_since` (Unix seconds)."""
         sessions = self._client.v1.checkout.sessions
@@ -232,7 +220,7 @@ class StripeGateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            with tracing.client_span(f"stripe {operation}") if self._traced else _nothing():
+            with tracing.client_span(f"stripe {operation}") if self._traced else nullcontext():
                 return await self._attempts(operation, call)
         except CheckoutError as exc:
             outcome = _outcome(exc)
@@ -345,11 +333,6 @@ def _outcome(exc: CheckoutError) -> str:
             exc.reason, "unavailable"
         )
     return "error"
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _misconfigured(exc: stripe.StripeError) -> str:

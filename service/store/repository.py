@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -165,11 +165,12 @@ class PostgresLedger:
     async def _db(self) -> AsyncIterator[None]:
         """One bounded trip to the database: its own limit, or less of the caller's deadline."""
         within = deadlines.budget(self._command_timeout, what="reach the database")
-        if not self._traced:
-            async with translate_db_errors(within=within):
-                yield
-            return
-        with tracing.client_span("postgres", **{"db.system": "postgresql"}):
+        span = (
+            tracing.client_span("postgres", **{"db.system": "postgresql"})
+            if self._traced
+            else nullcontext()
+        )
+        with span:
             async with translate_db_errors(within=within):
                 yield
 

@@ -617,18 +617,6 @@ class FakeStripe:
             key=lambda e: e.created,
         )
 
-    async def open_sessions_for_order(
-        self, order_id: str, *, created_since: int
-    ) -> list[SessionSnapshot]:
-        self._lapse_due()
-        return [
-            s
-            for s in self._sessions.values()
-            if s.metadata.get("order_id") == order_id
-            and s.status == "open"
-            and s.created >= created_since
-        ]
-
     def session(self, session_id: str) -> SessionSnapshot:
         self._lapse_due()
         return self._sessions[session_id]
