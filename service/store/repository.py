@@ -36,6 +36,13 @@ from service.observability.metrics import Metrics
 from service.store.read_cache import ReadCache
 
 NOTIFY_CHANNEL = "checkout_session_changed"
+# The notice that tells every replica's watchers and read cache that a row changed, as a select
+# item over the changed rows (`changed`), so that the write and its notice are one statement;
+# delivered when the transaction commits (https://www.postgresql.org/docs/current/sql-notify.html).
+# change_feed.py reads the JSON.
+_NOTIFY = f"""pg_notify('{NOTIFY_CHANNEL}', json_build_object(
+    'session', changed.session_id, 'caller', changed.caller, 'order', changed.order_id)::text
+) AS notified"""
 
 # SQL for the domain's states, built from them. Neither can be a query parameter: ON CONFLICT
 # infers the partial unique index `checkout_sessions_one_holder_per_order` from its predicate,
@@ -219,7 +226,7 @@ class PostgresLedger:
         )
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
-        async with self._db(), self._pool.acquire() as conn, conn.transaction():
+        async with self._db(), self._pool.acquire() as conn:
             entry, previous = await _record(conn, row_id, snapshot, payment_failed=False)
         self._changed(entry, previous)
         return entry
@@ -329,21 +336,22 @@ class PostgresLedger:
             )
 
     async def end_missing(self, row_id: int) -> LedgerEntry | None:
-        async with self._db(), self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE checkout_sessions
-                   SET state = $2, progress = $3, missing_at_stripe = true,
-                       updated_at = clock_timestamp()
-                   WHERE id = $1 AND state = $4
-                   RETURNING *""",
+        async with self._db():
+            row = await self._pool.fetchrow(
+                f"""WITH changed AS (
+                       UPDATE checkout_sessions
+                       SET state = $2, progress = $3, missing_at_stripe = true,
+                           updated_at = clock_timestamp()
+                       WHERE id = $1 AND state = $4
+                       RETURNING *)
+                   SELECT changed.*, {_NOTIFY} FROM changed""",
                 row_id,
                 LedgerState.EXPIRED,
                 Progress.CLOSED,
                 LedgerState.OPEN,
             )
-            if row is None:
-                return None
-            await _notify(conn, row)
+        if row is None:
+            return None
         entry = _entry(row)
         self._changed(entry, LedgerState.OPEN)
         return entry
@@ -487,22 +495,25 @@ async def _record(
     """Store what Stripe said unless the row is already further along (a stale read, as
     webhooks arrive in any order) or already says exactly that (a redelivery, or our own
     write coming back as a webhook), and tell watchers on every replica. Returns the row and,
-    if this changed it, the state it had before."""
+    if this changed it, the state it had before. One statement, so one round trip: the lock,
+    the update and the notice commit together."""
     state = ledger_state(snapshot)
     rank = progress_of(state, snapshot.payment_status)
     row = await conn.fetchrow(
-        """WITH before AS (SELECT id, state FROM checkout_sessions WHERE id = $1 FOR UPDATE)
-           UPDATE checkout_sessions AS s
-           SET state = $2, progress = $3, session_id = $4, payment_status = $5,
-               snapshot = $6, expires_at = to_timestamp($7),
-               async_payment_failed = s.async_payment_failed OR $8,
-               updated_at = clock_timestamp()
-           FROM before
-           WHERE s.id = before.id AND s.progress <= $3
-             AND (s.snapshot IS DISTINCT FROM $6::jsonb
-                  OR s.state IS DISTINCT FROM $2
-                  OR (NOT s.async_payment_failed AND $8))
-           RETURNING s.*, before.state AS previous_state""",
+        f"""WITH before AS (SELECT id, state FROM checkout_sessions WHERE id = $1 FOR UPDATE),
+           changed AS (
+               UPDATE checkout_sessions AS s
+               SET state = $2, progress = $3, session_id = $4, payment_status = $5,
+                   snapshot = $6, expires_at = to_timestamp($7),
+                   async_payment_failed = s.async_payment_failed OR $8,
+                   updated_at = clock_timestamp()
+               FROM before
+               WHERE s.id = before.id AND s.progress <= $3
+                 AND (s.snapshot IS DISTINCT FROM $6::jsonb
+                      OR s.state IS DISTINCT FROM $2
+                      OR (NOT s.async_payment_failed AND $8))
+               RETURNING s.*, before.state AS previous_state)
+           SELECT changed.*, {_NOTIFY} FROM changed""",
         row_id,
         state,
         rank,
@@ -517,24 +528,9 @@ async def _record(
         row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
     else:
         previous = LedgerState(row["previous_state"])
-        await _notify(conn, row)
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return _entry(row), previous
-
-
-async def _notify(conn: Connection, row: asyncpg.Record) -> None:
-    """Tell every replica's watchers and read cache that this row changed (delivered when the
-    transaction commits: https://www.postgresql.org/docs/current/sql-notify.html)."""
-    await conn.execute(
-        "SELECT pg_notify($1, $2)",
-        NOTIFY_CHANNEL,
-        change_notice(row["session_id"], row["caller"], row["order_id"]),
-    )
-
-
-def change_notice(session_id: str, owner: str, order_id: str) -> str:
-    return json.dumps({"session": session_id, "caller": owner, "order": order_id})
 
 
 def _entry(row: asyncpg.Record) -> LedgerEntry:
