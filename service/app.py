@@ -4,6 +4,7 @@ down on SIGTERM. The only module that knows every layer (docs/architecture.md, "
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -298,6 +299,11 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     app = await start(settings)
+    # What the start made (modules, the contract's descriptors, the clients) lives as long as
+    # the process: out of the collector's sight, a full collection walks only what serving
+    # makes, a few milliseconds instead of some 50 ms with the loop stopped (make bench saw
+    # both). https://docs.python.org/3/library/gc.html#gc.freeze
+    gc.freeze()
     log.info(
         "serving",
         grpc=f"{settings.grpc_addr.host}:{app.grpc_port}",
@@ -333,6 +339,9 @@ def configure_logging(settings: Settings) -> None:
             logging.getLevelNamesMapping()[settings.log_level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # Each module's logger is built once, not on every call it logs (or skips at its
+        # level): https://www.structlog.org/en/stable/performance.html
+        cache_logger_on_first_use=True,
     )
 
 

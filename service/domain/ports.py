@@ -86,6 +86,10 @@ class SessionLedger(Protocol):
         """Any owner's: session ids are unique; the use case decides who may see it."""
         ...
 
+    async def by_session_ids(self, session_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        """The rows of those of these sessions the ledger knows, by session id, in one read."""
+        ...
+
     async def by_row_id(self, row_id: int) -> LedgerEntry: ...
 
     async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:

@@ -227,11 +227,20 @@ class StripeSync:
         oldest = int((now - _ORPHAN_WINDOW).timestamp())
         scanned_to = await self._ledger.watermark(_OPEN_SESSIONS)
         since = oldest if scanned_to is None else max(oldest, scanned_to - _OVERLAP_SECONDS)
-        for session in await self._gateway.open_sessions(created_since=since):
-            order_id = session.metadata.get(ORDER_ID_KEY)
-            if order_id is None or session.created > young.timestamp():
-                continue  # another integration's, or too young to judge
-            entry = await self._ledger.by_session_id(session.id)
+        candidates = [
+            session
+            for session in await self._gateway.open_sessions(created_since=since)
+            # Another integration's, or too young to judge.
+            if ORDER_ID_KEY in session.metadata and session.created <= young.timestamp()
+        ]
+        known = (
+            await self._ledger.by_session_ids([session.id for session in candidates])
+            if candidates
+            else {}
+        )
+        for session in candidates:
+            order_id = session.metadata[ORDER_ID_KEY]
+            entry = known.get(session.id)
             if entry is not None and entry.is_active:
                 continue
             if entry is None and await self._ledger.has_pending(order_id):

@@ -8,9 +8,10 @@ Health is open to all, for kubelet probes; reflection follows REFLECTION.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
@@ -22,7 +23,6 @@ from grpc_reflection.v1alpha import reflection
 from service.domain.errors import Unauthenticated
 from service.domain.model import LOCAL_CALLER, Caller
 from service.edge.callers import CallerDirectory
-from service.edge.interceptors import Context, Handler, PerMethodInterceptor, around_calls
 from service.edge.status import status_for
 
 _CALLER: ContextVar[Caller] = ContextVar("caller")
@@ -30,34 +30,33 @@ _HEALTH_PREFIX = f"/{health_pb2.DESCRIPTOR.services_by_name['Health'].full_name}
 _REFLECTION_PREFIX = f"/{reflection.SERVICE_NAME}/"
 _BEARER = "bearer "
 
+# A string: grpc's classes are generic only in the type stubs, not at run time.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
 
 def current_caller() -> Caller:
     """The authenticated caller of the RPC being served."""
     return _CALLER.get()
 
 
-class AuthInterceptor(PerMethodInterceptor):
-    """`directory` None means authentication is off (allowed on loopback only): every RPC is
-    the one local caller's."""
+class Authenticator:
+    """Who is calling. `directory` None means authentication is off (allowed on loopback only):
+    every RPC is the one local caller's. The edge interceptor (interceptors.py) asks it, once
+    per method, whether the method needs a caller, then on each call of one that does, who
+    it is."""
 
     def __init__(self, directory: CallerDirectory | None, *, open_reflection: bool) -> None:
-        super().__init__()
         self._directory = directory
         self._open_reflection = open_reflection
 
-    def _wrap(self, method: str, handler: Handler) -> Handler | None:
+    def required(self, method: str) -> bool:
         if method.startswith(_HEALTH_PREFIX):
-            return handler
-        if self._open_reflection and method.startswith(_REFLECTION_PREFIX):
-            return handler
+            return False
+        return not (self._open_reflection and method.startswith(_REFLECTION_PREFIX))
 
-        async def enter(_: Any, context: Context) -> None:
-            await self._enter(context)
-
-        return around_calls(handler, enter, request_deserializer=handler.request_deserializer)
-
-    async def _enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        caller = self._authenticate(dict(context.invocation_metadata() or ()), context)
+    async def enter(self, metadata: Mapping[str, str], context: Context) -> None:
+        """Bind the caller to the RPC, or end it with UNAUTHENTICATED."""
+        caller = self._authenticate(metadata, context)
         if caller is None:
             await context.abort_with_status(
                 status_for(
@@ -72,29 +71,26 @@ class AuthInterceptor(PerMethodInterceptor):
         _CALLER.set(caller)
         structlog.contextvars.bind_contextvars(caller=caller.name)
 
-    def _authenticate(
-        self, metadata: Mapping[str, str | bytes], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Caller | None:
+    def _authenticate(self, metadata: Mapping[str, str], context: Context) -> Caller | None:
         if self._directory is None:
             return LOCAL_CALLER
-        names = certificate_names(context.auth_context())
-        if names:
-            by_certificate = self._directory.by_certificate(names)
+        pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+        if pem is not None:
+            by_certificate = self._directory.by_certificate(certificate_names(pem))
             if by_certificate is not None:
                 return by_certificate
         header = metadata.get("authorization")
-        if isinstance(header, str) and header[: len(_BEARER)].lower() == _BEARER:
+        if header is not None and header[: len(_BEARER)].lower() == _BEARER:
             return self._directory.by_token(header[len(_BEARER) :].strip())
         return None
 
 
-def certificate_names(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def certificate_names(pem: bytes) -> tuple[str, ...]:
     """The URI SANs, DNS SANs and subject CN of the client's certificate (mutual TLS), read
     from the certificate itself rather than from grpc's peer properties, whose names vary
-    between grpc versions."""
-    pem = next(iter(auth_context.get("x509_pem_cert", ())), None)
-    if pem is None:
-        return []
+    between grpc versions. Cached: a client sends the same certificate on every call of its
+    connection, and parsing it each time would cost more than the rest of the check."""
     certificate = x509.load_pem_x509_certificate(pem)
     names: list[str] = []
     try:
@@ -108,4 +104,4 @@ def certificate_names(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:
         str(attribute.value)
         for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     ]
-    return names
+    return tuple(names)

@@ -1,15 +1,14 @@
-"""What every RPC gets around its handler, in one wrapper (each extra wrapper costs every call):
-a request id, the caller's deadline for the waits below, a span (when tracing is on), the
-RPC metrics, and one access-log line. Authentication is the next interceptor in the list in
-service/edge/server.py."""
+"""What every RPC gets around its handler, in one wrapper built once per method (each extra
+wrapper, and each extra interceptor, costs every call): a request id, the caller's deadline for
+the waits below, a span (when tracing is on), the RPC metrics, one access-log line, and the
+caller (auth.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -18,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from service.domain import deadlines
 from service.domain.errors import FieldViolation, InvalidRequest
+from service.edge.auth import Authenticator, Context
 from service.edge.status import status_for
 from service.observability import tracing
 from service.observability.metrics import Metrics
@@ -26,21 +26,23 @@ log = structlog.get_logger("rpc")
 
 REQUEST_ID_HEADER = "x-request-id"
 
-# A string: grpc's classes are generic only in the type stubs, not at run time.
+# Strings: grpc's classes are generic only in the type stubs, not at run time.
 Continuation: TypeAlias = (
     "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]"
 )
-
-
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-class PerMethodInterceptor(grpc.aio.ServerInterceptor):
-    """An interceptor whose wrapper depends on the method alone (a call's own details are read
-    from its context), so it is built once per method rather than on every call."""
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    """One access-log line per RPC with its method, caller, final code and duration; a request
+    id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
+    server metrics; with `traced`, a span continuing the caller's trace; and the caller, for
+    every method the authenticator says needs one."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics, authenticator: Authenticator, *, traced: bool) -> None:
+        self._metrics = metrics
+        self._auth = authenticator
+        self._traced = traced
         self._wrapped: dict[str, Handler | None] = {}
 
     async def intercept_service(
@@ -55,135 +57,84 @@ class PerMethodInterceptor(grpc.aio.ServerInterceptor):
         return self._wrapped[method]
 
     def _wrap(self, method: str, handler: Handler) -> Handler | None:
-        raise NotImplementedError
+        """`handler` with everything above; None for a client-streaming method: none of ours
+        is, and one should not be served unwrapped."""
+        authenticated = self._auth.required(method)
+        enter = self._auth.enter
+        metrics = self._metrics
+        traced = self._traced
+        deserialize = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            unary: Any = handler.unary_unary
+            unary_series = _Series(metrics, method, "unary")
 
+            # Written out rather than as a context manager: this runs on every call.
+            async def call_unary(request: Any, context: Context) -> Any:
+                call = _Call(unary_series, method, context, traced)
+                try:
+                    if request is _UNDECODABLE:
+                        await _refuse_undecodable(context)
+                    if authenticated:
+                        await enter(call.metadata, context)
+                    response = await unary(request, context)
+                except BaseException as exc:
+                    call.end(context, exc)
+                    raise
+                call.end(context, None)
+                return response
 
-def around_calls(
-    handler: Handler,
-    before: Callable[[Any, Context], Awaitable[None]],
-    scope: Callable[[str, Context], contextlib.AbstractContextManager[None]] | None = None,
-    *,
-    request_deserializer: Callable[[bytes], Any] | None,
-) -> Handler | None:
-    """`handler`, each call of which runs inside `scope(kind, context)` (if given) and first
-    awaits `before(request, context)`. None for a client-streaming method: none of ours is,
-    and one should not be served unwrapped."""
+            return grpc.unary_unary_rpc_method_handler(
+                call_unary,
+                request_deserializer=deserialize,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            server_stream: Any = handler.unary_stream
+            stream_series = _Series(metrics, method, "server_stream")
 
-    def within(kind: str, context: Context) -> contextlib.AbstractContextManager[None]:
-        return scope(kind, context) if scope is not None else contextlib.nullcontext()
+            async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                call = _Call(stream_series, method, context, traced)
+                try:
+                    if request is _UNDECODABLE:
+                        await _refuse_undecodable(context)
+                    if authenticated:
+                        await enter(call.metadata, context)
+                    async for response in server_stream(request, context):
+                        yield response
+                except BaseException as exc:
+                    call.end(context, exc)
+                    raise
+                call.end(context, None)
 
-    if handler.unary_unary is not None:
-        unary: Any = handler.unary_unary
+            return grpc.unary_stream_rpc_method_handler(
+                call_server_stream,
+                request_deserializer=deserialize,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            # Reflection: not one of the service's calls, so not observed; authenticated
+            # unless REFLECTION=open.
+            if not authenticated:
+                return handler
+            bidi: Any = handler.stream_stream
 
-        async def call_unary(request: Any, context: Context) -> Any:
-            with within("unary", context):
-                await before(request, context)
-                return await unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            call_unary,
-            request_deserializer=request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        server_stream: Any = handler.unary_stream
-
-        async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            with within("server_stream", context):
-                await before(request, context)
-                async for response in server_stream(request, context):
-                    yield response
-
-        return grpc.unary_stream_rpc_method_handler(
-            call_server_stream,
-            request_deserializer=request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_stream is not None:
-        bidi: Any = handler.stream_stream
-
-        async def call_bidi(requests: Any, context: Context) -> AsyncIterator[Any]:
-            with within("bidi_stream", context):
-                await before(None, context)
+            async def call_bidi(requests: Any, context: Context) -> AsyncIterator[Any]:
+                metadata = _string_metadata(context)
+                await enter(metadata, context)
                 async for response in bidi(requests, context):
                     yield response
 
-        return grpc.stream_stream_rpc_method_handler(
-            call_bidi,
-            request_deserializer=request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return None
-
-
-class ObservingInterceptor(PerMethodInterceptor):
-    """One access-log line per RPC with its method, caller, final code and duration; a request
-    id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
-    server metrics; and, with `traced`, a span continuing the caller's trace."""
-
-    def __init__(self, metrics: Metrics, *, traced: bool) -> None:
-        super().__init__()
-        self._metrics = metrics
-        self._traced = traced
-        # Each method's metric series, looked up once: `labels()` is a dict lookup behind a
-        # lock, on every call otherwise.
-        self._series: dict[tuple[str, str], _Series] = {}
-
-    def _wrap(self, method: str, handler: Handler) -> Handler | None:
-        if handler.stream_stream is not None:
-            return handler  # reflection: not one of the service's calls
-
-        def observed(kind: str, context: Context) -> contextlib.AbstractContextManager[None]:
-            return self._observe(method, kind, context)
-
-        return around_calls(
-            handler,
-            _refuse_undecodable,
-            observed,
-            request_deserializer=_tolerant(handler.request_deserializer),
-        )
-
-    @contextlib.contextmanager
-    def _observe(
-        self,
-        method: str,
-        kind: str,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> Iterator[None]:
-        metadata = context.invocation_metadata() or ()
-        incoming = {key: value for key, value in metadata if isinstance(value, str)}
-        request_id = incoming.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        series = self._series.get((method, kind))
-        if series is None:
-            series = self._series[(method, kind)] = _Series(self._metrics, method, kind)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
-        deadlines.set_deadline(context.time_remaining())
-        series.started.inc()
-        started = time.perf_counter()
-        outcome: type[BaseException] | None = None
-        # The access-log line is written inside the span, so that it carries the trace id.
-        with tracing.server_span(method, incoming) if self._traced else contextlib.nullcontext():
-            try:
-                yield
-            except BaseException as exc:
-                outcome = type(exc)
-                raise
-            finally:
-                elapsed = time.perf_counter() - started
-                code = _final_code(context, outcome)
-                series.handled(code).inc()
-                series.seconds.observe(elapsed)
-                # A line per failed call; successful ones only at debug, since the metrics
-                # above count and time every call and a line each is most of an RPC's cost.
-                (log.debug if code == "OK" else log.info)(
-                    "rpc", method=method, code=code, duration_ms=round(elapsed * 1000, 1)
-                )
-                structlog.contextvars.unbind_contextvars("request_id", "caller")
+            return grpc.stream_stream_rpc_method_handler(
+                call_bidi,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return None
 
 
 class _Series:
-    """One method's RPC metrics."""
+    """One method's RPC metrics, each series looked up once: `labels()` is a dict lookup
+    behind a lock, on every call otherwise."""
 
     def __init__(self, metrics: Metrics, method: str, kind: str) -> None:
         service, _, name = method.lstrip("/").partition("/")
@@ -198,6 +149,54 @@ class _Series:
         if child is None:
             child = self._handled[code] = self._metrics.rpc_handled.labels(*self._labels, code)
         return child
+
+
+class _Call:
+    """One RPC from its start to `end`: its request id and deadline bound, counted, timed,
+    traced, and logged when it ends."""
+
+    __slots__ = ("_method", "_series", "_span", "_started", "metadata")
+
+    def __init__(self, series: _Series, method: str, context: Context, traced: bool) -> None:
+        self.metadata = _string_metadata(context)
+        self._series = series
+        self._method = method
+        structlog.contextvars.bind_contextvars(
+            request_id=self.metadata.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
+        )
+        # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
+        deadlines.set_deadline(context.time_remaining())
+        series.started.inc()
+        # The access-log line is written inside the span, so that it carries the trace id.
+        self._span = tracing.server_span(method, self.metadata) if traced else None
+        if self._span is not None:
+            self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def end(self, context: Context, raised: BaseException | None) -> None:
+        elapsed = time.perf_counter() - self._started
+        code = _final_code(context, raised)
+        self._series.handled(code).inc()
+        self._series.seconds.observe(elapsed)
+        # A line per failed call; successful ones only at debug, since the metrics above count
+        # and time every call and a line each is most of an RPC's cost.
+        (log.debug if code == "OK" else log.info)(
+            "rpc", method=self._method, code=code, duration_ms=round(elapsed * 1000, 1)
+        )
+        if self._span is not None:
+            self._span.__exit__(
+                type(raised) if raised is not None else None,
+                raised,
+                raised.__traceback__ if raised is not None else None,
+            )
+        structlog.contextvars.unbind_contextvars("request_id", "caller")
+
+
+def _string_metadata(context: Context) -> dict[str, str]:
+    """The call's text metadata (binary `-bin` values are not needed here)."""
+    return {
+        key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+    }
 
 
 class _Undecodable:
@@ -222,20 +221,15 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
-async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    if request is _UNDECODABLE:
-        await context.abort_with_status(
-            status_for(
-                InvalidRequest(
-                    [FieldViolation("request", "not a valid protobuf message of its type")]
-                )
-            )
+async def _refuse_undecodable(context: Context) -> None:
+    await context.abort_with_status(
+        status_for(
+            InvalidRequest([FieldViolation("request", "not a valid protobuf message of its type")])
         )
+    )
 
 
-def _final_code(
-    context: grpc.aio.ServicerContext[Any, Any], raised: type[BaseException] | None
-) -> str:
+def _final_code(context: Context, raised: BaseException | None) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
@@ -244,7 +238,7 @@ def _final_code(
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
     if raised is None:
         return "OK"
-    if issubclass(raised, asyncio.CancelledError):
+    if isinstance(raised, asyncio.CancelledError):
         # The caller's deadline passed or it went away; gRPC cancelled the handler.
         return "CANCELLED"
     return "UNKNOWN"

@@ -10,9 +10,9 @@ from grpc_reflection.v1alpha import reflection
 
 from checkout.v1 import checkout_service_pb2, checkout_service_pb2_grpc
 from service.domain.checkout import Checkout
-from service.edge.auth import AuthInterceptor
+from service.edge.auth import Authenticator
 from service.edge.callers import CallerDirectory
-from service.edge.interceptors import ObservingInterceptor
+from service.edge.interceptors import EdgeInterceptor
 from service.edge.servicer import CheckoutServicer, WatchLimits
 from service.observability.metrics import Metrics
 
@@ -38,8 +38,11 @@ def build_grpc_server(
     the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
     server = grpc.aio.server(
         interceptors=[
-            ObservingInterceptor(metrics, traced=traced),
-            AuthInterceptor(callers, open_reflection=reflection_mode == "open"),
+            EdgeInterceptor(
+                metrics,
+                Authenticator(callers, open_reflection=reflection_mode == "open"),
+                traced=traced,
+            )
         ],
         # A request larger than any valid one (100 line items with every field at Stripe's
         # limits stays far below a megabyte) is refused by grpc before it is parsed.

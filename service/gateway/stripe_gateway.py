@@ -56,8 +56,8 @@ _MIN_CALL_SECONDS = 0.5
 # (https://docs.stripe.com/rate-limits#handling-limiting-gracefully), while the budget lasts.
 _RATE_LIMIT_FIRST_BACKOFF_SECONDS = 0.25
 _RATE_LIMIT_MAX_BACKOFF_SECONDS = 4.0
-# A session carries at most 100 line items; one page of the list holds them all.
-_LINE_ITEMS_PAGE = 100
+# Stripe's largest page; a session's 100 line items fit in one.
+_PAGE = 100
 _SESSIONS = "/v1/checkout/sessions"
 
 T = TypeVar("T")
@@ -177,18 +177,10 @@ class StripeGateway:
 
     async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
         """Every open session created since `created_since` (Unix seconds)."""
-        sessions = self._client.v1.checkout.sessions
-        page = await self._call(
-            "list",
-            lambda: sessions.list_async(
-                {"created": {"gte": created_since}, "status": "open", "limit": 100}
-            ),
+        listed = await self._listed(
+            "list", _SESSIONS, {"created": {"gte": created_since}, "status": "open"}
         )
-        found = []
-        async with self._bounded("list"):
-            async for session in page.auto_paging_iter():
-                found.append(snapshot_from_stripe(session.to_dict()))
-        return found
+        return [snapshot_from_stripe(session) for session in listed]
 
     async def session_events(
         self, types: Collection[str], *, created_since: int
@@ -196,33 +188,37 @@ class StripeGateway:
         """Checkout Session events of `types` made since `created_since`, oldest first: what
         webhooks should have brought (https://docs.stripe.com/api/events/list; Stripe keeps
         them 30 days)."""
-        events = self._client.v1.events
-        wanted: list[Any] = sorted(types)  # stripe-python types them as literals
-        page = await self._call(
-            "list_events",
-            lambda: events.list_async(
-                {"types": wanted, "created": {"gte": created_since}, "limit": 100}
-            ),
+        listed = await self._listed(
+            "list_events", "/v1/events", {"types": sorted(types), "created": {"gte": created_since}}
         )
-        found = []
-        async with self._bounded("list_events"):
-            async for event in page.auto_paging_iter():
-                parsed = event_from_stripe(event.to_dict())
-                if parsed is not None:
-                    found.append(parsed)
+        found = [e for e in (event_from_stripe(event) for event in listed) if e is not None]
         return sorted(found, key=lambda event: event.created)
+
+    async def _listed(
+        self, operation: str, path: str, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every object of a list, page after page, each page a call of its own (and counted
+        as one): https://docs.stripe.com/api/pagination. Read as JSON, like `_session`: a page
+        of 100 sessions built as StripeObjects held the event loop for some 100 ms."""
+        query = {**params, "limit": _PAGE}
+        found: list[dict[str, Any]] = []
+        while True:
+            response = await self._call(
+                operation, lambda: self._client.raw_request_async("get", path, **query)
+            )
+            page = response.data
+            found += page["data"]
+            if not page.get("has_more") or not page["data"]:
+                return found
+            query["starting_after"] = page["data"][-1]["id"]
 
     async def _snapshot(self, data: dict[str, Any]) -> SessionSnapshot:
         """The session with every line item: an expanded session shows the first page only
         (https://docs.stripe.com/api/expanding_objects), and a session may carry 100."""
         items = data.get("line_items") or {}
         if items.get("has_more"):
-            line_items = self._client.v1.checkout.sessions.line_items
-            listed = await self._call(
-                "list_line_items",
-                lambda: line_items.list_async(data["id"], {"limit": _LINE_ITEMS_PAGE}),
-            )
-            data["line_items"] = {"data": [item.to_dict() for item in listed.data]}
+            path = f"{_SESSIONS}/{_path_id(data['id'])}/line_items"
+            data["line_items"] = {"data": await self._listed("list_line_items", path, {})}
         return snapshot_from_stripe(data)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -373,6 +373,14 @@ class PostgresLedger:
         if self._cache is None:
             return await load()
         return await self._cache.read(("session", session_id), load, session_id=session_id)
+
+    async def by_session_ids(self, session_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        async with self._db():
+            rows = await self._pool.fetch(
+                "SELECT * FROM checkout_sessions WHERE session_id = ANY($1::text[])",
+                list(session_ids),
+            )
+        return {row["session_id"]: _entry(row) for row in rows}
 
     async def by_row_id(self, row_id: int) -> LedgerEntry:
         def load() -> Awaitable[LedgerEntry | None]:

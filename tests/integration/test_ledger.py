@@ -180,3 +180,18 @@ async def test_two_callers_have_independent_orders_with_the_same_id(pool: asyncp
     assert (await ledger.active_or_latest("billing", order_id)).row_id == theirs.entry.row_id  # type: ignore[union-attr]
     assert await ledger.active_or_latest("nobody", order_id) is None
     assert await ledger.knows_order(order_id)
+
+
+async def test_sessions_are_looked_up_many_at_once(pool: asyncpg.Pool) -> None:
+    ledger = PostgresLedger(pool, command_timeout=5)
+    stored = {}
+    for _ in range(3):
+        entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
+        session_id = f"cs_test_{uuid.uuid4().hex}"
+        stored[session_id] = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
+    unknown = f"cs_test_{uuid.uuid4().hex}"
+
+    found = await ledger.by_session_ids([*stored, unknown])
+
+    assert found == stored
+    assert await ledger.by_session_ids([]) == {}

@@ -232,6 +232,14 @@ class InMemoryLedger:
         row = next((r for r in self._rows.values() if r.session_id == session_id), None)
         return None if row is None else row.entry()
 
+    async def by_session_ids(self, session_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        wanted = set(session_ids)
+        return {
+            row.session_id: row.entry()
+            for row in self._rows.values()
+            if row.session_id is not None and row.session_id in wanted
+        }
+
     async def by_row_id(self, row_id: int) -> LedgerEntry:
         row = self._rows.get(row_id)
         if row is None:
