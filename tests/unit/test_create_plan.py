@@ -513,3 +513,64 @@ def test_the_default_tax_behavior_goes_on_inline_prices_that_give_none() -> None
         "inclusive",
         None,
     ]
+
+
+def test_fingerprints_stay_what_they_were() -> None:
+    """Ledger rows keep the fingerprint of the request that made them and later calls, maybe
+    from a newer release, compare with it: a change here would make every open session look
+    like another cart's, and be expired and made again. These digests were taken before the
+    fingerprint was made faster; they change only on purpose, with the fields of a request."""
+    rich = CreateSessionCommand(
+        order_id="order-9",
+        request_id="req-1",
+        mode=Mode.SUBSCRIPTION,
+        ui_mode=UiMode.EMBEDDED_PAGE,
+        currency="eur",
+        line_items=(
+            LineItemRequest(
+                quantity=2,
+                price_data=PriceData(
+                    1500,
+                    "Plan",
+                    "Monthly",
+                    ("https://img.example/a.png",),
+                    Recurring("month", 1),
+                    "exclusive",
+                    "txcd_10000000",
+                ),
+                adjustable_quantity=AdjustableQuantity(True, 1, 5),
+                tax_rate_ids=("txr_1",),
+            ),
+            LineItemRequest(quantity=1, price_id="price_123"),
+        ),
+        return_url="https://shop.example/back",
+        customer_email="a@example.com",
+        expire_time=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
+        metadata={"cart": "c-1", "a": "b"},
+        redirect_on_completion="if_required",
+        billing_address_collection="required",
+        phone_number_collection=False,
+        locale="fr",
+        allowed_payment_method_types=("card",),
+        automatic_tax=True,
+        tax_id_collection=TaxIdCollection(True, True),
+        customer_update=CustomerUpdate(address=True),
+        discounts=(Discount(coupon="c1"),),
+        shipping_countries=("FR", "DE"),
+        shipping_options=(
+            ShippingOption(
+                shipping_rate_data=ShippingRateData(
+                    "Post", 500, DeliveryBound("day", 2), DeliveryBound("day", 5), "inclusive"
+                )
+            ),
+            ShippingOption(shipping_rate_id="shr_1"),
+        ),
+        subscription_data=SubscriptionData(7, "Trial", {"k": "v"}),
+        payment_method_collection="if_required",
+        adaptive_pricing=True,
+    )
+
+    assert fingerprint(rich) == "4203cc58921d1f6cf4f13991332c06ec4534f167c317546070388ed76de98336"
+    assert fingerprint(command()) == (
+        "9e60631b2da32114b63ebe566f7f696efe18a1e3fc5e5e7105d93a45f40e5d15"
+    )
