@@ -30,8 +30,11 @@ class PaymentGateway(Protocol):
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot: ...
 
-    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
-        """Every open session created since a Unix time, this service's and others'."""
+    async def open_sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        """Every open session created since a Unix time (and before another), this service's
+        and others'."""
         ...
 
     async def session_events(

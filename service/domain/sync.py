@@ -221,17 +221,22 @@ class StripeSync:
         into the ledger and are left alone."""
         now = self._clock.now()
         expired = []
-        young = now - self._pending_grace
-        # Only sessions made since the last scan (less an overlap): a session is an orphan or
-        # not from the moment it is made, so an older one was judged before.
+        # Younger sessions may still be on their way into the ledger: judged next time.
+        young = int((now - self._pending_grace).timestamp())
+        # Only sessions made since the last scan: a session is an orphan or not from the moment
+        # it is made, so an older one was judged before. No overlap is needed, unlike events:
+        # a session this old is listed already. Each session is listed once, which matters at
+        # hundreds of creates a second.
         oldest = int((now - _ORPHAN_WINDOW).timestamp())
         scanned_to = await self._ledger.watermark(_OPEN_SESSIONS)
-        since = oldest if scanned_to is None else max(oldest, scanned_to - _OVERLAP_SECONDS)
+        since = oldest if scanned_to is None else max(oldest, scanned_to)
         candidates = [
             session
-            for session in await self._gateway.open_sessions(created_since=since)
-            # Another integration's, or too young to judge.
-            if ORDER_ID_KEY in session.metadata and session.created <= young.timestamp()
+            for session in await self._gateway.open_sessions(
+                created_since=since, created_before=young
+            )
+            # Another integration's.
+            if ORDER_ID_KEY in session.metadata
         ]
         known = (
             await self._ledger.by_session_ids([session.id for session in candidates])
@@ -255,7 +260,7 @@ class StripeSync:
             if entry is not None:
                 await self._checkout.bring_up_to_date(entry)
             expired.append(session.id)
-        await self._ledger.advance_watermark(_OPEN_SESSIONS, int(young.timestamp()))
+        await self._ledger.advance_watermark(_OPEN_SESSIONS, young)
         return expired
 
     async def _retry_later(self, entry: LedgerEntry, now: datetime) -> None:

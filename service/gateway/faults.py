@@ -34,8 +34,12 @@ class CrashAfterCreate:
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
         return await self._inner.expire_session(session_id, idempotency_key=idempotency_key)
 
-    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
-        return await self._inner.open_sessions(created_since=created_since)
+    async def open_sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        return await self._inner.open_sessions(
+            created_since=created_since, created_before=created_before
+        )
 
     async def session_events(
         self, types: Collection[str], *, created_since: int

@@ -175,11 +175,15 @@ class StripeGateway:
         )
         return await self._snapshot(response.data)
 
-    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
-        """Every open session created since `created_since` (Unix seconds)."""
-        listed = await self._listed(
-            "list", _SESSIONS, {"created": {"gte": created_since}, "status": "open"}
-        )
+    async def open_sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        """Every open session created since `created_since` and before `created_before` (Unix
+        seconds)."""
+        created = {"gte": created_since}
+        if created_before is not None:
+            created["lt"] = created_before
+        listed = await self._listed("list", _SESSIONS, {"created": created, "status": "open"})
         return [snapshot_from_stripe(session) for session in listed]
 
     async def session_events(

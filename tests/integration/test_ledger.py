@@ -188,7 +188,9 @@ async def test_sessions_are_looked_up_many_at_once(pool: asyncpg.Pool) -> None:
     for _ in range(3):
         entry = (await claim(ledger, f"order-{uuid.uuid4().hex}")).entry
         session_id = f"cs_test_{uuid.uuid4().hex}"
-        stored[session_id] = await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
+        stored[session_id] = await ledger.record_snapshot(
+            entry.row_id, snapshot(session_id, "open")
+        )
     unknown = f"cs_test_{uuid.uuid4().hex}"
 
     found = await ledger.by_session_ids([*stored, unknown])

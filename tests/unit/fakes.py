@@ -611,10 +611,16 @@ class FakeStripe:
 
     # -- for tests to look at --
 
-    async def open_sessions(self, *, created_since: int) -> list[SessionSnapshot]:
+    async def open_sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
         self._lapse_due()
         return [
-            s for s in self._sessions.values() if s.status == "open" and s.created >= created_since
+            s
+            for s in self._sessions.values()
+            if s.status == "open"
+            and s.created >= created_since
+            and (created_before is None or s.created < created_before)
         ]
 
     async def session_events(
