@@ -189,11 +189,13 @@ class Checkout:
 
     async def _create(self, owner: str, plan: CreatePlan) -> CreateResult:
         # The same request again, the most common create of all, is answered from the order's
-        # latest session (a read the ledger may serve from its cache) when that one is open,
-        # unexpired and made from the same payload; anything else goes through a claim.
-        latest = await self._ledger.list_for_order(owner, plan.order_id, limit=1, after=None)
-        if latest and _reusable(latest[0], plan, self._clock.now()):
-            return CreateResult(latest[0], reused=True)
+        # latest session when the ledger has it at hand (no query) and it is open, unexpired
+        # and made from the same payload. Anything else goes through a claim, which finds the
+        # same session when the ledger did not have it at hand, and is a new order's one trip
+        # to the database before Stripe.
+        latest = self._ledger.latest_if_cached(owner, plan.order_id)
+        if latest is not None and _reusable(latest, plan, self._clock.now()):
+            return CreateResult(latest, reused=True)
         for _ in range(_MAX_CLAIM_ROUNDS):
             claim = await self._ledger.claim(
                 owner=owner,

@@ -99,6 +99,11 @@ class SessionLedger(Protocol):
         """The order's active row if it has one, else its newest row."""
         ...
 
+    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
+        """The order's latest session if this process has it at hand, without a query (it
+        is as current as `list_for_order`'s); None otherwise."""
+        ...
+
     async def list_for_order(
         self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:

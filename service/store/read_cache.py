@@ -51,6 +51,27 @@ class ReadCache:
         for key in keys:
             self._rows.pop(key, None)
 
+    @property
+    def generation(self) -> int:
+        """Moves on at every invalidation: a row read when it stood at `n` is current only if
+        it still stands at `n` (see `offer`)."""
+        return self._generation
+
+    def peek(self, key: Hashable) -> LedgerEntry | None:
+        """The row cached under `key`, without a query; None if there is none."""
+        if not self._enabled:
+            return None
+        entry = self._rows.get(key)
+        if entry is not None:
+            self._rows.move_to_end(key)
+        return entry
+
+    def offer(self, key: Hashable, entry: LedgerEntry, *, read_at: int) -> None:
+        """Keep a row the database gave some other way than `read`, read when the generation
+        stood at `read_at`: kept only if nothing changed since."""
+        if self._enabled and read_at == self._generation:
+            self._keep(key, entry, None, None)
+
     async def read(
         self,
         key: Hashable,

@@ -191,6 +191,31 @@ class PostgresLedger:
         stripe_params: Mapping[str, Any],
         expires_at: datetime,
     ) -> Claim:
+        read_at = self._cache.generation if self._cache is not None else 0
+        claim = await self._claim(
+            owner, order_id, fingerprint, idempotency_key, stripe_params, expires_at
+        )
+        held_by = claim.entry
+        if not claim.won and held_by.session_id is not None and self._cache is not None:
+            # The row that holds the order and has a session is the order's latest session:
+            # kept, the next call that repeats this one is answered without a query.
+            self._cache.offer(_latest_key(owner, order_id), held_by, read_at=read_at)
+        return claim
+
+    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
+        if self._cache is None:
+            return None
+        return self._cache.peek(_latest_key(owner, order_id))
+
+    async def _claim(
+        self,
+        owner: str,
+        order_id: str,
+        fingerprint: str,
+        idempotency_key: str,
+        stripe_params: Mapping[str, Any],
+        expires_at: datetime,
+    ) -> Claim:
         async with self._db(), self._pool.acquire() as conn:
             # The row that holds the order can let go of it between our INSERT and SELECT
             # (expired by another call); then the INSERT can win on the next round.
@@ -425,7 +450,7 @@ class PostgresLedger:
                 return rows[0] if rows else None
 
             latest = await self._cache.read(
-                ("latest", owner, order_id), load, order=(owner, order_id)
+                _latest_key(owner, order_id), load, order=(owner, order_id)
             )
             return [] if latest is None else [latest]
         return await self._list(owner, order_id, limit=limit, after=after)
@@ -539,6 +564,11 @@ async def _record(
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return _entry(row), previous
+
+
+def _latest_key(owner: str, order_id: str) -> tuple[str, str, str]:
+    """The read cache's key for an order's latest session."""
+    return ("latest", owner, order_id)
 
 
 def _entry(row: asyncpg.Record) -> LedgerEntry:

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from service.domain.model import ACTIVE_STATES, Claim, LedgerState, SessionSnapshot
 from service.store.migrate import apply_migrations, load_migrations
+from service.store.read_cache import ReadCache
 from service.store.repository import (
     HOLDS_ORDER_PREDICATE,
     NOTIFY_CHANNEL,
@@ -197,3 +198,42 @@ async def test_sessions_are_looked_up_many_at_once(pool: asyncpg.Pool) -> None:
 
     assert found == stored
     assert await ledger.by_session_ids([]) == {}
+
+
+async def test_a_lost_claim_leaves_the_orders_session_at_hand(pool: asyncpg.Pool) -> None:
+    """A create that finds its order held by an open session reads that session: kept, the
+    next create that repeats it needs no query, until the order changes."""
+    cache = ReadCache()
+    cache.enable(True)
+    ledger = PostgresLedger(pool, command_timeout=5, cache=cache)
+    order_id = f"order-{uuid.uuid4().hex}"
+    first = await claim(ledger, order_id)
+    session_id = f"cs_test_{uuid.uuid4().hex}"
+    stored = await ledger.record_snapshot(first.entry.row_id, snapshot(session_id, "open"))
+    assert ledger.latest_if_cached("orders", order_id) is None
+
+    lost = await claim(ledger, order_id)
+
+    assert not lost.won
+    assert ledger.latest_if_cached("orders", order_id) == stored
+    cache.forget(session_id=session_id, owner="orders", order_id=order_id)
+    assert ledger.latest_if_cached("orders", order_id) is None
+
+
+async def test_a_row_read_before_a_change_is_not_kept(pool: asyncpg.Pool) -> None:
+    cache = ReadCache()
+    cache.enable(True)
+    ledger = PostgresLedger(pool, command_timeout=5, cache=cache)
+    order_id = f"order-{uuid.uuid4().hex}"
+    first = await claim(ledger, order_id)
+    stored = await ledger.record_snapshot(
+        first.entry.row_id, snapshot(f"cs_test_{uuid.uuid4().hex}", "open")
+    )
+    read_at = cache.generation
+    # A change notified while the row was on its way, whichever row it was about.
+    cache.forget(session_id="cs_other", owner="orders", order_id="order-other")
+
+    cache.offer(("latest", "orders", order_id), stored, read_at=read_at)
+    assert ledger.latest_if_cached("orders", order_id) is None
+    cache.offer(("latest", "orders", order_id), stored, read_at=cache.generation)
+    assert ledger.latest_if_cached("orders", order_id) == stored

@@ -240,6 +240,10 @@ class InMemoryLedger:
             if row.session_id is not None and row.session_id in wanted
         }
 
+    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
+        """No cache here: every create goes through a claim."""
+        return None
+
     async def by_row_id(self, row_id: int) -> LedgerEntry:
         row = self._rows.get(row_id)
         if row is None:
