@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,7 +25,7 @@ from service.domain.commands import (
     TaxIdCollection,
     UiMode,
 )
-from service.domain.model import LedgerEntry, SessionSnapshot
+from service.domain.model import LedgerEntry, LineItemSnapshot, SessionSnapshot
 
 _MODES = {
     pb.Session.PAYMENT: Mode.PAYMENT,
@@ -229,9 +229,9 @@ def session_message(entry: LedgerEntry, *, client_secret: bool) -> pb.Session:
     message = pb.Session(
         order_id=entry.order_id,
         caller=entry.owner,
-        update_time=_timestamp(entry.updated_at),
         async_payment_failed=entry.async_payment_failed,
     )
+    message.update_time.FromDatetime(entry.updated_at)
     if entry.snapshot is not None:
         _fill(message, entry.snapshot)
     if not client_secret:
@@ -271,18 +271,19 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
         message.shipping_details.address.CopyFrom(pb.Address(**asdict(s.shipping.address)))
     message.metadata.update(s.metadata)
     message.livemode = s.livemode
-    message.create_time.CopyFrom(_timestamp(datetime.fromtimestamp(s.created, UTC)))
-    message.expire_time.CopyFrom(_timestamp(datetime.fromtimestamp(s.expires_at, UTC)))
+    # Stripe's times are whole Unix seconds.
+    message.create_time.seconds = s.created
+    message.expire_time.seconds = s.expires_at
     message.success_url = s.success_url or ""
     message.cancel_url = s.cancel_url or ""
     message.return_url = s.return_url or ""
     if s.shipping_cost is not None:
         message.shipping_cost.CopyFrom(pb.ShippingCost(**asdict(s.shipping_cost)))
     message.discount_ids.extend(s.discount_ids)
-    message.line_items.extend(pb.SessionLineItem(**asdict(li)) for li in s.line_items)
+    message.line_items.extend(
+        pb.SessionLineItem(**{name: getattr(li, name) for name in _LINE_ITEM_FIELDS})
+        for li in s.line_items
+    )
 
 
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+_LINE_ITEM_FIELDS = tuple(f.name for f in fields(LineItemSnapshot))
