@@ -76,8 +76,16 @@ class Idempotency:
         self._in_flight.discard(key)
 
     def _forget_old(self) -> None:
+        """Records are kept in the order they were made, by a clock that only moves forward:
+        the old ones are at the front, and the scan stops at the first young one. Scanning them
+        all cost every POST time in proportion to the keys kept (`make bench` saw a create
+        cost five times more after 8,000 of them)."""
         cutoff = self._clock.now() - RETENTION_SECONDS
-        old = [key for key, record in self._store.idempotency.items() if record["created"] < cutoff]
+        old = []
+        for key, record in self._store.idempotency.items():
+            if record["created"] >= cutoff:
+                break
+            old.append(key)
         for key in old:
             del self._store.idempotency[key]
         if old:
