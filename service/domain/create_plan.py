@@ -119,31 +119,30 @@ def fingerprint(cmd: CreateSessionCommand) -> str:
     the same cart sent twice is the same cart, even though a default expiry would differ.
     Rows store it and later calls compare with it, so its value must not change from one
     release to the next for the same request (a test pins it)."""
-    payload = _fields(cmd)
-    payload["request_id"] = ""
     canonical = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), default=_plain, check_circular=False
+        cmd, sort_keys=True, separators=(",", ":"), default=_plain, check_circular=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_SCALARS = (str, int, float, type(None))
-
-
-def _fields(value: Any) -> Any:
-    """What `dataclasses.asdict` gives, for the JSON above, without its deep copies and
-    per-field introspection: on every create, even one that reuses its session, so it must be
-    cheap (`make bench`)."""
-    if isinstance(value, _SCALARS):
-        return value
+def _plain(value: object) -> object:
+    """What the JSON encoder cannot write itself: each dataclass as the dict of its fields (what
+    `dataclasses.asdict` gives, without its deep copies; the encoder walks the values, in C, so
+    this runs only for the command and its nested dataclasses: it runs on every create, even one
+    that reuses its session)."""
     names = _field_names(type(value))
     if names:
-        return {name: _fields(getattr(value, name)) for name in names}
-    if isinstance(value, tuple | list):
-        return [_fields(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _fields(item) for key, item in value.items()}
-    return value
+        data = {name: getattr(value, name) for name in names}
+        if isinstance(value, CreateSessionCommand):
+            data["request_id"] = ""
+        return data
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -158,16 +157,6 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
 def _line_item(

@@ -669,7 +669,9 @@ _URL_RULE = f"must be an absolute http(s) URL of at most {URL_MAX} printable cha
 
 
 def _is_web_url(value: str) -> bool:
-    if len(value) > URL_MAX or not value.isprintable() or any(c.isspace() for c in value):
+    # Of the whitespace, only the ASCII space is printable: the other characters str.isspace
+    # knows are control characters or separators, which isprintable refuses.
+    if len(value) > URL_MAX or not value.isprintable() or " " in value:
         return False
     try:
         parts = urlsplit(value)
