@@ -64,6 +64,14 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         metrics = self._metrics
         traced = self._traced
         deserialize = _tolerant(handler.request_deserializer)
+
+        async def admit(request: Any, call: _Call, context: Context) -> None:
+            """Refuse a request that is not a message of its type, then find the caller."""
+            if request is _UNDECODABLE:
+                await _refuse_undecodable(context)
+            if authenticated:
+                await enter(call.metadata, context)
+
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
             unary_series = _Series(metrics, method, "unary")
@@ -72,10 +80,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             async def call_unary(request: Any, context: Context) -> Any:
                 call = _Call(unary_series, method, context, traced)
                 try:
-                    if request is _UNDECODABLE:
-                        await _refuse_undecodable(context)
-                    if authenticated:
-                        await enter(call.metadata, context)
+                    await admit(request, call, context)
                     response = await unary(request, context)
                 except BaseException as exc:
                     call.end(context, exc)
@@ -95,10 +100,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
                 call = _Call(stream_series, method, context, traced)
                 try:
-                    if request is _UNDECODABLE:
-                        await _refuse_undecodable(context)
-                    if authenticated:
-                        await enter(call.metadata, context)
+                    await admit(request, call, context)
                     async for response in server_stream(request, context):
                         yield response
                 except BaseException as exc:

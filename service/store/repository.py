@@ -192,30 +192,6 @@ class PostgresLedger:
         expires_at: datetime,
     ) -> Claim:
         read_at = self._cache.generation if self._cache is not None else 0
-        claim = await self._claim(
-            owner, order_id, fingerprint, idempotency_key, stripe_params, expires_at
-        )
-        held_by = claim.entry
-        if not claim.won and held_by.session_id is not None and self._cache is not None:
-            # The row that holds the order and has a session is the order's latest session:
-            # kept, the next call that repeats this one is answered without a query.
-            self._cache.offer(_latest_key(owner, order_id), held_by, read_at=read_at)
-        return claim
-
-    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
-        if self._cache is None:
-            return None
-        return self._cache.peek(_latest_key(owner, order_id))
-
-    async def _claim(
-        self,
-        owner: str,
-        order_id: str,
-        fingerprint: str,
-        idempotency_key: str,
-        stripe_params: Mapping[str, Any],
-        expires_at: datetime,
-    ) -> Claim:
         async with self._db(), self._pool.acquire() as conn:
             # The row that holds the order can let go of it between our INSERT and SELECT
             # (expired by another call); then the INSERT can win on the next round.
@@ -245,10 +221,22 @@ class PostgresLedger:
                     owner,
                 )
                 if row is not None:
-                    return Claim(won=False, entry=_entry(row))
-        raise Unavailable(
-            f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
-        )
+                    break
+            else:
+                raise Unavailable(
+                    f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
+                )
+        held_by = _entry(row)
+        if held_by.session_id is not None and self._cache is not None:
+            # The row that holds the order and has a session is the order's latest session:
+            # kept, the next call that repeats this one is answered without a query.
+            self._cache.offer(_latest_key(owner, order_id), held_by, read_at=read_at)
+        return Claim(won=False, entry=held_by)
+
+    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
+        if self._cache is None:
+            return None
+        return self._cache.peek(_latest_key(owner, order_id))
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
         async with self._db(), self._pool.acquire() as conn:
