@@ -21,6 +21,7 @@ from service.domain.commands import (
     ShippingOption,
     UiMode,
 )
+from service.domain.model import field_names, field_values
 from service.domain.validation import MAX_EXPIRY, ORDER_ID_KEY, validate
 
 
@@ -85,7 +86,7 @@ def plan_create(
         if cmd.tax_id_collection.required:
             params["tax_id_collection"]["required"] = "if_supported"
     if cmd.customer_update is not None:
-        update = dataclasses.asdict(cmd.customer_update)
+        update = field_values(cmd.customer_update)
         params["customer_update"] = {k: "auto" if v else "never" for k, v in update.items()}
     if cmd.discounts:
         params["discounts"] = [
@@ -130,9 +131,8 @@ def _plain(value: object) -> object:
     `dataclasses.asdict` gives, without its deep copies; the encoder walks the values, in C, so
     this runs only for the command and its nested dataclasses: it runs on every create, even one
     that reuses its session)."""
-    names = _field_names(type(value))
-    if names:
-        data = {name: getattr(value, name) for name in names}
+    if field_names(type(value)):
+        data = field_values(value)
         if isinstance(value, CreateSessionCommand):
             data["request_id"] = ""
         return data
@@ -143,20 +143,6 @@ def _plain(value: object) -> object:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"cannot fingerprint {type(value).__name__}")
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A dataclass's field names (empty for anything else), looked up once per class."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        is_dataclass = dataclasses.is_dataclass(cls)
-        names = _FIELD_NAMES[cls] = (
-            tuple(f.name for f in dataclasses.fields(cls)) if is_dataclass else ()
-        )
-    return names
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _line_item(

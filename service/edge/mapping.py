@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,7 +24,7 @@ from service.domain.commands import (
     TaxIdCollection,
     UiMode,
 )
-from service.domain.model import LedgerEntry, LineItemSnapshot, SessionSnapshot
+from service.domain.model import LedgerEntry, SessionSnapshot, field_values
 
 _MODES = {
     pb.Session.PAYMENT: Mode.PAYMENT,
@@ -268,7 +267,7 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
     # The snapshot's value classes use the contract's field names, so they copy over whole.
     if s.shipping is not None:
         message.shipping_details.name = s.shipping.name
-        message.shipping_details.address.CopyFrom(pb.Address(**asdict(s.shipping.address)))
+        message.shipping_details.address.CopyFrom(pb.Address(**field_values(s.shipping.address)))
     message.metadata.update(s.metadata)
     message.livemode = s.livemode
     # Stripe's times are whole Unix seconds.
@@ -278,12 +277,6 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
     message.cancel_url = s.cancel_url or ""
     message.return_url = s.return_url or ""
     if s.shipping_cost is not None:
-        message.shipping_cost.CopyFrom(pb.ShippingCost(**asdict(s.shipping_cost)))
+        message.shipping_cost.CopyFrom(pb.ShippingCost(**field_values(s.shipping_cost)))
     message.discount_ids.extend(s.discount_ids)
-    message.line_items.extend(
-        pb.SessionLineItem(**{name: getattr(li, name) for name in _LINE_ITEM_FIELDS})
-        for li in s.line_items
-    )
-
-
-_LINE_ITEM_FIELDS = tuple(f.name for f in fields(LineItemSnapshot))
+    message.line_items.extend(pb.SessionLineItem(**field_values(li)) for li in s.line_items)

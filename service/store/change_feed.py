@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, suppress
 import asyncpg
 import structlog
 
+from service.domain.signals import Signal
 from service.store.read_cache import ReadCache
 from service.store.repository import NOTIFY_CHANNEL
 
@@ -30,20 +31,6 @@ log = structlog.get_logger(__name__)
 _HEARTBEAT_SECONDS = 15.0
 
 
-class _Signal:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self, at_most_seconds: float | None) -> None:
-        with suppress(TimeoutError):
-            async with asyncio.timeout(at_most_seconds):
-                await self._event.wait()
-        self._event.clear()
-
-
 class ChangeFeed:
     def __init__(
         self, dsn: str, *, cache: ReadCache | None = None, connect_timeout: float = 5.0
@@ -51,7 +38,7 @@ class ChangeFeed:
         self._dsn = dsn
         self._cache = cache
         self._connect_timeout = connect_timeout
-        self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
+        self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -88,8 +75,8 @@ class ChangeFeed:
             await self._conn.close()
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[_Signal]:
-        signal = _Signal()
+    async def subscribe(self, session_id: str) -> AsyncIterator[Signal]:
+        signal = Signal()
         self._watchers[session_id].add(signal)
         try:
             yield signal

@@ -123,6 +123,10 @@ class Sandbox:
         finally:
             self.control("POST", path, {"registrations": before})
 
+    def pay(self, session_id: str, **choices: Any) -> dict[str, Any]:
+        """The customer pays on Stripe's page (the control API stands in for them)."""
+        return self.control("POST", f"/_sandbox/checkout/sessions/{session_id}/pay", choices)
+
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """A control route's answer (`/_sandbox/…`), as JSON."""
         data = None if body is None else json.dumps(body).encode()

@@ -232,9 +232,7 @@ async def test_watchers_that_leave_after_the_last_update_leave_no_unretrieved_ta
         ]
         for stream in streams:
             assert isinstance(await stream.read(), api.WatchSessionResponse)
-        sandbox.control(
-            "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
-        )
+        sandbox.pay(created.id, payment_status="paid")
 
         async def until_paid_then_leave(stream: Any) -> None:
             while True:

@@ -49,9 +49,7 @@ async def test_the_counters_move_by_what_a_scenario_did(
     await stub.CreateSession(cart_request(order_id))  # reused: no Stripe call
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.CreateSession(cart_request(new_order_id(), currency="usdx"))
-    sandbox.control(
-        "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
-    )
+    sandbox.pay(created.id, payment_status="paid")
 
     async def paid() -> bool:
         got = await stub.GetSession(api.GetSessionRequest(order_id=order_id))

@@ -50,9 +50,7 @@ async def test_paying_is_recorded_from_the_webhook_and_seen_by_a_watcher_elsewhe
             return bool(updates)
 
         await eventually(watching)
-        sandbox.control(
-            "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
-        )
+        sandbox.pay(created.id, payment_status="paid")
         paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
         await asyncio.wait_for(watcher, timeout=10)
 
@@ -68,9 +66,7 @@ async def test_paying_is_recorded_from_the_webhook_and_seen_by_a_watcher_elsewhe
 async def test_a_paid_order_is_never_charged_again(stub: Stub, sandbox: Sandbox) -> None:
     order_id = new_order_id()
     created = (await stub.CreateSession(cart_request(order_id))).session
-    sandbox.control(
-        "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
-    )
+    sandbox.pay(created.id, payment_status="paid")
     await until_stored(stub, order_id, payment_status=pb.Session.PAID)
     changed_cart = cart_request(order_id, customer_email="again@example.com")
 
@@ -93,9 +89,7 @@ async def test_a_delayed_payment_that_succeeds(stub: Stub, sandbox: Sandbox) -> 
     order_id = new_order_id()
     created = (await stub.CreateSession(cart_request(order_id))).session
 
-    sandbox.control(
-        "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "unpaid"}
-    )
+    sandbox.pay(created.id, payment_status="unpaid")
     pending = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.CreateSession(cart_request(order_id))
@@ -114,9 +108,7 @@ async def test_a_delayed_payment_that_fails_frees_the_order_for_a_new_session(
 ) -> None:
     order_id = new_order_id()
     created = (await stub.CreateSession(cart_request(order_id))).session
-    sandbox.control(
-        "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "unpaid"}
-    )
+    sandbox.pay(created.id, payment_status="unpaid")
     await until_stored(stub, order_id, status=pb.Session.COMPLETE)
 
     sandbox.control(
@@ -168,19 +160,16 @@ async def test_shipping_details_tax_and_presentment_are_known_once_the_customer_
             )
         ).session
         assert created.total_details.amount_tax == 0  # no address yet
-        sandbox.control(
-            "POST",
-            f"/_sandbox/checkout/sessions/{created.id}/pay",
-            {
-                "payment_status": "paid",
-                "email": "erika@example.com",
-                "name": "Erika Mustermann",
-                "line1": "Unter den Linden 1",
-                "city": "Berlin",
-                "postal_code": "10117",
-                "country": "DE",
-                "presentment_currency": "eur",
-            },
+        sandbox.pay(
+            created.id,
+            payment_status="paid",
+            email="erika@example.com",
+            name="Erika Mustermann",
+            line1="Unter den Linden 1",
+            city="Berlin",
+            postal_code="10117",
+            country="DE",
+            presentment_currency="eur",
         )
 
     paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
@@ -218,7 +207,7 @@ async def test_the_order_id_is_on_the_payment_intent_and_the_subscription(
         )
     ).session
     for session in (one_off, recurring):
-        sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/pay", {})
+        sandbox.pay(session.id)
 
     paid = await sandbox.client.v1.checkout.sessions.retrieve_async(
         one_off.id, {"expand": ["payment_intent"]}

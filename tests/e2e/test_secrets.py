@@ -84,9 +84,7 @@ async def test_no_secret_reaches_a_log_line_a_status_or_a_detail(
         first = await watch.read()
         assert isinstance(first, api.WatchSessionResponse)
         assert first.session.status == pb.Session.OPEN
-        sandbox.control(
-            "POST", f"/_sandbox/checkout/sessions/{created.id}/pay", {"payment_status": "paid"}
-        )
+        sandbox.pay(created.id, payment_status="paid")
         paid = await asyncio.wait_for(watch.read(), timeout=20)
         assert isinstance(paid, api.WatchSessionResponse)
         assert paid.session.payment_status == pb.Session.PAID

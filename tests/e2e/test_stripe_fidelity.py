@@ -61,11 +61,6 @@ async def rows_for(db: asyncpg.Pool, order_id: str) -> int:
     return int(count)
 
 
-def pay(sandbox: Sandbox, session_id: str, **choices: Any) -> dict[str, Any]:
-    """The customer pays on Stripe's page (the sandbox's control API stands in for them)."""
-    return sandbox.control("POST", f"/_sandbox/checkout/sessions/{session_id}/pay", choices)
-
-
 # 1. Amount limits -----------------------------------------------------------------------------
 
 
@@ -170,7 +165,7 @@ async def test_a_trial_completes_with_nothing_to_pay_and_is_final(
         return bool(updates)
 
     await eventually(watching)
-    pay(sandbox, created.id)
+    sandbox.pay(created.id)
     # The stream ends by itself once the session is final, well before its deadline.
     await asyncio.wait_for(watcher, timeout=15)
 
@@ -204,7 +199,7 @@ async def test_presentment_details_appear_once_stripe_reports_them(
     assert not created.HasField("presentment_details")
     assert not refreshed.HasField("presentment_details")  # chosen on the page, not at creation
 
-    pay(sandbox, created.id, presentment_currency="eur", country="DE")
+    sandbox.pay(created.id, presentment_currency="eur", country="DE")
     paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
 
     assert paid.presentment_details.presentment_currency == "eur"
@@ -321,8 +316,7 @@ async def test_what_the_customer_chose_on_the_page_is_what_the_ledger_shows(
     express = at_stripe.shipping_options[1].shipping_rate
     assert isinstance(express, str)
 
-    pay(
-        sandbox,
+    sandbox.pay(
         created.id,
         promotion_code=code.lower(),
         line_items=[{"quantity": 3}],
@@ -357,7 +351,7 @@ async def test_every_line_item_is_kept(stub: Stub, sandbox: Sandbox) -> None:
         )
     ).session
     read = await stored(stub, order_id)
-    pay(sandbox, created.id)
+    sandbox.pay(created.id)
     paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
 
     # Stripe's expanded session shows the first 10; the service pages through the rest, when
@@ -420,7 +414,7 @@ async def test_during_a_secret_rotation_the_payment_is_applied_with_both_secrets
             await point_at(sandbox, endpoint.id, process)
             order_id = new_order_id()
             created = (await process.stub.CreateSession(cart_request(order_id))).session
-            pay(sandbox, created.id)
+            sandbox.pay(created.id)
             paid = await until_stored(process.stub, order_id, status=pb.Session.COMPLETE)
             drain.cancel()
     finally:
@@ -448,7 +442,7 @@ async def test_deliveries_signed_with_either_configured_secret_are_accepted(
                 await point_at(sandbox, endpoint.id, process)
             order_id = new_order_id()
             created = (await process.stub.CreateSession(cart_request(order_id))).session
-            pay(sandbox, created.id)
+            sandbox.pay(created.id)
 
             async def both_delivered() -> bool:
                 for endpoint in (first, second):

@@ -25,7 +25,7 @@ import itertools
 import json
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,6 +53,7 @@ from service.domain.model import (
     ledger_state,
     progress_of,
 )
+from service.domain.signals import Signal
 
 if TYPE_CHECKING:
     from service.domain.ports import Clock, PaymentGateway, SessionChanges, SessionLedger
@@ -80,31 +81,17 @@ class FakeClock:
         return self._now
 
 
-class _Signal:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self, at_most_seconds: float | None) -> None:
-        with suppress(TimeoutError):
-            async with asyncio.timeout(at_most_seconds):
-                await self._event.wait()
-        self._event.clear()
-
-
 class InMemoryChanges:
     """SessionChanges: `notify` wakes every current watcher of the session."""
 
     def __init__(self) -> None:
-        self._watchers: defaultdict[str, set[_Signal]] = defaultdict(set)
+        self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
         self.notified: list[str] = []
         """Every session id notified, in order."""
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[_Signal]:
-        signal = _Signal()
+    async def subscribe(self, session_id: str) -> AsyncIterator[Signal]:
+        signal = Signal()
         self._watchers[session_id].add(signal)
         try:
             yield signal
