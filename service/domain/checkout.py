@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from service.domain.commands import CreateSessionCommand
-from service.domain.create_plan import CreatePlan, field_for_stripe_param, plan_create
+from service.domain.create_plan import (
+    CHECKED_COMMANDS,
+    CheckedCreate,
+    CheckedCreates,
+    field_for_stripe_param,
+    plan_create,
+)
 from service.domain.errors import (
     AttemptDropped,
     Conflict,
@@ -78,29 +84,30 @@ class Checkout:
         self._clock = clock
         self._page_tokens = page_tokens
         self._new_key = new_key
+        self._checked = CheckedCreates(CHECKED_COMMANDS)
         self._default_tax_behavior = default_tax_behavior
 
     async def create_session(self, caller: Caller, cmd: CreateSessionCommand) -> CreateResult:
         """Give the order one payable session: reuse the open one built from the same request,
         replace one built from another, refuse if the order is paid or its payment pending."""
         _require_write(caller)
-        plan = plan_create(cmd, self._clock.now(), default_tax_behavior=self._default_tax_behavior)
+        checked = self._checked.check(cmd, self._clock.now())
         if cmd.request_id:
-            replay = await self._replay(caller.name, cmd.request_id, plan.fingerprint)
+            replay = await self._replay(caller.name, cmd.request_id, checked.fingerprint)
             if replay is not None:
                 return replay
-        result = await self._create(caller.name, plan)
+        result = await self._create(caller.name, cmd, checked)
         if cmd.request_id:
             stored = await self._ledger.save_request(
                 RequestRecord(
                     caller.name,
                     cmd.request_id,
-                    plan.fingerprint,
+                    checked.fingerprint,
                     result.entry.row_id,
                     result.reused,
                 )
             )
-            if stored.fingerprint != plan.fingerprint:
+            if stored.fingerprint != checked.fingerprint:
                 raise _request_id_reused()
         return result
 
@@ -187,15 +194,23 @@ class Checkout:
         entry = await self._ledger.by_row_id(record.row_id)
         return CreateResult(entry, record.reused)
 
-    async def _create(self, owner: str, plan: CreatePlan) -> CreateResult:
+    async def _create(
+        self, owner: str, cmd: CreateSessionCommand, checked: CheckedCreate
+    ) -> CreateResult:
         # The same request again, the most common create of all, is answered from the order's
         # latest session when the ledger has it at hand (no query) and it is open, unexpired
         # and made from the same payload. Anything else goes through a claim, which finds the
         # same session when the ledger did not have it at hand, and is a new order's one trip
         # to the database before Stripe.
-        latest = self._ledger.latest_if_cached(owner, plan.order_id)
-        if latest is not None and _reusable(latest, plan, self._clock.now()):
+        latest = self._ledger.latest_if_cached(owner, checked.order_id)
+        if latest is not None and _reusable(latest, checked, self._clock.now()):
             return CreateResult(latest, reused=True)
+        plan = plan_create(
+            cmd,
+            self._clock.now(),
+            default_tax_behavior=self._default_tax_behavior,
+            checked=checked,
+        )
         for _ in range(_MAX_CLAIM_ROUNDS):
             claim = await self._ledger.claim(
                 owner=owner,
@@ -350,10 +365,10 @@ class Lookup:
     owner: str = ""
 
 
-def _reusable(entry: LedgerEntry, plan: CreatePlan, now: datetime) -> bool:
+def _reusable(entry: LedgerEntry, checked: CheckedCreate, now: datetime) -> bool:
     return (
         entry.state == LedgerState.OPEN
-        and entry.fingerprint == plan.fingerprint
+        and entry.fingerprint == checked.fingerprint
         and entry.expires_at > now
     )
 

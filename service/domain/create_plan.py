@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -34,15 +35,66 @@ class CreatePlan:
     expires_at: datetime
 
 
+# Commands whose check a repeated create skips (CheckedCreates); the edge keeps as many
+# requests mapped (service/edge/mapping.py).
+CHECKED_COMMANDS = 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckedCreate:
+    """A valid request's order and fingerprint: all that a repeated create needs to find the
+    session it made."""
+
+    order_id: str
+    fingerprint: str
+
+
+def check_create(cmd: CreateSessionCommand, now: datetime) -> CheckedCreate:
+    """Refuse an invalid request (InvalidRequest, every field's problem at once)."""
+    validate(cmd, now)
+    return CheckedCreate(cmd.order_id.strip(), fingerprint(cmd))
+
+
+class CheckedCreates:
+    """`check_create`, remembered for the last commands checked, by identity: the edge hands
+    the domain the very same command for a request it has seen before (a retry, or a caller
+    asking again for its order's session: the most common create of all), and validating and
+    fingerprinting it again would be most of that call's work. An entry holds its command, so
+    no other object can have its id while it is here. A command with an `expire_time` is
+    checked every time: whether it is valid depends on when it is asked."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._checked: OrderedDict[int, tuple[CreateSessionCommand, CheckedCreate]] = OrderedDict()
+
+    def check(self, cmd: CreateSessionCommand, now: datetime) -> CheckedCreate:
+        key = id(cmd)
+        held = self._checked.get(key)
+        if held is not None:
+            self._checked.move_to_end(key)
+            return held[1]
+        checked = check_create(cmd, now)
+        if cmd.expire_time is None:
+            self._checked[key] = (cmd, checked)
+            if len(self._checked) > self._size:
+                self._checked.popitem(last=False)
+        return checked
+
+
 def plan_create(
-    cmd: CreateSessionCommand, now: datetime, *, default_tax_behavior: str | None = None
+    cmd: CreateSessionCommand,
+    now: datetime,
+    *,
+    default_tax_behavior: str | None = None,
+    checked: CheckedCreate | None = None,
 ) -> CreatePlan:
     """`default_tax_behavior` (`exclusive` or `inclusive`, the operator's DEFAULT_TAX_BEHAVIOR)
     goes on every inline price that gives none: automatic tax needs one on each price, or a
     default in the account's Tax settings, or Stripe refuses the session
-    (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior)."""
-    validate(cmd, now)
-    order_id = cmd.order_id.strip()
+    (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior). `checked`: what
+    `check_create` already said of `cmd` at `now`."""
+    checked = checked or check_create(cmd, now)
+    order_id = checked.order_id
     mode = cmd.mode or Mode.PAYMENT
     currency = cmd.currency.strip().lower()
     expires_at = cmd.expire_time or now + MAX_EXPIRY
@@ -108,7 +160,7 @@ def plan_create(
         params["setup_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
     return CreatePlan(
         order_id=order_id,
-        fingerprint=fingerprint(cmd),
+        fingerprint=checked.fingerprint,
         stripe_params=params,
         expires_at=expires_at,
     )

@@ -1,7 +1,9 @@
-"""Proto ↔ domain, pure functions. Enum values travel as Stripe's strings inside the domain."""
+"""Proto ↔ domain: pure functions, and the create commands already mapped (a repeated request's
+is not mapped again). Enum values travel as Stripe's strings inside the domain."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -24,6 +26,7 @@ from service.domain.commands import (
     TaxIdCollection,
     UiMode,
 )
+from service.domain.create_plan import CHECKED_COMMANDS
 from service.domain.model import LedgerEntry, SessionSnapshot, field_values
 
 _MODES = {
@@ -82,6 +85,35 @@ _DELIVERY_UNITS = {
     Req.DeliveryBound.WEEK: "week",
     Req.DeliveryBound.MONTH: "month",
 }
+
+
+class CreateCommands:
+    """Create requests already mapped to commands, by their bytes: the same request again (a
+    retry, or a caller asking again for its order's session: the most common create of all)
+    gets the very same command, which the domain has then already checked and does not check
+    again (create_plan.CheckedCreates)."""
+
+    _MAX = CHECKED_COMMANDS
+    # Typical carts are well below this; a larger request is mapped each time rather than
+    # held, so that the memory held stays small however large requests are.
+    _MAX_BYTES = 4096
+
+    def __init__(self) -> None:
+        self._mapped: OrderedDict[bytes, CreateSessionCommand] = OrderedDict()
+
+    def command(self, request: Req) -> CreateSessionCommand:
+        # Deterministic: map fields in key order, so equal requests give equal bytes.
+        key = request.SerializeToString(deterministic=True)
+        cmd = self._mapped.get(key)
+        if cmd is not None:
+            self._mapped.move_to_end(key)
+            return cmd
+        cmd = create_command(request)
+        if len(key) <= self._MAX_BYTES:
+            self._mapped[key] = cmd
+            if len(self._mapped) > self._MAX:
+                self._mapped.popitem(last=False)
+        return cmd
 
 
 def create_command(request: Req) -> CreateSessionCommand:

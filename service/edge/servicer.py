@@ -44,6 +44,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self._limits = limits
         self._metrics = metrics
         self._rendered = _RenderedSessions()
+        self._commands = mapping.CreateCommands()
         self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
@@ -53,7 +54,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.CreateSessionResponse:
         caller = current_caller()
         result = await _answer(
-            context, self._checkout.create_session(caller, mapping.create_command(request))
+            context, self._checkout.create_session(caller, self._commands.command(request))
         )
         return api.CreateSessionResponse(
             session=self._rendered.session(result.entry, caller),

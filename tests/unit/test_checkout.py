@@ -84,6 +84,21 @@ async def test_the_same_request_reuses_the_open_session_without_calling_stripe(
     assert world.ledger.entries(ORDER) == [first.entry]
 
 
+async def test_a_repeated_request_with_an_expire_time_is_checked_again_each_time(
+    world: World,
+) -> None:
+    # The very same command, as the edge hands it for the same request bytes: its check is
+    # remembered, except where the time of the call decides it.
+    cmd = command(expire_in=timedelta(hours=1), clock=world.clock)
+    await create(world, cmd)
+    world.clock.advance(timedelta(minutes=45))
+
+    with pytest.raises(InvalidRequest) as refused:
+        await create(world, cmd)
+
+    assert [v.field for v in refused.value.violations] == ["expire_time"]
+
+
 async def test_a_changed_cart_expires_the_old_session_at_stripe_before_creating_a_new_one(
     world: World,
 ) -> None:
