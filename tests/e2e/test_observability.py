@@ -35,6 +35,15 @@ async def scrape(app: Application) -> Samples:
     }
 
 
+async def webhooks_settled(sandbox: Sandbox) -> bool:
+    """No webhook delivery due within the next minute: what earlier tests paid has been
+    delivered, and a retry another test left scheduled far ahead cannot land in this test's
+    window. (The app is shared by the package, and so are its counters.)"""
+    owed = sandbox.control("GET", "/_sandbox/webhook_deliveries")["scheduled"]
+    now = sandbox.control("GET", "/_sandbox/clock")["now"]
+    return all(d["next_attempt_at"] is not None and d["next_attempt_at"] > now + 60 for d in owed)
+
+
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
@@ -43,6 +52,7 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 async def test_the_counters_move_by_what_a_scenario_did(
     app: Application, stub: Stub, sandbox: Sandbox
 ) -> None:
+    await eventually(lambda: webhooks_settled(sandbox))
     before = await scrape(app)
     order_id = new_order_id()
     created = (await stub.CreateSession(cart_request(order_id))).session
@@ -83,14 +93,8 @@ async def test_the_counters_move_by_what_a_scenario_did(
         )
         == 1
     )
-    # One lag per applied event (another test's late delivery may land in this window too).
-    applied = sum(
-        after[key] - before.get(key, 0.0)
-        for key in after
-        if key[0] == "checkout_webhook_events_total" and ("result", "applied") in key[1]
-    )
-    assert applied >= 1
-    assert delta(before, after, "checkout_webhook_lag_seconds_count") == applied
+    # One lag per applied event.
+    assert delta(before, after, "checkout_webhook_lag_seconds_count") == 1
     # No order, session or caller id ever becomes a label value.
     for _, labels in after:
         for _, value in labels:

@@ -254,7 +254,9 @@ async def test_stripe_failure_is_unavailable_with_retry_info_and_a_retry_converg
     sandbox.control(
         "POST",
         "/_sandbox/faults",
-        {"path_prefix": "/v1/checkout/sessions", "status": 500, "count": 1},
+        # POST: the create's. Without a method the sweep's list or retrieve, which runs every
+        # 30 s, could take the one fault first.
+        {"path_prefix": "/v1/checkout/sessions", "method": "POST", "status": 500, "count": 1},
     )
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
