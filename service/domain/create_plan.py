@@ -93,7 +93,8 @@ def plan_create(
     default in the account's Tax settings, or Stripe refuses the session
     (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior). `checked`: what
     `check_create` already said of `cmd` at `now`."""
-    checked = checked or check_create(cmd, now)
+    if checked is None:
+        checked = check_create(cmd, now)
     order_id = checked.order_id
     mode = cmd.mode or Mode.PAYMENT
     currency = cmd.currency.strip().lower()
