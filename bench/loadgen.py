@@ -82,8 +82,10 @@ class _Totals:
     postgres: float = 0.0
     generator: float = 0.0
     rss_mb: float = 0.0
+    round_throughputs: list[float] = field(default_factory=list)
 
     def add(self, window: _Window, before: _Sample, after: _Sample, rss_mb: float) -> None:
+        self.round_throughputs.append(len(window.latencies) / (after.at - before.at))
         self.seconds += after.at - before.at
         self.latencies += window.latencies
         self.errors += window.errors
@@ -119,6 +121,7 @@ class _Totals:
             sandbox_cpu_us=per_call_us(self.sandbox),
             postgres_cpu_us=per_call_us(self.postgres),
             generator_cores=self.generator / seconds,
+            round_throughputs=self.round_throughputs,
         )
 
 

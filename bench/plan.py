@@ -36,7 +36,7 @@ class Plan:
 
 FULL = Plan(
     quick=False,
-    rounds=4,
+    rounds=6,
     warmup_s=1,
     window_s=2.5,
     create_rounds=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 
@@ -16,3 +17,11 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 
 def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
+
+
+def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
+    """The median, over the rounds, of each round's ratio: the two loads of a round ran
+    seconds apart, so a round this machine spent busier with something else weighs on both, and
+    one such round does not move the median (0.0 without rounds)."""
+    ratios = [ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
+    return statistics.median(ratios) if ratios else 0.0

@@ -63,6 +63,8 @@ class LoadResult:
     sandbox_cpu_us: float
     postgres_cpu_us: float
     generator_cores: float
+    round_throughputs: list[float]
+    """Calls/s in each round's window, in round order: what the headline ratios pair up."""
 
 
 @dataclass(frozen=True)
