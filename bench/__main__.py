@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench import procfs
 from bench.plan import FULL, QUICK
 from bench.postgres import postgres
 from bench.report import write
@@ -29,7 +30,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     plan = replace(QUICK if args.quick else FULL, direct_client=args.direct_client)
-    began = time.perf_counter()
+    began, stolen = time.perf_counter(), procfs.steal_seconds()
     # Postgres first: pgserver forks, and nothing else has started a thread yet.
     with (
         tempfile.TemporaryDirectory(prefix="checkout-bench-") as tmp,
@@ -40,7 +41,8 @@ def main() -> None:
             measurements = measure(plan, pg, sandbox, Path(tmp))
         finally:
             sandbox.stop()
-    write(plan, measurements, time.perf_counter() - began, pg.describe)
+    wall_s = time.perf_counter() - began
+    write(plan, measurements, wall_s, pg.describe, stolen_s=procfs.steal_seconds() - stolen)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def steal_seconds() -> float:
+    """CPU time this virtual machine's CPUs were ready to run but the hypervisor ran something
+    else, summed over the CPUs since boot (`steal` in /proc/stat, see proc(5))."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / _TICKS_PER_SECOND
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of `pid` in MiB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

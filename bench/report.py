@@ -172,7 +172,7 @@ def figures(plan: Plan, m: Measurements) -> list[Figure]:
     return out
 
 
-def machine() -> dict[str, Any]:
+def machine(*, steal_percent: float) -> dict[str, Any]:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -187,6 +187,9 @@ def machine() -> dict[str, Any]:
         "stripe": version("stripe"),
         "asyncpg": version("asyncpg"),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        # Time the hypervisor gave this machine's CPUs to someone else during the run, as a
+        # share of all its CPU time: what makes the absolute figures swing from run to run.
+        "cpu_steal_percent": round(steal_percent, 1),
     }
 
 
@@ -262,14 +265,15 @@ def figure_table(figs: list[Figure]) -> list[str]:
     return lines
 
 
-def write(plan: Plan, m: Measurements, wall_s: float, postgres: str) -> None:
+def write(plan: Plan, m: Measurements, wall_s: float, postgres: str, *, stolen_s: float) -> None:
     figs = figures(plan, m)
-    about = machine()
+    about = machine(steal_percent=100 * stolen_s / (wall_s * (os.cpu_count() or 1)))
     command = "make bench QUICK=1" if plan.quick else "make bench"
     print(
         f"\n{command}: {about['cpus']} CPUs ({about['cpu_model']}), {about['system']}, "
         f"Python {about['python']}, grpcio {about['grpcio']}; Postgres: {postgres}; "
-        f"{wall_s:.0f} s wall\n"
+        f"{wall_s:.0f} s wall, {about['cpu_steal_percent']}% of the CPU time stolen by the "
+        "hypervisor\n"
     )
     for block in (load_table(m), watch_table(plan, m), figure_table(figs)):
         print("\n".join(block), end="\n\n")
