@@ -9,7 +9,7 @@ Health is open to all, for kubelet probes; reflection follows REFLECTION.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, TypeAlias
 
@@ -32,6 +32,8 @@ _BEARER = "bearer "
 
 # A string: grpc's classes are generic only in the type stubs, not at run time.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# An RPC's metadata as grpc hands it over: (name, value) pairs, a `-bin` value as bytes.
+Metadata: TypeAlias = Iterable[tuple[str, str | bytes]]
 
 
 def current_caller() -> Caller:
@@ -54,24 +56,24 @@ class Authenticator:
             return False
         return not (self._open_reflection and method.startswith(_REFLECTION_PREFIX))
 
-    async def enter(self, metadata: Mapping[str, str], context: Context) -> None:
-        """Bind the caller to the RPC, or end it with UNAUTHENTICATED."""
+    def identify(self, metadata: Metadata, context: Context) -> Caller | None:
+        """The caller of an RPC, bound to it (`current_caller()`); None for no valid
+        credentials, which `refuse` answers."""
         caller = self._authenticate(metadata, context)
+        if caller is not None:
+            # Each RPC runs in a task of its own, so this binding ends with the RPC.
+            _CALLER.set(caller)
+        return caller
+
+    async def enter(self, metadata: Metadata, context: Context) -> None:
+        """Bind the caller to the RPC and to its log lines, or end it with UNAUTHENTICATED."""
+        caller = self.identify(metadata, context)
         if caller is None:
-            await context.abort_with_status(
-                status_for(
-                    Unauthenticated(
-                        "no valid credentials: send `authorization: Bearer <token>` or a "
-                        "client certificate named in CALLERS_FILE"
-                    )
-                )
-            )
+            await refuse(context)
             return
-        # Each RPC runs in a task of its own, so this binding ends with the RPC.
-        _CALLER.set(caller)
         structlog.contextvars.bind_contextvars(caller=caller.name)
 
-    def _authenticate(self, metadata: Mapping[str, str], context: Context) -> Caller | None:
+    def _authenticate(self, metadata: Metadata, context: Context) -> Caller | None:
         if self._directory is None:
             return LOCAL_CALLER
         pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
@@ -79,10 +81,30 @@ class Authenticator:
             by_certificate = self._directory.by_certificate(certificate_names(pem))
             if by_certificate is not None:
                 return by_certificate
-        header = metadata.get("authorization")
+        header = header_value(metadata, "authorization")
         if header is not None and header[: len(_BEARER)].lower() == _BEARER:
             return self._directory.by_token(header[len(_BEARER) :].strip())
         return None
+
+
+async def refuse(context: Context) -> None:
+    """End the RPC with UNAUTHENTICATED."""
+    await context.abort_with_status(
+        status_for(
+            Unauthenticated(
+                "no valid credentials: send `authorization: Bearer <token>` or a client "
+                "certificate named in CALLERS_FILE"
+            )
+        )
+    )
+
+
+def header_value(metadata: Metadata, name: str) -> str | None:
+    """The first text value of header `name` (lower case, as gRPC delivers names)."""
+    for key, value in metadata:
+        if key == name and isinstance(value, str):
+            return value
+    return None
 
 
 @functools.lru_cache(maxsize=256)

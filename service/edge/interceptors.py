@@ -6,6 +6,7 @@ caller (auth.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,9 @@ from google.protobuf.message import DecodeError
 
 from service.domain import deadlines
 from service.domain.errors import FieldViolation, InvalidRequest
-from service.edge.auth import Authenticator, Context
+from service.domain.model import Caller
+from service.edge.auth import Authenticator, Context, Metadata, header_value
+from service.edge.auth import refuse as auth_refuse
 from service.edge.status import status_for
 from service.observability import tracing
 from service.observability.metrics import Metrics
@@ -60,17 +63,26 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         """`handler` with everything above; None for a client-streaming method: none of ours
         is, and one should not be served unwrapped."""
         authenticated = self._auth.required(method)
-        enter = self._auth.enter
+        identify = self._auth.identify
         metrics = self._metrics
         traced = self._traced
+        # Loggers are configured once, before the first call: a successful call's line is
+        # skipped outright unless it would be written.
+        log_ok = log.is_enabled_for(logging.DEBUG)
         deserialize = _tolerant(handler.request_deserializer)
 
-        async def admit(request: Any, call: _Call, context: Context) -> None:
-            """Refuse a request that is not a message of its type, then find the caller."""
+        def begin(series: _Series, request: Any, context: Context) -> tuple[_Call, bool]:
+            """The call started, its request id and caller bound; False if it must be
+            refused: not a message of its type (first), or no caller."""
+            metadata = context.invocation_metadata() or ()
+            caller = identify(metadata, context) if authenticated else None
+            call = _Call(series, method, context, metadata, caller, traced, log_ok)
+            return call, request is not _UNDECODABLE and (caller is not None or not authenticated)
+
+        async def refuse(request: Any, context: Context) -> None:
             if request is _UNDECODABLE:
                 await _refuse_undecodable(context)
-            if authenticated:
-                await enter(call.metadata, context)
+            await auth_refuse(context)
 
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
@@ -78,9 +90,10 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
 
             # Written out rather than as a context manager: this runs on every call.
             async def call_unary(request: Any, context: Context) -> Any:
-                call = _Call(unary_series, method, context, traced)
+                call, admitted = begin(unary_series, request, context)
                 try:
-                    await admit(request, call, context)
+                    if not admitted:
+                        await refuse(request, context)
                     response = await unary(request, context)
                 except BaseException as exc:
                     call.end(context, exc)
@@ -98,9 +111,10 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             stream_series = _Series(metrics, method, "server_stream")
 
             async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                call = _Call(stream_series, method, context, traced)
+                call, admitted = begin(stream_series, request, context)
                 try:
-                    await admit(request, call, context)
+                    if not admitted:
+                        await refuse(request, context)
                     async for response in server_stream(request, context):
                         yield response
                 except BaseException as exc:
@@ -119,10 +133,10 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             if not authenticated:
                 return handler
             bidi: Any = handler.stream_stream
+            enter = self._auth.enter
 
             async def call_bidi(requests: Any, context: Context) -> AsyncIterator[Any]:
-                metadata = _string_metadata(context)
-                await enter(metadata, context)
+                await enter(context.invocation_metadata() or (), context)
                 async for response in bidi(requests, context):
                     yield response
 
@@ -154,23 +168,36 @@ class _Series:
 
 
 class _Call:
-    """One RPC from its start to `end`: its request id and deadline bound, counted, timed,
-    traced, and logged when it ends."""
+    """One RPC from its start to `end`: its request id, caller and deadline bound, counted,
+    timed, traced, and logged when it ends."""
 
-    __slots__ = ("_method", "_series", "_span", "_started", "metadata")
+    __slots__ = ("_log_ok", "_method", "_series", "_span", "_started")
 
-    def __init__(self, series: _Series, method: str, context: Context, traced: bool) -> None:
-        self.metadata = _string_metadata(context)
+    def __init__(
+        self,
+        series: _Series,
+        method: str,
+        context: Context,
+        metadata: Metadata,
+        caller: Caller | None,
+        traced: bool,
+        log_ok: bool,
+    ) -> None:
         self._series = series
         self._method = method
-        structlog.contextvars.bind_contextvars(
-            request_id=self.metadata.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
-        )
+        self._log_ok = log_ok
+        request_id = header_value(metadata, REQUEST_ID_HEADER) or os.urandom(16).hex()
+        # Each RPC runs in a task of its own, with a copy of the server's context: what is
+        # bound here ends with the RPC, and needs no unbinding.
+        if caller is None:
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+        else:
+            structlog.contextvars.bind_contextvars(request_id=request_id, caller=caller.name)
         # Every wait below (Stripe, Postgres) fits in what is left of the caller's deadline.
         deadlines.set_deadline(context.time_remaining())
         series.started.inc()
         # The access-log line is written inside the span, so that it carries the trace id.
-        self._span = tracing.server_span(method, self.metadata) if traced else None
+        self._span = tracing.server_span(method, _text(metadata)) if traced else None
         if self._span is not None:
             self._span.__enter__()
         self._started = time.perf_counter()
@@ -182,23 +209,21 @@ class _Call:
         self._series.seconds.observe(elapsed)
         # A line per failed call; successful ones only at debug, since the metrics above count
         # and time every call and a line each is most of an RPC's cost.
-        (log.debug if code == "OK" else log.info)(
-            "rpc", method=self._method, code=code, duration_ms=round(elapsed * 1000, 1)
-        )
+        if code != "OK":
+            log.info("rpc", method=self._method, code=code, duration_ms=round(elapsed * 1000, 1))
+        elif self._log_ok:
+            log.debug("rpc", method=self._method, code=code, duration_ms=round(elapsed * 1000, 1))
         if self._span is not None:
             self._span.__exit__(
                 type(raised) if raised is not None else None,
                 raised,
                 raised.__traceback__ if raised is not None else None,
             )
-        structlog.contextvars.unbind_contextvars("request_id", "caller")
 
 
-def _string_metadata(context: Context) -> dict[str, str]:
+def _text(metadata: Metadata) -> dict[str, str]:
     """The call's text metadata (binary `-bin` values are not needed here)."""
-    return {
-        key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
-    }
+    return {key: value for key, value in metadata if isinstance(value, str)}
 
 
 class _Undecodable:

@@ -5,6 +5,7 @@ spans for Stripe and Postgres, and log lines carry the trace id."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import signal
 from typing import Any
@@ -99,6 +100,39 @@ async def test_the_counters_move_by_what_a_scenario_did(
     for _, labels in after:
         for _, value in labels:
             assert order_id not in value and created.id not in value
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+async def test_the_access_log_names_each_failed_call_and_successful_ones_at_debug(
+    environ: dict[str, str], level: str
+) -> None:
+    mine, failing = f"req-{secrets.token_hex(6)}", f"req-{secrets.token_hex(6)}"
+    async with service_process(environ, log_level=level) as replica:
+        await replica.stub.CreateSession(
+            cart_request(new_order_id()), metadata=(("x-request-id", mine),)
+        )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await replica.stub.CreateSession(
+                cart_request(new_order_id(), currency="usdx"),
+                metadata=(("x-request-id", failing),),
+            )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await replica.stub.GetSession(api.GetSessionRequest(order_id=new_order_id()))
+        replica.process.send_signal(signal.SIGTERM)
+        await replica.next_event("stopped")
+
+    lines = [line for line in replica.lines if line.get("event") == "rpc"]
+    create = "/checkout.v1.CheckoutService/CreateSession"
+    assert [(line["method"], line["code"], line["level"]) for line in lines] == [
+        *([(create, "OK", "debug")] if level == "debug" else []),
+        (create, "INVALID_ARGUMENT", "info"),
+        ("/checkout.v1.CheckoutService/GetSession", "NOT_FOUND", "info"),
+    ]
+    assert all(line["caller"] == "local" for line in lines)
+    # The caller's request id, or one made up for a call that sent none.
+    sent = [mine, failing] if level == "debug" else [failing]
+    assert [line["request_id"] for line in lines[:-1]] == sent
+    assert re.fullmatch("[0-9a-f]{32}", lines[-1]["request_id"])
 
 
 def json_objects(text: str) -> list[dict[str, Any]]:
