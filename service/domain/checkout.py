@@ -91,12 +91,13 @@ class Checkout:
         """Give the order one payable session: reuse the open one built from the same request,
         replace one built from another, refuse if the order is paid or its payment pending."""
         _require_write(caller)
-        checked = self._checked.check(cmd, self._clock.now())
+        now = self._clock.now()
+        checked = self._checked.check(cmd, now)
         if cmd.request_id:
             replay = await self._replay(caller.name, cmd.request_id, checked.fingerprint)
             if replay is not None:
                 return replay
-        result = await self._create(caller.name, cmd, checked)
+        result = await self._create(caller.name, cmd, checked, now)
         if cmd.request_id:
             stored = await self._ledger.save_request(
                 RequestRecord(
@@ -195,7 +196,7 @@ class Checkout:
         return CreateResult(entry, record.reused)
 
     async def _create(
-        self, owner: str, cmd: CreateSessionCommand, checked: CheckedCreate
+        self, owner: str, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime
     ) -> CreateResult:
         # The same request again, the most common create of all, is answered from the order's
         # latest session when the ledger has it at hand (no query) and it is open, unexpired
@@ -203,13 +204,10 @@ class Checkout:
         # same session when the ledger did not have it at hand, and is a new order's one trip
         # to the database before Stripe.
         latest = self._ledger.latest_if_cached(owner, checked.order_id)
-        if latest is not None and _reusable(latest, checked, self._clock.now()):
+        if latest is not None and _reusable(latest, checked, now):
             return CreateResult(latest, reused=True)
         plan = plan_create(
-            cmd,
-            self._clock.now(),
-            default_tax_behavior=self._default_tax_behavior,
-            checked=checked,
+            cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
         )
         for _ in range(_MAX_CLAIM_ROUNDS):
             claim = await self._ledger.claim(

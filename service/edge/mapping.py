@@ -3,7 +3,7 @@ is not mapped again). Enum values travel as Stripe's strings inside the domain."
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -93,27 +93,23 @@ class CreateCommands:
     gets the very same command, which the domain has then already checked and does not check
     again (create_plan.CheckedCreates)."""
 
-    _MAX = CHECKED_COMMANDS
     # Typical carts are well below this; a larger request is mapped each time rather than
     # held, so that the memory held stays small however large requests are.
     _MAX_BYTES = 4096
 
     def __init__(self) -> None:
-        self._mapped: OrderedDict[bytes, CreateSessionCommand] = OrderedDict()
+        self._by_bytes = functools.lru_cache(maxsize=CHECKED_COMMANDS)(_command_from_bytes)
 
     def command(self, request: Req) -> CreateSessionCommand:
         # Deterministic: map fields in key order, so equal requests give equal bytes.
         key = request.SerializeToString(deterministic=True)
-        cmd = self._mapped.get(key)
-        if cmd is not None:
-            self._mapped.move_to_end(key)
-            return cmd
-        cmd = create_command(request)
-        if len(key) <= self._MAX_BYTES:
-            self._mapped[key] = cmd
-            if len(self._mapped) > self._MAX:
-                self._mapped.popitem(last=False)
-        return cmd
+        if len(key) > self._MAX_BYTES:
+            return create_command(request)
+        return self._by_bytes(key)
+
+
+def _command_from_bytes(data: bytes) -> CreateSessionCommand:
+    return create_command(Req.FromString(data))
 
 
 def create_command(request: Req) -> CreateSessionCommand:
