@@ -70,6 +70,15 @@ class ApiRequest:
             self._expand(current, rest, path, owner, f"{prefix}{head}.")
 
 
+def reference(kind: str, field: str) -> Expander:
+    """The expander of a field that holds the id of a stored object of `kind` (or null)."""
+
+    def expand(store: Store, parent: dict[str, Any]) -> Any:
+        return None if parent[field] is None else store.get(kind, parent[field])
+
+    return expand
+
+
 Handler = Callable[[ApiRequest], dict[str, Any]]
 
 
