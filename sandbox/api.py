@@ -65,7 +65,9 @@ class ApiRequest:
             expander = self.expanders.get((owner.get("object", ""), prefix + head))
             if expander is None:
                 raise invalid(f"This property cannot be expanded ({path}).", "expand")
-            current = value[head] = expander(self.store, owner)
+            # A copy: expanding inside it (`latest_charge.payment_intent`) must not change
+            # the stored object.
+            current = value[head] = copy.deepcopy(expander(self.store, owner))
         if rest and isinstance(current, dict):
             self._expand(current, rest, path, owner, f"{prefix}{head}.")
 
