@@ -183,5 +183,6 @@ def missing_fields(value: stripe.StripeObject) -> list[str]:
 
 async def event_types(client: stripe.StripeClient, *types: str) -> list[str]:
     """The types of the events of `types` (`/v1/events`' `types` filter), oldest first."""
-    listed = await client.v1.events.list_async({"types": list(types), "limit": 100})
-    return [event.type for event in listed.data][::-1]
+    filters: list[Any] = list(types)
+    listed = await client.v1.events.list_async({"types": filters, "limit": 100})
+    return [str(event.type) for event in listed.data][::-1]

@@ -199,7 +199,7 @@ async def test_only_an_authorisation_can_be_captured(
     for intent in (card, debit):
         refused = await capture_refused(client, intent.id)
         assert refused.code == "payment_intent_unexpected_state"
-        assert intent.status in refused.user_message  # type: ignore[operator]
+        assert intent.status in refused.user_message
     with pytest.raises(stripe.InvalidRequestError) as missing:
         await client.v1.payment_intents.capture_async("pi_nope")
     assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
