@@ -186,9 +186,9 @@ def _charge(
         "receipt_email": data.get("receipt_email"),
         "receipt_number": None,
         "receipt_url": None,
+        # `refunds` is there only when expanded, as on Stripe since API version 2022-11-15
+        # (https://docs.stripe.com/upgrades#2022-11-15).
         "refunded": False,
-        # Since API version 2022-11-15 a charge lists its refunds only when expanded.
-        "refunds": None,
         "review": None,
         "shipping": None
         if shipping is None
