@@ -21,6 +21,7 @@ from .support import (
     ids,
     missing_fields,
     settled,
+    stripe_client,
 )
 
 DAY = 24 * 60 * 60
@@ -321,3 +322,22 @@ async def test_refund_events_are_delivered_signed(
     for event in (created, refunded):
         assert event.request is not None and event.request.idempotency_key == "refund-7"
     await settled(raw)
+
+
+async def test_a_refund_made_in_the_dashboard_is_seen_like_any_other(
+    sandbox: SandboxProcess,
+    client: stripe.StripeClient,
+    http_client: stripe.HTTPXClient,
+    raw: httpx.AsyncClient,
+) -> None:
+    """The Dashboard is the API with another key: the service learns of its refund from the
+    events and from listing the payment's refunds."""
+    intent = await checkout_payment(client, raw, unit_amount=5000)
+    dashboard = stripe_client(sandbox.url, http_client, "sk_test_dashboard_user")
+    made = await dashboard.v1.refunds.create_async({"payment_intent": intent.id, "amount": 900})
+    listed = await client.v1.refunds.list_async({"payment_intent": intent.id})
+    assert ids(listed.data) == [made.id]
+    [created] = (await client.v1.events.list_async({"type": "refund.created"})).data
+    assert isinstance(created.data.object, stripe.Refund) and created.data.object.id == made.id
+    charge = await client.v1.charges.retrieve_async(charge_of(intent).id)
+    assert charge.amount_refunded == 900
