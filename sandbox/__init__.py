@@ -44,4 +44,18 @@ constant here, so tests stay deterministic.
   Stripe sends it.
 - Currencies (`currencies.py`): every presentment currency is accepted whatever the account's
   country and the payment method, which on Stripe may narrow the list.
+- Payments after checkout (`payment_objects.py`, `payment_intents.py`, `refunds.py`,
+  `disputes.py`): every card payment is the same test Visa and every bank debit a `sepa_debit`
+  (euros) or `us_bank_account` (fixed); an authorisation lapses exactly 7 days after it was
+  made, whatever the card network (fixed); `final_capture=false` is refused, the sandbox's cards
+  offering no multicapture, and a bank debit still settling cannot be refunded, where Stripe
+  would queue the refund (both strict); a bank debit's refund stays pending for 3 days on the
+  sandbox clock (fixed), and a refund fails only when the control API says so. The refund that
+  releases an authorisation (a partial capture's rest, a cancel) has `reason` null where Stripe
+  documents none. Balance transactions exist only inside a dispute, which costs no fee;
+  disputes are chargebacks only (no inquiries, appeals or Smart Disputes), decided through the
+  control API, with nothing happening at their `due_by`. Where Stripe documents no error code,
+  the sandbox chose one (`charge_not_refundable` for an uncaptured, pending or failed charge,
+  `amount_too_small` for a capture under the minimum charge): the service should refuse these
+  cases itself before asking, and recognise Stripe's answer by its HTTP status.
 """

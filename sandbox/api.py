@@ -65,9 +65,20 @@ class ApiRequest:
             expander = self.expanders.get((owner.get("object", ""), prefix + head))
             if expander is None:
                 raise invalid(f"This property cannot be expanded ({path}).", "expand")
-            current = value[head] = expander(self.store, owner)
+            # A copy: expanding inside it (`latest_charge.payment_intent`) must not change
+            # the stored object.
+            current = value[head] = copy.deepcopy(expander(self.store, owner))
         if rest and isinstance(current, dict):
             self._expand(current, rest, path, owner, f"{prefix}{head}.")
+
+
+def reference(kind: str, field: str) -> Expander:
+    """The expander of a field that holds the id of a stored object of `kind` (or null)."""
+
+    def expand(store: Store, parent: dict[str, Any]) -> Any:
+        return None if parent[field] is None else store.get(kind, parent[field])
+
+    return expand
 
 
 Handler = Callable[[ApiRequest], dict[str, Any]]

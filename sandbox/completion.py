@@ -33,6 +33,7 @@ from .errors import StripeError, invalid
 from .events import emit
 from .params import Choice, Currency, Email, Text, hash_of
 from .payment_objects import (
+    check_capture_method,
     create_payment_intent,
     create_setup_intent,
     create_subscription,
@@ -74,6 +75,7 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     mode = session["mode"]
     country = _country(shipping, billing) or country_of(customer)
     amounts = None if mode == "setup" else recalculate(store, now, session, country, choices)
+    check_capture_method(params, details.get("payment_status", "paid") == "paid")
     # Every refusal is above: from here on the session changes.
     if amounts is not None:
         write(store, session, amounts, country)
@@ -125,7 +127,7 @@ def settle(store: Store, now: int, session: dict[str, Any], succeeded: bool) -> 
             f"of `{session['payment_status']}`."
         )
     store.attach(ASYNC_PAYMENT, session["id"], "succeeded" if succeeded else "failed")
-    settle_payment(store, session, succeeded)
+    settle_payment(store, now, session, succeeded)
     if succeeded:
         session["payment_status"] = "paid"
         store.replace(SESSION, session["id"], session)

@@ -8,7 +8,8 @@
   as `--demo-catalog` does at start and after each reset; what is already there stays as is.
 - `POST /_sandbox/clock/advance` (`seconds`): move the sandbox's clock forward, so sessions
   reach their `expires_at` (all that are due expire at once, each with its event), idempotency
-  keys their 24 hours and webhook retries their turn (`webhook_schedule.py`);
+  keys their 24 hours, webhook retries their turn (`webhook_schedule.py`), and authorisations
+  and bank refunds their deadlines (`payment_deadlines.py`);
   `GET /_sandbox/clock` reads it.
 - `POST /_sandbox/checkout/sessions/{session}/pay` (`payment_status` `paid` or `unpaid`,
   `email`, `name`, `line1`, `line2`, `city`, `state`, `postal_code`, `country`,
@@ -26,6 +27,7 @@
   account's Tax settings (`tax_settings.py`).
 - `GET` and `POST /_sandbox/restricted_keys` (`key`, `permissions`): what a restricted key may
   do (`restricted_keys.py`).
+- The money after checkout (disputes, failed refunds): `payment_control.py`.
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
   idempotent replays and injected faults.
@@ -45,6 +47,7 @@ from .errors import invalid
 from .faults import FAULT_PARAMS
 from .forms import decode
 from .params import Integer, hash_of
+from .payment_deadlines import run_due
 from .restricted_keys import listed, set_permissions
 from .webhook_signing import roll_secret
 
@@ -74,7 +77,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 
 async def _add_fault(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body.get("method"), str):
         # HTTP methods are case-insensitive to the people writing tests, if not to HTTP.
         body["method"] = body["method"].upper()
@@ -114,10 +117,11 @@ async def _demo_catalog(request: web.Request) -> web.Response:
 
 
 async def _advance_clock(request: web.Request) -> web.Response:
-    seconds = _ADVANCE.parse(await _body(request))["seconds"]
+    seconds = _ADVANCE.parse(await read_body(request))["seconds"]
     sandbox = request.app[SANDBOX]
     sandbox.clock.advance(seconds)
     expire_due(sandbox.store, sandbox.clock.now())
+    run_due(sandbox.store, sandbox.clock.now())
     sandbox.webhooks.clock_moved()
     return await _read_clock(request)
 
@@ -146,7 +150,7 @@ async def _stats(request: web.Request) -> web.Response:
 
 
 async def _pay(request: web.Request) -> web.Response:
-    details = PAY_PARAMS.parse(await _body(request))
+    details = PAY_PARAMS.parse(await read_body(request))
     sandbox = request.app[SANDBOX]
     now = sandbox.clock.now()
     session = find_session(sandbox.store, now, request.match_info["session"])
@@ -155,7 +159,7 @@ async def _pay(request: web.Request) -> web.Response:
 
 
 async def _async_payment(request: web.Request) -> web.Response:
-    outcome = SETTLE_PARAMS.parse(await _body(request))["outcome"]
+    outcome = SETTLE_PARAMS.parse(await read_body(request))["outcome"]
     sandbox = request.app[SANDBOX]
     now = sandbox.clock.now()
     session = find_session(sandbox.store, now, request.match_info["session"])
@@ -188,7 +192,7 @@ async def _resume(request: web.Request) -> web.Response:
 async def _roll_secret(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     endpoint_id = request.match_info["webhook_endpoint"]
-    rolled = roll_secret(sandbox.store, endpoint_id, sandbox.clock.now(), await _body(request))
+    rolled = roll_secret(sandbox.store, endpoint_id, sandbox.clock.now(), await read_body(request))
     return web.json_response(rolled)
 
 
@@ -198,7 +202,7 @@ async def _tax_settings(request: web.Request) -> web.Response:
 
 async def _update_tax_settings(request: web.Request) -> web.Response:
     store = request.app[SANDBOX].store
-    return web.json_response(tax_settings.update(store, await _body(request)))
+    return web.json_response(tax_settings.update(store, await read_body(request)))
 
 
 async def _restricted_keys(request: web.Request) -> web.Response:
@@ -207,10 +211,10 @@ async def _restricted_keys(request: web.Request) -> web.Response:
 
 async def _set_restricted_key(request: web.Request) -> web.Response:
     store = request.app[SANDBOX].store
-    return web.json_response(set_permissions(store, await _body(request)))
+    return web.json_response(set_permissions(store, await read_body(request)))
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> dict[str, Any]:
     """Form bodies as in the Stripe API, or JSON, whose scalars become the strings a form sends."""
     text = await request.text()
     if request.content_type != "application/json":

@@ -256,6 +256,15 @@ class Metadata(Spec):
         return result
 
 
+def updated_metadata(current: dict[str, str], raw: Any) -> dict[str, str]:
+    """Stripe's metadata update, from the raw (checked) parameter: an empty value unsets its
+    key, an empty hash unsets them all."""
+    if raw == "":
+        return {}
+    merged = {**current, **raw}
+    return {key: value for key, value in merged.items() if value != ""}
+
+
 @dataclass(frozen=True)
 class Array(Spec):
     item: Spec

@@ -10,7 +10,8 @@ written and the webhook outbox drained (`webhooks.py`).
 
 In the background, for as long as the app runs: webhook delivery, and a sweeper that expires
 sessions whose `expires_at` has passed every second, as Stripe does, so that
-`checkout.session.expired` arrives without anyone asking about the session.
+`checkout.session.expired` arrives without anyone asking about the session; the same sweep lets
+authorisations lapse and bank refunds succeed when their time comes (`payment_deadlines.py`).
 """
 
 import asyncio
@@ -25,13 +26,19 @@ from aiohttp import web
 
 from . import (
     catalog,
+    charges,
     checkout,
     control,
     customers,
     discounts,
+    disputes,
     events,
     failure_hints,
     hosted_page,
+    payment_control,
+    payment_deadlines,
+    payment_intents,
+    refunds,
     shipping,
     taxes,
     webhook_endpoints,
@@ -60,11 +67,19 @@ ROUTES: list[Route] = [
     *shipping.ROUTES,
     *taxes.ROUTES,
     *webhook_endpoints.ROUTES,
+    *charges.ROUTES,
+    *disputes.ROUTES,
+    *payment_intents.ROUTES,
+    *refunds.ROUTES,
 ]
 EXPANDERS: dict[tuple[str, str], Expander] = {
     **catalog.EXPANDERS,
     **checkout.EXPANDERS,
     **discounts.EXPANDERS,
+    **charges.EXPANDERS,
+    **disputes.EXPANDERS,
+    **payment_intents.EXPANDERS,
+    **refunds.EXPANDERS,
 }
 
 _SWEEP_SECONDS = 1.0
@@ -89,6 +104,7 @@ def build_app(
         app.router.add_route(route.method, route.path, _api_handler(route))
     app.router.add_route("*", "/v1/{tail:.*}", _unrecognized)
     control.add_routes(app.router)
+    payment_control.add_routes(app.router)
     hosted_page.add_routes(app.router)
     app.cleanup_ctx.append(_background)
     return app
@@ -135,6 +151,7 @@ async def _sweep(sandbox: Sandbox) -> None:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
             checkout.expire_due(sandbox.store, sandbox.clock.now())
+            payment_deadlines.run_due(sandbox.store, sandbox.clock.now())
             await sandbox.store.flush()
             sandbox.webhooks.kick()
         except Exception:

@@ -7,9 +7,9 @@ An endpoint that has failed every delivery for three days is disabled by the san
 Stripe (`webhook_schedule.py`): its `status` is `disabled` until it is updated with
 `disabled=false`.
 
-The sandbox emits only the Checkout Session events (`EVENT_TYPES`), so an endpoint may subscribe
-to those or to `*`. Unlike Stripe it accepts `localhost` and plain-HTTP URLs: the receivers in
-tests and on a developer's machine are local.
+The sandbox emits the Checkout Session events and those of the money after checkout
+(`EVENT_TYPES`), so an endpoint may subscribe to those or to `*`. Unlike Stripe it accepts
+`localhost` and plain-HTTP URLs: the receivers in tests and on a developer's machine are local.
 """
 
 from typing import Any
@@ -28,6 +28,7 @@ from .params import (
     Text,
     Url,
     hash_of,
+    updated_metadata,
 )
 from .store import Store, new_id
 
@@ -39,6 +40,29 @@ EVENT_TYPES = (
     "checkout.session.async_payment_succeeded",
     "checkout.session.completed",
     "checkout.session.expired",
+    # What moves money after checkout (payment_objects.py, payment_intents.py, refunds.py,
+    # disputes.py).
+    "charge.captured",
+    "charge.dispute.closed",
+    "charge.dispute.created",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.updated",
+    "charge.expired",
+    "charge.failed",
+    "charge.pending",
+    "charge.refund.updated",
+    "charge.refunded",
+    "charge.succeeded",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.canceled",
+    "payment_intent.created",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.succeeded",
+    "refund.created",
+    "refund.failed",
+    "refund.updated",
 )
 _EVENTS = Array(Choice((*EVENT_TYPES, "*")))
 _FIELDS = {
@@ -129,17 +153,9 @@ def _update(request: ApiRequest) -> dict[str, Any]:
     if "disabled" in data:
         endpoint["status"] = "disabled" if data["disabled"] else "enabled"
     if "metadata" in data:
-        endpoint["metadata"] = _merged(endpoint["metadata"], request.params["metadata"])
+        endpoint["metadata"] = updated_metadata(endpoint["metadata"], request.params["metadata"])
     request.store.replace(WEBHOOK_ENDPOINT, endpoint["id"], endpoint)
     return request.render(endpoint, data.get("expand", []))
-
-
-def _merged(current: dict[str, str], raw: Any) -> dict[str, str]:
-    """Stripe's metadata update: an empty value unsets its key, an empty hash unsets them all."""
-    if raw == "":
-        return {}
-    merged = {**current, **raw}
-    return {key: value for key, value in merged.items() if value != ""}
 
 
 def _delete(request: ApiRequest) -> dict[str, Any]:

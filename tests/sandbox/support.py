@@ -136,3 +136,53 @@ async def pay(raw_http: httpx.AsyncClient, session_id: str, **details: Any) -> d
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
+
+
+async def advance_clock(raw_http: httpx.AsyncClient, seconds: int) -> None:
+    (await raw_http.post("/_sandbox/clock/advance", json={"seconds": seconds})).raise_for_status()
+
+
+async def checkout_payment(
+    client: stripe.StripeClient,
+    raw_http: httpx.AsyncClient,
+    *,
+    unit_amount: int = 1500,
+    currency: str = "usd",
+    capture_method: str | None = None,
+    payment_status: str = "paid",
+    paid_by: dict[str, Any] | None = None,
+    **extra: Any,
+) -> stripe.PaymentIntent:
+    """The PaymentIntent of a payment-mode session (`extra` its parameters) that the customer
+    has just paid (`paid_by`: the control route's details), with `latest_charge` expanded."""
+    data = None if capture_method is None else {"capture_method": capture_method}
+    session = await client.v1.checkout.sessions.create_async(
+        session_params(line_item(unit_amount, currency=currency), payment_intent_data=data, **extra)
+    )
+    await pay(raw_http, session.id, payment_status=payment_status, **(paid_by or {}))
+    paid = await client.v1.checkout.sessions.retrieve_async(session.id)
+    assert isinstance(paid.payment_intent, str)
+    return await client.v1.payment_intents.retrieve_async(
+        paid.payment_intent, {"expand": ["latest_charge"]}
+    )
+
+
+def charge_of(intent: stripe.PaymentIntent) -> stripe.Charge:
+    """The expanded `latest_charge` of a PaymentIntent."""
+    charge = intent.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    return charge
+
+
+def missing_fields(value: stripe.StripeObject, *includable: str) -> list[str]:
+    """The fields stripe-python's typed class declares that `value` lacks: none, when the
+    sandbox returns Stripe's whole shape. `includable` fields are there only when expanded."""
+    declared = [name for name in type(value).__annotations__ if not name.isupper()]
+    return [name for name in declared if name not in value and name not in includable]
+
+
+async def event_types(client: stripe.StripeClient, *types: str) -> list[str]:
+    """The types of the events of `types` (`/v1/events`' `types` filter), oldest first."""
+    filters: list[Any] = list(types)
+    listed = await client.v1.events.list_async({"types": filters, "limit": 100})
+    return [str(event.type) for event in listed.data][::-1]

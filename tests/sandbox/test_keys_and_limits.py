@@ -10,7 +10,7 @@ import stripe
 
 from tests.support import SandboxProcess
 
-from .support import add_fault, line_item, session_params, stripe_client
+from .support import add_fault, checkout_payment, line_item, session_params, stripe_client
 
 RESTRICTED = "rk_test_51Sandbox0restricted0key0abcd"
 
@@ -68,6 +68,30 @@ async def test_a_request_outside_the_permissions_is_a_permission_error(
         "/_sandbox/restricted_keys", json={"key": RESTRICTED, "permissions": ["rak_everything"]}
     )
     assert (refused.status_code, refused.json()["error"]["param"]) == (400, "permissions")
+
+
+async def test_the_money_after_checkout_has_permissions_of_its_own(
+    sandbox: SandboxProcess,
+    client: stripe.StripeClient,
+    http_client: stripe.HTTPXClient,
+    raw: httpx.AsyncClient,
+) -> None:
+    intent = await checkout_payment(client, raw, unit_amount=5000, capture_method="manual")
+    charge = intent.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    await permit(raw, RESTRICTED, "rak_payment_intent_read", "rak_charge_read", "rak_refund_write")
+    restricted = stripe_client(sandbox.url, http_client, RESTRICTED)
+    assert (await restricted.v1.payment_intents.retrieve_async(intent.id)).id == intent.id
+    assert (await restricted.v1.charges.retrieve_async(charge.id)).id == charge.id
+    with pytest.raises(stripe.PermissionError) as capture:
+        await restricted.v1.payment_intents.capture_async(intent.id)
+    assert "'rak_payment_intent_write'" in capture.value.user_message
+    with pytest.raises(stripe.PermissionError) as disputes:
+        await restricted.v1.disputes.list_async()
+    assert "'rak_dispute_read'" in disputes.value.user_message
+    await client.v1.payment_intents.capture_async(intent.id)
+    refund = await restricted.v1.refunds.create_async({"payment_intent": intent.id})
+    assert (await restricted.v1.refunds.retrieve_async(refund.id)).amount == 5000
 
 
 async def test_errors_carry_their_request_log_url(

@@ -90,7 +90,8 @@ async def test_list_update_and_delete(sandbox: SandboxProcess, client: stripe.St
         ({"url": URL}, "enabled_events", "parameter_missing"),
         ({"url": "not a url", "enabled_events": ["*"]}, "url", "url_invalid"),
         ({"url": "ftp://shop.example/hook", "enabled_events": ["*"]}, "url", "url_invalid"),
-        ({"url": URL, "enabled_events": ["charge.refunded"]}, "enabled_events[0]", None),
+        # A Stripe event the sandbox never sends.
+        ({"url": URL, "enabled_events": ["invoice.paid"]}, "enabled_events[0]", None),
         ({"url": URL, "enabled_events": ["*"], "api_version": "2020-08-27"}, "api_version", None),
         ({"url": URL, "enabled_events": ["*"], "secret": "whsec_mine"}, "secret", None),
     ],
