@@ -22,6 +22,10 @@ from .trials import check_trial
 SESSION = "checkout.session"
 # Attachments keyed by session id.
 LINE_ITEMS = "checkout.session.line_items"
+# Attachment keyed by line item id: its `discounts` and `taxes`, which Stripe includes only
+# when they are expanded (`line_items.data.taxes`; `data.taxes` on `/line_items`).
+LINE_ITEM_INCLUDABLES = "checkout.session.line_item.includables"
+INCLUDABLE = ("discounts", "taxes")
 BREAKDOWN = "checkout.session.breakdown"
 CREATE_PARAMS = "checkout.session.params"
 
@@ -68,10 +72,19 @@ def _create(request: ApiRequest) -> dict[str, Any]:
     ]
     session = session_object(request, plan, session_id, now, totals, rates)
     store.insert(SESSION, session_id, session)
-    store.attach(LINE_ITEMS, session_id, items)
+    store_line_items(store, session_id, items)
     store.attach(BREAKDOWN, session_id, totals.breakdown())
     store.attach(CREATE_PARAMS, session_id, request.params)
     return request.render(session, plan.params.get("expand", []))
+
+
+def store_line_items(store: Store, session_id: str, items: list[dict[str, Any]]) -> None:
+    """Keep the session's line items, their includable fields apart."""
+    for item in items:
+        includables = {name: item.pop(name) for name in INCLUDABLE if name in item}
+        if includables:
+            store.attach(LINE_ITEM_INCLUDABLES, item["id"], includables)
+    store.attach(LINE_ITEMS, session_id, items)
 
 
 def expire_due(store: Store, now: int) -> None:
@@ -168,6 +181,13 @@ def _expand_line_items(store: Store, session: dict[str, Any]) -> Any:
     return list_object(url, shown, len(items) > len(shown))
 
 
+def _includable(name: str) -> Expander:
+    def expand(store: Store, item: dict[str, Any]) -> Any:
+        return (store.attached(LINE_ITEM_INCLUDABLES, item["id"]) or {}).get(name, [])
+
+    return expand
+
+
 def _expander(kind: str, field: str) -> Expander:
     def expand(store: Store, parent: dict[str, Any]) -> Any:
         return None if parent[field] is None else store.get(kind, parent[field])
@@ -184,6 +204,7 @@ ROUTES = [
 ]
 EXPANDERS: dict[tuple[str, str], Expander] = {
     (SESSION, "line_items"): _expand_line_items,
+    **{("item", name): _includable(name) for name in INCLUDABLE},
     (SESSION, "total_details.breakdown"): lambda store, session: store.attached(
         BREAKDOWN, session["id"]
     ),

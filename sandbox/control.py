@@ -26,6 +26,8 @@
   account's Tax settings (`tax_settings.py`).
 - `GET` and `POST /_sandbox/restricted_keys` (`key`, `permissions`): what a restricted key may
   do (`restricted_keys.py`).
+- `GET` and `POST /_sandbox/account/public_details` (`terms_of_service_url`): the account's
+  public business details (`public_details.py`).
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
   idempotent replays and injected faults.
@@ -37,7 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from . import demo_catalog as demo
-from . import tax_settings
+from . import public_details, tax_settings
 from .checkout import expire_due, find_session
 from .completion import PAY_PARAMS, SETTLE_PARAMS, complete, settle
 from .context import SANDBOX, Stats
@@ -70,6 +72,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/tax/settings", _tax_settings)
     router.add_post("/_sandbox/tax/settings", _update_tax_settings)
     router.add_get("/_sandbox/restricted_keys", _restricted_keys)
+    router.add_get("/_sandbox/account/public_details", _public_details)
+    router.add_post("/_sandbox/account/public_details", _update_public_details)
     router.add_post("/_sandbox/restricted_keys", _set_restricted_key)
 
 
@@ -199,6 +203,15 @@ async def _tax_settings(request: web.Request) -> web.Response:
 async def _update_tax_settings(request: web.Request) -> web.Response:
     store = request.app[SANDBOX].store
     return web.json_response(tax_settings.update(store, await _body(request)))
+
+
+async def _public_details(request: web.Request) -> web.Response:
+    return web.json_response(public_details.public_details(request.app[SANDBOX].store))
+
+
+async def _update_public_details(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX].store
+    return web.json_response(public_details.update(store, await _body(request)))
 
 
 async def _restricted_keys(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .charge_limits import check_charge
-from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS
+from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS, store_line_items
 from .checkout_params import SESSION_CREATE
 from .checkout_totals import automatic_tax, cart_line, line_amounts, session_amounts
 from .discounts import COUPON
@@ -87,7 +87,7 @@ def write(
     for item, quantity, amounts in zip(items, result.quantities, result.totals.lines, strict=True):
         item["quantity"] = quantity
         item.update(line_amounts(amounts))
-    store.attach(LINE_ITEMS, session["id"], items)
+    store_line_items(store, session["id"], items)
     store.attach(BREAKDOWN, session["id"], result.totals.breakdown())
     session.update(session_amounts(result.totals, paying=True))
     discount = result.discount
