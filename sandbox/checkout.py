@@ -28,6 +28,12 @@ LINE_ITEM_INCLUDABLES = "checkout.session.line_item.includables"
 INCLUDABLE = ("discounts", "taxes")
 BREAKDOWN = "checkout.session.breakdown"
 CREATE_PARAMS = "checkout.session.params"
+# The `scheme://host:port` a session was created through, for the URLs it hands out later.
+ORIGIN = "checkout.session.origin"
+# A recovery URL (`recovery.py`) works for 30 days
+# (https://docs.stripe.com/payments/checkout/abandoned-carts).
+RECOVERY_PATH = "/c/recover/{session}"
+RECOVERY_LIFETIME = 30 * 24 * 60 * 60
 
 # Line items shown inside an expanded session; the rest are paged through `/line_items`.
 _EXPANDED_LINE_ITEMS = 10
@@ -55,6 +61,17 @@ _LINE_ITEMS_LIST = hash_of(**LIST_PARAMS)
 
 
 def _create(request: ApiRequest) -> dict[str, Any]:
+    session = create_session(request)
+    return request.render(session, session_expand(request.params))
+
+
+def session_expand(raw: dict[str, Any]) -> list[str]:
+    expand: list[str] = EXPAND.coerce(raw.get("expand", []), "expand")
+    return expand
+
+
+def create_session(request: ApiRequest, recovered_from: str | None = None) -> dict[str, Any]:
+    """Create and store a session from `request.params`; returns the stored session."""
     store, now = request.store, request.clock.now()
     plan = plan_session(store, now, request.params)
     check_trial(plan.params, now)
@@ -71,11 +88,13 @@ def _create(request: ApiRequest) -> dict[str, Any]:
         for line, price, amounts in zip(plan.lines, prices, totals.lines, strict=True)
     ]
     session = session_object(request, plan, session_id, now, totals, rates)
+    session["recovered_from"] = recovered_from
     store.insert(SESSION, session_id, session)
     store_line_items(store, session_id, items)
     store.attach(BREAKDOWN, session_id, totals.breakdown())
     store.attach(CREATE_PARAMS, session_id, request.params)
-    return request.render(session, plan.params.get("expand", []))
+    store.attach(ORIGIN, session_id, request.origin)
+    return session
 
 
 def store_line_items(store: Store, session_id: str, items: list[dict[str, Any]]) -> None:
@@ -103,6 +122,11 @@ def _expire(
 ) -> None:
     session["status"] = "expired"
     session["url"] = None
+    recovery = (session["after_expiration"] or {}).get("recovery")
+    if recovery is not None and recovery["enabled"]:
+        path = RECOVERY_PATH.format(session=session["id"])
+        recovery["url"] = f"{store.attached(ORIGIN, session['id'])}{path}"
+        recovery["expires_at"] = now + RECOVERY_LIFETIME
     store.replace(SESSION, session["id"], session)
     emit(store, now, "checkout.session.expired", session, request_id, idempotency_key)
 

@@ -18,7 +18,9 @@ stripe-python 16.1.0):
 - `consent_collection[terms_of_service]=required` needs a terms-of-service URL in the account's
   public details (`public_details.py`).
 - `invoice_creation`: `payment` mode only (https://docs.stripe.com/payments/checkout/receipts).
-- `after_expiration`: not with `elements`.
+- `after_expiration`: not with `elements`; the recovered session is paid on a Stripe-hosted
+  page (https://docs.stripe.com/payments/checkout/abandoned-carts), so the sandbox allows it
+  with `hosted_page` only (strict).
 - `saved_payment_method_options`: `payment` and `subscription` mode only; offering to save or
   remove payment methods needs a `customer` to keep them
   (https://docs.stripe.com/payments/checkout/save-during-payment), and saving with the
@@ -49,6 +51,11 @@ def check_options(store: Store, params: dict[str, Any], mode: str, ui_mode: str)
     for name in ("after_expiration", "custom_fields", "custom_text"):
         if name in params and ui_mode == "elements":
             raise invalid(f"You can not pass `{name}` when `ui_mode` is `elements`.", name)
+    if "after_expiration" in params and ui_mode != "hosted_page":
+        raise invalid(
+            "`after_expiration` is only supported with `ui_mode` `hosted_page`.",
+            "after_expiration",
+        )
     if params.get("custom_fields") and mode == "setup":
         raise invalid("You can not pass `custom_fields` in `setup` mode.", "custom_fields")
     _check_custom_fields(params.get("custom_fields", []))

@@ -33,6 +33,7 @@ from . import (
     failure_hints,
     hosted_page,
     invoices,
+    recovery,
     saved_payment_methods,
     shipping,
     taxes,
@@ -94,6 +95,7 @@ def build_app(
     app.router.add_route("*", "/v1/{tail:.*}", _unrecognized)
     control.add_routes(app.router)
     hosted_page.add_routes(app.router)
+    recovery.add_routes(app.router)
     app.cleanup_ctx.append(_background)
     return app
 

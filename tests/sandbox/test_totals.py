@@ -112,7 +112,8 @@ async def test_the_worked_case_through_the_api(
                     }
                 },
             ],
-            expand=["line_items", "total_details.breakdown"],
+            # A line item's taxes are included only when expanded, as on Stripe.
+            expand=["line_items.data.taxes", "total_details.breakdown"],
         )
     )
     assert (session.amount_subtotal, session.amount_total) == (3990, 4388)
