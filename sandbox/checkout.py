@@ -15,7 +15,7 @@ from .errors import StripeError, resource_missing
 from .events import emit
 from .lists import in_range, list_object, paginate
 from .params import EXPAND, LIST_PARAMS, Choice, Text, hash_of
-from .shipping import create_shipping_rate
+from .shipping import SHIPPING_RATE, create_shipping_rate
 from .store import Store, new_id
 from .trials import check_trial
 
@@ -229,6 +229,9 @@ ROUTES = [
 EXPANDERS: dict[tuple[str, str], Expander] = {
     (SESSION, "line_items"): _expand_line_items,
     **{("item", name): _includable(name) for name in INCLUDABLE},
+    (SESSION, "shipping_cost.shipping_rate"): lambda store, session: store.get(
+        SHIPPING_RATE, session["shipping_cost"]["shipping_rate"]
+    ),
     (SESSION, "total_details.breakdown"): lambda store, session: store.attached(
         BREAKDOWN, session["id"]
     ),

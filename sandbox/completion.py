@@ -37,6 +37,7 @@ from .invoices import create_invoice, pay_invoice
 from .params import Boolean, Choice, Currency, Email, Text, hash_of
 from .payment_objects import (
     PAYMENT_INTENT,
+    SUBSCRIPTION,
     create_payment_intent,
     create_setup_intent,
     create_subscription,
@@ -125,7 +126,7 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     _record_entries(session, entries, shipping)
     _create_payment_objects(store, now, session, params, paid)
     method = None if card is None else _save_card(store, now, session, params, details, card)
-    _describe_payment(store, session, params, method)
+    _describe_objects(store, session, params, method)
     if session["invoice_creation"] is not None and session["invoice_creation"]["enabled"]:
         items = visible_line_items(store, session["id"])
         session["invoice"] = create_invoice(store, now, session, items, paid)
@@ -230,18 +231,23 @@ def _save_card(
     return str(save_card(store, now, card, session["customer"], redisplay, billing)["id"])
 
 
-def _describe_payment(
+def _describe_objects(
     store: Store, session: dict[str, Any], params: dict[str, Any], method: str | None
 ) -> None:
-    """The PaymentIntent's `payment_intent_data` fields beyond those it is created with."""
-    if session["payment_intent"] is None:
-        return
-    data = params.get("payment_intent_data", {})
-    intent = store.get(PAYMENT_INTENT, session["payment_intent"])
-    intent["payment_method"] = method
-    for name in ("setup_future_usage", "statement_descriptor", "statement_descriptor_suffix"):
-        intent[name] = data.get(name)
-    store.replace(PAYMENT_INTENT, intent["id"], intent)
+    """What `payment_intent_data` and `subscription_data` say beyond what the PaymentIntent and
+    the Subscription are created with (`payment_objects.py`), and the card that paid."""
+    if session["payment_intent"] is not None:
+        data = params.get("payment_intent_data", {})
+        intent = store.get(PAYMENT_INTENT, session["payment_intent"])
+        intent["payment_method"] = method
+        for name in ("setup_future_usage", "statement_descriptor", "statement_descriptor_suffix"):
+            intent[name] = data.get(name)
+        store.replace(PAYMENT_INTENT, intent["id"], intent)
+    if session["subscription"] is not None:
+        subscription = store.get(SUBSCRIPTION, session["subscription"])
+        subscription["default_payment_method"] = method
+        subscription["trial_settings"] = params.get("subscription_data", {}).get("trial_settings")
+        store.replace(SUBSCRIPTION, subscription["id"], subscription)
 
 
 def _shipping_details(
