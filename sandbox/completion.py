@@ -125,7 +125,7 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     }
     _record_entries(session, entries, shipping)
     _create_payment_objects(store, now, session, params, paid)
-    method = None if card is None else _save_card(store, now, session, params, details, card)
+    method = None if card is None else _payment_method(store, now, session, params, details, card)
     _describe_objects(store, session, params, method)
     if session["invoice_creation"] is not None and session["invoice_creation"]["enabled"]:
         items = visible_line_items(store, session["id"])
@@ -203,23 +203,23 @@ def _record_entries(
         }
 
 
-def _save_card(
+def _payment_method(
     store: Store,
     now: int,
     session: dict[str, Any],
     params: dict[str, Any],
     details: dict[str, Any],
     card: Card,
-) -> str | None:
-    """The card saved on the Customer, when Checkout saves it (`saved_payment_methods.py`)."""
+) -> str:
+    """The card's PaymentMethod, attached to the Customer when Checkout saves it
+    (`saved_payment_methods.py`)."""
     if "payment_method" in details:
         return str(details["payment_method"])
     wants = details.get("save_payment_method", False)
     future = params.get("payment_intent_data", {}).get("setup_future_usage")
-    if session["customer"] is None or not (
+    saves = session["customer"] is not None and bool(
         wants or future or session["mode"] in ("setup", "subscription")
-    ):
-        return None
+    )
     billing = {
         "address": session["customer_details"]["address"],
         "email": session["customer_details"]["email"],
@@ -227,8 +227,9 @@ def _save_card(
         "phone": session["customer_details"]["phone"],
         "tax_id": None,
     }
-    redisplay = "always" if wants else "limited"
-    return str(save_card(store, now, card, session["customer"], redisplay, billing)["id"])
+    owner = session["customer"] if saves else None
+    redisplay = "always" if wants else "limited" if saves else "unspecified"
+    return str(save_card(store, now, card, owner, redisplay, billing)["id"])
 
 
 def _describe_objects(

@@ -1,7 +1,8 @@
 """Cards Checkout saves on a Customer, and the routes that read them: `GET
 /v1/payment_methods/{payment_method}` and `GET /v1/customers/{customer}/payment_methods`.
 
-Checkout saves the card it was paid with (https://docs.stripe.com/payments/checkout/save-during-payment,
+Every card payment has its PaymentMethod (the PaymentIntent's `payment_method`), attached to
+no one unless Checkout saves it. Checkout saves the card it was paid with (https://docs.stripe.com/payments/checkout/save-during-payment,
 https://docs.stripe.com/payments/checkout/how-checkout-works#saved-payment-methods):
 
 - in `setup` mode, and in `subscription` mode, always, on the session's Customer;
@@ -47,11 +48,12 @@ def save_card(
     store: Store,
     now: int,
     card: Card,
-    customer_id: str,
+    customer_id: str | None,
     allow_redisplay: str,
     billing: dict[str, Any],
 ) -> dict[str, Any]:
-    """A card PaymentMethod attached to the Customer; `billing` is its `billing_details`."""
+    """The PaymentMethod of a card that paid, attached to the Customer when one is given;
+    `billing` is its `billing_details`."""
     method: dict[str, Any] = {
         "id": new_id("pm_"),
         "object": "payment_method",
