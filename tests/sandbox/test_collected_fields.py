@@ -113,7 +113,8 @@ async def test_what_the_session_collects_is_echoed(
     assert session.invoice_creation.invoice_data.custom_fields is not None
     assert session.invoice_creation.invoice_data.custom_fields[0].value == "123"
     assert session.invoice is None
-    recovery = session.after_expiration and session.after_expiration.recovery
+    assert session.after_expiration is not None
+    recovery = session.after_expiration.recovery
     assert recovery is not None and (recovery.enabled, recovery.allow_promotion_codes) == (
         True,
         True,
@@ -122,7 +123,8 @@ async def test_what_the_session_collects_is_echoed(
     saved = session.saved_payment_method_options
     assert saved is not None and saved.payment_method_save == "enabled"
     assert saved.allow_redisplay_filters == ["always", "limited"]
-    card = session.payment_method_options and session.payment_method_options.card
+    assert session.payment_method_options is not None
+    card = session.payment_method_options.card
     assert card is not None and card.request_three_d_secure == "any"
     assert session.excluded_payment_method_types == ["klarna"]
     assert session.submit_type == "donate"

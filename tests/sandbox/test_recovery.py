@@ -27,7 +27,8 @@ async def test_an_expired_session_is_recovered_by_a_copy(
     )
     await advance(raw, DAY + 1)
     expired = await client.v1.checkout.sessions.retrieve_async(session.id)
-    recovery = expired.after_expiration and expired.after_expiration.recovery
+    assert expired.after_expiration is not None
+    recovery = expired.after_expiration.recovery
     assert expired.status == "expired" and recovery is not None and recovery.url is not None
     assert recovery.expires_at is not None
     assert recovery.expires_at >= expired.expires_at + 30 * DAY
@@ -64,7 +65,8 @@ async def test_the_recovery_url_lasts_30_days(
         session_params(after_expiration={"recovery": {"enabled": True}})
     )
     expired = await client.v1.checkout.sessions.expire_async(session.id)
-    recovery = expired.after_expiration and expired.after_expiration.recovery
+    assert expired.after_expiration is not None
+    recovery = expired.after_expiration.recovery
     assert recovery is not None and recovery.url is not None and recovery.expires_at is not None
     clock = (await raw.get("/_sandbox/clock")).json()["now"]
     # Expired a moment before the clock was read.
@@ -113,5 +115,6 @@ async def test_line_item_taxes_and_discounts_are_included_when_expanded(
     assert expanded.line_items is not None
     assert "taxes" not in expanded.line_items.data[0]
     assert expanded.line_items.data[0].discounts is not None
-    breakdown = expanded.total_details and expanded.total_details.breakdown
+    assert expanded.total_details is not None
+    breakdown = expanded.total_details.breakdown
     assert breakdown is not None and [t.amount for t in breakdown.taxes] == [171]
