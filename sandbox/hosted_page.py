@@ -35,6 +35,8 @@ from .customer_choices import CHOICE_PARAMS, apply_choices
 from .errors import StripeError
 from .forms import decode
 from .payment_form import after_submit, payment_fields
+from .shipping import SHIPPING_RATE
+from .store import Store
 
 _PATH = "/c/pay/{session}"
 _DECLINED = "Your card was declined."
@@ -247,7 +249,7 @@ def _checkout(
         "<h1>Checkout</h1>"
         + (f'<p class="error" role="alert">{escape(error)}</p>' if error else "")
         + f"<table>{''.join(rows)}</table>"
-        + _choices(session, items, base, hidden)
+        + _choices(store, session, items, base, hidden)
         + f'<form method="post" action="{base}/pay" class="payment">'
         + payment_fields(store, session, entered or {})
         + _hidden(hidden)
@@ -261,7 +263,11 @@ def _checkout(
 
 
 def _choices(
-    session: dict[str, Any], items: list[dict[str, Any]], base: str, hidden: dict[str, str]
+    store: Store,
+    session: dict[str, Any],
+    items: list[dict[str, Any]],
+    base: str,
+    hidden: dict[str, str],
 ) -> str:
     """The Update form: whatever this session lets the customer change."""
     fields = []
@@ -282,9 +288,10 @@ def _choices(
             rate = escape(option["shipping_rate"])
             checked = " checked" if option["shipping_rate"] == selected else ""
             amount = format_amount(option["shipping_amount"], session["currency"])
+            name = store.get(SHIPPING_RATE, option["shipping_rate"])["display_name"]
             fields.append(
                 f'<label><input type="radio" name="shipping_rate" value="{rate}"{checked}> '
-                f"Shipping {escape(amount)}</label>"
+                f"{escape(name)} shipping, {escape(amount)}</label>"
             )
     if not fields:
         return ""
