@@ -5,10 +5,10 @@ HTTP through stripe-python, exactly as it reaches real Stripe (docs/architecture
 sandbox"). Nothing in `service` may import it (pyproject.toml's import contracts).
 
 Known differences from Stripe. Each module's docstring says where it differs; these are the ones
-that remain after modelling the behaviours of issue 10, with why each is safe for the service's
-tests. "Strict" means the sandbox refuses at least what Stripe refuses, so the service cannot
-come to rely on something Stripe would not do; "fixed" means a number Stripe computes live is a
-constant here, so tests stay deterministic.
+that remain after modelling the behaviours of issues 10 and 20, with why each is safe for the
+service's tests. "Strict" means the sandbox refuses at least what Stripe refuses, so the service
+cannot come to rely on something Stripe would not do; "fixed" means a number Stripe computes
+live is a constant here, so tests stay deterministic.
 
 - Charge limits (`charge_limits.py`): the account settles each currency of Stripe's minimum table
   in that currency and every other one in USD, converted at fixed approximate rates
@@ -44,4 +44,24 @@ constant here, so tests stay deterministic.
   Stripe sends it.
 - Currencies (`currencies.py`): every presentment currency is accepted whatever the account's
   country and the payment method, which on Stripe may narrow the list.
+- What Checkout collects (`checkout_options.py`): `custom_text[shipping_address]` needs
+  `shipping_address_collection`, offering to save or remove payment methods needs `customer`,
+  saving with consent excludes `payment_intent_data[setup_future_usage]`, `statement_descriptor`
+  is refused whenever a card may be offered, and recovery needs `ui_mode=hosted_page` (all
+  strict); of `payment_method_options` only `card[request_three_d_secure]` is modelled, the rest
+  is refused as unknown (strict).
+- What the buyer enters (`buyer_entries.py`, `cards.py`): an email is never required; a tax ID
+  is required with `required=if_supported` whatever the country (strict) and its value is not
+  checked against its type's format; the address is one, for shipping and billing; a shipping
+  address is not required; `customer_update` saves nothing onto the Customer; 3D Secure has no
+  frictionless flow (`request_three_d_secure=any` always challenges) and no risk engine: only
+  the two test cards that require it challenge otherwise. A card's expiry and CVC are not asked
+  for.
+- Saved cards (`saved_payment_methods.py`): they cannot be removed (`payment_method_remove` is
+  echoed only); every card expires in 12/2034.
+- Invoices (`invoices.py`): a reduced object (amounts, status, customer details, lines,
+  `invoice_data`), numbered `SANDBOX-0001`…, without a PDF or hosted page; a guest's invoice
+  names a `gcus_` id without an object behind it.
+- Recovery (`recovery.py`): the recovery URL is the sandbox's own `/c/recover/{session}`, and a
+  second visit while the copy is open leads to that copy.
 """

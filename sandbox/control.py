@@ -12,10 +12,17 @@
   `GET /_sandbox/clock` reads it.
 - `POST /_sandbox/checkout/sessions/{session}/pay` (`payment_status` `paid` or `unpaid`,
   `email`, `name`, `line1`, `line2`, `city`, `state`, `postal_code`, `country`,
-  `presentment_currency`, and the customer's choices: `promotion_code`,
-  `line_items[N][quantity]`, `shipping_rate`, see `customer_choices.py`): the customer completes
-  an open session (`completion.py`); `POST /_sandbox/checkout/sessions/{session}/async_payment`
-  (`outcome` `succeeded` or `failed`): its bank debit settles. Both answer with the session.
+  `presentment_currency`; the card: `card_number` (a test card, `cards.py`; 4242… when absent),
+  `three_d_secure` (`complete` or `fail`, the answer to a challenge), `payment_method` (a saved
+  card) and `save_payment_method`; what the session collects: `phone`, `business_name`,
+  `individual_name`, `tax_id[type]`, `tax_id[value]`, `custom_fields[KEY]`,
+  `consent[terms_of_service]`, `consent[promotions]`, see `buyer_entries.py`; and the customer's
+  choices: `promotion_code`, `line_items[N][quantity]`, `shipping_rate`, see
+  `customer_choices.py`): the customer completes an open session (`completion.py`), with the
+  hosted page's entries and refusals; a declined card or a failed challenge is a 402
+  `card_error` and the session stays open;
+  `POST /_sandbox/checkout/sessions/{session}/async_payment` (`outcome` `succeeded` or
+  `failed`): its bank debit settles. Both answer with the session.
 - `GET /_sandbox/webhook_deliveries`: every delivery attempt (event, type, endpoint, url,
   attempt, status or error, delivered), how many deliveries are still owed and when each is next
   due (`scheduled`), and whether delivery is paused; `POST /_sandbox/webhooks/pause` and

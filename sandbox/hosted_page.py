@@ -1,13 +1,23 @@
 """The hosted payment page at a session's `url` (`/c/pay/{session}`), for people and tests.
 
-It shows the line items and amounts with three buttons, each a form post under the same path:
-**Pay** completes the session paid by card and redirects (303) to `success_url`, with
+It shows the line items and amounts, and a payment form that asks for what the session
+collects (`payment_form.py`: the card, phone, names, tax ID, address, custom fields, consent)
+with three buttons, each a form post under the same path: **Pay** completes the session paid by
+the card entered (a Stripe test card, `cards.py`) and redirects (303) to `success_url`, with
 `{CHECKOUT_SESSION_ID}` replaced, or shows "Payment complete" when there is none; **Pay by bank
 debit** completes it `unpaid`, as a delayed payment method does, and redirects the same way;
-**Decline** is a declined card: the session stays open and the page says so, so the customer can
-try again. An expired or complete session shows a message instead of buttons; an unknown id (or
-a session without a hosted page) is a 404 page. The page is self-contained: no scripts, no
-external assets. Everything printed is HTML-escaped.
+**Decline** is a declined card. A declined card, a required entry left out (the form marks them
+`required`, and the server checks them as `/pay` does) or a failed challenge leaves the session
+open and shows the page again with the reason and what was entered, so the customer can try
+again.
+
+A card that needs authentication (3D Secure) leads to `/c/pay/{session}/authenticate`, the
+bank's challenge, with **Complete** (the payment goes through) and **Fail** (the page says "We
+are unable to authenticate your payment method…", as Stripe's does).
+
+An expired or complete session shows a message instead of buttons; an unknown id (or a session
+without a hosted page) is a 404 page. The page is self-contained: no scripts, no external assets
+(a link to the account's terms of service aside). Everything printed is HTML-escaped.
 
 What the customer may change before paying (`customer_choices.py`) is an **Update** form, when
 the session offers anything to change: a promotion code box (`allow_promotion_codes`), a
@@ -18,6 +28,9 @@ why the choice was refused (400).
 With Adaptive Pricing, the customer's location decides the currency they pay in
 (`adaptive_pricing.py`): open the page as `?country=DE` (or `?presentment_currency=eur`) and it
 shows the converted total, and its Pay buttons pay in that currency.
+
+`tests/browser` drives this page in Chromium, and `make screenshots` photographs it for the
+README (docs/images/).
 """
 
 from collections.abc import Awaitable, Callable
