@@ -28,7 +28,9 @@ live is a constant here, so tests stay deterministic.
   (strict); such a session still shows `payment_method_types: ["card"]`.
 - Tax settings (`tax_settings.py`): a sandbox-only route instead of `/v1/tax/settings` and
   `/v1/tax/registrations`; registrations are per country, never per US state; automatic tax
-  taxes a shipping rate only when it has a `tax_behavior` of its own.
+  taxes a shipping rate only when it has a `tax_behavior` of its own; a failing calculation is
+  a fault the control route injects per country, and the customer cannot pay while it fails
+  (strict).
 - The customer's choices (`customer_choices.py`): a promotion code's `first_time_transaction`
   and `max_redemptions` are not enforced, and the shipping options do not depend on the address.
 - Webhooks (`webhook_schedule.py`, `webhook_signing.py`): Stripe publishes no exact intervals,

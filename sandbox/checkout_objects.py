@@ -15,7 +15,7 @@ from .charge_limits import check_charge
 from .checkout_options import option_fields
 from .checkout_params import ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM
 from .checkout_rules import LinePlan, SessionPlan
-from .checkout_totals import automatic_tax, line_amounts, session_amounts
+from .checkout_totals import automatic_tax, automatic_tax_status, line_amounts, session_amounts
 from .customers import country_of
 from .store import Store, new_id
 from .tax_settings import check_tax_behaviors, effective_behavior
@@ -177,7 +177,7 @@ def session_object(
             if automatic_tax["enabled"]
             else None,
             "provider": "stripe" if automatic_tax["enabled"] else None,
-            "status": ("complete" if country else "requires_location_inputs")
+            "status": automatic_tax_status(request.store, country)
             if automatic_tax["enabled"]
             else None,
         },

@@ -46,6 +46,7 @@ from .payment_objects import (
 from .recalculation import recalculate, write
 from .saved_payment_methods import save_card, saved_card
 from .store import Store
+from .tax_settings import calculation_fails
 
 # Attachment keyed by session id: `pending` while a bank debit settles, then its outcome.
 ASYNC_PAYMENT = "checkout.session.async_payment"
@@ -85,6 +86,11 @@ def complete(store: Store, now: int, session: dict[str, Any], details: dict[str,
     entries = collect(session, details)
     mode = session["mode"]
     country = _country(shipping, billing) or country_of(customer)
+    if session["automatic_tax"]["enabled"] and calculation_fails(store, country):
+        raise invalid(
+            "Tax could not be calculated for this address. Check the address and try again.",
+            "country",
+        )
     amounts = None if mode == "setup" else recalculate(store, now, session, country, choices)
     by_card = details.get("payment_status", "paid") == "paid"
     offered = (session["saved_payment_method_options"] or {}).get("payment_method_save")

@@ -16,7 +16,13 @@ from typing import Any
 from .charge_limits import check_charge
 from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS, store_line_items
 from .checkout_params import SESSION_CREATE
-from .checkout_totals import automatic_tax, cart_line, line_amounts, session_amounts
+from .checkout_totals import (
+    automatic_tax,
+    automatic_tax_status,
+    cart_line,
+    line_amounts,
+    session_amounts,
+)
 from .discounts import COUPON
 from .shipping import SHIPPING_RATE
 from .store import Store
@@ -99,7 +105,7 @@ def write(
             else {"coupon": discount["source"]["coupon"], "promotion_code": None}
         ]
     if session["automatic_tax"]["enabled"]:
-        session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
+        session["automatic_tax"]["status"] = automatic_tax_status(store, country)
 
 
 def _current_discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
