@@ -139,6 +139,9 @@ def _complete(
     request: web.Request, session: dict[str, Any], form: dict[str, Any], payment_status: str
 ) -> web.Response:
     entries = {name: value for name, value in form.items() if name not in CHOICE_PARAMS.fields}
+    # A tax ID is its number: the type the select always sends is no entry without one.
+    if not (entries.get("tax_id") or {}).get("value"):
+        entries.pop("tax_id", None)
     presented = _presented(session, form)
     if presented is not None:
         entries["presentment_currency"] = presented

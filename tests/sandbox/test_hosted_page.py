@@ -131,6 +131,10 @@ async def test_the_page_asks_for_what_the_session_collects(
         "phone": "+14155550100",
         "custom_fields[giftnote]": "For Ada",
         "consent[terms_of_service]": "accepted",
+        # What the form sends for the optional tax ID left empty.
+        "tax_id[type]": "eu_vat",
+        "tax_id[value]": "",
+        "business_name": "",
     }
     paid = await raw.post(f"/c/pay/{session.id}/pay", data=entries)
     assert paid.status_code == 303
