@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
 .PHONY: all install proto run sandbox test bench chaos check lint typecheck layers buf fmt clean \
-	deploy-check image
+	deploy-check image chromium screenshots
 
 all: proto
 
@@ -35,8 +35,24 @@ run: proto
 sandbox: proto
 	$(BIN)/python -m sandbox
 
-test: proto
+test: proto chromium
 	$(BIN)/python -m pytest
+
+# tests/browser drives Debian's Chromium through Playwright, which cannot download a browser of
+# its own here. As root, install it when it is missing; anywhere else the browser tests skip,
+# saying why.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing chromium with apt-get for tests/browser"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null; } || echo "make: apt-get could not install chromium: tests/browser will skip"; \
+	fi
+
+# The hosted page's screenshots in docs/images/ (README, "The Stripe sandbox"), taken by the
+# browser tests: before paying, the 3D Secure challenge, and after paying.
+screenshots: proto chromium
+	SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/browser -q
 
 # Timings live here: the service side by side with a bare grpc.aio server and with direct
 # stripe-python calls, printed as tables and written to bench/results.json; tests never assert

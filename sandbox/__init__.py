@@ -5,10 +5,10 @@ HTTP through stripe-python, exactly as it reaches real Stripe (docs/architecture
 sandbox"). Nothing in `service` may import it (pyproject.toml's import contracts).
 
 Known differences from Stripe. Each module's docstring says where it differs; these are the ones
-that remain after modelling the behaviours of issue 10, with why each is safe for the service's
-tests. "Strict" means the sandbox refuses at least what Stripe refuses, so the service cannot
-come to rely on something Stripe would not do; "fixed" means a number Stripe computes live is a
-constant here, so tests stay deterministic.
+that remain after modelling the behaviours of issues 10 and 20, with why each is safe for the
+service's tests. "Strict" means the sandbox refuses at least what Stripe refuses, so the service
+cannot come to rely on something Stripe would not do; "fixed" means a number Stripe computes
+live is a constant here, so tests stay deterministic.
 
 - Charge limits (`charge_limits.py`): the account settles each currency of Stripe's minimum table
   in that currency and every other one in USD, converted at fixed approximate rates
@@ -28,7 +28,9 @@ constant here, so tests stay deterministic.
   (strict); such a session still shows `payment_method_types: ["card"]`.
 - Tax settings (`tax_settings.py`): a sandbox-only route instead of `/v1/tax/settings` and
   `/v1/tax/registrations`; registrations are per country, never per US state; automatic tax
-  taxes a shipping rate only when it has a `tax_behavior` of its own.
+  taxes a shipping rate only when it has a `tax_behavior` of its own; a failing calculation is
+  a fault the control route injects per country, and the customer cannot pay while it fails
+  (strict).
 - The customer's choices (`customer_choices.py`): a promotion code's `first_time_transaction`
   and `max_redemptions` are not enforced, and the shipping options do not depend on the address.
 - Webhooks (`webhook_schedule.py`, `webhook_signing.py`): Stripe publishes no exact intervals,
@@ -44,6 +46,26 @@ constant here, so tests stay deterministic.
   Stripe sends it.
 - Currencies (`currencies.py`): every presentment currency is accepted whatever the account's
   country and the payment method, which on Stripe may narrow the list.
+- What Checkout collects (`checkout_options.py`): `custom_text[shipping_address]` needs
+  `shipping_address_collection`, offering to save or remove payment methods needs `customer`,
+  saving with consent excludes `payment_intent_data[setup_future_usage]`, `statement_descriptor`
+  is refused whenever a card may be offered, and recovery needs `ui_mode=hosted_page` (all
+  strict); of `payment_method_options` only `card[request_three_d_secure]` is modelled, the rest
+  is refused as unknown (strict).
+- What the buyer enters (`buyer_entries.py`, `cards.py`): an email is never required; a tax ID
+  is required with `required=if_supported` whatever the country (strict) and its value is not
+  checked against its type's format; the address is one, for shipping and billing; a shipping
+  address is not required; `customer_update` saves nothing onto the Customer; 3D Secure has no
+  frictionless flow (`request_three_d_secure=any` always challenges) and no risk engine: only
+  the two test cards that require it challenge otherwise. A card's expiry and CVC are not asked
+  for.
+- Saved cards (`saved_payment_methods.py`): they cannot be removed (`payment_method_remove` is
+  echoed only); every card expires in 12/2034.
+- Invoices (`invoices.py`): a reduced object (amounts, status, customer details, lines,
+  `invoice_data`), numbered `SANDBOX-0001`…, without a PDF or hosted page; a guest's invoice
+  names a `gcus_` id without an object behind it.
+- Recovery (`recovery.py`): the recovery URL is the sandbox's own `/c/recover/{session}`, and a
+  second visit while the copy is open leads to that copy.
 - Payments after checkout (`payment_objects.py`, `payment_intents.py`, `refunds.py`,
   `disputes.py`): every card payment is the same test Visa and every bank debit a `sepa_debit`
   (euros) or `us_bank_account` (fixed); an authorisation lapses exactly 7 days after it was

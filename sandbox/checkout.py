@@ -15,15 +15,25 @@ from .errors import StripeError, resource_missing
 from .events import emit
 from .lists import in_range, list_object, paginate
 from .params import EXPAND, LIST_PARAMS, Choice, Text, hash_of
-from .shipping import create_shipping_rate
+from .shipping import SHIPPING_RATE, create_shipping_rate
 from .store import Store, new_id
 from .trials import check_trial
 
 SESSION = "checkout.session"
 # Attachments keyed by session id.
 LINE_ITEMS = "checkout.session.line_items"
+# Attachment keyed by line item id: its `discounts` and `taxes`, which Stripe includes only
+# when they are expanded (`line_items.data.taxes`; `data.taxes` on `/line_items`).
+LINE_ITEM_INCLUDABLES = "checkout.session.line_item.includables"
+INCLUDABLE = ("discounts", "taxes")
 BREAKDOWN = "checkout.session.breakdown"
 CREATE_PARAMS = "checkout.session.params"
+# The `scheme://host:port` a session was created through, for the URLs it hands out later.
+ORIGIN = "checkout.session.origin"
+# A recovery URL (`recovery.py`) works for 30 days
+# (https://docs.stripe.com/payments/checkout/abandoned-carts).
+RECOVERY_PATH = "/c/recover/{session}"
+RECOVERY_LIFETIME = 30 * 24 * 60 * 60
 
 # Line items shown inside an expanded session; the rest are paged through `/line_items`.
 _EXPANDED_LINE_ITEMS = 10
@@ -51,6 +61,17 @@ _LINE_ITEMS_LIST = hash_of(**LIST_PARAMS)
 
 
 def _create(request: ApiRequest) -> dict[str, Any]:
+    session = create_session(request)
+    return request.render(session, session_expand(request.params))
+
+
+def session_expand(raw: dict[str, Any]) -> list[str]:
+    expand: list[str] = EXPAND.coerce(raw.get("expand", []), "expand")
+    return expand
+
+
+def create_session(request: ApiRequest, recovered_from: str | None = None) -> dict[str, Any]:
+    """Create and store a session from `request.params`; returns the stored session."""
     store, now = request.store, request.clock.now()
     plan = plan_session(store, now, request.params)
     check_trial(plan.params, now)
@@ -67,11 +88,22 @@ def _create(request: ApiRequest) -> dict[str, Any]:
         for line, price, amounts in zip(plan.lines, prices, totals.lines, strict=True)
     ]
     session = session_object(request, plan, session_id, now, totals, rates)
+    session["recovered_from"] = recovered_from
     store.insert(SESSION, session_id, session)
-    store.attach(LINE_ITEMS, session_id, items)
+    store_line_items(store, session_id, items)
     store.attach(BREAKDOWN, session_id, totals.breakdown())
     store.attach(CREATE_PARAMS, session_id, request.params)
-    return request.render(session, plan.params.get("expand", []))
+    store.attach(ORIGIN, session_id, request.origin)
+    return session
+
+
+def store_line_items(store: Store, session_id: str, items: list[dict[str, Any]]) -> None:
+    """Keep the session's line items, their includable fields apart."""
+    for item in items:
+        includables = {name: item.pop(name) for name in INCLUDABLE if name in item}
+        if includables:
+            store.attach(LINE_ITEM_INCLUDABLES, item["id"], includables)
+    store.attach(LINE_ITEMS, session_id, items)
 
 
 def expire_due(store: Store, now: int) -> None:
@@ -90,6 +122,11 @@ def _expire(
 ) -> None:
     session["status"] = "expired"
     session["url"] = None
+    recovery = (session["after_expiration"] or {}).get("recovery")
+    if recovery is not None and recovery["enabled"]:
+        path = RECOVERY_PATH.format(session=session["id"])
+        recovery["url"] = f"{store.attached(ORIGIN, session['id'])}{path}"
+        recovery["expires_at"] = now + RECOVERY_LIFETIME
     store.replace(SESSION, session["id"], session)
     emit(store, now, "checkout.session.expired", session, request_id, idempotency_key)
 
@@ -168,6 +205,13 @@ def _expand_line_items(store: Store, session: dict[str, Any]) -> Any:
     return list_object(url, shown, len(items) > len(shown))
 
 
+def _includable(name: str) -> Expander:
+    def expand(store: Store, item: dict[str, Any]) -> Any:
+        return (store.attached(LINE_ITEM_INCLUDABLES, item["id"]) or {}).get(name, [])
+
+    return expand
+
+
 def _expander(kind: str, field: str) -> Expander:
     def expand(store: Store, parent: dict[str, Any]) -> Any:
         return None if parent[field] is None else store.get(kind, parent[field])
@@ -184,6 +228,10 @@ ROUTES = [
 ]
 EXPANDERS: dict[tuple[str, str], Expander] = {
     (SESSION, "line_items"): _expand_line_items,
+    **{("item", name): _includable(name) for name in INCLUDABLE},
+    (SESSION, "shipping_cost.shipping_rate"): lambda store, session: store.get(
+        SHIPPING_RATE, session["shipping_cost"]["shipping_rate"]
+    ),
     (SESSION, "total_details.breakdown"): lambda store, session: store.attached(
         BREAKDOWN, session["id"]
     ),

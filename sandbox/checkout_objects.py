@@ -12,9 +12,10 @@ from typing import Any
 from .api import ApiRequest
 from .catalog import PRODUCT, create_price, create_product
 from .charge_limits import check_charge
+from .checkout_options import option_fields
 from .checkout_params import ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM
 from .checkout_rules import LinePlan, SessionPlan
-from .checkout_totals import automatic_tax, line_amounts, session_amounts
+from .checkout_totals import automatic_tax, automatic_tax_status, line_amounts, session_amounts
 from .customers import country_of
 from .store import Store, new_id
 from .tax_settings import check_tax_behaviors, effective_behavior
@@ -167,7 +168,6 @@ def session_object(
         "id": session_id,
         "object": "checkout.session",
         "adaptive_pricing": {"enabled": adaptive},
-        "after_expiration": None,
         "allow_promotion_codes": params.get("allow_promotion_codes"),
         "allowed_payment_method_types": allowed,
         **session_amounts(totals, paying),
@@ -177,7 +177,7 @@ def session_object(
             if automatic_tax["enabled"]
             else None,
             "provider": "stripe" if automatic_tax["enabled"] else None,
-            "status": ("complete" if country else "requires_location_inputs")
+            "status": automatic_tax_status(request.store, country)
             if automatic_tax["enabled"]
             else None,
         },
@@ -187,18 +187,9 @@ def session_object(
         "client_reference_id": params.get("client_reference_id"),
         "client_secret": None if hosted else f"{session_id}_secret_{new_id('', 24)}",
         "collected_information": None,
-        "consent": None,
-        "consent_collection": None,
         "created": now,
         "currency": plan.currency,
         "currency_conversion": None,
-        "custom_fields": [],
-        "custom_text": {
-            "after_submit": None,
-            "shipping_address": None,
-            "submit": None,
-            "terms_of_service_acceptance": None,
-        },
         "customer": plan.customer["id"] if plan.customer else None,
         "customer_account": None,
         "customer_creation": params.get("customer_creation", "if_required")
@@ -217,13 +208,11 @@ def session_object(
         "expires_at": plan.expires_at,
         "integration_identifier": params.get("integration_identifier"),
         "invoice": None,
-        "invoice_creation": None,
         "livemode": False,
         "locale": params.get("locale"),
         "managed_payments": None,
         "metadata": params.get("metadata", {}),
         "mode": mode,
-        "name_collection": None,
         "optional_items": None,
         "origin_context": params.get("origin_context"),
         "payment_intent": None,
@@ -232,7 +221,6 @@ def session_object(
         if mode == "subscription"
         else None,
         "payment_method_configuration_details": None,
-        "payment_method_options": {},
         "payment_method_types": [kind for kind in (allowed or ["card"]) if kind not in excluded],
         "payment_status": "unpaid" if paying else "no_payment_required",
         "permissions": None,
@@ -246,13 +234,6 @@ def session_object(
         if hosted
         else params.get("redirect_on_completion", "always"),
         "return_url": params.get("return_url"),
-        "saved_payment_method_options": {
-            "allow_redisplay_filters": ["always"],
-            "payment_method_remove": None,
-            "payment_method_save": None,
-        }
-        if paying
-        else None,
         "setup_intent": None,
         "shipping_address_collection": params.get("shipping_address_collection"),
         "shipping_options": [
@@ -270,4 +251,5 @@ def session_object(
         "ui_mode": ui_mode,
         "url": f"{request.origin}/c/pay/{session_id}" if hosted else None,
         "wallet_options": None,
+        **option_fields(params, paying),
     }

@@ -78,26 +78,95 @@ LOCALES = (  # noqa: SIM905
 # and silently behaving unlike Stripe; model one here when the service starts sending it.
 NOT_MODELLED = frozenset(
     [
-        "after_expiration",
         "branding_settings",
-        "consent_collection",
-        "custom_fields",
-        "custom_text",
         "customer_account",
-        "invoice_creation",
         "managed_payments",
-        "name_collection",
         "optional_items",
         "payment_method_configuration",
         "payment_method_data",
-        "payment_method_options",
         "permissions",
-        "saved_payment_method_options",
         "wallet_options",
     ]
 )
 
+# Custom fields (https://docs.stripe.com/payments/checkout/custom-fields; SessionCreateParams
+# .custom_fields in stripe-python 16.1.0): up to 3; a key is alphanumeric and up to 200
+# characters, a label up to 100, a dropdown has up to 200 options whose labels and values are up
+# to 100 characters; text and numeric entries are at most 255 characters long.
+CUSTOM_FIELDS_MAX = 3
+CUSTOM_FIELD_KEY_MAX_LENGTH = 200
+CUSTOM_FIELD_LABEL_MAX_LENGTH = 100
+DROPDOWN_OPTIONS_MAX = 200
+DROPDOWN_OPTION_MAX_LENGTH = 100
+CUSTOM_FIELD_VALUE_MAX_LENGTH = 255
+# `custom_text[*][message]`: up to 1200 characters.
+CUSTOM_TEXT_MAX_LENGTH = 1200
+# `invoice_creation[invoice_data]`: up to 4 custom fields of a 40-character name and a
+# 140-character value, a 1500-character description, a 5000-character footer
+# (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-invoice_creation).
+INVOICE_CUSTOM_FIELDS_MAX = 4
+INVOICE_CUSTOM_FIELD_NAME_MAX_LENGTH = 40
+INVOICE_CUSTOM_FIELD_VALUE_MAX_LENGTH = 140
+INVOICE_DESCRIPTION_MAX_LENGTH = 1500
+INVOICE_FOOTER_MAX_LENGTH = 5000
+
 _AUTO_NEVER = Choice(("auto", "never"))
+_LENGTH = Integer(0, CUSTOM_FIELD_VALUE_MAX_LENGTH)
+_TYPED_ENTRY = hash_of(
+    default_value=Text(CUSTOM_FIELD_VALUE_MAX_LENGTH),
+    maximum_length=_LENGTH,
+    minimum_length=_LENGTH,
+)
+_CUSTOM_FIELD = hash_of(
+    "key",
+    "label",
+    "type",
+    dropdown=hash_of(
+        "options",
+        default_value=Text(DROPDOWN_OPTION_MAX_LENGTH),
+        options=Array(
+            hash_of(
+                "label",
+                "value",
+                label=Text(DROPDOWN_OPTION_MAX_LENGTH, non_blank=True),
+                value=Text(DROPDOWN_OPTION_MAX_LENGTH),
+            ),
+            max_items=DROPDOWN_OPTIONS_MAX,
+        ),
+    ),
+    key=Text(CUSTOM_FIELD_KEY_MAX_LENGTH),
+    label=hash_of(
+        "custom",
+        "type",
+        custom=Text(CUSTOM_FIELD_LABEL_MAX_LENGTH, non_blank=True),
+        type=Choice(("custom",)),
+    ),
+    numeric=_TYPED_ENTRY,
+    optional=Boolean(),
+    text=_TYPED_ENTRY,
+    type=Choice(("dropdown", "numeric", "text")),
+)
+_MESSAGE = hash_of("message", message=Text(CUSTOM_TEXT_MAX_LENGTH, non_blank=True))
+_NAME_COLLECTION = hash_of("enabled", enabled=Boolean(), optional=Boolean())
+_INVOICE_DATA = hash_of(
+    account_tax_ids=Array(Text()),
+    custom_fields=Array(
+        hash_of(
+            "name",
+            "value",
+            name=Text(INVOICE_CUSTOM_FIELD_NAME_MAX_LENGTH, non_blank=True),
+            value=Text(INVOICE_CUSTOM_FIELD_VALUE_MAX_LENGTH, non_blank=True),
+        ),
+        max_items=INVOICE_CUSTOM_FIELDS_MAX,
+    ),
+    description=Text(INVOICE_DESCRIPTION_MAX_LENGTH),
+    footer=Text(INVOICE_FOOTER_MAX_LENGTH),
+    issuer=hash_of("type", type=Choice(("account", "self")), account=Text()),
+    metadata=Metadata(),
+    rendering_options=hash_of(
+        amount_tax_display=Choice(("exclude_tax", "include_inclusive_tax")), template=Text()
+    ),
+)
 _PRICE_DATA = hash_of(
     "currency",
     currency=Currency(),
@@ -124,6 +193,9 @@ _LINE_ITEM = hash_of(
 _METADATA_ONLY = {"metadata": Metadata(), "description": Text(DESCRIPTION_MAX_LENGTH)}
 SESSION_CREATE = hash_of(
     adaptive_pricing=hash_of(enabled=Boolean()),
+    after_expiration=hash_of(
+        recovery=hash_of("enabled", enabled=Boolean(), allow_promotion_codes=Boolean())
+    ),
     allow_promotion_codes=Boolean(),
     allowed_payment_method_types=Array(Choice(tuple(PAYMENT_METHOD_TYPES))),
     automatic_tax=hash_of(
@@ -134,7 +206,19 @@ SESSION_CREATE = hash_of(
     billing_address_collection=Choice(("auto", "required")),
     cancel_url=Url(),
     client_reference_id=Text(CLIENT_REFERENCE_ID_MAX_LENGTH),
+    consent_collection=hash_of(
+        payment_method_reuse_agreement=hash_of("position", position=Choice(("auto", "hidden"))),
+        promotions=Choice(("auto", "none")),
+        terms_of_service=Choice(("none", "required")),
+    ),
     currency=Currency(),
+    custom_fields=Array(_CUSTOM_FIELD, max_items=CUSTOM_FIELDS_MAX),
+    custom_text=hash_of(
+        after_submit=_MESSAGE,
+        shipping_address=_MESSAGE,
+        submit=_MESSAGE,
+        terms_of_service_acceptance=_MESSAGE,
+    ),
     customer=Text(),
     customer_creation=Choice(("always", "if_required")),
     customer_email=Email(),
@@ -144,10 +228,12 @@ SESSION_CREATE = hash_of(
     expand=EXPAND,
     expires_at=Integer(),
     integration_identifier=Text(INTEGRATION_IDENTIFIER_MAX_LENGTH),
+    invoice_creation=hash_of("enabled", enabled=Boolean(), invoice_data=_INVOICE_DATA),
     line_items=Array(_LINE_ITEM),
     locale=Choice(tuple(LOCALES)),
     metadata=Metadata(),
     mode=Choice(("payment", "setup", "subscription")),
+    name_collection=hash_of(business=_NAME_COLLECTION, individual=_NAME_COLLECTION),
     origin_context=Choice(("mobile_app", "web")),
     payment_intent_data=hash_of(
         **_METADATA_ONLY,
@@ -158,9 +244,19 @@ SESSION_CREATE = hash_of(
         statement_descriptor_suffix=Text(STATEMENT_DESCRIPTOR_MAX_LENGTH),
     ),
     payment_method_collection=Choice(("always", "if_required")),
+    # Of the card's options, only 3D Secure is modelled (`three_d_secure.py`); the others are
+    # refused as unknown.
+    payment_method_options=hash_of(
+        card=hash_of(request_three_d_secure=Choice(("any", "automatic", "challenge")))
+    ),
     phone_number_collection=hash_of("enabled", enabled=Boolean()),
     redirect_on_completion=Choice(("always", "if_required", "never")),
     return_url=Url(),
+    saved_payment_method_options=hash_of(
+        allow_redisplay_filters=Array(Choice(("always", "limited", "unspecified"))),
+        payment_method_remove=Choice(("disabled", "enabled")),
+        payment_method_save=Choice(("disabled", "enabled")),
+    ),
     setup_intent_data=hash_of(**_METADATA_ONLY),
     shipping_address_collection=hash_of(
         "allowed_countries", allowed_countries=Array(Choice(tuple(COUNTRIES)))
@@ -171,6 +267,13 @@ SESSION_CREATE = hash_of(
         **_METADATA_ONLY,
         trial_period_days=Integer(1, TRIAL_PERIOD_DAYS_MAX),
         trial_end=Integer(),
+        trial_settings=hash_of(
+            "end_behavior",
+            end_behavior=hash_of(
+                "missing_payment_method",
+                missing_payment_method=Choice(("cancel", "create_invoice", "pause")),
+            ),
+        ),
     ),
     success_url=Url(),
     tax_id_collection=hash_of(

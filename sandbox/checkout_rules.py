@@ -18,6 +18,7 @@ from .catalog import (
     check_recurring,
     unit_amount,
 )
+from .checkout_options import check_options
 from .checkout_params import ADJUSTABLE_QUANTITY_DEFAULT_MAXIMUM, NOT_MODELLED, SESSION_CREATE
 from .customers import CUSTOMER, country_of
 from .discounts import (
@@ -129,6 +130,7 @@ def plan_session(store: Store, now: int, raw: dict[str, Any]) -> SessionPlan:
     _check_urls(params, ui_mode)
     _check_mode_only(params, mode, ui_mode)
     _check_exclusive(params)
+    check_options(store, params, mode, ui_mode)
     if "expires_at" in params:
         _check_expiry(params["expires_at"], now)
     plan = SessionPlan(
@@ -173,6 +175,7 @@ def _check_urls(params: dict[str, Any], ui_mode: str) -> None:
 # Parameters that Stripe accepts only in some modes (SessionCreateParams docstrings).
 _MODES_FOR = {
     "customer_creation": ("payment", "setup"),
+    "invoice_creation": ("payment",),
     "payment_intent_data": ("payment",),
     "payment_method_collection": ("subscription",),
     "phone_number_collection": ("payment", "subscription"),

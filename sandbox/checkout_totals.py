@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from .store import Store
-from .tax_settings import collects_in, effective_behavior
+from .tax_settings import calculation_fails, collects_in, effective_behavior
 from .taxes import automatic_rate
 from .totals import Amounts, AutomaticRate, CartLine, Totals, round_half_up
 
@@ -22,11 +22,19 @@ def automatic_tax(
 ) -> AutomaticRate | None:
     """The automatic tax to apply: none until it is enabled and the country is known, and none
     where the account is not registered."""
-    if not enabled or country is None:
+    if not enabled or country is None or calculation_fails(store, country):
         return None
     if not collects_in(store, country):
         return lambda inclusive: None
     return lambda inclusive: automatic_rate(country, now, inclusive)
+
+
+def automatic_tax_status(store: Store, country: str | None) -> str:
+    """`automatic_tax.status` of a session with automatic tax, once `country` is known or not
+    (https://docs.stripe.com/api/checkout/sessions/object#checkout_session_object-automatic_tax-status)."""
+    if country is None:
+        return "requires_location_inputs"
+    return "failed" if calculation_fails(store, country) else "complete"
 
 
 def cart_line(

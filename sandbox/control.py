@@ -13,10 +13,17 @@
   `GET /_sandbox/clock` reads it.
 - `POST /_sandbox/checkout/sessions/{session}/pay` (`payment_status` `paid` or `unpaid`,
   `email`, `name`, `line1`, `line2`, `city`, `state`, `postal_code`, `country`,
-  `presentment_currency`, and the customer's choices: `promotion_code`,
-  `line_items[N][quantity]`, `shipping_rate`, see `customer_choices.py`): the customer completes
-  an open session (`completion.py`); `POST /_sandbox/checkout/sessions/{session}/async_payment`
-  (`outcome` `succeeded` or `failed`): its bank debit settles. Both answer with the session.
+  `presentment_currency`; the card: `card_number` (a test card, `cards.py`; 4242… when absent),
+  `three_d_secure` (`complete` or `fail`, the answer to a challenge), `payment_method` (a saved
+  card) and `save_payment_method`; what the session collects: `phone`, `business_name`,
+  `individual_name`, `tax_id[type]`, `tax_id[value]`, `custom_fields[KEY]`,
+  `consent[terms_of_service]`, `consent[promotions]`, see `buyer_entries.py`; and the customer's
+  choices: `promotion_code`, `line_items[N][quantity]`, `shipping_rate`, see
+  `customer_choices.py`): the customer completes an open session (`completion.py`), with the
+  hosted page's entries and refusals; a declined card or a failed challenge is a 402
+  `card_error` and the session stays open;
+  `POST /_sandbox/checkout/sessions/{session}/async_payment` (`outcome` `succeeded` or
+  `failed`): its bank debit settles. Both answer with the session.
 - `GET /_sandbox/webhook_deliveries`: every delivery attempt (event, type, endpoint, url,
   attempt, status or error, delivered), how many deliveries are still owed and when each is next
   due (`scheduled`), and whether delivery is paused; `POST /_sandbox/webhooks/pause` and
@@ -27,6 +34,8 @@
   account's Tax settings (`tax_settings.py`).
 - `GET` and `POST /_sandbox/restricted_keys` (`key`, `permissions`): what a restricted key may
   do (`restricted_keys.py`).
+- `GET` and `POST /_sandbox/account/public_details` (`terms_of_service_url`): the account's
+  public business details (`public_details.py`).
 - The money after checkout (disputes, failed refunds): `payment_control.py`.
 - `GET /_sandbox/stats`: requests by method and path, objects created (`created`,
   `sessions_created`: since the last reset, in this process) and stored (`objects`, `sessions`),
@@ -39,7 +48,7 @@ from typing import Any
 from aiohttp import web
 
 from . import demo_catalog as demo
-from . import tax_settings
+from . import public_details, tax_settings
 from .checkout import expire_due, find_session
 from .completion import PAY_PARAMS, SETTLE_PARAMS, complete, settle
 from .context import SANDBOX, Stats
@@ -73,6 +82,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/tax/settings", _tax_settings)
     router.add_post("/_sandbox/tax/settings", _update_tax_settings)
     router.add_get("/_sandbox/restricted_keys", _restricted_keys)
+    router.add_get("/_sandbox/account/public_details", _public_details)
+    router.add_post("/_sandbox/account/public_details", _update_public_details)
     router.add_post("/_sandbox/restricted_keys", _set_restricted_key)
 
 
@@ -203,6 +214,15 @@ async def _tax_settings(request: web.Request) -> web.Response:
 async def _update_tax_settings(request: web.Request) -> web.Response:
     store = request.app[SANDBOX].store
     return web.json_response(tax_settings.update(store, await read_body(request)))
+
+
+async def _public_details(request: web.Request) -> web.Response:
+    return web.json_response(public_details.public_details(request.app[SANDBOX].store))
+
+
+async def _update_public_details(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX].store
+    return web.json_response(public_details.update(store, await read_body(request)))
 
 
 async def _restricted_keys(request: web.Request) -> web.Response:

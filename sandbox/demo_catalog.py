@@ -19,6 +19,8 @@ what is missing and never changes what is there, so a state file keeps its own e
 The demo account is also registered for tax in every country of the automatic-tax table
 (`taxes.py`), so that automatic tax collects there (`tax_settings.py`); it has no default tax
 behaviour, like a new Stripe account, so automatic tax needs prices with a `tax_behavior`.
+Its public details name a terms-of-service URL, so that sessions may ask for consent to it
+(`public_details.py`).
 """
 
 from decimal import Decimal
@@ -27,10 +29,14 @@ from typing import Any
 from .catalog import PRICE, PRODUCT, create_price, create_product
 from .customers import CUSTOMER, create_customer
 from .discounts import COUPON, PROMOTION_CODE, coupon_object, promotion_code_object
+from .public_details import terms_of_service_url
+from .public_details import update as update_public_details
 from .shipping import SHIPPING_RATE, create_shipping_rate
 from .store import Store
 from .tax_settings import register, settings
 from .taxes import AUTOMATIC_RATES, TAX_RATE, tax_rate_object
+
+DEMO_TERMS_OF_SERVICE_URL = "https://shop.example/terms"
 
 
 def seed(store: Store, now: int) -> None:
@@ -86,6 +92,8 @@ def seed(store: Store, now: int) -> None:
         _rename(store, CUSTOMER, ada, "cus_demo_ada")
     if not settings(store)["registrations"]:
         register(store, sorted(AUTOMATIC_RATES))
+    if terms_of_service_url(store) is None:
+        update_public_details(store, {"terms_of_service_url": DEMO_TERMS_OF_SERVICE_URL})
 
 
 def _rename(store: Store, kind: str, created: dict[str, Any], fixed_id: str) -> None:

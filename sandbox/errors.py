@@ -9,6 +9,7 @@ https://github.com/stripe/stripe-python/blob/master/stripe/_api_requestor.py):
     StripeError
       400/404 invalid_request_error  -> InvalidRequestError (.param, .code)
       400 idempotency_error          -> IdempotencyError
+      402 card_error                 -> CardError (.code, .decline_code)
       401                            -> AuthenticationError
       409                            -> APIError
       429                            -> RateLimitError
@@ -38,6 +39,7 @@ class StripeError(Exception):
         code: str | None = None,
         param: str | None = None,
         saved: bool = False,
+        decline_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +48,7 @@ class StripeError(Exception):
         self.code = code
         self.param = param
         self.saved = saved
+        self.decline_code = decline_code
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -54,6 +57,8 @@ class StripeError(Exception):
             error["doc_url"] = _DOC_BASE + self.code.replace("_", "-")
         if self.param is not None:
             error["param"] = self.param
+        if self.decline_code is not None:
+            error["decline_code"] = self.decline_code
         return {"error": error}
 
 

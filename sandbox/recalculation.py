@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .charge_limits import check_charge
-from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS
+from .checkout import BREAKDOWN, CREATE_PARAMS, LINE_ITEMS, store_line_items
 from .checkout_params import SESSION_CREATE
-from .checkout_totals import automatic_tax, cart_line, line_amounts, session_amounts
+from .checkout_totals import (
+    automatic_tax,
+    automatic_tax_status,
+    cart_line,
+    line_amounts,
+    session_amounts,
+)
 from .discounts import COUPON
 from .shipping import SHIPPING_RATE
 from .store import Store
@@ -87,7 +93,7 @@ def write(
     for item, quantity, amounts in zip(items, result.quantities, result.totals.lines, strict=True):
         item["quantity"] = quantity
         item.update(line_amounts(amounts))
-    store.attach(LINE_ITEMS, session["id"], items)
+    store_line_items(store, session["id"], items)
     store.attach(BREAKDOWN, session["id"], result.totals.breakdown())
     session.update(session_amounts(result.totals, paying=True))
     discount = result.discount
@@ -99,7 +105,7 @@ def write(
             else {"coupon": discount["source"]["coupon"], "promotion_code": None}
         ]
     if session["automatic_tax"]["enabled"]:
-        session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
+        session["automatic_tax"]["status"] = automatic_tax_status(store, country)
 
 
 def _current_discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:

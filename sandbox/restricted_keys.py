@@ -11,8 +11,9 @@ names each permission `rak_<resource>_<read|write>` in its refusal, an HTTP 403 
     to continue.
 
 The sandbox's resources: `checkout_session`, `product`, `price`, `coupon`, `promotion_code`,
-`shipping_rate`, `tax_rate`, `customer`, `webhook_endpoint`, `event`, `payment_intent`,
-`charge` (a charge's refunds list too), `refund`, `dispute`.
+`shipping_rate`, `tax_rate`, `customer` (a customer's saved payment methods too),
+`webhook_endpoint`, `event`, `invoice`, `payment_method`, `payment_intent`, `charge` (a
+charge's refunds list too), `refund`, `dispute`.
 
 Control route: `POST /_sandbox/restricted_keys` (`key`, `permissions`: a list of those names,
 empty for none) sets a key's permissions; `GET /_sandbox/restricted_keys` lists them. Like any
@@ -43,6 +44,8 @@ _RESOURCES = {
     "/v1/customers": "customer",
     "/v1/webhook_endpoints": "webhook_endpoint",
     "/v1/events": "event",
+    "/v1/invoices": "invoice",
+    "/v1/payment_methods": "payment_method",
     "/v1/payment_intents": "payment_intent",
     "/v1/charges": "charge",
     "/v1/refunds": "refund",

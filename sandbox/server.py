@@ -35,10 +35,13 @@ from . import (
     events,
     failure_hints,
     hosted_page,
+    invoices,
     payment_control,
     payment_deadlines,
     payment_intents,
+    recovery,
     refunds,
+    saved_payment_methods,
     shipping,
     taxes,
     webhook_endpoints,
@@ -64,6 +67,8 @@ ROUTES: list[Route] = [
     *customers.ROUTES,
     *discounts.ROUTES,
     *events.ROUTES,
+    *invoices.ROUTES,
+    *saved_payment_methods.ROUTES,
     *shipping.ROUTES,
     *taxes.ROUTES,
     *webhook_endpoints.ROUTES,
@@ -106,6 +111,7 @@ def build_app(
     control.add_routes(app.router)
     payment_control.add_routes(app.router)
     hosted_page.add_routes(app.router)
+    recovery.add_routes(app.router)
     app.cleanup_ctx.append(_background)
     return app
 

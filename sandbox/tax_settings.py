@@ -6,8 +6,9 @@ sandbox models the two parts Checkout depends on, behind the control API:
 
 - `GET /_sandbox/tax/settings` reads them;
 - `POST /_sandbox/tax/settings` (`defaults[tax_behavior]`: `exclusive`, `inclusive` or
-  `inferred_by_currency`; `registrations`: country codes, replacing the list, empty to clear it)
-  changes them. As on Stripe, a default tax behaviour once set cannot be unset (a reset does).
+  `inferred_by_currency`; `registrations`: country codes, replacing the list, empty to clear it;
+  `failing`, below) changes them. As on Stripe, a default tax behaviour once set cannot be
+  unset (a reset does).
 
 A new account (and a reset) has neither: no default tax behaviour and no registrations.
 
@@ -16,6 +17,10 @@ A new account (and a reset) has neither: no default tax behaviour and no registr
   refuses the session (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior).
   `inferred_by_currency` makes prices in USD and CAD exclusive and all others inclusive, the
   sandbox's reading of that setting.
+- **Failing calculations** (`failing`: country codes, replacing the list, empty to clear it; a
+  sandbox-only fault): automatic tax for an address in one of them fails, as Stripe Tax's
+  calculation can: the session's `automatic_tax.status` is `failed` and no tax is added, and the
+  customer cannot pay until the address changes (the page, and `/pay`, refuse it on `country`).
 - **Registrations.** Stripe Tax collects only where the account is registered
   (https://docs.stripe.com/tax/zero-tax): elsewhere the session's automatic tax is `complete`
   with nothing to pay. The sandbox registers whole countries (no US states), with the rates of
@@ -38,6 +43,7 @@ _EXCLUSIVE_CURRENCIES = ("usd", "cad")
 UPDATE = hash_of(
     defaults=hash_of(tax_behavior=Choice(BEHAVIORS)),
     registrations=Array(Choice(tuple(COUNTRIES))),
+    failing=Array(Choice(tuple(COUNTRIES))),
 )
 
 
@@ -53,6 +59,7 @@ def settings(store: Store) -> dict[str, Any]:
             {"object": "tax.registration", "country": country, "status": "active"}
             for country in saved.get("registrations", [])
         ],
+        "failing": saved.get("failing", []),
     }
 
 
@@ -68,6 +75,8 @@ def update(store: Store, raw: dict[str, Any]) -> dict[str, Any]:
         saved["tax_behavior"] = params["defaults"]["tax_behavior"]
     if "registrations" in params:
         saved["registrations"] = sorted(set(params["registrations"]))
+    if "failing" in params:
+        saved["failing"] = sorted(set(params["failing"]))
     store.attach(TAX_SETTINGS, ACCOUNT, saved)
     return settings(store)
 
@@ -88,6 +97,12 @@ def effective_behavior(store: Store, behavior: str, currency: str) -> str:
     if default == "inferred_by_currency":
         return "exclusive" if currency in _EXCLUSIVE_CURRENCIES else "inclusive"
     return str(default) if default else "unspecified"
+
+
+def calculation_fails(store: Store, country: str | None) -> bool:
+    """Whether Stripe Tax's calculation fails for an address in `country` (a sandbox fault)."""
+    failing = (store.attached(TAX_SETTINGS, ACCOUNT) or {}).get("failing", [])
+    return country in failing
 
 
 def collects_in(store: Store, country: str) -> bool:

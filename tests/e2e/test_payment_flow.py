@@ -130,7 +130,8 @@ async def test_paying_on_the_hosted_page_updates_the_service(stub: Stub) -> None
         async with browser.get(created.url) as page:
             html = await page.text()
         assert "39.90" in html
-        pay_form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>\s*<button[^>]*>\s*Pay\s*<', html)
+        # The payment form, whose Pay button posts the customer's entries to `…/pay`.
+        pay_form = re.search(r'<form[^>]*action="([^"]+/pay)"', html)
         assert pay_form is not None, html
         action = URL(created.url).join(URL(pay_form.group(1)))
         async with browser.post(action, allow_redirects=False) as paid:

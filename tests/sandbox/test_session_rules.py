@@ -380,8 +380,8 @@ CASES: list[tuple[str, SessionCreateParams, str, str | None]] = [
     ),
     (
         "parameters Stripe has but the sandbox does not model",
-        session_params(custom_text={"submit": {"message": "Thanks!"}}),
-        "custom_text",
+        session_params(optional_items=[{"price": "price_x", "quantity": 1}]),
+        "optional_items",
         "parameter_unknown",
     ),
 ]

@@ -117,3 +117,28 @@ async def test_the_default_can_follow_the_currency(
     )
     done = await pay(raw, dollars.id, country="US")
     assert (done["amount_total"], done["total_details"]["amount_tax"]) == (1083, 83)
+
+
+async def test_a_failing_tax_calculation(
+    sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
+) -> None:
+    settings = await tax_settings(raw, registrations=["DE", "FR"], failing=["FR"])
+    assert settings["failing"] == ["FR"]
+    french = await client.v1.customers.create_async({"address": {"country": "FR"}})
+    session = await client.v1.checkout.sessions.create_async(
+        session_params(
+            taxed_item(1000, "exclusive"), customer=french.id, automatic_tax={"enabled": True}
+        )
+    )
+    assert session.automatic_tax.status == "failed"
+    assert session.total_details is not None and session.total_details.amount_tax == 0
+    refused = await raw.post(f"/_sandbox/checkout/sessions/{session.id}/pay", json={})
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "country")
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "open"
+
+    # Another address calculates again: 19 % in Germany.
+    await pay(raw, session.id, country="DE", city="Berlin")
+    paid = await client.v1.checkout.sessions.retrieve_async(session.id)
+    assert paid.automatic_tax.status == "complete"
+    assert paid.total_details is not None and paid.total_details.amount_tax == 190
+    assert (await tax_settings(raw, failing=[]))["failing"] == []

@@ -112,7 +112,8 @@ async def test_the_worked_case_through_the_api(
                     }
                 },
             ],
-            expand=["line_items", "total_details.breakdown"],
+            # A line item's taxes are included only when expanded, as on Stripe.
+            expand=["line_items.data.taxes", "total_details.breakdown"],
         )
     )
     assert (session.amount_subtotal, session.amount_total) == (3990, 4388)
@@ -252,6 +253,8 @@ async def test_automatic_tax_and_adaptive_pricing_from_the_customer_address(
     # 19 % German VAT on the line (190) and on the exclusive shipping rate (95).
     assert session.total_details is not None and session.total_details.amount_tax == 285
     assert session.shipping_cost is not None and session.shipping_cost.amount_tax == 95
+    taxes = session.shipping_cost.taxes
+    assert taxes is not None and [(t.amount, t.rate.country) for t in taxes] == [(95, "DE")]
     assert session.amount_total == 1000 + 500 + 285
     # Adaptive Pricing waits for the customer to open the page (adaptive_pricing.py).
     assert session.presentment_details is None
