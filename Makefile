@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
 .PHONY: all install proto run sandbox test bench chaos check lint typecheck layers buf fmt clean \
-	deploy-check image
+	deploy-check image dashboard
 
 all: proto
 
@@ -53,14 +53,14 @@ bench: proto
 chaos: proto
 	$(BIN)/python -m chaos $(if $(QUICK),--quick)
 
-PY_DIRS := service sandbox localdev tests bench chaos protos setup.py clients/python
+PY_DIRS := service sandbox localdev tests bench chaos dashboard protos setup.py clients/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: proto
-	$(BIN)/mypy service sandbox localdev tests bench chaos clients/python/checkout_client
+	$(BIN)/mypy service sandbox localdev tests bench chaos dashboard clients/python/checkout_client
 
 # The layers (docs/architecture.md), as import-linter contracts in pyproject.toml.
 layers: proto
@@ -76,6 +76,11 @@ buf: $(STAMP)
 # tests (installing Debian's prometheus package if missing); yamllint, hadolint, shellcheck.
 deploy-check: $(STAMP)
 	deploy/check-manifests
+
+# The Grafana dashboard, from dashboard/ (grafana-foundation-sdk) into the monitoring component;
+# tests/deploy/test_dashboard.py fails while the committed JSON differs from what this writes.
+dashboard: $(STAMP)
+	$(BIN)/python -m dashboard
 
 # The image (deploy/Dockerfile), with docker if an engine answers, else podman. BASE_IMAGE
 # substitutes the base (see deploy/smoke-image for a machine without registry access).
