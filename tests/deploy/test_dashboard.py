@@ -114,7 +114,8 @@ def test_every_alert_opens_the_panel_that_explains_it(
             *(promql.metric_names(as_grafana_sends_it(t["expr"])) for t in panel["targets"])
         )
         assert promql.metric_names(expression) <= shown, rule["alert"]
-        if str(expression.op) == ">":
+        if isinstance(expression, promql_parser.BinaryExpr) and str(expression.op) == ">":
+            assert isinstance(expression.rhs, promql_parser.NumberLiteral), rule["alert"]
             steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
             assert chart.threshold == expression.rhs.val, rule["alert"]
             assert steps[-1]["value"] == expression.rhs.val, rule["alert"]
