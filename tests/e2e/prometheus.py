@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from tests.support import ROOT
 
 RULES = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheus-rules.yaml"
+BINARY = shutil.which("prometheus")
+MISSING = (
+    "prometheus is not installed: `make test` installs Debian's prometheus package "
+    "(deploy/install-prometheus) when it runs as root with apt-get"
+)
 SPEED_UP = 120
 INTERVAL = "250ms"
 # The job the ServiceMonitor gives the scrape in Kubernetes, which every rule selects.
@@ -171,17 +175,12 @@ def write_config(folder: Path, targets: dict[str, int]) -> Path:
 @asynccontextmanager
 async def prometheus(folder: Path, targets: dict[str, int]) -> AsyncIterator[Prometheus]:
     """A Prometheus of `write_config`'s, ready to answer, stopped afterwards."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip(
-            "prometheus is not installed: `make test` installs Debian's prometheus package "
-            "(deploy/install-prometheus) as root with apt-get"
-        )
+    assert BINARY is not None, MISSING
     config = write_config(folder, targets)
     address = f"127.0.0.1:{free_port()}"
     with open(folder / "prometheus.log", "wb") as log:  # noqa: ASYNC230 (a local file)
         process = await asyncio.create_subprocess_exec(
-            binary,
+            BINARY,
             f"--config.file={config}",
             f"--storage.tsdb.path={folder / 'data'}",
             f"--web.listen-address={address}",

@@ -20,13 +20,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
+import pytest
 import pytest_asyncio
 
 from checkout.v1 import checkout_service_pb2 as api
 from tests.e2e.helpers import Sandbox, cart_request, new_order_id
 from tests.e2e.processes import replicas
-from tests.e2e.prometheus import free_port, prometheus
+from tests.e2e.prometheus import BINARY, MISSING, free_port, prometheus
 from tests.support import ROOT, start_sandbox, stop_sandbox
+
+pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
 NAMESPACE = "checkout-e2e"
 SESSIONS = "/v1/checkout/sessions"
