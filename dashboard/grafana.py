@@ -90,9 +90,12 @@ def panel(chart: Chart) -> timeseries.Panel:
             .sort(common.SortOrder.DESCENDING)
         )
     )
-    for ref, query in zip("ABCDEFGH", chart.queries, strict=False):
+    for index, query in enumerate(chart.queries):
         built = built.with_target(
-            prometheus.Dataquery().ref_id(ref).expr(query.expr).legend_format(query.legend)
+            prometheus.Dataquery()
+            .ref_id(chr(ord("A") + index))  # Grafana's own naming: A, B, C…
+            .expr(query.expr)
+            .legend_format(query.legend)
         )
     if chart.threshold is not None:
         built = built.thresholds(
