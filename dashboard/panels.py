@@ -75,9 +75,8 @@ def percentiles(histogram: str, by: str) -> tuple[Query, ...]:
     )
 
 
-def per_second(metric: str, by: str, matchers: str = "") -> str:
-    selector = ", ".join(filter(None, (SCRAPE, matchers)))
-    return f"sum by ({by}) (rate({metric}{{{selector}}}[{RATE}]))"
+def per_second(metric: str, by: str) -> str:
+    return f"sum by ({by}) (rate({metric}{{{SCRAPE}}}[{RATE}]))"
 
 
 CALLS = Row(
