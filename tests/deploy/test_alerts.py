@@ -1,42 +1,24 @@
 """The custom resources that `kubernetes-validate` has no schema for (PrometheusRule,
 ServiceMonitor, cert-manager's Certificate), checked here instead: only fields their CRDs
-define, every alert's PromQL parses and names only metrics the service exports, and every
-alert's runbook_url leads to a section of docs/runbook.md."""
+define, every alert's PromQL parses and names only metrics the service exports, every alert's
+runbook_url leads to a section of docs/runbook.md, and every alert has the `promtool test
+rules` cases that `make deploy-check` runs."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import promql_parser
 import pytest
+import yaml
 
+from tests.deploy import promql
 from tests.deploy.manifests import ROOT, Manifests, labels_match
 
 RUNBOOK = ROOT / "docs" / "runbook.md"
-
-# What the service exports on /metrics (docs/runbook.md#metrics). Histograms add _bucket,
-# _sum and _count series.
-COUNTERS_AND_GAUGES = {
-    "grpc_server_handled_total",
-    "checkout_stripe_requests_total",
-    "checkout_webhook_events_total",
-    "checkout_sweep_runs_total",
-    "checkout_sweep_repairs_total",
-    "checkout_pending_rows_oldest_age_seconds",
-    "checkout_db_pool_in_use",
-    "checkout_sessions_total",
-    "checkout_watch_streams",
-}
-HISTOGRAMS = {
-    "grpc_server_handling_seconds",
-    "checkout_stripe_request_seconds",
-    "checkout_webhook_lag_seconds",
-}
-EXPORTED = COUNTERS_AND_GAUGES | {
-    f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
-}
+RULE_TESTS = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheus-rules.test.yaml"
 
 # The fields of each custom resource that the CRDs define and these manifests may use
 # (cert-manager.io/v1 Certificate, monitoring.coreos.com/v1 PrometheusRule and ServiceMonitor).
@@ -92,27 +74,12 @@ def rules(manifests: Manifests) -> list[dict[str, Any]]:
     return found
 
 
-def metric_names(node: Any) -> Iterator[str]:
-    if isinstance(node, promql_parser.VectorSelector):
-        assert node.name, "select metrics by name"
-        yield node.name
-        return
-    if isinstance(node, promql_parser.MatrixSelector):
-        yield from metric_names(node.vector_selector)
-    elif isinstance(node, promql_parser.Call):
-        for arg in node.args:
-            yield from metric_names(arg)
-    elif isinstance(node, promql_parser.BinaryExpr):
-        yield from metric_names(node.lhs)
-        yield from metric_names(node.rhs)
-    elif isinstance(
-        node,
-        promql_parser.AggregateExpr
-        | promql_parser.ParenExpr
-        | promql_parser.UnaryExpr
-        | promql_parser.SubqueryExpr,
-    ):
-        yield from metric_names(node.expr)
+def duration(text: str) -> timedelta:
+    """A Prometheus duration: `90s`, `10m`, `1h30m`, `500ms`."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, text
+    return timedelta(seconds=sum(int(n) * units[u] for n, u in parts))
 
 
 def anchors(markdown: str) -> set[str]:
@@ -130,11 +97,11 @@ def test_the_alerts_an_operator_needs_are_there(prod: Manifests) -> None:
 
 
 def test_every_alert_parses_and_names_only_exported_metrics(prod: Manifests) -> None:
+    exported = promql.exported()
     for rule in rules(prod):
-        expression = promql_parser.parse(rule["expr"])
-        names = set(metric_names(expression))
+        names = promql.metric_names(promql_parser.parse(rule["expr"]))
         assert names, rule["alert"]
-        assert names <= EXPORTED, (rule["alert"], names - EXPORTED)
+        assert names <= exported, (rule["alert"], names - exported)
         # Scraped by the ServiceMonitor, whose job label is the Service's name.
         assert 'job="checkout-http"' in rule["expr"].replace(" ", ""), rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
@@ -201,3 +168,32 @@ def test_every_link_into_the_docs_resolves() -> None:
     assert len(links) > 10
     for source, name, anchor in links:
         assert anchor in sections.get(name, set()), f"{source}: {name}#{anchor} leads nowhere"
+
+
+def test_every_alert_has_promtool_tests_that_fire_it_and_keep_it_quiet(prod: Manifests) -> None:
+    """prometheus-rules.test.yaml, which `make deploy-check` runs with `promtool test rules`:
+    for every alert, a check that it fires once its `for:` has passed and one before that
+    where it does not yet, and series in a namespace "under" for which it never fires."""
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    for rule in rules(prod):
+        name, hold = rule["alert"], duration(rule["for"])
+        cases = [t for t in tests if any(c["alertname"] == name for c in t["alert_rule_test"])]
+        assert len(cases) == 1, f"{name}: {len(cases)} promtool tests in {RULE_TESTS.name}, not 1"
+        (case,) = cases
+        checks = [
+            (duration(c["eval_time"]), c["exp_alerts"])
+            for c in case["alert_rule_test"]
+            if c["alertname"] == name
+        ]
+        firing = [at for at, alerts in checks if alerts]
+        assert firing, f"{name}: no promtool test makes it fire"
+        assert min(firing) >= hold, f"{name}: fires in its test before its for: ({rule['for']})"
+        assert any(at < min(firing) and not alerts for at, alerts in checks), (
+            f"{name}: not checked quiet before it fires"
+        )
+        assert any(
+            'namespace="under"' in s["series"].replace(" ", "") for s in case["input_series"]
+        )
+        fired_in = {a["exp_labels"]["namespace"] for _, alerts in checks for a in alerts}
+        assert "under" not in fired_in, name
+        assert max(at for at, _ in checks) >= hold, f"{name}: under is not held past its for:"
