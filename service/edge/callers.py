@@ -131,6 +131,7 @@ class CallerDirectory:
         self._path = path
         self._entries = tuple(entries)
         self._content = b""
+        self._rejected: bytes | None = None
 
     @classmethod
     def load(cls, path: Path) -> CallerDirectory:
@@ -165,13 +166,15 @@ class CallerDirectory:
 
     def reload(self) -> frozenset[str]:
         """Read the file again; the names of the callers the change removed or changed, whose
-        open streams must end (empty if nothing changed, or the change was not taken)."""
+        open streams must end (empty if nothing changed, or the change was not taken). A
+        change that was not taken is not read again until the file changes once more."""
         try:
             content = _read(self._path)
-            if content == self._content:
+            if content in (self._content, self._rejected):
                 return frozenset()
             entries = parse_callers(content, source=str(self._path))
         except CallersFileError as exc:
+            self._rejected = content
             log.error("callers file change ignored; the last good one stays", error=str(exc))
             return frozenset()
         before = {entry.caller.name: entry for entry in self._entries}
@@ -185,10 +188,12 @@ class CallerDirectory:
     async def watch(
         self, interval_seconds: float, revoked: Callable[[frozenset[str]], None]
     ) -> None:
-        """Re-read the file every interval; tell `revoked` whom each change revoked."""
+        """Re-read the file every interval; tell `revoked` whom each change revoked. Read and
+        parsed on a worker thread: a large or pathological file must not hold the event loop
+        (the list is replaced whole, so a call sees the old list or the new one)."""
         while True:
             await asyncio.sleep(interval_seconds)
-            if gone := self.reload():
+            if gone := await asyncio.to_thread(self.reload):
                 revoked(gone)
 
 
