@@ -182,13 +182,35 @@ async def test_a_callers_calls_to_stripe_are_its_own_share(
     )
 
 
+@pytest_asyncio.fixture
+async def revocable(environ: dict[str, str], tmp_path: Path) -> AsyncIterator[Served]:
+    """Callers with no limits of their own: what is revoked here is their entry itself."""
+    callers_file = tmp_path / "callers.json"
+    callers_file.write_text(callers_document(PLAIN))
+    settings = Settings.from_environ(
+        {**environ, "CALLERS_FILE": str(callers_file), "CALLERS_RELOAD_SECONDS": "0.1"}
+    )
+    app = await start(settings)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        yield Served(app, api_grpc.CheckoutServiceStub(channel), callers_file)
+    await app.stop()
+
+
+PLAIN: list[dict[str, Any]] = [
+    {"name": "orders", "token": ORDERS, "role": "caller"},
+    {"name": "billing", "token": BILLING, "role": "caller"},
+]
+
+
 async def test_a_revoked_callers_open_streams_end_and_the_others_go_on(
-    served: Served, sandbox: Sandbox, app: Application
+    revocable: Served, sandbox: Sandbox, app: Application
 ) -> None:
+    """A removed caller's new calls were refused at once, but its open WatchSession (which may
+    last 30 minutes) kept receiving updates."""
     # The suite's server (`app`) receives the sandbox's webhooks; this one hears of them
     # through Postgres.
     del app
-    stub = served.stub
+    served, stub = revocable, revocable.stub
     orders_order, billing_order = new_order_id(), new_order_id()
     await stub.CreateSession(cart_request(orders_order), metadata=bearer(ORDERS))
     billing_session = (
@@ -203,7 +225,7 @@ async def test_a_revoked_callers_open_streams_end_and_the_others_go_on(
     await first_message(orders_stream)
     await first_message(billing_stream)
 
-    served.callers_file.write_text(callers_document([c for c in CALLERS if c["name"] != "orders"]))
+    served.callers_file.write_text(callers_document([c for c in PLAIN if c["name"] != "orders"]))
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         await asyncio.wait_for(orders_stream.read(), timeout=10)
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -214,25 +236,39 @@ async def test_a_revoked_callers_open_streams_end_and_the_others_go_on(
     paid = await first_message(billing_stream)
     assert paid.session.payment_status == pb.Session.PAID
 
-    # A changed entry (here, its limits) is a revocation too.
+    # A changed entry (here, its role) is a revocation too.
     other_order = new_order_id()
     await stub.CreateSession(cart_request(other_order), metadata=bearer(BILLING))
     watched = stub.WatchSession(
         api.WatchSessionRequest(order_id=other_order), metadata=bearer(BILLING)
     )
     await first_message(watched)
-    changed = [
-        {**c, "max_streams": 5} if c["name"] == "billing" else c
-        for c in CALLERS
-        if c["name"] != "orders"
-    ]
-    served.callers_file.write_text(callers_document(changed))
+    served.callers_file.write_text(
+        callers_document([{"name": "billing", "token": BILLING, "role": "operator"}])
+    )
     with pytest.raises(grpc.aio.AioRpcError) as revoked:
         await asyncio.wait_for(watched.read(), timeout=10)
     assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    # Its token still names it: it watches again at once.
+    # Its token still names it, now an operator: it watches again at once, naming the owner.
     again = stub.WatchSession(
-        api.WatchSessionRequest(order_id=other_order), metadata=bearer(BILLING)
+        api.WatchSessionRequest(order_id=other_order, caller="billing"), metadata=bearer(BILLING)
     )
     await first_message(again)
     again.cancel()
+
+
+async def test_a_changed_limit_is_a_revocation_too(served: Served) -> None:
+    stub, order_id = served.stub, new_order_id()
+    await stub.CreateSession(cart_request(order_id), metadata=bearer(BILLING))
+    watched = stub.WatchSession(
+        api.WatchSessionRequest(order_id=order_id), metadata=bearer(BILLING)
+    )
+    await first_message(watched)
+    served.callers_file.write_text(
+        callers_document(
+            [{**c, "max_streams": 5} if c["name"] == "billing" else c for c in CALLERS]
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as revoked:
+        await asyncio.wait_for(watched.read(), timeout=10)
+    assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED

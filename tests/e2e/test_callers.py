@@ -436,17 +436,14 @@ async def refusal_of(
     return caught.value
 
 
-async def test_a_certificate_with_a_uri_san_is_named_by_it_alone(identities: Tls) -> None:
+async def test_a_certificate_with_a_uri_san_is_named_by_it_alone(mutual_tls: Tls) -> None:
     """The CN, which a requester may choose at the issuer, cannot claim another workload's
-    name, nor can a DNS SAN beside a URI SAN."""
-    ca = identities.ca
-    assert await caller_of(identities, ca.client("billing-7f9c", uri=SPIFFE)) == "billing"
-    await refusal_of(identities, ca.client(SPIFFE, uri=OTHER_SPIFFE))
-    await refusal_of(identities, ca.client(LEGACY_CN, uri=OTHER_SPIFFE))
-    await refusal_of(identities, ca.client("x", uri=OTHER_SPIFFE, dns=(INVENTORY_DNS,)))
-    # A URI in a DNS SAN or a CN is not a URI SAN.
-    await refusal_of(identities, ca.client("x", dns=(SPIFFE,)))
-    await refusal_of(identities, ca.client(SPIFFE))
+    URI, and neither can a DNS SAN: a URI names a caller only as a URI SAN."""
+    ca = mutual_tls.ca
+    assert await caller_of(mutual_tls, ca.client("billing-7f9c", uri=SPIFFE)) == "billing"
+    await refusal_of(mutual_tls, ca.client(SPIFFE, uri=OTHER_SPIFFE))
+    await refusal_of(mutual_tls, ca.client(SPIFFE))
+    await refusal_of(mutual_tls, ca.client("billing-7f9c", dns=(SPIFFE,)))
 
 
 async def test_without_uri_sans_a_dns_san_names_it_and_a_cn_only_when_asked(
@@ -454,21 +451,25 @@ async def test_without_uri_sans_a_dns_san_names_it_and_a_cn_only_when_asked(
 ) -> None:
     ca = identities.ca
     assert await caller_of(identities, ca.client("pod-1", dns=(INVENTORY_DNS,))) == "inventory"
+    # Beside a URI SAN, a DNS SAN names no one.
+    await refusal_of(identities, ca.client("pod-1", uri=OTHER_SPIFFE, dns=(INVENTORY_DNS,)))
     # A CN names a caller only for a certificate without SANs, and an entry that asks for it.
     assert await caller_of(identities, ca.client(LEGACY_CN)) == "legacy"
     await refusal_of(identities, ca.client(INVENTORY_DNS))
     await refusal_of(identities, ca.client(LEGACY_CN, dns=("batch.shop.internal",)))
+    await refusal_of(identities, ca.client(LEGACY_CN, uri=OTHER_SPIFFE))
 
 
-async def test_a_certificate_and_a_token_must_name_the_same_caller(identities: Tls) -> None:
-    billing = identities.ca.client("billing-7f9c", uri=SPIFFE)
-    disagree = await refusal_of(identities, billing, bearer(ORDERS))
+async def test_a_certificate_and_a_token_must_name_the_same_caller(mutual_tls: Tls) -> None:
+    """A certificate used to win over the token sent with it."""
+    billing = mutual_tls.ca.client("billing-7f9c", uri=SPIFFE)
+    disagree = await refusal_of(mutual_tls, billing, bearer(ORDERS))
     assert "name different callers" in (disagree.details() or "")
     unknown_token = new_token("stranger")
-    no_one = await refusal_of(identities, billing, bearer(unknown_token))
+    no_one = await refusal_of(mutual_tls, billing, bearer(unknown_token))
     assert "token names no caller" in (no_one.details() or "")
     for refused in (disagree, no_one):
         said = f"{refused.details()} {refused.debug_error_string()}"
         assert ORDERS not in said and unknown_token not in said and SPIFFE not in said
     # A certificate that names no one leaves the token to decide, as before.
-    assert await caller_of(identities, identities.ca.client("grpcurl"), bearer(ORDERS)) == "orders"
+    assert await caller_of(mutual_tls, mutual_tls.ca.client("grpcurl"), bearer(ORDERS)) == "orders"

@@ -297,35 +297,57 @@ async def short_header_timeout(environ: dict[str, str]) -> AsyncIterator[Applica
     await application.stop()
 
 
-async def closed_while(reader: asyncio.StreamReader, sending: asyncio.Future[None]) -> bool:
-    """Whether the server closes the connection before the client has finished sending."""
-    async with asyncio.timeout(60):
+async def closed_before(reader: asyncio.StreamReader, client: asyncio.Future[None]) -> bool:
+    """Whether the server closes the connection before the client is done with it."""
+
+    async def to_the_end() -> None:
         while await reader.read(1024):
             pass
-    return not sending.done()
+
+    end = asyncio.ensure_future(to_the_end())
+    try:
+        await asyncio.wait((end, client), return_when=asyncio.FIRST_COMPLETED)
+        return end.done() and not client.done()
+    finally:
+        end.cancel()
+        with suppress(asyncio.CancelledError, ConnectionError):
+            await end
 
 
-@pytest.mark.parametrize("first", [b"", b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"])
+ANSWERED = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "every"),
+    [
+        # Half a request line, then nothing: the client waits 30 s.
+        (b"GET /livez HT", b"", 30.0),
+        # After a request answered on the same connection.
+        (ANSWERED + b"GET /livez HT", b"", 30.0),
+        # A header a byte every 50 ms, never ending, for 50 s: the connection is never idle.
+        (b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", b"a", 0.05),
+    ],
+    ids=["half a request line", "after an answered request", "a byte at a time"],
+)
 async def test_a_request_head_that_never_completes_is_cut_off(
-    short_header_timeout: Application, first: bytes
+    short_header_timeout: Application, first: bytes, then: bytes, every: float
 ) -> None:
-    """Half a request line, then a byte every 50 ms that never finishes the head (slow loris):
-    first on a new connection, then after a request answered on the same connection. The
-    client would go on for 50 s; the server closes the connection long before."""
+    """A client that keeps a connection waiting for the rest of a request head (slow loris)
+    is cut off at HTTP_HEADER_TIMEOUT_SECONDS (half a second here), long before it is done."""
     reader, writer = await asyncio.open_connection("127.0.0.1", short_header_timeout.http_port)
 
-    async def trickle() -> None:
+    async def client() -> None:
         with suppress(ConnectionError):
-            writer.write(first + b"GET /livez HT")
+            writer.write(first)
             await writer.drain()
-            for _ in range(1_000):
-                await asyncio.sleep(0.05)
-                writer.write(b"T")
+            for _ in range(1_000 if then else 1):
+                await asyncio.sleep(every)
+                writer.write(then)
                 await writer.drain()
 
-    sending = asyncio.ensure_future(trickle())
+    sending = asyncio.ensure_future(client())
     try:
-        assert await closed_while(reader, sending)
+        assert await closed_before(reader, sending)
     finally:
         sending.cancel()
         with suppress(asyncio.CancelledError):
