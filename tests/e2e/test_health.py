@@ -42,9 +42,12 @@ async def test_a_client_that_checks_health_picks_the_server_and_its_calls_succee
 
 async def test_health_watch_streams_serving(app: Application) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)  # type: ignore[attr-defined]
+        health = health_pb2_grpc.HealthStub(channel)
         for service in ("", CHECKOUT_SERVICE):
-            stream = health.Watch(health_pb2.HealthCheckRequest(service=service))
+            # types-grpcio-health-checking declares no methods on HealthStub.
+            stream = health.Watch(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(service=service)
+            )
             first = await asyncio.wait_for(stream.read(), timeout=10)
             assert first.status == health_pb2.HealthCheckResponse.SERVING
             stream.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,7 @@ def test_a_file_nested_too_deep_to_parse_is_refused_not_raised(opening: str) -> 
 def test_a_reload_names_the_callers_it_removed_or_changed(tmp_path: Path) -> None:
     path = tmp_path / "callers.json"
 
-    def write(*entries: dict[str, object]) -> None:
+    def write(*entries: Mapping[str, object]) -> None:
         path.write_text(json.dumps({"callers": list(entries)}))
 
     orders = {"name": "orders", "token_sha256": sha("t1")}
