@@ -131,22 +131,12 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     certificate = None if settings.tls is None else RotatingCertificate(settings.tls)
     metrics = Metrics()
     supervisor = Supervisor(metrics)
-    traced = settings.tracing is not None
     if settings.tracing is not None:
         provider = start_tracing(settings.tracing)
         stack.callback(provider.shutdown)
     pool, feed, cache = await _open_database(settings, stack, metrics, supervisor)
     checkout, sync = await _use_cases(settings, stack, pool, feed, cache, metrics)
-    defaults = Limits(
-        max_streams=settings.caller_max_streams,
-        stripe_calls_per_second=settings.caller_stripe_calls_per_second,
-        stripe_burst=settings.caller_stripe_burst,
-    )
-    quotas = CallerQuotas(
-        (lambda _: defaults) if callers is None else partial(callers.limits, defaults=defaults),
-        metrics,
-    )
-
+    quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
     readiness = Readiness(
@@ -167,18 +157,10 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         max_receive_bytes=settings.max_receive_bytes,
         watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
         metrics=metrics,
-        traced=traced,
+        traced=settings.tracing is not None,
     )
-    credentials = None if certificate is None else certificate.credentials()
-    grpc_port = _listen(grpc_server, settings.grpc_addr, credentials)
-    await grpc_server.start()
-    stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_seconds)
-    health_port = None
-    if settings.health_addr is not None:
-        health_server = build_health_server(health_servicer)
-        health_port = _listen(health_server, settings.health_addr, None)
-        await health_server.start()
-        stack.push_async_callback(health_server.stop, 0)
+    grpc_port = await _serve_grpc(settings, stack, grpc_server, certificate)
+    health_port = await _serve_health(settings, stack, health_servicer)
     if callers is not None:
         watch = partial(callers.watch, settings.callers_reload_seconds, quotas.revoke)
         stack.push_async_callback(_cancel, supervisor.start("callers_reload", watch))
@@ -202,6 +184,47 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         stopping=stopping,
         resources=stack,
     )
+
+
+def _caller_quotas(
+    settings: Settings, callers: CallerDirectory | None, metrics: Metrics
+) -> CallerQuotas:
+    """Each caller's limits: its own from the callers file, else the settings' defaults."""
+    defaults = Limits(
+        max_streams=settings.caller_max_streams,
+        stripe_calls_per_second=settings.caller_stripe_calls_per_second,
+        stripe_burst=settings.caller_stripe_burst,
+    )
+    if callers is None:
+        return CallerQuotas(lambda _: defaults, metrics)
+    return CallerQuotas(partial(callers.limits, defaults=defaults), metrics)
+
+
+async def _serve_grpc(
+    settings: Settings,
+    stack: AsyncExitStack,
+    server: grpc.aio.Server,
+    certificate: RotatingCertificate | None,
+) -> int:
+    """Listen on GRPC_ADDR, over TLS if configured; the port bound."""
+    credentials = None if certificate is None else certificate.credentials()
+    port = _listen(server, settings.grpc_addr, credentials)
+    await server.start()
+    stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)
+    return port
+
+
+async def _serve_health(
+    settings: Settings, stack: AsyncExitStack, health_servicer: health.aio.HealthServicer
+) -> int | None:
+    """The plaintext health listener on HEALTH_ADDR, if asked for; its port."""
+    if settings.health_addr is None:
+        return None
+    health_server = build_health_server(health_servicer)
+    port = _listen(health_server, settings.health_addr, None)
+    await health_server.start()
+    stack.push_async_callback(health_server.stop, 0)
+    return port
 
 
 async def _open_database(
