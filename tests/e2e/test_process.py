@@ -106,7 +106,13 @@ async def run_to_exit(*args: str, environ: dict[str, str]) -> tuple[int, str, st
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    except TimeoutError:
+        # It did not exit (it is serving): a failed test must not leave it behind.
+        process.kill()
+        await process.wait()
+        raise
     assert "Traceback" not in err.decode()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
