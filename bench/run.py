@@ -72,6 +72,10 @@ def service_env(pg: Postgres, sandbox_url: str, webhook_secret: str) -> dict[str
         STRIPE_WEBHOOK_SECRET=webhook_secret,
         GRPC_ADDR="127.0.0.1:0",
         HTTP_ADDR="127.0.0.1:0",
+        # The load generator is one caller doing the work of many: no share of its own.
+        CALLER_STRIPE_CALLS_PER_SECOND="10000",
+        CALLER_STRIPE_BURST="100000",
+        CALLER_MAX_STREAMS="1000000",
     )
     return env
 

@@ -55,6 +55,9 @@ class Settings:
             "GRPC_ADDR": "127.0.0.1:0",
             "HTTP_ADDR": "127.0.0.1:0",
             "LOG_LEVEL": "info",
+            # The load is one caller doing the work of many: no share of its own.
+            "CALLER_STRIPE_CALLS_PER_SECOND": "10000",
+            "CALLER_STRIPE_BURST": "100000",
             # Every line reaches the run's file at once: a SIGKILLed replica loses none.
             "PYTHONUNBUFFERED": "1",
         }

@@ -11,6 +11,7 @@ import sys
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -28,24 +29,29 @@ from service.domain.ports import PaymentGateway
 from service.domain.sync import StripeSync
 from service.edge.callers import CallerDirectory, CallersFileError
 from service.edge.http import build_http_app
+from service.edge.quotas import CallerQuotas, Limits
 from service.edge.readiness import Readiness
 from service.edge.server import build_grpc_server, build_health_server, set_serving
 from service.edge.servicer import WatchLimits
+from service.edge.supervisor import Supervisor
 from service.edge.sweeper import sweep_forever
-from service.edge.tls import RotatingCertificate
+from service.edge.tls import RotatingCertificate, TlsFilesError
 from service.gateway.faults import CrashAfterCreate
 from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.observability.metrics import Metrics
+from service.observability.redaction import redact_credentials
 from service.observability.tracing import add_trace_ids, start_tracing
 from service.store.change_feed import ChangeFeed
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
 from service.store.read_cache import ReadCache
 from service.store.repository import (
+    DatabaseUrlError,
     PostgresLedger,
     create_pool,
     database_answers,
+    first_contact,
     signing_key,
     translate_db_errors,
 )
@@ -74,6 +80,9 @@ class StartupError(Exception):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+SYSTEM = SystemClock()
 
 
 @dataclass
@@ -116,14 +125,113 @@ async def start(settings: Settings) -> Application:
 
 
 async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
-    # First, before anything connects or listens: a malformed file is a configuration error.
+    # First, before anything connects or listens: a malformed callers file or a bad set of TLS
+    # files is a configuration error.
     callers = None if settings.callers_file is None else CallerDirectory.load(settings.callers_file)
-    dsn = settings.database_url.value
+    certificate = None if settings.tls is None else RotatingCertificate(settings.tls)
     metrics = Metrics()
-    traced = settings.tracing is not None
+    supervisor = Supervisor(metrics)
     if settings.tracing is not None:
         provider = start_tracing(settings.tracing)
         stack.callback(provider.shutdown)
+    pool, feed, cache = await _open_database(settings, stack, metrics, supervisor)
+    checkout, sync = await _use_cases(settings, stack, pool, feed, cache, metrics)
+    quotas = _caller_quotas(settings, callers, metrics)
+    draining, stopping = asyncio.Event(), asyncio.Event()
+    health_servicer = health.aio.HealthServicer()
+    readiness = Readiness(
+        health_servicer,
+        draining,
+        lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
+        tasks_up=lambda: supervisor.all_up,
+        interval_seconds=_READINESS_PROBE_SECONDS,
+    )
+    supervisor.on_change = readiness.recheck
+    grpc_server = build_grpc_server(
+        checkout,
+        stopping,
+        health_servicer,
+        callers=callers,
+        quotas=quotas,
+        reflection_mode=settings.reflection,
+        max_receive_bytes=settings.max_receive_bytes,
+        watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
+        metrics=metrics,
+        traced=settings.tracing is not None,
+    )
+    grpc_port = await _serve_grpc(settings, stack, grpc_server, certificate)
+    health_port = await _serve_health(settings, stack, health_servicer)
+    if callers is not None:
+        watch = partial(callers.watch, settings.callers_reload_seconds, quotas.revoke)
+        stack.push_async_callback(_cancel, supervisor.start("callers_reload", watch))
+    verifier = _webhook_verifier(settings)
+    http_port = await _serve_http(
+        settings, stack, build_http_app(lambda: readiness.ready, sync, verifier, metrics, SYSTEM)
+    )
+    sweep_lock = AdvisoryLock(settings.database_url.value, SWEEP_LOCK_KEY)
+    stack.push_async_callback(sweep_lock.close)
+    sweep = partial(sweep_forever, sync, sweep_lock, settings.sweep_interval_seconds, metrics)
+    stack.push_async_callback(_cancel, supervisor.start("sweep", sweep))
+    await set_serving(health_servicer, True)
+    stack.push_async_callback(_cancel, supervisor.start("readiness", readiness.watch))
+    return Application(
+        settings=settings,
+        health=health_servicer,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        health_port=health_port,
+        draining=draining,
+        stopping=stopping,
+        resources=stack,
+    )
+
+
+def _caller_quotas(
+    settings: Settings, callers: CallerDirectory | None, metrics: Metrics
+) -> CallerQuotas:
+    """Each caller's limits: its own from the callers file, else the settings' defaults."""
+    defaults = Limits(
+        max_streams=settings.caller_max_streams,
+        stripe_calls_per_second=settings.caller_stripe_calls_per_second,
+        stripe_burst=settings.caller_stripe_burst,
+    )
+    if callers is None:
+        return CallerQuotas(lambda _: defaults, metrics)
+    return CallerQuotas(partial(callers.limits, defaults=defaults), metrics)
+
+
+async def _serve_grpc(
+    settings: Settings,
+    stack: AsyncExitStack,
+    server: grpc.aio.Server,
+    certificate: RotatingCertificate | None,
+) -> int:
+    """Listen on GRPC_ADDR, over TLS if configured; the port bound."""
+    credentials = None if certificate is None else certificate.credentials()
+    port = _listen(server, settings.grpc_addr, credentials)
+    await server.start()
+    stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)
+    return port
+
+
+async def _serve_health(
+    settings: Settings, stack: AsyncExitStack, health_servicer: health.aio.HealthServicer
+) -> int | None:
+    """The plaintext health listener on HEALTH_ADDR, if asked for; its port."""
+    if settings.health_addr is None:
+        return None
+    health_server = build_health_server(health_servicer)
+    port = _listen(health_server, settings.health_addr, None)
+    await health_server.start()
+    stack.push_async_callback(health_server.stop, 0)
+    return port
+
+
+async def _open_database(
+    settings: Settings, stack: AsyncExitStack, metrics: Metrics, supervisor: Supervisor
+) -> tuple[asyncpg.Pool, ChangeFeed, ReadCache]:
+    """The pool, the migrations (or the check that they were applied), and the change feed."""
+    dsn = settings.database_url.value
     pool = await create_pool(
         dsn,
         max_size=settings.db_pool_max_size,
@@ -147,10 +255,23 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
                 "`python -m service migrate` (the migration Job) first",
             )
     cache = ReadCache()
-    feed = ChangeFeed(dsn, cache=cache)
+    feed = ChangeFeed(dsn, cache=cache, spawn=supervisor.start)
     stack.push_async_callback(feed.close)
     async with translate_db_errors():
         await feed.start()
+    return pool, feed, cache
+
+
+async def _use_cases(
+    settings: Settings,
+    stack: AsyncExitStack,
+    pool: asyncpg.Pool,
+    feed: ChangeFeed,
+    cache: ReadCache,
+    metrics: Metrics,
+) -> tuple[Checkout, StripeSync]:
+    """Stripe, the ledger, and the use cases over them."""
+    traced = settings.tracing is not None
     gateway = StripeGateway.connect(
         api_key=settings.stripe_api_key.value,
         api_base=settings.stripe_api_base,
@@ -168,12 +289,11 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     if traced:
         ledger.trace_calls()
-    clock = SystemClock()
     checkout = Checkout(
         ledger,
         payments,
         feed,
-        clock,
+        SYSTEM,
         PageTokens(await signing_key(pool)),
         default_tax_behavior=settings.default_tax_behavior,
     )
@@ -181,97 +301,48 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         ledger,
         payments,
         checkout,
-        clock,
+        SYSTEM,
         quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
         # A pending row is left to its creator for as long as its Stripe call may take.
         pending_grace=timedelta(seconds=gateway.call_timeout + 5),
     )
-    verifier = None
-    if settings.stripe_webhook_secret is not None:
-        verifier = StripeWebhookVerifier(
-            [
-                secret.strip()
-                for secret in settings.stripe_webhook_secret.value.split(",")
-                if secret.strip()
-            ]
-        )
-    else:
+    return checkout, sync
+
+
+def _webhook_verifier(settings: Settings) -> StripeWebhookVerifier | None:
+    if not settings.webhook_secrets:
         log.warning(
             "STRIPE_WEBHOOK_SECRET is not set: webhooks are refused, the sweep alone "
             "keeps sessions current"
         )
+        return None
+    return StripeWebhookVerifier(settings.webhook_secrets)
 
-    draining, stopping = asyncio.Event(), asyncio.Event()
-    health_servicer = health.aio.HealthServicer()
-    readiness = Readiness(
-        health_servicer,
-        draining,
-        lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
-        interval_seconds=_READINESS_PROBE_SECONDS,
-    )
-    grpc_server = build_grpc_server(
-        checkout,
-        stopping,
-        health_servicer,
-        callers=callers,
-        reflection_mode=settings.reflection,
-        max_receive_bytes=settings.max_receive_bytes,
-        watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
-        metrics=metrics,
-        traced=traced,
-    )
-    credentials = None if settings.tls is None else RotatingCertificate(settings.tls).credentials()
-    grpc_port = _listen(grpc_server, settings.grpc_addr, credentials)
-    await grpc_server.start()
-    stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_seconds)
-    health_port = None
-    if settings.health_addr is not None:
-        health_server = build_health_server(health_servicer)
-        health_port = _listen(health_server, settings.health_addr, None)
-        await health_server.start()
-        stack.push_async_callback(health_server.stop, 0)
-    if callers is not None:
-        watcher = asyncio.get_running_loop().create_task(
-            callers.watch(settings.callers_reload_seconds)
-        )
-        stack.push_async_callback(_cancel, watcher)
 
-    http_runner = web.AppRunner(
-        build_http_app(lambda: readiness.ready, sync, verifier, metrics, clock),
+async def _serve_http(settings: Settings, stack: AsyncExitStack, app: web.Application) -> int:
+    """Listen on HTTP_ADDR; the port bound."""
+    runner = web.AppRunner(
+        app,
         access_log=None,
         # aiohttp waits 60 s for open requests by default; a webhook Stripe retries anyway.
         shutdown_timeout=min(settings.shutdown_grace_seconds, _HTTP_SHUTDOWN_SECONDS),
+        # aiohttp has no timeout for reading a request's head, but its keep-alive timer runs
+        # from the moment a connection opens (and again after each response) and closes the
+        # connection if no complete request head has arrived by then, whatever bytes of one
+        # did: a client that sends half a request line and waits (slow loris) is cut off at
+        # this timeout (web_protocol.py, https://github.com/aio-libs/aiohttp/pull/13681).
+        keepalive_timeout=settings.http_header_timeout_seconds,
     )
-    await http_runner.setup()
-    stack.push_async_callback(http_runner.cleanup)
-    site = web.TCPSite(http_runner, settings.http_addr.bind_host, settings.http_addr.port)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, settings.http_addr.bind_host, settings.http_addr.port)
     try:
         await site.start()
     except OSError as exc:
         raise StartupError(
             "ADDRESS_IN_USE", f"cannot listen for HTTP on {settings.http_addr}"
         ) from exc
-    http_port = int(http_runner.addresses[0][1])
-
-    sweep_lock = AdvisoryLock(dsn, SWEEP_LOCK_KEY)
-    stack.push_async_callback(sweep_lock.close)
-    sweeper = asyncio.get_running_loop().create_task(
-        sweep_forever(sync, sweep_lock, settings.sweep_interval_seconds, metrics)
-    )
-    stack.push_async_callback(_cancel, sweeper)
-    await set_serving(health_servicer, True)
-    readiness_task = asyncio.get_running_loop().create_task(readiness.watch())
-    stack.push_async_callback(_cancel, readiness_task)
-    return Application(
-        settings=settings,
-        health=health_servicer,
-        grpc_port=grpc_port,
-        http_port=http_port,
-        health_port=health_port,
-        draining=draining,
-        stopping=stopping,
-        resources=stack,
-    )
+    return int(runner.addresses[0][1])
 
 
 def _listen(
@@ -338,6 +409,8 @@ def configure_logging(settings: Settings) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            # Last before rendering, so that it sees every string, tracebacks included.
+            redact_credentials,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -377,18 +450,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # uvloop: a faster event loop for both gRPC and asyncpg (make bench measures it).
         uvloop.run(run(settings))
-    except CallersFileError as exc:
+    except (CallersFileError, TlsFilesError, DatabaseUrlError) as exc:
+        # A file or DATABASE_URL is wrong: the message says which and where, never what it holds.
         log.error("cannot start", reason="CONFIGURATION", error=str(exc))
         raise SystemExit(2) from None
     except (CheckoutError, StartupError) as exc:
         # A dependency is missing at start-up: say which, plainly, and let the orchestrator
         # restart us. The cause names the host, never the password.
-        log.error("cannot start", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
+        log.error("cannot start", reason=exc.reason, error=exc.message, **_cause(exc))
         raise SystemExit(1) from None
 
 
+def _cause(exc: BaseException) -> dict[str, str]:
+    """The exception behind a failed start, for its log line (its repr: a class and Postgres's
+    or the OS's words, never a password)."""
+    return {} if exc.__cause__ is None else {"cause": repr(exc.__cause__)}
+
+
 async def _apply_migrations(dsn: str) -> list[str]:
-    async with translate_db_errors(within=_MIGRATION_SECONDS):
+    async with translate_db_errors(within=_MIGRATION_SECONDS), first_contact():
         conn = await asyncpg.connect(dsn)
         try:
             return await apply_migrations(conn, load_migrations())
@@ -400,7 +480,10 @@ def _migrate(settings: Settings) -> None:
     log.info("migrating", postgres=settings.describe_postgres())
     try:
         applied = asyncio.run(_apply_migrations(settings.database_url.value))
+    except DatabaseUrlError as exc:
+        log.error("cannot migrate", reason="CONFIGURATION", error=str(exc))
+        raise SystemExit(2) from None
     except CheckoutError as exc:
-        log.error("cannot migrate", reason=exc.reason, error=exc.message, cause=repr(exc.__cause__))
+        log.error("cannot migrate", reason=exc.reason, error=exc.message, **_cause(exc))
         raise SystemExit(1) from None
     log.info("migrations applied", names=applied, count=len(applied))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from service.observability.redaction import redact_url
 from service.observability.tracing import exporter_from
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
@@ -114,6 +115,18 @@ class Settings:
     default_tax_behavior: str | None = None
     """`exclusive` or `inclusive`: the tax behaviour of inline prices that give none; None
     leaves it to the account's default in its Stripe Tax settings."""
+    caller_max_streams: int = 1000
+    """Each caller's open streams on one replica, unless its entry in CALLERS_FILE says."""
+    caller_stripe_calls_per_second: float = 10.0
+    """Each caller's calls to Stripe a second on one replica (a token bucket), unless its
+    entry in CALLERS_FILE says: Stripe's rate limit is the whole account's."""
+    caller_stripe_burst: int = 20
+    http_header_timeout_seconds: float = 10.0
+    """How long an HTTP connection may take to deliver a complete request head, from when it
+    opens or the previous response was sent: also how long an idle keep-alive connection is
+    kept."""
+    tls_terminated_by_mesh: bool = False
+    """A service mesh's sidecar terminates TLS in front of a plaintext GRPC_ADDR."""
     fault: str | None = None
     """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
 
@@ -121,24 +134,8 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
-        api_key = reader.optional("STRIPE_API_KEY")
-        if api_key is not None and not api_key.startswith(("sk_", "rk_")):
-            raise ConfigError("STRIPE_API_KEY must be a secret key (sk_… or rk_…)")
-        # No key means the local sandbox: a test key, and the sandbox's address unless told.
-        default_base = STRIPE_API_BASE if api_key is not None else SANDBOX_API_BASE
-        api_base = reader.optional("STRIPE_API_BASE") or default_base
-        if urlsplit(api_base).scheme not in ("http", "https"):
-            raise ConfigError(f"STRIPE_API_BASE must be an http(s) URL, got {api_base!r}")
-        webhook_secret = reader.optional("STRIPE_WEBHOOK_SECRET")
-        database_url = reader.optional("DATABASE_URL")
-        if database_url is None:
-            raise ConfigError(
-                "DATABASE_URL is not set: give the service its Postgres "
-                "(postgresql://user:password@host:5432/db); on a laptop, `make run` starts an "
-                "embedded one"
-            )
-        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
-            raise ConfigError("DATABASE_URL must be a postgresql:// URL")
+        api_key, api_base, webhook_secret = _stripe(reader)
+        database_url = _database_url(reader)
         log_level = (reader.optional("LOG_LEVEL") or "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
@@ -191,6 +188,17 @@ class Settings:
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
             watch_max_seconds=reader.number("WATCH_MAX_SECONDS", 1800.0, low=1),
             default_tax_behavior=tax_behavior,
+            caller_max_streams=int(
+                reader.number("CALLER_MAX_STREAMS", 1000, low=0, high=1_000_000)
+            ),
+            caller_stripe_calls_per_second=reader.number(
+                "CALLER_STRIPE_CALLS_PER_SECOND", 10.0, low=0.001, high=10_000
+            ),
+            caller_stripe_burst=int(reader.number("CALLER_STRIPE_BURST", 20, low=1, high=100_000)),
+            http_header_timeout_seconds=reader.number(
+                "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, low=0.1, high=3600
+            ),
+            tls_terminated_by_mesh=reader.flag("TLS_TERMINATED_BY_MESH", False),
             fault=fault,
         )
         _refuse_unsafe(settings)
@@ -199,6 +207,15 @@ class Settings:
     @property
     def is_live(self) -> bool:
         return self.stripe_api_key.value.startswith(("sk_live_", "rk_live_"))
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The endpoint's signing secrets: one, or two while it is rolled."""
+        return (
+            []
+            if self.stripe_webhook_secret is None
+            else _secrets_in(self.stripe_webhook_secret.value)
+        )
 
     def describe_postgres(self) -> str:
         return f"Postgres {describe_dsn(self.database_url.value)}"
@@ -210,14 +227,52 @@ class Settings:
 
     def describe_tls(self) -> str:
         if self.tls is None:
-            return "off"
+            return (
+                "terminated by the mesh (TLS_TERMINATED_BY_MESH)"
+                if (self.tls_terminated_by_mesh)
+                else "off"
+            )
         return "mutual TLS" if self.tls.client_ca is not None else "on"
 
     def describe_stripe(self) -> str:
+        base = redact_url(self.stripe_api_base)
         if self.stripe_is_sandbox:
-            return f"Stripe sandbox at {self.stripe_api_base}"
+            return f"Stripe sandbox at {base}"
         mode = "live" if self.is_live else "test"
-        return f"Stripe at {self.stripe_api_base} ({mode} mode key)"
+        return f"Stripe at {base} ({mode} mode key)"
+
+
+def _stripe(reader: _Reader) -> tuple[str | None, str, str | None]:
+    """STRIPE_API_KEY (None: the sandbox), STRIPE_API_BASE and STRIPE_WEBHOOK_SECRET."""
+    api_key = reader.optional("STRIPE_API_KEY")
+    if api_key is not None and not api_key.startswith(("sk_", "rk_")):
+        raise ConfigError("STRIPE_API_KEY must be a secret key (sk_… or rk_…)")
+    # No key means the local sandbox: a test key, and the sandbox's address unless told.
+    default_base = STRIPE_API_BASE if api_key is not None else SANDBOX_API_BASE
+    api_base = reader.optional("STRIPE_API_BASE") or default_base
+    if urlsplit(api_base).scheme not in ("http", "https"):
+        # Not echoed: a URL may carry credentials.
+        raise ConfigError("STRIPE_API_BASE must be an http(s) URL, such as https://api.stripe.com")
+    webhook_secret = reader.optional("STRIPE_WEBHOOK_SECRET")
+    if webhook_secret is not None and not _secrets_in(webhook_secret):
+        raise ConfigError(
+            "STRIPE_WEBHOOK_SECRET holds no secret: give the endpoint's signing secret "
+            "(whsec_…), or two separated by a comma while it is rolled"
+        )
+    return api_key, api_base, webhook_secret
+
+
+def _database_url(reader: _Reader) -> str:
+    database_url = reader.optional("DATABASE_URL")
+    if database_url is None:
+        raise ConfigError(
+            "DATABASE_URL is not set: give the service its Postgres "
+            "(postgresql://user:password@host:5432/db); on a laptop, `make run` starts an "
+            "embedded one"
+        )
+    if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
+        raise ConfigError("DATABASE_URL must be a postgresql:// URL")
+    return database_url
 
 
 def _tls_files(reader: _Reader) -> TlsFiles | None:
@@ -239,8 +294,23 @@ def _tls_files(reader: _Reader) -> TlsFiles | None:
     return TlsFiles(cert, key, client_ca)
 
 
+def _secrets_in(value: str) -> list[str]:
+    return [secret.strip() for secret in value.split(",") if secret.strip()]
+
+
+def _is_stripe_host(url: str) -> bool:
+    """Whether `url` reaches Stripe itself (any host of stripe.com), not a stand-in."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return host == "stripe.com" or host.endswith(".stripe.com")
+
+
 def _refuse_unsafe(settings: Settings) -> None:
     """Nothing unsafe by accident: each refusal says why and what to set instead."""
+    if settings.tls_terminated_by_mesh and settings.tls is not None:
+        raise ConfigError(
+            "TLS_TERMINATED_BY_MESH=true says a mesh terminates TLS, yet TLS_CERT_FILE and "
+            "TLS_KEY_FILE are set: choose one"
+        )
     if settings.callers_file is None and not settings.grpc_addr.is_loopback:
         raise ConfigError(
             f"GRPC_ADDR {settings.grpc_addr} is not a loopback address and CALLERS_FILE is not "
@@ -259,8 +329,21 @@ def _refuse_unsafe(settings: Settings) -> None:
         ]
         if missing:
             raise ConfigError(f"a live STRIPE_API_KEY needs {', '.join(missing)}")
-    if settings.fault is not None and not settings.stripe_is_sandbox:
-        raise ConfigError("CHECKOUT_FAULT is a test hook: it is refused unless the sandbox is used")
+        plaintext = settings.tls is None and not settings.tls_terminated_by_mesh
+        if plaintext and not settings.grpc_addr.is_loopback:
+            raise ConfigError(
+                f"a live STRIPE_API_KEY needs TLS on GRPC_ADDR {settings.grpc_addr}, which is not "
+                "loopback: callers' tokens would cross the network in clear. Set TLS_CERT_FILE "
+                "and TLS_KEY_FILE, or TLS_TERMINATED_BY_MESH=true if a service mesh terminates "
+                "TLS in front of the service"
+            )
+    if settings.fault is not None and (
+        settings.is_live or _is_stripe_host(settings.stripe_api_base)
+    ):
+        raise ConfigError(
+            "CHECKOUT_FAULT is a test hook: it is refused with a live key or a STRIPE_API_BASE "
+            "on stripe.com; use it with the sandbox"
+        )
 
 
 def describe_dsn(dsn: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from service.domain import rate_limits
 from service.domain.commands import CreateSessionCommand
 from service.domain.create_plan import (
     CHECKED_COMMANDS,
@@ -210,6 +211,9 @@ class Checkout:
             cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
         )
         for _ in range(_MAX_CLAIM_ROUNDS):
+            # A request to Stripe may follow the claim: the caller's token first, so that a
+            # caller out of them is refused before anything is written (rate_limits.py).
+            rate_limits.reserve()
             claim = await self._ledger.claim(
                 owner=owner,
                 order_id=plan.order_id,

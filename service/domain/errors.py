@@ -10,6 +10,7 @@
     │   └── AttemptDropped    the attempt's ledger row went away while we worked on it
     ├── DeadlineExceeded      too little of the caller's deadline was left to go on
     ├── TooManyWatchers       this replica serves as many WatchSession streams as it may
+    ├── QuotaExceeded         the caller used up its share (open streams, Stripe calls per second)
     ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
     │   ├── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
     │   └── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
@@ -117,6 +118,24 @@ class DeadlineExceeded(CheckoutError):
 
 class TooManyWatchers(CheckoutError):
     reason = "TOO_MANY_WATCHERS"
+
+
+class QuotaExceeded(CheckoutError):
+    """The caller has used up its own share of something every caller needs: open streams, or
+    calls to Stripe, whose rate limit is the whole account's. Nothing was written or sent; the
+    call may be made again after `retry_after_seconds`."""
+
+    reason = "QUOTA_EXCEEDED"
+
+    def __init__(
+        self, message: str, *, caller: str, limit: str, reason: str, retry_after_seconds: float
+    ) -> None:
+        super().__init__(message)
+        self.caller = caller
+        self.limit = limit
+        """Which share: `streams` or `stripe_calls` (a metric label)."""
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(CheckoutError):

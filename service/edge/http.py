@@ -82,37 +82,11 @@ async def _webhook(
             unread,
             "deferred",
         )
-    # The signature covers the exact bytes Stripe sent: read them before any parsing.
-    try:
-        async with asyncio.timeout(WEBHOOK_READ_TIMEOUT_SECONDS):
-            payload = await request.read()
-    except TimeoutError:
-        log.warning("webhook refused", reason="body not received in time")
-        return (
-            web.json_response({"error": "request body not received in time"}, status=408),
-            unread,
-            "refused",
-        )
-    signature = request.headers.get("Stripe-Signature", "")
-    try:
-        if not (signature.isascii() and signature.isprintable()):
-            # Stripe's header is ASCII; stripe-python cannot even compare anything else.
-            raise BadSignature("the Stripe-Signature header is not printable ASCII")
-        event = verifier.verify(payload, signature)
-    except BadSignature as exc:
-        log.warning("webhook refused", reason=str(exc))
-        return web.json_response({"error": f"bad signature: {exc}"}, status=400), unread, "refused"
-    except (AttributeError, KeyError, TypeError, ValueError):
-        # Signed, but not shaped like an event (a JSON list, an object without an id...): only
-        # a holder of the secret can send one, and it is still not a server error.
-        log.warning("webhook refused", reason="signed payload is not a Stripe event")
-        return _not_an_event(), unread, "refused"
+    event = await _verified_event(request, verifier)
+    if isinstance(event, web.Response):
+        return event, unread, "refused"
     if event is None:
         return web.json_response({"received": True, "outcome": "ignored"}), "other", "ignored"
-    event = _well_formed(event)
-    if event is None:
-        log.warning("webhook refused", reason="event ids are not Stripe ids")
-        return _not_an_event(), unread, "refused"
     event_type = event.type if event.type in HANDLED_EVENTS else "other"
     try:
         outcome = await sync.handle_event(event)
@@ -141,6 +115,46 @@ async def _webhook(
         event_type,
         outcome.value,
     )
+
+
+async def _verified_event(
+    request: web.Request, verifier: WebhookVerifier
+) -> StripeEvent | web.Response | None:
+    """The delivery's event (None: one that is not about a Checkout Session), or the answer
+    that refuses it: 408 for a body that does not arrive in time, 400 for the rest."""
+    # The signature covers the exact bytes Stripe sent: read them before any parsing.
+    try:
+        async with asyncio.timeout(WEBHOOK_READ_TIMEOUT_SECONDS):
+            payload = await request.read()
+    except TimeoutError:
+        log.warning("webhook refused", reason="body not received in time")
+        return web.json_response({"error": "request body not received in time"}, status=408)
+    except web.RequestPayloadError:
+        # A body its Content-Encoding does not decode (not gzip, say): aiohttp decompresses
+        # as it reads. Stripe sends its events unencoded.
+        log.warning("webhook refused", reason="body not decodable by its Content-Encoding")
+        return web.json_response({"error": "request body cannot be decoded"}, status=400)
+    signature = request.headers.get("Stripe-Signature", "")
+    try:
+        if not (signature.isascii() and signature.isprintable()):
+            # Stripe's header is ASCII; stripe-python cannot even compare anything else.
+            raise BadSignature("the Stripe-Signature header is not printable ASCII")
+        event = verifier.verify(payload, signature)
+    except BadSignature as exc:
+        log.warning("webhook refused", reason=str(exc))
+        return web.json_response({"error": f"bad signature: {exc}"}, status=400)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # Signed, but not shaped like an event (a JSON list, an object without an id...): only
+        # a holder of the secret can send one, and it is still not a server error.
+        log.warning("webhook refused", reason="signed payload is not a Stripe event")
+        return _not_an_event()
+    if event is None:
+        return None
+    well_formed = _well_formed(event)
+    if well_formed is None:
+        log.warning("webhook refused", reason="event ids are not Stripe ids")
+        return _not_an_event()
+    return well_formed
 
 
 def _not_an_event() -> web.Response:

@@ -6,6 +6,7 @@ caller (auth.py)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -16,11 +17,12 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError
 
-from service.domain import deadlines
-from service.domain.errors import FieldViolation, InvalidRequest
+from service.domain import deadlines, rate_limits
+from service.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
 from service.domain.model import Caller
 from service.edge.auth import Authenticator, Context, Metadata, header_value
 from service.edge.auth import refuse as auth_refuse
+from service.edge.quotas import CallerQuotas
 from service.edge.status import status_for
 from service.observability import tracing
 from service.observability.metrics import Metrics
@@ -39,12 +41,21 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
     """One access-log line per RPC with its method, caller, final code and duration; a request
     id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
-    server metrics; with `traced`, a span continuing the caller's trace; and the caller, for
-    every method the authenticator says needs one."""
+    server metrics; with `traced`, a span continuing the caller's trace; the caller, for
+    every method the authenticator says needs one; and that caller's share of Stripe's rate
+    limit, bound to the RPC (quotas.py)."""
 
-    def __init__(self, metrics: Metrics, authenticator: Authenticator, *, traced: bool) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        authenticator: Authenticator,
+        quotas: CallerQuotas,
+        *,
+        traced: bool,
+    ) -> None:
         self._metrics = metrics
         self._auth = authenticator
+        self._quotas = quotas
         self._traced = traced
         self._wrapped: dict[str, Handler | None] = {}
 
@@ -62,75 +73,22 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, handler: Handler) -> Handler | None:
         """`handler` with everything above; None for a client-streaming method: none of ours
         is, and one should not be served unwrapped."""
-        authenticated = self._auth.required(method)
-        identify = self._auth.identify
-        metrics = self._metrics
-        traced = self._traced
-        # Loggers are configured once, before the first call: a successful call's line is
-        # skipped outright unless it would be written.
-        log_ok = log.is_enabled_for(logging.DEBUG)
-        deserialize = _tolerant(handler.request_deserializer)
-
-        def begin(series: _Series, request: Any, context: Context) -> tuple[_Call, bool]:
-            """The call started, its request id and caller bound; False if it must be
-            refused: not a message of its type (first), or no caller."""
-            metadata = context.invocation_metadata() or ()
-            caller = identify(metadata, context) if authenticated else None
-            call = _Call(series, method, context, metadata, caller, traced, log_ok)
-            return call, request is not _UNDECODABLE and (caller is not None or not authenticated)
-
-        async def refuse(request: Any, context: Context) -> None:
-            if request is _UNDECODABLE:
-                await _refuse_undecodable(context)
-            await auth_refuse(context)
-
+        calls = _Calls(
+            method,
+            _tolerant(handler.request_deserializer),
+            self._auth,
+            self._quotas,
+            self._metrics,
+            traced=self._traced,
+        )
         if handler.unary_unary is not None:
-            unary: Any = handler.unary_unary
-            unary_series = _Series(metrics, method, "unary")
-
-            # Written out rather than as a context manager: this runs on every call.
-            async def call_unary(request: Any, context: Context) -> Any:
-                call, admitted = begin(unary_series, request, context)
-                try:
-                    if not admitted:
-                        await refuse(request, context)
-                    response = await unary(request, context)
-                except BaseException as exc:
-                    call.end(context, exc)
-                    raise
-                call.end(context, None)
-                return response
-
-            return grpc.unary_unary_rpc_method_handler(
-                call_unary,
-                request_deserializer=deserialize,
-                response_serializer=handler.response_serializer,
-            )
+            return calls.unary(handler.unary_unary, handler.response_serializer)
         if handler.unary_stream is not None:
-            server_stream: Any = handler.unary_stream
-            stream_series = _Series(metrics, method, "server_stream")
-
-            async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                call, admitted = begin(stream_series, request, context)
-                try:
-                    if not admitted:
-                        await refuse(request, context)
-                    async for response in server_stream(request, context):
-                        yield response
-                except BaseException as exc:
-                    call.end(context, exc)
-                    raise
-                call.end(context, None)
-
-            return grpc.unary_stream_rpc_method_handler(
-                call_server_stream,
-                request_deserializer=deserialize,
-                response_serializer=handler.response_serializer,
-            )
+            return calls.server_stream(handler.unary_stream, handler.response_serializer)
         if handler.stream_stream is not None:
             # Reflection: not one of the service's calls, so not observed; authenticated
             # unless REFLECTION=open.
-            if not authenticated:
+            if not calls.authenticated:
                 return handler
             bidi: Any = handler.stream_stream
             enter = self._auth.enter
@@ -146,6 +104,113 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return None
+
+
+class _Calls:
+    """The wrappers of one method's handler, and what they share, looked up once."""
+
+    def __init__(
+        self,
+        method: str,
+        deserialize: Callable[[bytes], Any] | None,
+        authenticator: Authenticator,
+        quotas: CallerQuotas,
+        metrics: Metrics,
+        *,
+        traced: bool,
+    ) -> None:
+        self.method = method
+        self.authenticated = authenticator.required(method)
+        self.deserialize = deserialize
+        self._identify = authenticator.identify
+        self._bind = quotas.bind
+        self._metrics = metrics
+        self._traced = traced
+        # Loggers are configured once, before the first call: a successful call's line is
+        # skipped outright unless it would be written.
+        self._log_ok = log.is_enabled_for(logging.DEBUG)
+
+    def begin(self, series: _Series, request: Any, context: Context) -> tuple[_Call, Any]:
+        """The call started, its request id and caller bound; and None if it may go on, or
+        what refuses it: not a message of its type (first), or why it has no caller."""
+        metadata = context.invocation_metadata() or ()
+        caller = refusal = None
+        if self.authenticated:
+            found = self._identify(metadata, context)
+            if isinstance(found, Unauthenticated):
+                refusal = found
+            else:
+                caller = found
+                self._bind(found)
+        if request is _UNDECODABLE:
+            refusal = _UNDECODABLE
+        call = _Call(series, self.method, context, metadata, caller, self._traced, self._log_ok)
+        return call, refusal
+
+    def unary(self, unary: Any, serialize: Any) -> Handler:
+        series = _Series(self._metrics, self.method, "unary")
+        begin = self.begin
+
+        # Written out rather than as a context manager: this runs on every call.
+        async def call_unary(request: Any, context: Context) -> Any:
+            call, refusal = begin(series, request, context)
+            try:
+                if refusal is not None:
+                    await _refuse(refusal, context)
+                response = await unary(request, context)
+            except BaseException as exc:
+                call.end(context, exc)
+                raise
+            call.end(context, None)
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            call_unary, request_deserializer=self.deserialize, response_serializer=serialize
+        )
+
+    def server_stream(self, stream: Any, serialize: Any) -> Handler:
+        series = _Series(self._metrics, self.method, "server_stream")
+        begin = self.begin
+        if not inspect.isasyncgenfunction(stream):
+            # A stream written with `context.write` from a coroutine, as grpc's health
+            # servicer writes Health/Watch: grpc serves a coroutine handler that way and an
+            # async generator by iterating it, so the wrapper must be the same kind.
+            async def call_writer(request: Any, context: Context) -> None:
+                call, refusal = begin(series, request, context)
+                try:
+                    if refusal is not None:
+                        await _refuse(refusal, context)
+                    await stream(request, context)
+                except BaseException as exc:
+                    call.end(context, exc)
+                    raise
+                call.end(context, None)
+
+            return grpc.unary_stream_rpc_method_handler(
+                call_writer, request_deserializer=self.deserialize, response_serializer=serialize
+            )
+
+        async def call_server_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            call, refusal = begin(series, request, context)
+            try:
+                if refusal is not None:
+                    await _refuse(refusal, context)
+                async for response in stream(request, context):
+                    yield response
+            except BaseException as exc:
+                call.end(context, exc)
+                raise
+            call.end(context, None)
+
+        return grpc.unary_stream_rpc_method_handler(
+            call_server_stream, request_deserializer=self.deserialize, response_serializer=serialize
+        )
+
+
+async def _refuse(refusal: Any, context: Context) -> None:
+    if refusal is _UNDECODABLE:
+        await _refuse_undecodable(context)
+    await auth_refuse(context, refusal)
 
 
 class _Series:
@@ -204,6 +269,7 @@ class _Call:
 
     def end(self, context: Context, raised: BaseException | None) -> None:
         elapsed = time.perf_counter() - self._started
+        rate_limits.release()
         code = _final_code(context, raised)
         self._series.handled(code).inc()
         self._series.seconds.observe(elapsed)

@@ -1,7 +1,9 @@
 """Whether this replica should be sent traffic, told to gRPC health checks and to HTTP /readyz.
 
-Not while it shuts down, and not while Postgres cannot be reached: every RPC but health needs
-it, so a load balancer is better off sending calls to a replica that has it. Liveness is
+Not while it shuts down, not while Postgres cannot be reached (every RPC but health needs it,
+so a load balancer is better off sending calls to a replica that has it), and not while one of
+its background tasks is down after failing again and again (supervisor.py): a replica whose
+callers file is no longer re-read, say, must not keep serving as if it were. Liveness is
 another matter (a dead database is no reason to restart this process), so /livez does not ask.
 https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
 """
@@ -26,27 +28,38 @@ class Readiness:
         stopping: asyncio.Event,
         database_answers: Callable[[], Awaitable[bool]],
         *,
+        tasks_up: Callable[[], bool],
         interval_seconds: float,
     ) -> None:
         self._health = health_servicer
         self._stopping = stopping
         self._database_answers = database_answers
+        self._tasks_up = tasks_up
         self._interval = interval_seconds
         self._database_up = True
+        self._serving = True
 
     @property
     def ready(self) -> bool:
-        return self._database_up and not self._stopping.is_set()
+        return self._database_up and self._tasks_up() and not self._stopping.is_set()
 
     async def watch(self) -> None:
         """Probe the database every interval and tell health checks when the answer changes."""
         while not self._stopping.is_set():
             up = await self._database_answers()
-            if up != self._database_up and not self._stopping.is_set():
+            if up != self._database_up:
                 self._database_up = up
-                await set_serving(self._health, up)
                 if up:
-                    log.info("database reachable again: serving")
+                    log.info("database reachable again")
                 else:
                     log.warning("database unreachable: not serving until it is back")
+            await self.recheck()
             await asyncio.sleep(self._interval)
+
+    async def recheck(self) -> None:
+        """Tell health checks if readiness changed (the database, or a background task)."""
+        ready = self.ready
+        if ready != self._serving and not self._stopping.is_set():
+            self._serving = ready
+            await set_serving(self._health, ready)
+            log.info("readiness changed", ready=ready)

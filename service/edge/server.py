@@ -13,6 +13,7 @@ from service.domain.checkout import Checkout
 from service.edge.auth import Authenticator
 from service.edge.callers import CallerDirectory
 from service.edge.interceptors import EdgeInterceptor
+from service.edge.quotas import CallerQuotas
 from service.edge.servicer import CheckoutServicer, WatchLimits
 from service.observability.metrics import Metrics
 
@@ -28,6 +29,7 @@ def build_grpc_server(
     health_servicer: health.aio.HealthServicer,
     *,
     callers: CallerDirectory | None,
+    quotas: CallerQuotas,
     reflection_mode: str,
     max_receive_bytes: int,
     watch_limits: WatchLimits,
@@ -41,6 +43,7 @@ def build_grpc_server(
             EdgeInterceptor(
                 metrics,
                 Authenticator(callers, open_reflection=reflection_mode == "open"),
+                quotas,
                 traced=traced,
             )
         ],
@@ -49,7 +52,7 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits, metrics), server
+        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

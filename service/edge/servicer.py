@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
@@ -17,10 +17,17 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from service.domain.checkout import Checkout, Lookup
-from service.domain.errors import CheckoutError, TooManyWatchers, Unavailable
+from service.domain.errors import (
+    CheckoutError,
+    QuotaExceeded,
+    TooManyWatchers,
+    Unauthenticated,
+    Unavailable,
+)
 from service.domain.model import Caller, LedgerEntry
 from service.edge import mapping
 from service.edge.auth import current_caller
+from service.edge.quotas import CallerQuotas
 from service.edge.status import internal_status, status_for
 from service.observability.metrics import Metrics
 
@@ -38,10 +45,16 @@ class WatchLimits:
 
 class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     def __init__(
-        self, checkout: Checkout, stopping: asyncio.Event, limits: WatchLimits, metrics: Metrics
+        self,
+        checkout: Checkout,
+        stopping: asyncio.Event,
+        limits: WatchLimits,
+        quotas: CallerQuotas,
+        metrics: Metrics,
     ) -> None:
         self._checkout = checkout
         self._limits = limits
+        self._quotas = quotas
         self._metrics = metrics
         self._rendered = _RenderedSessions()
         self._commands = mapping.CreateCommands()
@@ -53,7 +66,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: api.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.CreateSessionResponse:
         caller = current_caller()
-        result = await _answer(
+        result = await self._answer(
             context, self._checkout.create_session(caller, self._commands.command(request))
         )
         return api.CreateSessionResponse(
@@ -66,7 +79,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.GetSessionResponse:
         caller = current_caller()
         lookup = Lookup(request.session_id, request.order_id, request.caller)
-        entry = await _answer(
+        entry = await self._answer(
             context, self._checkout.get_session(caller, lookup, refresh=request.refresh)
         )
         return api.GetSessionResponse(session=self._rendered.session(entry, caller))
@@ -76,7 +89,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.ExpireSessionResponse:
         caller = current_caller()
         lookup = Lookup(request.session_id, request.order_id)
-        entry = await _answer(context, self._checkout.expire_session(caller, lookup))
+        entry = await self._answer(context, self._checkout.expire_session(caller, lookup))
         return api.ExpireSessionResponse(session=self._rendered.session(entry, caller))
 
     async def ListSessions(
@@ -84,7 +97,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.ListSessionsResponse:
         caller = current_caller()
         lookup = Lookup(order_id=request.order_id, owner=request.caller)
-        page = await _answer(
+        page = await self._answer(
             context,
             self._checkout.list_sessions(caller, lookup, request.page_size, request.page_token),
         )
@@ -98,15 +111,36 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> AsyncIterator[api.WatchSessionResponse]:
         caller = current_caller()
         if self._watchers >= self._limits.max_streams:
-            await _abort(
+            await self._abort(
                 context,
                 TooManyWatchers(
                     f"this replica already serves {self._limits.max_streams} WatchSession "
                     "streams, its limit; retry later, another replica may answer"
                 ),
             )
-        self._watchers += 1
-        self._metrics.watch_streams.inc()
+        try:
+            # One of the caller's streams (QuotaExceeded at its limit), which ends when the
+            # caller is revoked.
+            with self._quotas.stream(caller) as revoked:
+                self._watchers += 1
+                self._metrics.watch_streams.inc()
+                try:
+                    # Closed here, not whenever the collector gets to it: its clean-up
+                    # (unsubscribing, the step in flight) must run when the stream ends.
+                    async with aclosing(self._watch(request, caller, revoked)) as messages:
+                        async for response in messages:
+                            yield response
+                finally:
+                    self._watchers -= 1
+                    self._metrics.watch_streams.dec()
+        except Exception as exc:
+            await self._abort(context, exc)
+
+    async def _watch(
+        self, request: api.WatchSessionRequest, caller: Caller, revoked: asyncio.Future[None]
+    ) -> AsyncGenerator[api.WatchSessionResponse, None]:
+        """The stream's messages until the session is final or the stream's time is up; raises
+        when the server stops or the caller is revoked."""
         updates = self._checkout.watch_session(
             caller, Lookup(request.session_id, request.order_id, request.caller)
         )
@@ -118,16 +152,15 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             async with asyncio.timeout(self._limits.max_seconds):
                 while True:
                     update = asyncio.ensure_future(anext(updates))
-                    # Whatever ends the wait (a change, shutdown, the caller leaving), the
-                    # step's outcome is always collected, never left for asyncio to report.
+                    # Whatever ends the wait (a change, shutdown, revocation, the caller
+                    # leaving), the step's outcome is always collected, never left for asyncio
+                    # to report.
                     update.add_done_callback(_collect)
-                    await asyncio.wait((update, stopping), return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        (update, stopping, revoked), return_when=asyncio.FIRST_COMPLETED
+                    )
                     if not update.done():
-                        raise Unavailable(
-                            "the server is shutting down; watch again, another replica will answer",
-                            reason="SERVER_SHUTTING_DOWN",
-                            retry_after_seconds=0.0,
-                        )
+                        raise _interrupted(revoked)
                     try:
                         entry = update.result()
                     except StopAsyncIteration:
@@ -135,11 +168,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                     yield api.WatchSessionResponse(session=self._rendered.session(entry, caller))
         except TimeoutError:
             return
-        except Exception as exc:
-            await _abort(context, exc)
         finally:
-            self._watchers -= 1
-            self._metrics.watch_streams.dec()
             # Whether the server stops or the caller goes (deadline, disconnect), the generator
             # must not be mid-step when it is closed.
             stopping.cancel()
@@ -148,6 +177,36 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
                     await update
             await updates.aclose()
+
+    async def _answer(self, context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except Exception as exc:
+            await self._abort(context, exc)
+
+    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
+        """A domain error becomes the status the table says; anything else is a bug: a generic
+        INTERNAL for the caller, the stack trace in the log."""
+        if isinstance(exc, CheckoutError):
+            if isinstance(exc, QuotaExceeded):
+                self._metrics.caller_refusals.labels(exc.caller, exc.limit).inc()
+            await context.abort_with_status(status_for(exc))
+        log.error("unexpected error", exc_info=exc)
+        await context.abort_with_status(internal_status())
+
+
+def _interrupted(revoked: asyncio.Future[None]) -> CheckoutError:
+    """Why a stream ends before its session is final."""
+    if revoked.done():
+        return Unauthenticated(
+            "the caller's entry in CALLERS_FILE was removed or changed; call again with "
+            "credentials it names"
+        )
+    return Unavailable(
+        "the server is shutting down; watch again, another replica will answer",
+        reason="SERVER_SHUTTING_DOWN",
+        retry_after_seconds=0.0,
+    )
 
 
 class _RenderedSessions:
@@ -173,19 +232,3 @@ class _RenderedSessions:
 def _collect(step: asyncio.Future[LedgerEntry]) -> None:
     if not step.cancelled():
         step.exception()
-
-
-async def _answer(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except Exception as exc:
-        await _abort(context, exc)
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
-    """A domain error becomes the status the table says; anything else is a bug: a generic
-    INTERNAL for the caller, the stack trace in the log."""
-    if isinstance(exc, CheckoutError):
-        await context.abort_with_status(status_for(exc))
-    log.error("unexpected error", exc_info=exc)
-    await context.abort_with_status(internal_status())

@@ -20,6 +20,7 @@ from service.domain.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     TooManyWatchers,
     Unauthenticated,
     Unavailable,
@@ -39,6 +40,7 @@ CODES: dict[type[CheckoutError], int] = {
     Conflict: code_pb2.ABORTED,
     DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     TooManyWatchers: code_pb2.RESOURCE_EXHAUSTED,
+    QuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
     Unavailable: code_pb2.UNAVAILABLE,
     # A refusal that a use case did not turn into InvalidRequest is about the session's state
     # at Stripe, not the caller's input.
@@ -115,9 +117,19 @@ def _details(exc: CheckoutError) -> list[Message]:
             )
         ]
     if isinstance(exc, Unavailable):
-        seconds = exc.retry_after_seconds
-        delay = duration_pb2.Duration(
-            seconds=int(seconds), nanos=int((seconds - int(seconds)) * 1e9)
+        return [_retry_info(exc.retry_after_seconds)]
+    if isinstance(exc, QuotaExceeded):
+        # https://google.aip.dev/193#resource_exhausted: which quota, and when to come back.
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"caller:{exc.caller}", description=exc.message
         )
-        return [error_details_pb2.RetryInfo(retry_delay=delay)]
+        return [
+            error_details_pb2.QuotaFailure(violations=[violation]),
+            _retry_info(exc.retry_after_seconds),
+        ]
     return []
+
+
+def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds - int(seconds)) * 1e9))
+    return error_details_pb2.RetryInfo(retry_delay=delay)

@@ -21,11 +21,12 @@ import aiohttp
 import stripe
 import structlog
 
-from service.domain import deadlines
+from service.domain import deadlines, rate_limits
 from service.domain.errors import (
     CheckoutError,
     DeadlineExceeded,
     IdempotencyKeySpent,
+    QuotaExceeded,
     StripeMisconfigured,
     Unavailable,
     UpstreamMissing,
@@ -268,6 +269,11 @@ class StripeGateway:
             at_least=_MIN_CALL_SECONDS,
             what=f"call Stripe ({operation})",
         )
+        # A token of the caller's share, if a caller asked for this (rate_limits.py).
+        rate_limits.spend()
+        caller = rate_limits.bound_caller()
+        if caller is not None and self._metrics is not None:
+            self._metrics.caller_stripe_requests.labels(caller).inc()
         async with translate_stripe_errors(), asyncio.timeout(within):
             yield
 
@@ -339,6 +345,8 @@ def _outcome(exc: CheckoutError) -> str:
         return "spent_key"
     if isinstance(exc, DeadlineExceeded):
         return "deadline"
+    if isinstance(exc, QuotaExceeded):
+        return "throttled"
     if isinstance(exc, Unavailable):
         return {"STRIPE_RATE_LIMITED": "rate_limited", "STRIPE_TIMEOUT": "timeout"}.get(
             exc.reason, "unavailable"

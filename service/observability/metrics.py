@@ -3,7 +3,8 @@
 RPC metrics use the names and labels of the gRPC ecosystem's exporters
 (https://github.com/grpc-ecosystem/go-grpc-middleware/tree/main/providers/prometheus), so that
 existing dashboards work. Every label value comes from a small fixed set: methods, codes,
-operations, event types, outcomes. Order, session and caller ids never become labels.
+operations, event types, outcomes, background tasks, and the callers' names, which CALLERS_FILE
+bounds (`checkout_caller_*`). Order, session and request ids never become labels.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Metrics:
         self.stripe_requests = Counter(
             "checkout_stripe_requests_total",
             "Calls to Stripe by operation and outcome (ok, refused, missing, rate_limited, "
-            "timeout, unavailable, misconfigured, spent_key, deadline, error).",
+            "timeout, unavailable, misconfigured, spent_key, deadline, throttled, error).",
             ("operation", "outcome"),
             registry=r,
         )
@@ -101,6 +102,37 @@ class Metrics:
         )
         self.watch_streams = Gauge(
             "checkout_watch_streams", "Open WatchSession streams on this replica.", registry=r
+        )
+        self.caller_streams = Gauge(
+            "checkout_caller_streams",
+            "Open streams on this replica, by caller.",
+            ("caller",),
+            registry=r,
+        )
+        self.caller_stripe_requests = Counter(
+            "checkout_caller_stripe_requests_total",
+            "Calls to Stripe made on a caller's behalf (the sweep and webhooks are no caller's).",
+            ("caller",),
+            registry=r,
+        )
+        self.caller_refusals = Counter(
+            "checkout_caller_quota_refusals_total",
+            "Calls refused with RESOURCE_EXHAUSTED because the caller used up its share, by "
+            "caller and limit (streams, stripe_calls).",
+            ("caller", "limit"),
+            registry=r,
+        )
+        self.task_failures = Counter(
+            "checkout_background_task_failures_total",
+            "Unexpected failures of a long-lived background task, each followed by a restart.",
+            ("task",),
+            registry=r,
+        )
+        self.task_up = Gauge(
+            "checkout_background_task_up",
+            "1 while a background task runs, 0 while it is down after repeated failures.",
+            ("task",),
+            registry=r,
         )
 
     def track_pool(self, in_use: Callable[[], float]) -> None:

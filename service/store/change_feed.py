@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import asyncpg
 import structlog
@@ -30,14 +31,28 @@ log = structlog.get_logger(__name__)
 # How often the LISTEN connection is asked a trivial query, and how long it may take to answer.
 _HEARTBEAT_SECONDS = 15.0
 
+# Starts a named background task: the composition root passes one that restarts it if it
+# fails (service/edge/supervisor.py).
+Spawn = Callable[[str, Callable[[], Coroutine[Any, Any, None]]], "asyncio.Task[None]"]
+
+
+def _plain_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(work(), name=name)
+
 
 class ChangeFeed:
     def __init__(
-        self, dsn: str, *, cache: ReadCache | None = None, connect_timeout: float = 5.0
+        self,
+        dsn: str,
+        *,
+        cache: ReadCache | None = None,
+        connect_timeout: float = 5.0,
+        spawn: Spawn = _plain_task,
     ) -> None:
         self._dsn = dsn
         self._cache = cache
         self._connect_timeout = connect_timeout
+        self._spawn = spawn
         self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
@@ -46,7 +61,7 @@ class ChangeFeed:
 
     async def start(self) -> None:
         await self._connect()
-        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._heartbeat = self._spawn("change_feed_heartbeat", self._beat)
 
     async def _beat(self) -> None:
         while not self._closed:
@@ -118,7 +133,7 @@ class ChangeFeed:
             self._cache.enable(False)
         self._wake_all()
         if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
-            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnecting = self._spawn("change_feed_reconnect", self._reconnect)
 
     def _wake_all(self) -> None:
         for watchers in self._watchers.values():

@@ -72,9 +72,25 @@ _TRANSIENT_CONNECTION = (
 )
 
 
+# SQLSTATEs that say the database refuses us until an operator acts: the credentials
+# (class 28) or the database named (3D000).
+_REFUSED_CLASSES = ("28",)
+_REFUSED_STATES = frozenset({"3D000"})
+
+
+class DatabaseUrlError(ValueError):
+    """DATABASE_URL cannot be read as a Postgres URL. The message never quotes it: a password
+    may be what could not be read."""
+
+
 def is_transient(exc: asyncpg.PostgresError) -> bool:
     state = exc.sqlstate or ""
     return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
+
+
+def _is_refusal(exc: asyncpg.PostgresError) -> bool:
+    state = exc.sqlstate or ""
+    return state.startswith(_REFUSED_CLASSES) or state in _REFUSED_STATES
 
 
 @asynccontextmanager
@@ -92,6 +108,13 @@ async def translate_db_errors(*, within: float | None = None) -> AsyncIterator[N
     except _TRANSIENT_CONNECTION as exc:
         raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
     except asyncpg.PostgresError as exc:
+        if _is_refusal(exc):
+            # Postgres's own words name the user or the database, never a password.
+            raise Unavailable(
+                f"Postgres refused the connection: {exc} ({exc.sqlstate})",
+                reason="DATABASE_MISCONFIGURED",
+                retry_after_seconds=30.0,
+            ) from exc
         if not is_transient(exc):
             raise
         raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
@@ -110,7 +133,8 @@ async def _keep_as_is(_: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
-    async with translate_db_errors():
+    """The pool, with its first connection made: what keeps it from connecting is named."""
+    async with translate_db_errors(), first_contact():
         pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
@@ -121,6 +145,27 @@ async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asy
         )
     assert pool is not None  # create_pool returns None only when not awaited
     return pool
+
+
+@asynccontextmanager
+async def first_contact() -> AsyncIterator[None]:
+    """A connection that cannot even be tried (asyncpg cannot read DATABASE_URL), or a server
+    that cannot be reached, said in words: at start-up this is the line an operator reads."""
+    try:
+        yield
+    except (ValueError, OverflowError):
+        # asyncpg's ClientConfigurationError is a ValueError too; its messages, and Python's
+        # for a port that is not a number, may quote the URL's parts.
+        raise DatabaseUrlError(
+            "DATABASE_URL cannot be read as a Postgres URL "
+            "(postgresql://user:password@host:5432/db, with the password percent-encoded: "
+            "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)"
+        ) from None
+    except OSError as exc:
+        raise Unavailable(
+            f"Postgres cannot be reached: {exc.strerror or type(exc).__name__}",
+            reason="DATABASE_UNAVAILABLE",
+        ) from exc
 
 
 class PostgresLedger:

@@ -73,6 +73,10 @@ def environ(sandbox: Sandbox, webhook_secret: str, pg_dsn: str) -> dict[str, str
         # account, like a new Stripe account, has no default tax behaviour, and Stripe refuses
         # automatic tax on a price without one. tests/e2e/test_stripe_fidelity.py runs without.
         "DEFAULT_TAX_BEHAVIOR": "exclusive",
+        # Every test here calls as the one local caller, so its share of Stripe is the whole
+        # suite's: a test of the shares sets its callers' own in CALLERS_FILE.
+        "CALLER_STRIPE_CALLS_PER_SECOND": "10000",
+        "CALLER_STRIPE_BURST": "100000",
     }
 
 

@@ -10,6 +10,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +22,7 @@ def new_token(name: str) -> str:
     return f"tok-{name}-{secrets.token_hex(16)}"
 
 
-def callers_document(entries: list[dict[str, str]]) -> str:
+def callers_document(entries: list[dict[str, Any]]) -> str:
     """`entries` with `token` turned into `token_sha256`, as an operator writes the file."""
     callers = []
     for entry in entries:
@@ -74,8 +75,10 @@ class Authority:
             ExtendedKeyUsageOID.SERVER_AUTH,
         )
 
-    def client(self, common_name: str, *, uri: str | None = None) -> Pem:
+    def client(self, common_name: str, *, uri: str | None = None, dns: tuple[str, ...] = ()) -> Pem:
+        """A client certificate: the CN, and a URI SAN and DNS SANs if given (none: no SAN)."""
         names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)] if uri else []
+        names += [x509.DNSName(name) for name in dns]
         return self._issue(common_name, names, ExtendedKeyUsageOID.CLIENT_AUTH)
 
     def _issue(

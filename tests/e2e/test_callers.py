@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,14 @@ import pytest
 import pytest_asyncio
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from structlog.testing import capture_logs
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from service.app import Application, start
 from service.config import Settings
-from tests.e2e.credentials import Authority, callers_document, new_token
+from tests.e2e.credentials import Authority, Pem, callers_document, new_token
 from tests.e2e.helpers import Stub, cart_request, detail, new_order_id, reason
 from tests.support import eventually
 
@@ -211,6 +213,38 @@ async def test_a_changed_callers_file_takes_effect_and_a_broken_one_is_ignored(
     await stub.ListSessions(request, metadata=bearer(ORDERS))
 
 
+async def test_a_callers_file_too_deep_to_parse_is_ignored_and_later_changes_still_apply(
+    served: Served,
+) -> None:
+    """Nesting past the parser's stack raised RecursionError, which ended the task that
+    re-reads the file, silently: every later change, a revocation included, went unheard."""
+    stub, request = served.stub, api.ListSessionsRequest(order_id=new_order_id())
+    with capture_logs() as logs:
+        served.callers_file.write_text("[" * 5_000 + "]" * 5_000)
+
+        async def ignored() -> bool:
+            return any(
+                line["event"] == "callers file change ignored; the last good one stays"
+                and "RecursionError" in line["error"]
+                for line in logs
+            )
+
+        await eventually(ignored, within_seconds=10)
+    await stub.ListSessions(request, metadata=bearer(BILLING))
+
+    served.callers_file.write_text(callers_document([c for c in CALLERS if c["name"] != "billing"]))
+
+    async def billing_revoked() -> bool:
+        try:
+            await stub.ListSessions(request, metadata=bearer(BILLING))
+        except grpc.aio.AioRpcError as error:
+            return error.code() == grpc.StatusCode.UNAUTHENTICATED
+        return False
+
+    await eventually(billing_revoked, within_seconds=10)
+    await stub.ListSessions(request, metadata=bearer(ORDERS))
+
+
 async def test_a_page_token_is_good_only_for_its_own_order(served: Served) -> None:
     stub, order_id = served.stub, new_order_id()
     for carts in range(3):
@@ -255,33 +289,40 @@ class Tls:
     address: str
 
 
-@pytest_asyncio.fixture
-async def mutual_tls(environ: dict[str, str], tmp_path: Path) -> AsyncIterator[Tls]:
+@asynccontextmanager
+async def serving_mutual_tls(
+    environ: dict[str, str], folder: Path, callers: list[dict[str, str]]
+) -> AsyncIterator[Tls]:
     ca = Authority("checkout test CA")
-    cert, key = ca.server().write(tmp_path, "tls")
-    (tmp_path / "ca.crt").write_bytes(ca.pem)
-    callers_file = tmp_path / "callers.json"
-    callers_file.write_text(
-        callers_document(
-            [
-                {"name": "billing", "certificate_name": SPIFFE, "role": "caller"},
-                {"name": "orders", "token": ORDERS, "role": "caller"},
-            ]
-        )
-    )
+    cert, key = ca.server().write(folder, "tls")
+    (folder / "ca.crt").write_bytes(ca.pem)
+    callers_file = folder / "callers.json"
+    callers_file.write_text(callers_document(callers))
     settings = Settings.from_environ(
         {
             **environ,
             "CALLERS_FILE": str(callers_file),
             "TLS_CERT_FILE": str(cert),
             "TLS_KEY_FILE": str(key),
-            "TLS_CLIENT_CA_FILE": str(tmp_path / "ca.crt"),
+            "TLS_CLIENT_CA_FILE": str(folder / "ca.crt"),
             "HEALTH_ADDR": "127.0.0.1:0",
         }
     )
     app = await start(settings)
-    yield Tls(app, tmp_path, ca, f"localhost:{app.grpc_port}")
-    await app.stop()
+    try:
+        yield Tls(app, folder, ca, f"localhost:{app.grpc_port}")
+    finally:
+        await app.stop()
+
+
+@pytest_asyncio.fixture
+async def mutual_tls(environ: dict[str, str], tmp_path: Path) -> AsyncIterator[Tls]:
+    callers = [
+        {"name": "billing", "certificate_name": SPIFFE, "role": "caller"},
+        {"name": "orders", "token": ORDERS, "role": "caller"},
+    ]
+    async with serving_mutual_tls(environ, tmp_path, callers) as tls:
+        yield tls
 
 
 def tls_channel(tls: Tls, *, trust: bytes, client: tuple[bytes, bytes] | None) -> grpc.aio.Channel:
@@ -353,3 +394,82 @@ async def test_a_rotated_server_certificate_is_served_without_a_restart(mutual_t
         return await handshake_trusting(renewed_ca)
 
     await eventually(renewed, within_seconds=10)
+
+
+INVENTORY_DNS = "inventory.shop.internal"
+LEGACY_CN = "legacy-batch"
+OTHER_SPIFFE = "spiffe://cluster.local/ns/attacker/sa/default"
+
+
+@pytest_asyncio.fixture
+async def identities(environ: dict[str, str], tmp_path: Path) -> AsyncIterator[Tls]:
+    """Callers named each way a certificate can name one."""
+    callers = [
+        {"name": "billing", "certificate_name": SPIFFE, "role": "caller"},
+        {"name": "inventory", "certificate_name": INVENTORY_DNS, "role": "caller"},
+        {
+            "name": "legacy",
+            "certificate_name": LEGACY_CN,
+            "certificate_match": "common_name",
+            "role": "caller",
+        },
+        {"name": "orders", "token": ORDERS, "role": "caller"},
+    ]
+    async with serving_mutual_tls(environ, tmp_path, callers) as tls:
+        yield tls
+
+
+async def caller_of(tls: Tls, client: Pem, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+    """Whose orders a call with this certificate (and metadata) reaches; raises if refused."""
+    async with tls_channel(tls, trust=tls.ca.pem, client=(client.cert, client.key)) as ch:
+        stub: Stub = api_grpc.CheckoutServiceStub(ch)
+        created = await stub.CreateSession(cart_request(new_order_id()), metadata=metadata)
+    return created.session.caller
+
+
+async def refusal_of(
+    tls: Tls, client: Pem, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await caller_of(tls, client, metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    return caught.value
+
+
+async def test_a_certificate_with_a_uri_san_is_named_by_it_alone(mutual_tls: Tls) -> None:
+    """The CN, which a requester may choose at the issuer, cannot claim another workload's
+    URI, and neither can a DNS SAN: a URI names a caller only as a URI SAN."""
+    ca = mutual_tls.ca
+    assert await caller_of(mutual_tls, ca.client("billing-7f9c", uri=SPIFFE)) == "billing"
+    await refusal_of(mutual_tls, ca.client(SPIFFE, uri=OTHER_SPIFFE))
+    await refusal_of(mutual_tls, ca.client(SPIFFE))
+    await refusal_of(mutual_tls, ca.client("billing-7f9c", dns=(SPIFFE,)))
+
+
+async def test_without_uri_sans_a_dns_san_names_it_and_a_cn_only_when_asked(
+    identities: Tls,
+) -> None:
+    ca = identities.ca
+    assert await caller_of(identities, ca.client("pod-1", dns=(INVENTORY_DNS,))) == "inventory"
+    # Beside a URI SAN, a DNS SAN names no one.
+    await refusal_of(identities, ca.client("pod-1", uri=OTHER_SPIFFE, dns=(INVENTORY_DNS,)))
+    # A CN names a caller only for a certificate without SANs, and an entry that asks for it.
+    assert await caller_of(identities, ca.client(LEGACY_CN)) == "legacy"
+    await refusal_of(identities, ca.client(INVENTORY_DNS))
+    await refusal_of(identities, ca.client(LEGACY_CN, dns=("batch.shop.internal",)))
+    await refusal_of(identities, ca.client(LEGACY_CN, uri=OTHER_SPIFFE))
+
+
+async def test_a_certificate_and_a_token_must_name_the_same_caller(mutual_tls: Tls) -> None:
+    """A certificate used to win over the token sent with it."""
+    billing = mutual_tls.ca.client("billing-7f9c", uri=SPIFFE)
+    disagree = await refusal_of(mutual_tls, billing, bearer(ORDERS))
+    assert "name different callers" in (disagree.details() or "")
+    unknown_token = new_token("stranger")
+    no_one = await refusal_of(mutual_tls, billing, bearer(unknown_token))
+    assert "token names no caller" in (no_one.details() or "")
+    for refused in (disagree, no_one):
+        said = f"{refused.details()} {refused.debug_error_string()}"
+        assert ORDERS not in said and unknown_token not in said and SPIFFE not in said
+    # A certificate that names no one leaves the token to decide, as before.
+    assert await caller_of(mutual_tls, mutual_tls.ca.client("grpcurl"), bearer(ORDERS)) == "orders"

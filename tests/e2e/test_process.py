@@ -10,7 +10,9 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +21,7 @@ from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from checkout.v1 import session_pb2 as pb
 from service.config import describe_dsn
+from tests.e2e.credentials import Authority, callers_document, new_token
 from tests.e2e.helpers import cart_request, new_order_id, reason
 from tests.e2e.processes import service_process
 from tests.support import Postgres
@@ -103,7 +106,13 @@ async def run_to_exit(*args: str, environ: dict[str, str]) -> tuple[int, str, st
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    except TimeoutError:
+        # It did not exit (it is serving): a failed test must not leave it behind.
+        process.kill()
+        await process.wait()
+        raise
     assert "Traceback" not in err.decode()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -216,3 +225,156 @@ async def test_the_migration_job_migrates_and_a_replica_without_it_refuses_to_st
             assert created.session.status == pb.Session.OPEN
     finally:
         postgres.stop()
+
+
+async def refused_configuration(environ: dict[str, str]) -> str:
+    """Run `python -m service` expecting a refused configuration: exit code 2 and one line on
+    stderr (no traceback: run_to_exit checks), nothing served."""
+    code, out, err = await run_to_exit(environ=environ)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("configuration error: ")
+    assert '"serving"' not in out
+    return lines[0]
+
+
+async def test_a_live_key_refuses_plaintext_grpc_beyond_loopback_unless_a_mesh_has_tls(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    callers = tmp_path / "callers.json"
+    callers.write_text(callers_document([{"name": "orders", "token": new_token("orders")}]))
+    live = {
+        **environ,
+        "STRIPE_API_KEY": "sk_live_do_not_log_me_0123456789",
+        # Never called: the service calls Stripe only when asked to.
+        "STRIPE_API_BASE": "https://127.0.0.1:9",
+        "CALLERS_FILE": str(callers),
+        "GRPC_ADDR": "0.0.0.0:0",
+    }
+    line = await refused_configuration(live)
+    assert "TLS" in line and "GRPC_ADDR 0.0.0.0:0" in line
+    assert "do_not_log_me" not in line
+
+    async with service_process({**live, "TLS_TERMINATED_BY_MESH": "true"}) as behind_a_mesh:
+        assert "TLS_TERMINATED_BY_MESH" in behind_a_mesh.lines[0]["tls"]
+        behind_a_mesh.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(behind_a_mesh.process.wait(), timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        # Passed the live key's check, then crashed with a traceback on an empty list.
+        ({"STRIPE_WEBHOOK_SECRET": ","}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": " , "}, "STRIPE_WEBHOOK_SECRET"),
+        # The test hook, which kills the process after a create, never with Stripe itself.
+        (
+            {
+                "CHECKOUT_FAULT": "crash-after-stripe-create",
+                "STRIPE_API_BASE": "https://api.stripe.com",
+            },
+            "CHECKOUT_FAULT",
+        ),
+    ],
+)
+async def test_an_unsafe_or_broken_setting_is_refused_in_one_line(
+    environ: dict[str, str], settings: dict[str, str], named: str
+) -> None:
+    env = {k: v for k, v in environ.items() if k != "STRIPE_API_KEY"}
+    assert named in await refused_configuration({**env, **settings})
+
+
+def socket_dsn(dsn: str, *, user: str, password: str, database: str) -> str:
+    """A DSN for the same Postgres (reached over its Unix socket, as pgserver's are)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(
+        (parts.scheme, f"{user}:{password}@{parts.hostname or ''}", f"/{database}", parts.query, "")
+    )
+
+
+async def password_protected(postgres: Postgres, folder: Path, user: str, password: str) -> None:
+    """`user` logs in with `password` only, as on a real server (pgserver trusts everyone)."""
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        await conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        hba = folder / "pg_hba.conf"
+        hba.write_text(
+            f"local all {user} scram-sha-256\nhost all {user} all scram-sha-256\n" + hba.read_text()
+        )
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+async def test_each_database_failure_at_start_is_one_line_naming_its_cause(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "pg"
+    postgres = Postgres(folder)
+    try:
+        await password_protected(postgres, folder, "svc", "right-pw-0123")
+        cases = [
+            (
+                socket_dsn(postgres.dsn, user="svc", password="wrong-pw-4567", database="postgres"),
+                1,
+                "DATABASE_MISCONFIGURED",
+                "password authentication failed",
+            ),
+            (
+                socket_dsn(postgres.dsn, user="svc", password="right-pw-0123", database="nope"),
+                1,
+                "DATABASE_MISCONFIGURED",
+                'database "nope" does not exist',
+            ),
+            # The port is not a number: what Python says about it would quote the password.
+            ("postgresql://svc:wrong-pw-4567/x@db/checkout", 2, "CONFIGURATION", "DATABASE_URL"),
+            (
+                "postgresql://svc:wrong-pw-4567@127.0.0.1:1/checkout",
+                1,
+                "DATABASE_UNAVAILABLE",
+                "cannot be reached",
+            ),
+        ]
+        for dsn, exit_code, cause, said in cases:
+            code, out, err = await run_to_exit(environ={**environ, "DATABASE_URL": dsn})
+            lines = out.strip().splitlines()
+            assert code == exit_code, out + err
+            assert [json.loads(line)["event"] for line in lines] == ["starting", "cannot start"]
+            last = json.loads(lines[-1])
+            assert last["reason"] == cause
+            assert said in last["error"]
+            assert "wrong-pw-4567" not in out + err and "right-pw-0123" not in out + err
+    finally:
+        postgres.stop()
+
+
+@pytest.mark.parametrize("broken", ["swapped", "another key", "not PEM"])
+async def test_tls_files_that_cannot_serve_are_named_not_taken_for_a_busy_address(
+    environ: dict[str, str], tmp_path: Path, broken: str
+) -> None:
+    ca = Authority("checkout test CA")
+    cert, key = ca.server().write(tmp_path, "tls")
+    if broken == "swapped":
+        cert, key = key, cert
+    elif broken == "another key":
+        key.write_bytes(ca.server().key)
+    elif broken == "not PEM":
+        cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    env = {**environ, "TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)}
+    code, out, err = await run_to_exit(environ=env)
+    last = json.loads(out.strip().splitlines()[-1])
+    assert code == 2, out + err
+    assert (last["event"], last["reason"]) == ("cannot start", "CONFIGURATION")
+    assert "TLS_" in last["error"]
+    assert "PRIVATE KEY" not in out + err
+
+
+async def test_credentials_in_stripe_api_base_never_reach_the_log(environ: dict[str, str]) -> None:
+    base = environ["STRIPE_API_BASE"].replace("://", "://sk_test_base_user:pw-do-not-log@")
+    env = {**environ, "STRIPE_API_BASE": base, "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    code, out, err = await run_to_exit(environ=env)
+    assert code == 1
+    starting = json.loads(out.splitlines()[0])
+    assert starting["stripe"].startswith("Stripe sandbox at http://***@127.0.0.1:")
+    assert "pw-do-not-log" not in out + err and "sk_test_base_user" not in out + err

@@ -118,6 +118,7 @@ def test_a_dsn_is_described_by_host_port_database_and_user_only(dsn: str, shown:
     assert "hunter2" not in describe_dsn(dsn) and "hun%40ter2" not in describe_dsn(dsn)
 
 
+TLS_FILES = {"TLS_CERT_FILE": __file__, "TLS_KEY_FILE": __file__}
 LIVE = {
     "DATABASE_URL": DSN,
     "STRIPE_API_KEY": "sk_live_x",
@@ -156,6 +157,34 @@ LIVE = {
             "TLS_CERT_FILE",
         ),
         ({"DATABASE_URL": DSN, "REFLECTION": "sometimes"}, "REFLECTION"),
+        # A live key and plaintext gRPC beyond loopback: tokens would cross the network in clear.
+        ({**LIVE, "GRPC_ADDR": "0.0.0.0:50051"}, "TLS_TERMINATED_BY_MESH"),
+        ({**LIVE, "GRPC_ADDR": "10.1.2.3:50051"}, "TLS_CERT_FILE"),
+        ({**LIVE, "STRIPE_WEBHOOK_SECRET": ","}, "STRIPE_WEBHOOK_SECRET holds no secret"),
+        ({"DATABASE_URL": DSN, "STRIPE_WEBHOOK_SECRET": " , ,"}, "STRIPE_WEBHOOK_SECRET"),
+        (
+            {"DATABASE_URL": DSN, "TLS_TERMINATED_BY_MESH": "true", **TLS_FILES},
+            "TLS_TERMINATED_BY_MESH",
+        ),
+        # The test hook with Stripe itself, key or no key.
+        *(
+            (
+                {
+                    "DATABASE_URL": DSN,
+                    "STRIPE_API_BASE": base,
+                    "CHECKOUT_FAULT": "crash-after-stripe-create",
+                },
+                "CHECKOUT_FAULT",
+            )
+            for base in (
+                "https://api.stripe.com",
+                "https://API.Stripe.com.",
+                "http://files.stripe.com:80/",
+                "https://user:pw@api.stripe.com",
+            )
+        ),
+        ({"DATABASE_URL": DSN, "CALLER_STRIPE_CALLS_PER_SECOND": "0"}, "CALLER_STRIPE_CALLS"),
+        ({"DATABASE_URL": DSN, "HTTP_HEADER_TIMEOUT_SECONDS": "0"}, "HTTP_HEADER_TIMEOUT"),
     ],
 )
 def test_an_unsafe_configuration_refuses_to_start_saying_why(
@@ -183,3 +212,42 @@ def test_the_test_hook_is_allowed_with_the_sandbox() -> None:
         {"DATABASE_URL": DSN, "CHECKOUT_FAULT": "crash-after-stripe-create"}
     )
     assert settings.fault == "crash-after-stripe-create"
+
+
+def test_a_live_key_may_serve_plaintext_behind_a_mesh_that_terminates_tls_and_says_so() -> None:
+    settings = Settings.from_environ(
+        {**LIVE, "GRPC_ADDR": "0.0.0.0:50051", "TLS_TERMINATED_BY_MESH": "true"}
+    )
+    assert "TLS_TERMINATED_BY_MESH" in settings.describe_tls()
+    assert Settings.from_environ({**LIVE, "GRPC_ADDR": "0.0.0.0:50051", **TLS_FILES}).tls
+
+
+def test_the_test_hook_is_allowed_with_a_sandbox_wherever_it_is() -> None:
+    for extra in (
+        {"STRIPE_API_BASE": "http://sandbox:12111"},
+        {"STRIPE_API_KEY": "sk_test_x", "STRIPE_API_BASE": "http://127.0.0.1:12111"},
+    ):
+        settings = Settings.from_environ(
+            {"DATABASE_URL": DSN, "CHECKOUT_FAULT": "crash-after-stripe-create", **extra}
+        )
+        assert settings.fault == "crash-after-stripe-create"
+
+
+def test_two_webhook_secrets_while_rolling_and_blanks_ignored() -> None:
+    settings = Settings.from_environ(
+        {"DATABASE_URL": DSN, "STRIPE_WEBHOOK_SECRET": " whsec_new, ,whsec_old,"}
+    )
+    assert settings.webhook_secrets == ["whsec_new", "whsec_old"]
+
+
+def test_credentials_in_stripe_api_base_are_never_shown() -> None:
+    settings = Settings.from_environ(
+        {"DATABASE_URL": DSN, "STRIPE_API_BASE": "https://sk_test_hidden:pw9@stripe-proxy:8443/"}
+    )
+    assert settings.stripe_api_base == "https://sk_test_hidden:pw9@stripe-proxy:8443"
+    shown = settings.describe_stripe()
+    assert "sk_test_hidden" not in shown and "pw9" not in shown
+    assert "stripe-proxy:8443" in shown
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_environ({"DATABASE_URL": DSN, "STRIPE_API_BASE": "ftp://u:pw9@x"})
+    assert "pw9" not in str(caught.value)
