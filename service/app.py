@@ -38,17 +38,15 @@ from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.observability.metrics import Metrics
 from service.observability.tracing import add_trace_ids, start_tracing
+from service.store.cached_ledger import CachedLedger
 from service.store.change_feed import ChangeFeed
+from service.store.db_errors import translate_db_errors
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
-from service.store.read_cache import ReadCache
-from service.store.repository import (
-    PostgresLedger,
-    create_pool,
-    database_answers,
-    signing_key,
-    translate_db_errors,
-)
+from service.store.pool import create_pool
+from service.store.probe import database_answers
+from service.store.repository import PostgresLedger
+from service.store.signing_key import signing_key
 
 log = structlog.get_logger("service")
 
@@ -146,8 +144,15 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
                 f"the database lacks migrations {', '.join(missing)}: run "
                 "`python -m service migrate` (the migration Job) first",
             )
-    cache = ReadCache()
-    feed = ChangeFeed(dsn, cache=cache)
+    postgres = PostgresLedger(
+        pool,
+        command_timeout=settings.db_command_timeout_seconds,
+        on_transition=metrics.count_transition,
+    )
+    if traced:
+        postgres.trace_calls()
+    ledger = CachedLedger(postgres)
+    feed = ChangeFeed(dsn, listener=ledger)
     stack.push_async_callback(feed.close)
     async with translate_db_errors():
         await feed.start()
@@ -163,11 +168,6 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     if settings.fault == CRASH_AFTER_STRIPE_CREATE:
         log.warning("fault injection on", fault=settings.fault)
         payments = CrashAfterCreate(gateway)
-    ledger = PostgresLedger(
-        pool, command_timeout=settings.db_command_timeout_seconds, metrics=metrics, cache=cache
-    )
-    if traced:
-        ledger.trace_calls()
     clock = SystemClock()
     checkout = Checkout(
         ledger,

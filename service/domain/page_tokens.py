@@ -30,21 +30,21 @@ class PageTokens:
         # Shared by every replica (kept in Postgres), so any replica reads any replica's token.
         self._key = key
 
-    def issue(self, owner: str, order_id: str, cursor: Cursor) -> str:
+    def issue(self, caller: str, order_id: str, cursor: Cursor) -> str:
         payload = json.dumps(
-            [owner, order_id, cursor.created_at.isoformat(), cursor.row_id],
+            [caller, order_id, cursor.created_at.isoformat(), cursor.row_id],
             separators=(",", ":"),
         ).encode()
         return _b64(self._sign(payload) + payload)
 
-    def read(self, token: str, owner: str, order_id: str) -> Cursor:
+    def read(self, token: str, caller: str, order_id: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(token.encode("ascii") + b"==")
             signature, payload = raw[:_SIGNATURE_BYTES], raw[_SIGNATURE_BYTES:]
             if not hmac.compare_digest(signature, self._sign(payload)):
                 raise ValueError("bad signature")
-            token_owner, token_order, created, row_id = json.loads(payload)
-            if (token_owner, token_order) != (owner, order_id):
+            token_caller, token_order, created, row_id = json.loads(payload)
+            if (token_caller, token_order) != (caller, order_id):
                 raise ValueError("issued for another order")
             return Cursor(datetime.fromisoformat(created), int(row_id))
         except (ValueError, TypeError, binascii.Error, UnicodeError):

@@ -44,7 +44,6 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self._limits = limits
         self._metrics = metrics
         self._rendered = _RenderedSessions()
-        self._commands = mapping.CreateCommands()
         self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
@@ -54,7 +53,10 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.CreateSessionResponse:
         caller = current_caller()
         result = await _answer(
-            context, self._checkout.create_session(caller, self._commands.command(request))
+            context,
+            self._checkout.create_session(
+                caller, mapping.request_bytes(request), mapping.read_create
+            ),
         )
         return api.CreateSessionResponse(
             session=self._rendered.session(result.entry, caller),
@@ -83,7 +85,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: api.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.ListSessionsResponse:
         caller = current_caller()
-        lookup = Lookup(order_id=request.order_id, owner=request.caller)
+        lookup = Lookup(order_id=request.order_id, caller=request.caller)
         page = await _answer(
             context,
             self._checkout.list_sessions(caller, lookup, request.page_size, request.page_token),

@@ -34,7 +34,7 @@ def world() -> World:
 
 
 async def create(world: World, cmd: CreateSessionCommand) -> CreateResult:
-    return await world.checkout.create_session(SHOP, cmd)
+    return await world.create(cmd)
 
 
 async def paid(world: World, *, payment_status: str = "paid") -> LedgerEntry:
@@ -59,7 +59,7 @@ async def test_a_new_order_gets_one_stripe_session_created_under_its_stored_key(
     entry = result.entry
     [session] = world.stripe.sessions_for(ORDER)
     assert not result.reused
-    assert (entry.owner, entry.order_id, entry.state) == ("shop", ORDER, LedgerState.OPEN)
+    assert (entry.caller, entry.order_id, entry.state) == ("shop", ORDER, LedgerState.OPEN)
     assert entry.session_id == session.id
     assert entry.snapshot == session
     assert world.stripe.calls == [
@@ -236,10 +236,10 @@ async def test_request_ids_and_orders_belong_to_their_caller(world: World) -> No
     ours = await create(world, command(request_id="req-1"))
     other = Caller("other-shop", Role.CALLER)
 
-    theirs = await world.checkout.create_session(other, command(shirts=3, request_id="req-1"))
+    theirs = await world.create(command(shirts=3, request_id="req-1"), other)
 
     assert not theirs.reused
-    assert theirs.entry.owner == "other-shop"
+    assert theirs.entry.caller == "other-shop"
     assert theirs.entry.session_id != ours.entry.session_id
     assert ours.entry.session_id is not None
     assert world.stripe.session(ours.entry.session_id).status == "open"
@@ -435,8 +435,8 @@ async def test_watch_sends_the_session_then_each_change_until_it_is_final(world:
     entry = (await create(world, command())).entry
     sid = entry.session_id
     assert sid is not None
-    # A long poll: only the change notification can wake the watcher within the test's bound.
-    stream = world.checkout.watch_session(SHOP, BY_ORDER, poll_seconds=60)
+    # Only the change notification can wake the watcher: nothing polls.
+    stream = world.checkout.watch_session(SHOP, BY_ORDER)
     try:
         async with asyncio.timeout(1):
             opened = await anext(stream)

@@ -26,7 +26,7 @@ async def open_session(
     world: World, order_id: str = ORDER, *, expire_in: timedelta | None = None
 ) -> LedgerEntry:
     cmd = command(order_id, expire_in=expire_in, clock=world.clock)
-    entry = (await world.checkout.create_session(SHOP, cmd)).entry
+    entry = (await world.create(cmd)).entry
     assert entry.session_id is not None
     return entry
 
@@ -36,7 +36,7 @@ async def unfinished(world: World, order_id: str) -> LedgerEntry:
     the row is still pending."""
     world.stripe.fail_next("create_session", after_acting=True)
     with pytest.raises(Unavailable):
-        await world.checkout.create_session(SHOP, command(order_id))
+        await world.create(command(order_id))
     [row] = world.ledger.entries(order_id)
     assert row.state == LedgerState.PENDING
     return row
