@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from service.domain.errors import Unavailable
-from service.store.repository import translate_db_errors
+from service.store.db_errors import translate_db_errors
 
 TRANSIENT = [
     asyncpg.exceptions.ConnectionFailureError,  # 08006

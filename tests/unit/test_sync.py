@@ -13,7 +13,7 @@ import pytest
 from service.domain.errors import Unavailable
 from service.domain.model import LedgerEntry, LedgerState, StripeEvent
 from service.domain.sync import EventOutcome
-from tests.unit.builders import ORDER, SHOP, World, command, event, make_world
+from tests.unit.builders import ORDER, World, command, event, make_world
 from tests.unit.fakes import StripeCall
 
 
