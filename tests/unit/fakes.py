@@ -373,9 +373,14 @@ class InMemoryLedger:
         return row.entry()
 
     async def save_request(self, record: RequestRecord) -> RequestRecord:
+        # ON CONFLICT finds a stored id before the foreign key is checked.
+        key = (record.caller, record.request_id)
+        if key in self._requests:
+            return self._requests[key]
         if record.row_id not in self._rows:
             raise IntegrityError(f"request {record.request_id} names no ledger row")
-        return self._requests.setdefault((record.caller, record.request_id), record)
+        self._requests[key] = record
+        return record
 
     # -- for tests to look at --
 

@@ -28,9 +28,11 @@ from tests.unit.fakes import StripeCall
 BY_ORDER = Lookup(order_id=ORDER)
 
 
-@pytest.fixture
-def world() -> World:
-    return make_world()
+@pytest.fixture(params=[False, True], ids=["fake", "cached fake"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Over the in-memory ledger, and over a CachedLedger wrapping it as the service's wraps
+    Postgres: the use cases answer alike."""
+    return make_world(cached=request.param)
 
 
 async def create(world: World, cmd: CreateSessionCommand) -> CreateResult:
@@ -84,11 +86,33 @@ async def test_the_same_request_reuses_the_open_session_without_calling_stripe(
     assert world.ledger.entries(ORDER) == [first.entry]
 
 
+async def test_the_same_request_again_is_answered_without_asking_the_ledger_or_stripe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path: over a cached ledger that knows the order's holder (the last repeat's
+    claim read it), a repeated create asks neither the ledger underneath nor Stripe."""
+    world = make_world(cached=True)
+    first = await create(world, command())
+    await create(world, command())
+    calls = list(world.stripe.calls)
+
+    async def not_asked(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the in-memory ledger was asked")
+
+    for method in ("claim", "list_for_order", "by_session_id", "by_row_id", "record_snapshot"):
+        monkeypatch.setattr(world.ledger, method, not_asked)
+
+    again = await create(world, command())
+
+    assert again == CreateResult(first.entry, reused=True)
+    assert world.stripe.calls == calls
+
+
 async def test_a_repeated_request_with_an_expire_time_is_checked_again_each_time(
     world: World,
 ) -> None:
-    # The very same command, as the edge hands it for the same request bytes: its check is
-    # remembered, except where the time of the call decides it.
+    # The same request bytes: the command and its check are remembered, except where the time
+    # of the call decides the check.
     cmd = command(expire_in=timedelta(hours=1), clock=world.clock)
     await create(world, cmd)
     world.clock.advance(timedelta(minutes=45))

@@ -17,9 +17,11 @@ from tests.unit.builders import ORDER, World, command, event, make_world
 from tests.unit.fakes import StripeCall
 
 
-@pytest.fixture
-def world() -> World:
-    return make_world()
+@pytest.fixture(params=[False, True], ids=["fake", "cached fake"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Over the in-memory ledger, and over a CachedLedger wrapping it as the service's wraps
+    Postgres: the use cases answer alike."""
+    return make_world(cached=request.param)
 
 
 async def open_session(
