@@ -35,6 +35,25 @@ async def test_a_transient_sqlstate_is_unavailable(kind: type[asyncpg.PostgresEr
 
 
 @pytest.mark.parametrize(
+    "kind",
+    [
+        asyncpg.exceptions.InvalidPasswordError,  # 28P01
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # 28000
+        asyncpg.exceptions.InvalidCatalogNameError,  # 3D000
+    ],
+    ids=lambda kind: kind.sqlstate,
+)
+async def test_a_connection_postgres_refuses_is_unavailable(
+    kind: type[asyncpg.PostgresError],
+) -> None:
+    """Credentials or a database the operator has to put right: the service, and the change
+    feed that keeps reconnecting, get on once they are, without a restart."""
+    with pytest.raises(Unavailable):
+        async with translate_db_errors():
+            raise kind("refused")
+
+
+@pytest.mark.parametrize(
     "failure",
     [
         ConnectionResetError(),
