@@ -9,9 +9,10 @@ same session because the Stripe idempotency key is stored with the pending row b
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from service.domain.commands import CreateSessionCommand
 from service.domain.create_plan import CheckedCreate, field_for_stripe_param, plan_create
@@ -94,8 +95,13 @@ class Checkout:
             replay = await self._replay(caller.name, cmd.request_id, checked.fingerprint)
             if replay is not None:
                 return replay
-        attempt = self._attempt_for(cmd, checked, now)
-        claim = await self._claim(caller.name, checked, attempt)
+        attempt = partial(self._attempt, cmd, checked, now)
+        claim = await self._ledger.claim(
+            caller=caller.name,
+            order_id=checked.order_id,
+            fingerprint=checked.fingerprint,
+            attempt=attempt,
+        )
         if _reusable(claim, checked, now):
             # The same request again, the most common create of all: the order's open
             # session, made from the same payload, which a cached ledger knows without a
@@ -198,31 +204,14 @@ class Checkout:
         if stored.fingerprint != fingerprint:
             raise _request_id_reused()
 
-    def _attempt_for(
-        self, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime
-    ) -> Callable[[], Attempt]:
-        """A new pending row for the request, made only when a claim is about to insert one:
-        a fresh idempotency key, and the exact Stripe parameters (building them is a good part
-        of a create's work, which a repeated create does not need)."""
-
-        def attempt() -> Attempt:
-            plan = plan_create(
-                cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
-            )
-            return Attempt(self._new_key(), plan.stripe_params, plan.expires_at)
-
-        return attempt
-
-    def _claim(
-        self, caller: str, checked: CheckedCreate, attempt: Callable[[], Attempt]
-    ) -> Awaitable[Claim]:
-        # Not a coroutine of its own: the most common create awaits nothing but the claim.
-        return self._ledger.claim(
-            caller=caller,
-            order_id=checked.order_id,
-            fingerprint=checked.fingerprint,
-            attempt=attempt,
+    def _attempt(self, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime) -> Attempt:
+        """A new pending row for the request, asked for only when a claim is about to insert
+        one: a fresh idempotency key, and the exact Stripe parameters (building them is a good
+        part of a create's work, which a repeated create does not need)."""
+        plan = plan_create(
+            cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
         )
+        return Attempt(self._new_key(), plan.stripe_params, plan.expires_at)
 
     async def _settle(
         self, caller: str, checked: CheckedCreate, attempt: Callable[[], Attempt], claim: Claim
@@ -231,7 +220,12 @@ class Checkout:
         (a different cart's session expired, the same cart's lapsed)."""
         for again in range(_MAX_CLAIM_ROUNDS):
             if again:
-                claim = await self._claim(caller, checked, attempt)
+                claim = await self._ledger.claim(
+                    caller=caller,
+                    order_id=checked.order_id,
+                    fingerprint=checked.fingerprint,
+                    attempt=attempt,
+                )
             result = await self._outcome(claim, checked)
             if result is not None:
                 return result

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Role(StrEnum):
@@ -301,9 +301,11 @@ class StripeEvent:
     """When Stripe made the event (Unix seconds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Outcome of trying to make a new pending row the order's active one."""
+class Claim(NamedTuple):
+    """Outcome of trying to make a new pending row the one that holds the order: won, with that
+    row, or lost to the row that holds it. A named tuple rather than a frozen dataclass: a
+    repeated create gets a new one from the cache on every call, and a frozen dataclass's
+    `__init__` (an `object.__setattr__` per field) costs twice as much."""
 
     won: bool
     entry: LedgerEntry

@@ -61,7 +61,7 @@ class CachedLedger:
         # one does): the claim loses to it, as the database's would.
         latest = self._cache.peek(_latest(caller, order_id))
         if latest is not None and holds_order(latest.state, latest.async_payment_failed):
-            return Claim(won=False, entry=latest)
+            return Claim(False, latest)  # positional: the most common create makes one
         read_at = self._cache.generation
         claim = await self._ledger.claim(
             caller=caller, order_id=order_id, fingerprint=fingerprint, attempt=attempt
