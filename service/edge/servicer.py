@@ -153,8 +153,9 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
 
 
 class _RenderedSessions:
-    """Session messages already built, by row and version: a row's message changes only when
-    the row does, and building one is a good part of a read's cost."""
+    """Session messages already built, by row, version and role: building one is a good part of
+    a read's cost, and a row's message changes only with its version (`updated_at`, in the key),
+    so no change needs to reach this memo; the servicer is its only user."""
 
     _MAX = 10_000
 

@@ -31,9 +31,9 @@ from service.store.read_cache import ReadCache
 
 
 class CachedLedger:
-    def __init__(self, ledger: SessionLedger, cache: ReadCache | None = None) -> None:
+    def __init__(self, ledger: SessionLedger) -> None:
         self._ledger = ledger
-        self._cache = ReadCache() if cache is None else cache
+        self._cache = ReadCache()
 
     # -- what the change feed hears (change_feed.ChangeListener) --
 
