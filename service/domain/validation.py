@@ -1,9 +1,12 @@
 """Stripe's rules for a Checkout Session, checked before anything is stored or sent.
 
 Everything Stripe would refuse and that can be known without asking Stripe is refused here,
-naming each field by its path in the request (docs/architecture.md, "Invariants"). The rules and
-limits are Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and for metadata
-https://docs.stripe.com/api/metadata.
+naming each field by its path in the request (docs/architecture.md, "Invariants"): Stripe
+refuses only after the claim, and for a changed cart only after the order's open session was
+expired, so what is left to Stripe costs the caller that session. The rules and limits are
+Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and for metadata
+https://docs.stripe.com/api/metadata; its tables (locales, currencies, charge limits, payment
+methods) are in stripe_tables.py, dated.
 What only Stripe can know (whether a price, coupon or customer exists, whether a customer has an
 address) is left to Stripe, whose refusal is mapped back onto the field (create_plan.py).
 
