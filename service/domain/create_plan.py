@@ -1,5 +1,6 @@
-"""Turns a valid CreateSession request into the exact Stripe parameters, and maps Stripe's
-refusals back onto the request's fields."""
+"""A CreateSession request checked (validated, and fingerprinted: equal fingerprints ask for the
+same session), turned into the exact Stripe parameters, and Stripe's refusals mapped back onto
+the request's fields."""
 
 from __future__ import annotations
 
