@@ -46,7 +46,8 @@ _NOTIFY = f"""pg_notify('{NOTIFY_CHANNEL}', json_build_object(
 
 
 def _state_in(states: Iterable[LedgerState]) -> str:
-    """`state = 'a'` or `state IN ('a', 'b')`, as Postgres itself writes a predicate."""
+    """`state = 'a'` for one state, `state IN ('a', 'b')` for more: as the migration spells
+    them, which Postgres reads the same either way."""
     quoted = [f"'{state}'" for state in states]
     return f"state = {quoted[0]}" if len(quoted) == 1 else f"state IN ({', '.join(quoted)})"
 
