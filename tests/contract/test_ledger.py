@@ -466,6 +466,13 @@ async def test_the_rows_that_may_lag_stripe_soonest_first(ledgers: Ledgers) -> N
     unsettled = await stored(ledgers, order(), "complete", "unpaid")
     await stored(ledgers, order(), "complete", "paid")
     await stored(ledgers, order(), "expired")
+    failed = await stored(ledgers, order(), "complete", "unpaid")
+    await ledgers.ledger.apply_event(
+        event(failed.session_id or "", "async_payment_failed"),
+        failed.row_id,
+        snapshot(failed.session_id or "", "complete", "unpaid"),
+        payment_failed=True,
+    )
     now = datetime.now(UTC) + timedelta(seconds=1)
 
     recent = await ledgers.ledger.needing_reconciliation(
