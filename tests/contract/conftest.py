@@ -60,19 +60,23 @@ class Ledgers:
 @pytest_asyncio.fixture(scope="session")
 async def contract_dsn(pg_dsn: str) -> AsyncIterator[str]:
     name = f"ledger_contract_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
+    await _execute(pg_dsn, f'CREATE DATABASE "{name}"')
+    dsn = urlunsplit(urlsplit(pg_dsn)._replace(path=f"/{name}"))
+    conn = await asyncpg.connect(dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = urlunsplit(urlsplit(pg_dsn)._replace(path=f"/{name}"))
-        conn = await asyncpg.connect(dsn)
-        try:
-            await apply_migrations(conn, load_migrations())
-        finally:
-            await conn.close()
-        yield dsn
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await apply_migrations(conn, load_migrations())
     finally:
-        await admin.close()
+        await conn.close()
+    yield dsn
+    await _execute(pg_dsn, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _execute(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 @pytest_asyncio.fixture(scope="session")
