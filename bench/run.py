@@ -22,6 +22,7 @@ from bench.sandbox_api import (
     point_webhook_endpoint,
 )
 from bench.workloads import Load, LoadResult, Watch, WatchResult, run_suite, run_watch
+from sandbox.launcher import SandboxProcess
 
 TASK_NEVER_RETRIEVED = "Task exception was never retrieved"
 _BEGAN = time.perf_counter()
@@ -85,9 +86,7 @@ def _say(what: str) -> None:
     print(f"bench [{time.perf_counter() - _BEGAN:5.0f} s] {what}", file=sys.stderr, flush=True)
 
 
-def measure(
-    plan: Plan, pg: Postgres, sandbox: servers.ServerProcess, log_dir: Path
-) -> Measurements:
+def measure(plan: Plan, pg: Postgres, sandbox: SandboxProcess, log_dir: Path) -> Measurements:
     m = Measurements()
     _say("starting the service (migrations), then timing its starts")
     endpoint_id, secret = create_webhook_endpoint(sandbox.url)
@@ -171,7 +170,7 @@ def _creates(
     plan: Plan,
     m: Measurements,
     pg: Postgres,
-    sandbox: servers.ServerProcess,
+    sandbox: SandboxProcess,
     service: servers.ServerProcess,
 ) -> None:
     """New-order creates through the service and straight to the sandbox, interleaved, with

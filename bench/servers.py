@@ -1,7 +1,8 @@
-"""The servers as real processes: `python -m service`, the bare baseline and the sandbox, each
-logging to files (so that its access log costs the bench nothing while it measures and its
-complaints about calls cut short at the end of a window stay out of the tables), started and
-timed until the line that says it is ready."""
+"""The servers as real processes: `python -m service` and the bare baseline, each logging to
+files (so that its access log costs the bench nothing while it measures and its complaints about
+calls cut short at the end of a window stay out of the tables), started and timed until the
+line that says it is ready; and the sandbox, started as everything starts it
+(sandbox/launcher.py), its log in a file too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from localdev.devrun import LISTENING as SANDBOX_LISTENING
+from sandbox.launcher import SandboxProcess
+from sandbox.launcher import start_sandbox as launch_sandbox
 
 _POLL_S = 0.002
 REPO = Path(__file__).resolve().parents[1]
@@ -45,11 +47,6 @@ class ServerProcess:
     def http(self) -> str:
         return str(self.serving["http"])
 
-    @property
-    def url(self) -> str:
-        """The sandbox's base URL."""
-        return str(self.serving["url"])
-
     def forget_log(self) -> None:
         """Drop the access log written so far (the process appends, so this is safe)."""
         os.truncate(self.stdout, 0)
@@ -70,11 +67,6 @@ def _serving_line(raw: bytes) -> dict[str, Any] | None:
     return line if line.get("event") == "serving" else None
 
 
-def _sandbox_line(raw: bytes) -> dict[str, Any] | None:
-    text = raw.decode(errors="replace").strip()
-    return {"url": text[len(SANDBOX_LISTENING) :]} if text.startswith(SANDBOX_LISTENING) else None
-
-
 def start(
     name: str,
     module: str,
@@ -82,10 +74,9 @@ def start(
     log_dir: Path,
     *,
     args: Sequence[str] = (),
-    ready: Callable[[bytes], dict[str, Any] | None] = _serving_line,
     timeout_s: float = 60,
 ) -> ServerProcess:
-    """Run `python -m module args…` and wait for the line that `ready` recognises."""
+    """Run `python -m module args…` and wait for its "serving" line."""
     stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
     with stdout.open("ab") as out, stderr.open("ab") as err:
         began = time.perf_counter()
@@ -93,23 +84,16 @@ def start(
             [sys.executable, "-m", module, *args], env=env, stdout=out, stderr=err, cwd=REPO
         )
     try:
-        serving = _wait_for(ready, process, stdout, timeout_s)
+        serving = _wait_for(_serving_line, process, stdout, timeout_s)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}\n{_tail(stdout)}\n{_tail(stderr)}") from None
     start_s = time.perf_counter() - began
     return ServerProcess(name, process, stdout, stderr, serving, start_s)
 
 
-def start_sandbox(log_dir: Path) -> ServerProcess:
-    """The Stripe sandbox on a free port, with the demo catalog, its output kept in log_dir."""
-    return start(
-        "sandbox",
-        "sandbox",
-        dict(os.environ),
-        log_dir,
-        args=("--port", "0", "--demo-catalog"),
-        ready=_sandbox_line,
-    )
+def start_sandbox(log_dir: Path) -> SandboxProcess:
+    """The Stripe sandbox on a free port, with the demo catalog, its log kept in log_dir."""
+    return launch_sandbox("--port", "0", "--demo-catalog", log=log_dir / "sandbox.err")
 
 
 def _wait_for(

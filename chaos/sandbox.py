@@ -4,7 +4,6 @@ deliveries), and the stripe-python client the run reads Stripe's side through.""
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 import httpx
 import stripe
 
-from chaos.processes import REPO, stop_process
+from sandbox.launcher import SandboxProcess as Running
+from sandbox.launcher import start_sandbox
 
-LISTENING = "sandbox listening on "
 API_KEY = "sk_test_chaos"
 # A failed webhook delivery is retried after 1 s, doubling: a replica that was down for a few
 # seconds gets its events again within the run, not after Stripe's first minute.
@@ -23,36 +22,23 @@ WEBHOOK_OPTIONS = ("--webhook-retry-delay", "1", "--webhook-timeout", "3")
 
 @dataclass
 class SandboxProcess:
-    url: str
-    process: asyncio.subprocess.Process
-    log: Path
+    """The run's sandbox, its log in the run's log folder."""
+
+    running: Running
+
+    @property
+    def url(self) -> str:
+        return self.running.url
 
     @classmethod
     async def start(cls, log_dir: Path) -> SandboxProcess:
-        log = log_dir / "sandbox.log"
-        with log.open("ab") as err:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sandbox",
-                "--port",
-                "0",
-                *WEBHOOK_OPTIONS,
-                cwd=REPO,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-            )
-        assert process.stdout is not None
-        # The only line it prints on stdout, so the pipe never fills.
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        if not line.startswith(LISTENING):
-            process.kill()
-            await process.wait()
-            raise RuntimeError(f"the sandbox did not start: {line!r}; see {log}")
-        return cls(line.removeprefix(LISTENING).strip(), process, log)
+        running = await asyncio.to_thread(
+            start_sandbox, "--port", "0", *WEBHOOK_OPTIONS, log=log_dir / "sandbox.log"
+        )
+        return cls(running)
 
     async def stop(self) -> None:
-        await stop_process(self.process, grace_seconds=10)
+        await asyncio.to_thread(self.running.stop, 10)
 
 
 class SandboxControl:

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,56 +25,17 @@ from typing import Any
 import stripe
 
 from localdev.embedded import start_embedded
+from sandbox.launcher import SandboxProcess
+from sandbox.launcher import start_sandbox as launch_sandbox
 from service.config import DEFAULT_HTTP_ADDR, SANDBOX_API_BASE, SANDBOX_API_KEY
 from service.domain.sync import HANDLED_EVENTS
 from service.edge.http import WEBHOOK_PATH
 
-LISTENING = "sandbox listening on "
 
-
-@dataclass
-class SandboxProcess:
-    process: subprocess.Popen[str]
-    url: str
-    drain: threading.Thread
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.drain.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def start_sandbox(
-    port: int, *, state_file: Path | None = None, timeout: float = 30.0
-) -> SandboxProcess:
-    """Run `python -m sandbox`, with the demo catalog the README's examples name, and
-    wait for the line that gives its address."""
-    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--demo-catalog"]
-    if state_file is not None:
-        command += ["--state-file", str(state_file)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        ready, _, _ = select.select([process.stdout], [], [], max(remaining, 0))
-        line = process.stdout.readline() if ready else ""
-        if line.startswith(LISTENING):
-            url = line[len(LISTENING) :].strip()
-            # Keep draining its stdout so that it never blocks on a full pipe.
-            drain = threading.Thread(target=_copy, args=(process.stdout,), daemon=True)
-            drain.start()
-            return SandboxProcess(process, url, drain)
-        if remaining <= 0 or (not line and process.poll() is not None):
-            process.kill()
-            raise RuntimeError(f"the sandbox did not start: {' '.join(command)}")
+def start_sandbox(port: int, *, state_file: Path) -> SandboxProcess:
+    """`python -m sandbox` on the port the service expects, with the demo catalog the README's
+    examples name and its state kept in `state_file`."""
+    return launch_sandbox("--port", str(port), "--demo-catalog", "--state-file", str(state_file))
 
 
 def sandbox_answers(url: str) -> bool:
@@ -110,11 +67,6 @@ def register_webhook(api_base: str, http_addr: str, state: Path) -> str:
         json.dumps({"url": url, "api_base": api_base, "id": endpoint.id, "secret": secret})
     )
     return secret
-
-
-def _copy(stream: object) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        sys.stdout.write(line)
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ COUNTRIES = (  # noqa: SIM905
 ).split()
 # Stripe's locales (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-locale;
 # SessionCreateParams.locale in stripe-python 16.1.0). The service keeps its own copy in
-# service/domain/validation.py on purpose: the sandbox stands in for Stripe, so neither side may
+# service/domain/stripe_tables.py on purpose: the sandbox stands in for Stripe, so neither side may
 # import the other, and with one shared list a wrong entry would pass the service's check and the
 # sandbox's alike, so no test could catch it.
 LOCALES = (  # noqa: SIM905

@@ -56,6 +56,7 @@ from .failure_hints import error_body
 from .faults import Fault
 from .forms import decode
 from .idempotency import Idempotency
+from .launcher import LISTENING
 from .restricted_keys import authorize
 from .store import Store, new_id
 from .webhook_schedule import RetryPolicy
@@ -134,8 +135,8 @@ async def serve(
         await site.start()
         bound_port = runner.addresses[0][1]
         shown_host = f"[{host}]" if ":" in host else host
-        # Tests and the Makefile find the sandbox by reading exactly this line.
-        print(f"sandbox listening on http://{shown_host}:{bound_port}", flush=True)
+        # The launcher (launcher.py) finds the sandbox by reading exactly this line.
+        print(f"{LISTENING}http://{shown_host}:{bound_port}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

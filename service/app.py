@@ -42,19 +42,15 @@ from service.gateway.webhooks import StripeWebhookVerifier
 from service.observability.metrics import Metrics
 from service.observability.redaction import redact_credentials
 from service.observability.tracing import add_trace_ids, start_tracing
+from service.store.cached_ledger import CachedLedger
 from service.store.change_feed import ChangeFeed
+from service.store.db_errors import translate_db_errors
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
-from service.store.read_cache import ReadCache
-from service.store.repository import (
-    DatabaseUrlError,
-    PostgresLedger,
-    create_pool,
-    database_answers,
-    first_contact,
-    signing_key,
-    translate_db_errors,
-)
+from service.store.pool import DatabaseUrlError, create_pool, first_contact
+from service.store.probe import database_answers
+from service.store.repository import PostgresLedger
+from service.store.signing_key import signing_key
 
 log = structlog.get_logger("service")
 
@@ -134,8 +130,8 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     if settings.tracing is not None:
         provider = start_tracing(settings.tracing)
         stack.callback(provider.shutdown)
-    pool, feed, cache = await _open_database(settings, stack, metrics, supervisor)
-    checkout, sync = await _use_cases(settings, stack, pool, feed, cache, metrics)
+    pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor)
+    checkout, sync = await _use_cases(settings, stack, pool, feed, ledger, metrics)
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
@@ -229,8 +225,9 @@ async def _serve_health(
 
 async def _open_database(
     settings: Settings, stack: AsyncExitStack, metrics: Metrics, supervisor: Supervisor
-) -> tuple[asyncpg.Pool, ChangeFeed, ReadCache]:
-    """The pool, the migrations (or the check that they were applied), and the change feed."""
+) -> tuple[asyncpg.Pool, ChangeFeed, CachedLedger]:
+    """The pool, the migrations (or the check that they were applied), the ledger (its reads
+    cached, kept coherent by the change feed) and the change feed."""
     dsn = settings.database_url.value
     pool = await create_pool(
         dsn,
@@ -254,12 +251,19 @@ async def _open_database(
                 f"the database lacks migrations {', '.join(missing)}: run "
                 "`python -m service migrate` (the migration Job) first",
             )
-    cache = ReadCache()
-    feed = ChangeFeed(dsn, cache=cache, spawn=supervisor.start)
+    postgres = PostgresLedger(
+        pool,
+        command_timeout=settings.db_command_timeout_seconds,
+        on_transition=metrics.count_transition,
+    )
+    if settings.tracing is not None:
+        postgres.trace_calls()
+    ledger = CachedLedger(postgres)
+    feed = ChangeFeed(dsn, listener=ledger, spawn=supervisor.start)
     stack.push_async_callback(feed.close)
     async with translate_db_errors():
         await feed.start()
-    return pool, feed, cache
+    return pool, feed, ledger
 
 
 async def _use_cases(
@@ -267,7 +271,7 @@ async def _use_cases(
     stack: AsyncExitStack,
     pool: asyncpg.Pool,
     feed: ChangeFeed,
-    cache: ReadCache,
+    ledger: CachedLedger,
     metrics: Metrics,
 ) -> tuple[Checkout, StripeSync]:
     """Stripe, the ledger, and the use cases over them."""
@@ -284,11 +288,6 @@ async def _use_cases(
     if settings.fault == CRASH_AFTER_STRIPE_CREATE:
         log.warning("fault injection on", fault=settings.fault)
         payments = CrashAfterCreate(gateway)
-    ledger = PostgresLedger(
-        pool, command_timeout=settings.db_command_timeout_seconds, metrics=metrics, cache=cache
-    )
-    if traced:
-        ledger.trace_calls()
     checkout = Checkout(
         ledger,
         payments,

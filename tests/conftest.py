@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support import FAST_RETRIES, SandboxProcess, start_sandbox, stop_sandbox
+from sandbox.launcher import SandboxProcess
+from tests.support import FAST_RETRIES, run_sandbox, stop_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ async def sandbox_process() -> AsyncIterator[SandboxProcess]:
     """The one Stripe sandbox of the session, for the service's tests and the sandbox's own.
     Started without the demo catalog (the sandbox tests count and name objects; the README test
     seeds it) and with fast webhook retries (the sandbox tests wait on them)."""
-    running = await start_sandbox("--port", "0", *FAST_RETRIES)
+    running = await run_sandbox("--port", "0", *FAST_RETRIES)
     yield running
     assert await stop_sandbox(running) == 0
 

@@ -12,16 +12,11 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from service.domain import rate_limits
 from service.domain.commands import CreateSessionCommand
-from service.domain.create_plan import (
-    CHECKED_COMMANDS,
-    CheckedCreate,
-    CheckedCreates,
-    field_for_stripe_param,
-    plan_create,
-)
+from service.domain.create_plan import CheckedCreate, field_for_stripe_param, plan_create
 from service.domain.errors import (
     AttemptDropped,
     Conflict,
@@ -36,7 +31,10 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import (
+    ORDER_ID_KEY,
+    Attempt,
     Caller,
+    Claim,
     CreateResult,
     LedgerEntry,
     LedgerState,
@@ -47,13 +45,9 @@ from service.domain.model import (
     session_name,
 )
 from service.domain.page_tokens import Cursor, PageTokens
-from service.domain.ports import (
-    Clock,
-    PaymentGateway,
-    SessionChanges,
-    SessionLedger,
-)
-from service.domain.validation import ORDER_ID_KEY, validate_lookup
+from service.domain.ports import Clock, OrderLedger, PaymentGateway, SessionChanges
+from service.domain.seen_requests import SeenRequests
+from service.domain.validation import validate_lookup
 
 # A changed cart expires the order's open session and claims again; a concurrent caller can
 # win each new claim, so give up after a few rounds instead of spinning.
@@ -68,7 +62,7 @@ MAX_PAGE_SIZE = 100
 class Checkout:
     def __init__(
         self,
-        ledger: SessionLedger,
+        ledger: OrderLedger,
         gateway: PaymentGateway,
         changes: SessionChanges,
         clock: Clock,
@@ -85,32 +79,39 @@ class Checkout:
         self._clock = clock
         self._page_tokens = page_tokens
         self._new_key = new_key
-        self._checked = CheckedCreates(CHECKED_COMMANDS)
+        self._seen = SeenRequests()
         self._default_tax_behavior = default_tax_behavior
 
-    async def create_session(self, caller: Caller, cmd: CreateSessionCommand) -> CreateResult:
+    async def create_session(
+        self, caller: Caller, request: bytes, read: Callable[[bytes], CreateSessionCommand]
+    ) -> CreateResult:
         """Give the order one payable session: reuse the open one built from the same request,
-        replace one built from another, refuse if the order is paid or its payment pending."""
+        replace one built from another, refuse if the order is paid or its payment pending.
+        `request` is the request's bytes, equal for equal requests, and `read` finds its
+        command in them: a request seen lately is neither read nor checked again."""
         _require_write(caller)
         now = self._clock.now()
-        checked = self._checked.check(cmd, now)
+        cmd, checked = self._seen.check(request, read, now)
         if cmd.request_id:
             replay = await self._replay(caller.name, cmd.request_id, checked.fingerprint)
             if replay is not None:
                 return replay
-        result = await self._create(caller.name, cmd, checked, now)
+        attempt = partial(self._attempt, cmd, checked, now)
+        claim = await self._ledger.claim(
+            caller=caller.name,
+            order_id=checked.order_id,
+            fingerprint=checked.fingerprint,
+            attempt=attempt,
+        )
+        if _reusable(claim, checked, now):
+            # The same request again, the most common create of all: the order's open
+            # session, made from the same payload, which a cached ledger knows without a
+            # query. Answered here rather than in _settle, so that it awaits nothing more.
+            result = CreateResult(claim.entry, reused=True)
+        else:
+            result = await self._settle(caller.name, checked, attempt, claim)
         if cmd.request_id:
-            stored = await self._ledger.save_request(
-                RequestRecord(
-                    caller.name,
-                    cmd.request_id,
-                    checked.fingerprint,
-                    result.entry.row_id,
-                    result.reused,
-                )
-            )
-            if stored.fingerprint != checked.fingerprint:
-                raise _request_id_reused()
+            await self._remember(caller.name, cmd.request_id, checked.fingerprint, result)
         return result
 
     async def get_session(
@@ -130,12 +131,11 @@ class Checkout:
         return entry
 
     async def watch_session(
-        self, caller: Caller, lookup: Lookup, *, poll_seconds: float | None = None
+        self, caller: Caller, lookup: Lookup
     ) -> AsyncGenerator[LedgerEntry, None]:
         """The session now, then each stored change until it is final. Notifications carry
         changes from every replica, and the change feed wakes every watcher when it loses its
-        connection and again when it has it back, so nothing polls; `poll_seconds` adds a
-        periodic re-read for a feed that cannot promise that."""
+        connection and again when it has it back, so nothing polls."""
         entry = await self._find(caller, lookup, materialized=True)
         assert entry.session_id is not None  # materialized rows have one
         async with self._changes.subscribe(entry.session_id) as changes:
@@ -143,7 +143,7 @@ class Checkout:
             entry = await self._ledger.by_row_id(entry.row_id)
             yield entry
             while not entry.is_final:
-                await changes.wait(poll_seconds)
+                await changes.wait()
                 latest = await self._ledger.by_row_id(entry.row_id)
                 if latest.updated_at != entry.updated_at:
                     entry = latest
@@ -161,10 +161,10 @@ class Checkout:
     async def list_sessions(
         self, caller: Caller, lookup: Lookup, page_size: int, page_token: str
     ) -> Page:
-        validate_lookup(order_id=lookup.order_id, caller=lookup.owner, page_token=page_token)
+        validate_lookup(order_id=lookup.order_id, caller=lookup.caller, page_token=page_token)
         if not lookup.order_id.strip():
             raise InvalidRequest([FieldViolation("order_id", "required")])
-        owner = _owner(caller, lookup)
+        whose = _whose_orders(caller, lookup)
         if page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -173,22 +173,22 @@ class Checkout:
             )
         after = None
         if page_token:
-            cursor = self._page_tokens.read(page_token, owner, lookup.order_id)
+            cursor = self._page_tokens.read(page_token, whose, lookup.order_id)
             after = (cursor.created_at, cursor.row_id)
         rows = await self._ledger.list_for_order(
-            owner, lookup.order_id, limit=page_size + 1, after=after
+            whose, lookup.order_id, limit=page_size + 1, after=after
         )
         entries = tuple(rows[:page_size])
         token = ""
         if len(rows) > page_size:
             last = entries[-1]
             token = self._page_tokens.issue(
-                owner, lookup.order_id, Cursor(last.created_at, last.row_id)
+                whose, lookup.order_id, Cursor(last.created_at, last.row_id)
             )
         return Page(entries, token)
 
-    async def _replay(self, owner: str, request_id: str, fingerprint: str) -> CreateResult | None:
-        record = await self._ledger.find_request(owner, request_id)
+    async def _replay(self, caller: str, request_id: str, fingerprint: str) -> CreateResult | None:
+        record = await self._ledger.find_request(caller, request_id)
         if record is None:
             return None
         if record.fingerprint != fingerprint:
@@ -196,63 +196,80 @@ class Checkout:
         entry = await self._ledger.by_row_id(record.row_id)
         return CreateResult(entry, record.reused)
 
-    async def _create(
-        self, owner: str, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime
-    ) -> CreateResult:
-        # The same request again, the most common create of all, is answered from the order's
-        # latest session when the ledger has it at hand (no query) and it is open, unexpired
-        # and made from the same payload. Anything else goes through a claim, which finds the
-        # same session when the ledger did not have it at hand, and is a new order's one trip
-        # to the database before Stripe.
-        latest = self._ledger.latest_if_cached(owner, checked.order_id)
-        if latest is not None and _reusable(latest, checked, now):
-            return CreateResult(latest, reused=True)
+    async def _remember(
+        self, caller: str, request_id: str, fingerprint: str, result: CreateResult
+    ) -> None:
+        stored = await self._ledger.save_request(
+            RequestRecord(caller, request_id, fingerprint, result.entry.row_id, result.reused)
+        )
+        if stored.fingerprint != fingerprint:
+            raise _request_id_reused()
+
+    def _attempt(self, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime) -> Attempt:
+        """A new pending row for the request, asked for only when a claim is about to insert
+        one: a fresh idempotency key, and the exact Stripe parameters (building them is a good
+        part of a create's work, which a repeated create does not need). A request to Stripe
+        follows the insert: the caller's token is taken first, so that a caller out of them is
+        refused before anything is written (rate_limits.py)."""
+        rate_limits.reserve()
         plan = plan_create(
             cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
         )
-        for _ in range(_MAX_CLAIM_ROUNDS):
-            # A request to Stripe may follow the claim: the caller's token first, so that a
-            # caller out of them is refused before anything is written (rate_limits.py).
-            rate_limits.reserve()
-            claim = await self._ledger.claim(
-                owner=owner,
-                order_id=plan.order_id,
-                fingerprint=plan.fingerprint,
-                idempotency_key=self._new_key(),
-                stripe_params=plan.stripe_params,
-                expires_at=plan.expires_at,
-            )
-            entry = claim.entry
-            if claim.won:
-                return CreateResult(await self._materialize(entry), reused=False)
-            if entry.state == LedgerState.COMPLETE:
-                # Paid, or a delayed payment under way: the order is not to be charged again.
-                raise _already_complete(entry)
-            if entry.fingerprint != plan.fingerprint:
-                # A different cart: its session must be unpayable before a new one is handed
-                # out, or the order could be paid twice (docs/architecture.md, "Invariants").
-                try:
-                    expired = await self._expire(entry)
-                except InvalidRequest:
-                    # That cart's unfinished attempt was refused by Stripe when resumed, and
-                    # dropped: there is nothing to expire, and the refusal is not this
-                    # caller's to hear.
-                    continue
-                if expired.state == LedgerState.COMPLETE:
-                    raise _already_complete(expired)
-                continue
-            if entry.state == LedgerState.PENDING:
-                # Another call, here or on another replica, or one that crashed, is creating
-                # this very session: the stored idempotency key makes Stripe return it.
-                entry = await self._materialize(entry)
-            elif entry.expires_at <= self._clock.now():
-                # Stripe expires sessions on its own; do not hand out one that has lapsed.
-                entry = await self.bring_up_to_date(entry)
-            if entry.is_active:
-                return CreateResult(entry, reused=True)
-            if entry.state == LedgerState.COMPLETE:
-                raise _already_complete(entry)
+        return Attempt(self._new_key(), plan.stripe_params, plan.expires_at)
+
+    async def _settle(
+        self, caller: str, checked: CheckedCreate, attempt: Callable[[], Attempt], claim: Claim
+    ) -> CreateResult:
+        """Take the claim to a session, claiming again while the order's holder lets go of it
+        (a different cart's session expired, the same cart's lapsed)."""
+        for again in range(_MAX_CLAIM_ROUNDS):
+            if again:
+                claim = await self._ledger.claim(
+                    caller=caller,
+                    order_id=checked.order_id,
+                    fingerprint=checked.fingerprint,
+                    attempt=attempt,
+                )
+            result = await self._outcome(claim, checked)
+            if result is not None:
+                return result
         raise Conflict("the order's session kept changing during the call; retry it")
+
+    async def _outcome(self, claim: Claim, checked: CheckedCreate) -> CreateResult | None:
+        """The session a claim leads to; None when the order is to be claimed again."""
+        entry = claim.entry
+        if claim.won:
+            return CreateResult(await self._materialize(entry), reused=False)
+        if entry.state == LedgerState.COMPLETE:
+            # Paid, or a delayed payment under way: the order is not to be charged again.
+            raise _already_complete(entry)
+        if entry.fingerprint != checked.fingerprint:
+            await self._supersede(entry)
+            return None
+        if entry.state == LedgerState.PENDING:
+            # Another call, here or on another replica, or one that crashed, is creating this
+            # very session: the stored idempotency key makes Stripe return it.
+            entry = await self._materialize(entry)
+        elif entry.expires_at <= self._clock.now():
+            # Stripe expires sessions on its own; do not hand out one that has lapsed.
+            entry = await self.bring_up_to_date(entry)
+        if entry.is_active:
+            return CreateResult(entry, reused=True)
+        if entry.state == LedgerState.COMPLETE:
+            raise _already_complete(entry)
+        return None
+
+    async def _supersede(self, entry: LedgerEntry) -> None:
+        """A different cart holds the order: its session must be unpayable before a new one
+        is handed out, or the order could be paid twice (docs/architecture.md, "Invariants")."""
+        try:
+            expired = await self._expire(entry)
+        except InvalidRequest:
+            # That cart's unfinished attempt was refused by Stripe when resumed, and dropped:
+            # there is nothing to expire, and the refusal is not this caller's to hear.
+            return
+        if expired.state == LedgerState.COMPLETE:
+            raise _already_complete(expired)
 
     async def _materialize(self, entry: LedgerEntry, *, fresh_key: bool = False) -> LedgerEntry:
         """Make the pending row's Stripe call (again), with the row's own key and parameters."""
@@ -273,7 +290,7 @@ class Checkout:
         except AttemptDropped:
             # The row went while Stripe made the session (another process got a refusal
             # for it and dropped it): no row owns the session, so nobody may pay it.
-            await self._expire_orphan(snapshot.id)
+            await self.expire_at_stripe(snapshot.id)
             raise
 
     async def _renew_key(self, entry: LedgerEntry) -> LedgerEntry:
@@ -295,9 +312,6 @@ class Checkout:
         return await self._ledger.replace_key(
             entry.row_id, old_key=entry.idempotency_key, new_key=self._new_key()
         )
-
-    async def _expire_orphan(self, session_id: str) -> None:
-        await self.expire_at_stripe(session_id)
 
     async def expire_at_stripe(self, session_id: str) -> SessionSnapshot:
         """Expire a session at Stripe. A fixed key per session, so that a retry after a lost
@@ -327,12 +341,14 @@ class Checkout:
         return await self._ledger.record_snapshot(entry.row_id, snapshot)
 
     async def _find(self, caller: Caller, lookup: Lookup, *, materialized: bool) -> LedgerEntry:
-        validate_lookup(session_id=lookup.session_id, order_id=lookup.order_id, caller=lookup.owner)
+        validate_lookup(
+            session_id=lookup.session_id, order_id=lookup.order_id, caller=lookup.caller
+        )
         if lookup.session_id:
             entry = await self._ledger.by_session_id(lookup.session_id)
             # Another caller's session looks exactly like one that does not exist, so that
             # session ids cannot be probed.
-            if entry is None or not (caller.sees_every_order or entry.owner == caller.name):
+            if entry is None or not (caller.sees_every_order or entry.caller == caller.name):
                 raise NotFound(
                     "checkout.v1.Session",
                     session_name(lookup.session_id),
@@ -344,12 +360,12 @@ class Checkout:
             raise InvalidRequest(
                 [FieldViolation("session_id", "one of session_id or order_id is required")]
             )
-        owner = _owner(caller, lookup)
+        whose = _whose_orders(caller, lookup)
         if materialized:
-            rows = await self._ledger.list_for_order(owner, order_id, limit=1, after=None)
+            rows = await self._ledger.list_for_order(whose, order_id, limit=1, after=None)
             found = rows[0] if rows else None
         else:
-            found = await self._ledger.active_or_latest(owner, order_id)
+            found = await self._ledger.active_or_latest(whose, order_id)
         if found is None:
             raise NotFound(
                 "checkout.v1.Order", order_name(order_id), f"order {order_id} has no session"
@@ -359,31 +375,33 @@ class Checkout:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """Which session a read or an expiry is about: by id, or an order's latest. `owner` is
+    """Which session a read or an expiry is about: by id, or an order's latest. `caller` is
     for operators, who name the caller whose order they mean; callers leave it empty."""
 
     session_id: str = ""
     order_id: str = ""
-    owner: str = ""
+    caller: str = ""
 
 
-def _reusable(entry: LedgerEntry, checked: CheckedCreate, now: datetime) -> bool:
+def _reusable(claim: Claim, checked: CheckedCreate, now: datetime) -> bool:
+    entry = claim.entry
     return (
-        entry.state == LedgerState.OPEN
+        not claim.won
+        and entry.state == LedgerState.OPEN
         and entry.fingerprint == checked.fingerprint
         and entry.expires_at > now
     )
 
 
-def _owner(caller: Caller, lookup: Lookup) -> str:
-    """Whose orders `lookup.order_id` is looked up among."""
+def _whose_orders(caller: Caller, lookup: Lookup) -> str:
+    """The caller among whose orders `lookup.order_id` is looked up."""
     if caller.sees_every_order:
-        if not lookup.owner:
+        if not lookup.caller:
             raise InvalidRequest(
                 [FieldViolation("caller", "operators name the caller that owns order_id")]
             )
-        return lookup.owner
-    if lookup.owner and lookup.owner != caller.name:
+        return lookup.caller
+    if lookup.caller and lookup.caller != caller.name:
         raise InvalidRequest(
             [FieldViolation("caller", "only operators may name another caller's orders")]
         )

@@ -1,5 +1,6 @@
-"""Turns a valid CreateSession request into the exact Stripe parameters, and maps Stripe's
-refusals back onto the request's fields."""
+"""A CreateSession request checked (validated, and fingerprinted: equal fingerprints ask for the
+same session), turned into the exact Stripe parameters, and Stripe's refusals mapped back onto
+the request's fields."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -22,8 +22,8 @@ from service.domain.commands import (
     ShippingOption,
     UiMode,
 )
-from service.domain.model import field_names, field_values
-from service.domain.validation import MAX_EXPIRY, ORDER_ID_KEY, validate
+from service.domain.model import ORDER_ID_KEY, field_names, field_values
+from service.domain.validation import MAX_EXPIRY, validate
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,11 +33,6 @@ class CreatePlan:
     """Identifies the request's payload: equal fingerprints ask for the same session."""
     stripe_params: dict[str, Any]
     expires_at: datetime
-
-
-# Commands whose check a repeated create skips (CheckedCreates); the edge keeps as many
-# requests mapped (service/edge/mapping.py).
-CHECKED_COMMANDS = 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,32 +50,6 @@ def check_create(cmd: CreateSessionCommand, now: datetime) -> CheckedCreate:
     return CheckedCreate(cmd.order_id.strip(), fingerprint(cmd))
 
 
-class CheckedCreates:
-    """`check_create`, remembered for the last commands checked, by identity: the edge hands
-    the domain the very same command for a request it has seen before (a retry, or a caller
-    asking again for its order's session: the most common create of all), and validating and
-    fingerprinting it again would be most of that call's work. An entry holds its command, so
-    no other object can have its id while it is here. A command with an `expire_time` is
-    checked every time: whether it is valid depends on when it is asked."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._checked: OrderedDict[int, tuple[CreateSessionCommand, CheckedCreate]] = OrderedDict()
-
-    def check(self, cmd: CreateSessionCommand, now: datetime) -> CheckedCreate:
-        key = id(cmd)
-        held = self._checked.get(key)
-        if held is not None:
-            self._checked.move_to_end(key)
-            return held[1]
-        checked = check_create(cmd, now)
-        if cmd.expire_time is None:
-            self._checked[key] = (cmd, checked)
-            if len(self._checked) > self._size:
-                self._checked.popitem(last=False)
-        return checked
-
-
 def plan_create(
     cmd: CreateSessionCommand,
     now: datetime,
@@ -88,7 +57,9 @@ def plan_create(
     default_tax_behavior: str | None = None,
     checked: CheckedCreate | None = None,
 ) -> CreatePlan:
-    """`default_tax_behavior` (`exclusive` or `inclusive`, the operator's DEFAULT_TAX_BEHAVIOR)
+    """The exact Stripe parameters for a valid request (InvalidRequest otherwise), its
+    fingerprint and its session's expiry: `expire_time`, or a day after `now`, Stripe's longest.
+    `default_tax_behavior` (`exclusive` or `inclusive`, the operator's DEFAULT_TAX_BEHAVIOR)
     goes on every inline price that gives none: automatic tax needs one on each price, or a
     default in the account's Tax settings, or Stripe refuses the session
     (https://docs.stripe.com/tax/products-prices-tax-codes-tax-behavior). `checked`: what
@@ -112,42 +83,8 @@ def plan_create(
         params["line_items"] = [
             _line_item(li, currency, default_tax_behavior) for li in cmd.line_items
         ]
-    optional = {
-        "currency": currency,
-        "success_url": cmd.success_url,
-        "cancel_url": cmd.cancel_url,
-        "return_url": cmd.return_url,
-        "customer_email": cmd.customer_email,
-        "customer": cmd.customer_id,
-        "locale": cmd.locale,
-        "redirect_on_completion": cmd.redirect_on_completion,
-        "customer_creation": cmd.customer_creation,
-        "billing_address_collection": cmd.billing_address_collection,
-        "payment_method_collection": cmd.payment_method_collection,
-        "allowed_payment_method_types": list(cmd.allowed_payment_method_types),
-        "allow_promotion_codes": cmd.allow_promotion_codes,
-    }
-    params.update({name: value for name, value in optional.items() if value})
-    if cmd.phone_number_collection is not None:
-        params["phone_number_collection"] = {"enabled": cmd.phone_number_collection}
-    if cmd.automatic_tax is not None:
-        params["automatic_tax"] = {"enabled": cmd.automatic_tax}
-    if cmd.adaptive_pricing is not None:
-        params["adaptive_pricing"] = {"enabled": cmd.adaptive_pricing}
-    if cmd.tax_id_collection is not None:
-        params["tax_id_collection"] = {"enabled": cmd.tax_id_collection.enabled}
-        if cmd.tax_id_collection.required:
-            params["tax_id_collection"]["required"] = "if_supported"
-    if cmd.customer_update is not None:
-        update = field_values(cmd.customer_update)
-        params["customer_update"] = {k: "auto" if v else "never" for k, v in update.items()}
-    if cmd.discounts:
-        params["discounts"] = [
-            {"coupon": d.coupon} if d.coupon else {"promotion_code": d.promotion_code}
-            for d in cmd.discounts
-        ]
-    if cmd.shipping_countries is not None:
-        params["shipping_address_collection"] = {"allowed_countries": list(cmd.shipping_countries)}
+    params.update(_given(cmd, currency))
+    params.update(_settings(cmd))
     if cmd.shipping_options:
         params["shipping_options"] = [_shipping_option(o, currency) for o in cmd.shipping_options]
     # The order id also goes on the object that moves the money, which Stripe does not copy
@@ -165,6 +102,55 @@ def plan_create(
         stripe_params=params,
         expires_at=expires_at,
     )
+
+
+def _given(cmd: CreateSessionCommand, currency: str) -> dict[str, Any]:
+    """The plain parameters the request gives, as Stripe names them; those it leaves empty
+    are left to Stripe's defaults."""
+    optional = {
+        "currency": currency,
+        "success_url": cmd.success_url,
+        "cancel_url": cmd.cancel_url,
+        "return_url": cmd.return_url,
+        "customer_email": cmd.customer_email,
+        "customer": cmd.customer_id,
+        "locale": cmd.locale,
+        "redirect_on_completion": cmd.redirect_on_completion,
+        "customer_creation": cmd.customer_creation,
+        "billing_address_collection": cmd.billing_address_collection,
+        "payment_method_collection": cmd.payment_method_collection,
+        "allowed_payment_method_types": list(cmd.allowed_payment_method_types),
+        "allow_promotion_codes": cmd.allow_promotion_codes,
+    }
+    return {name: value for name, value in optional.items() if value}
+
+
+def _settings(cmd: CreateSessionCommand) -> dict[str, Any]:
+    """The parameters that are objects: switches (`{"enabled": …}`, given only when the
+    request sets them, on or off), what Checkout may save on the customer, discounts and the
+    countries to ship to."""
+    params: dict[str, Any] = {}
+    switches = {
+        "phone_number_collection": cmd.phone_number_collection,
+        "automatic_tax": cmd.automatic_tax,
+        "adaptive_pricing": cmd.adaptive_pricing,
+    }
+    params.update({name: {"enabled": on} for name, on in switches.items() if on is not None})
+    if cmd.tax_id_collection is not None:
+        params["tax_id_collection"] = {"enabled": cmd.tax_id_collection.enabled}
+        if cmd.tax_id_collection.required:
+            params["tax_id_collection"]["required"] = "if_supported"
+    if cmd.customer_update is not None:
+        update = field_values(cmd.customer_update)
+        params["customer_update"] = {k: "auto" if v else "never" for k, v in update.items()}
+    if cmd.discounts:
+        params["discounts"] = [
+            {"coupon": d.coupon} if d.coupon else {"promotion_code": d.promotion_code}
+            for d in cmd.discounts
+        ]
+    if cmd.shipping_countries is not None:
+        params["shipping_address_collection"] = {"allowed_countries": list(cmd.shipping_countries)}
+    return params
 
 
 def fingerprint(cmd: CreateSessionCommand) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Role(StrEnum):
@@ -41,13 +41,10 @@ class Caller:
 LOCAL_CALLER = Caller("local", Role.CALLER)
 """The one caller when authentication is off (a laptop, a loopback address)."""
 
-
-class Status(StrEnum):
-    """A session's status at Stripe."""
-
-    OPEN = "open"
-    COMPLETE = "complete"
-    EXPIRED = "expired"
+ORDER_ID_KEY = "order_id"
+"""Metadata key the service adds to the session and to the PaymentIntent, Subscription or
+SetupIntent, so that anything seen in the Stripe dashboard leads back to the order; the webhooks
+and the sweep read the order back from it."""
 
 
 class PaymentStatus(StrEnum):
@@ -69,6 +66,19 @@ class LedgerState(StrEnum):
 
 ACTIVE_STATES = (LedgerState.PENDING, LedgerState.OPEN)
 """The states of a row whose session is payable, or about to be."""
+HELD_UNLESS_PAYMENT_FAILED = (LedgerState.COMPLETE,)
+"""The states of a row that holds its order until its delayed payment is known to have failed:
+paid, or a payment under way."""
+
+
+def holds_order(state: LedgerState, async_payment_failed: bool) -> bool:
+    """Whether a row keeps its order from getting another session: active, or complete with its
+    payment not known to have failed. At most one row per order holds it: the ledger's unique
+    index `checkout_sessions_one_holder_per_order` (migration 0002), whose predicate the store
+    builds from the same two tuples (service/store/repository.py)."""
+    return state in ACTIVE_STATES or (
+        state in HELD_UNLESS_PAYMENT_FAILED and not async_payment_failed
+    )
 
 
 class Progress(IntEnum):
@@ -243,8 +253,8 @@ class LedgerEntry:
     """One row of the order↔session ledger: an attempt to give an order a session."""
 
     row_id: int
-    owner: str
-    """The name of the caller that created it."""
+    caller: str
+    """The name of the caller whose order it is (the one that created it)."""
     order_id: str
     state: LedgerState
     fingerprint: str
@@ -264,14 +274,6 @@ class LedgerEntry:
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
-
-    @property
-    def holds_order(self) -> bool:
-        """Active, or complete with its payment not known to have failed: either way the order
-        may not get another session. At most one row per order holds it (a unique index)."""
-        return self.is_active or (
-            self.state == LedgerState.COMPLETE and not self.async_payment_failed
-        )
 
     @property
     def is_final(self) -> bool:
@@ -299,17 +301,29 @@ class StripeEvent:
     """When Stripe made the event (Unix seconds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Outcome of trying to make a new pending row the order's active one."""
+class Claim(NamedTuple):
+    """Outcome of trying to make a new pending row the one that holds the order: won, with that
+    row, or lost to the row that holds it. A named tuple rather than a frozen dataclass: a
+    repeated create gets a new one from the cache on every call, and a frozen dataclass's
+    `__init__` (an `object.__setattr__` per field) costs twice as much."""
 
     won: bool
     entry: LedgerEntry
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """What a claim inserts as the order's pending row: a fresh Stripe idempotency key, the
+    exact Stripe parameters the key is sent with, and when the session is to expire."""
+
+    idempotency_key: str
+    stripe_params: Mapping[str, Any]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
-    owner: str
+    caller: str
     request_id: str
     fingerprint: str
     row_id: int

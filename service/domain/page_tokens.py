@@ -50,20 +50,20 @@ class PageTokens:
         ).derive(key)
         self._aead = AESGCM(derived)
 
-    def issue(self, owner: str, order_id: str, cursor: Cursor) -> str:
+    def issue(self, caller: str, order_id: str, cursor: Cursor) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         micros = (cursor.created_at - _EPOCH) // _MICROSECOND
         sealed = self._aead.encrypt(
-            nonce, _CURSOR.pack(micros, cursor.row_id), _bound_to(owner, order_id)
+            nonce, _CURSOR.pack(micros, cursor.row_id), _bound_to(caller, order_id)
         )
         return _b64(nonce + sealed)
 
-    def read(self, token: str, owner: str, order_id: str) -> Cursor:
+    def read(self, token: str, caller: str, order_id: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(token.encode("ascii") + b"==")
             nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
             micros, row_id = _CURSOR.unpack(
-                self._aead.decrypt(nonce, sealed, _bound_to(owner, order_id))
+                self._aead.decrypt(nonce, sealed, _bound_to(caller, order_id))
             )
             return Cursor(_EPOCH + micros * _MICROSECOND, row_id)
         except (ValueError, binascii.Error, UnicodeError, InvalidTag, struct.error, OverflowError):

@@ -3,12 +3,13 @@ wired in service/app.py."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from service.domain.model import (
+    Attempt,
     Claim,
     LedgerEntry,
     RequestRecord,
@@ -44,33 +45,101 @@ class PaymentGateway(Protocol):
         ...
 
 
-class SessionLedger(Protocol):
-    """Postgres: which order owns which session. Raises domain Unavailable when the database
-    cannot be reached."""
+class OrderLedger(Protocol):
+    """What the request path (Checkout) needs of the ledger, which knows which caller's order
+    owns which session: claims, the sessions they lead to, and the request ids that name them.
+    Raises domain Unavailable when the database cannot be reached."""
 
     async def claim(
-        self,
-        *,
-        owner: str,
-        order_id: str,
-        fingerprint: str,
-        idempotency_key: str,
-        stripe_params: Mapping[str, Any],
-        expires_at: datetime,
+        self, *, caller: str, order_id: str, fingerprint: str, attempt: Callable[[], Attempt]
     ) -> Claim:
-        """Insert a pending row unless a row already holds the owner's order (pending, open,
-        or complete with its payment not failed); return the row that holds it either way. One
-        atomic statement: a payment stored concurrently cannot slip between check and insert."""
+        """Insert a pending row for the attempt unless a row already holds the caller's order
+        (`model.holds_order`); return the row that holds it either way. One atomic statement:
+        a payment stored concurrently cannot slip between check and insert. `attempt()` is
+        called at most once, for the row to insert, and not at all when the ledger knows the
+        order's holder without asking the database (CachedLedger)."""
         ...
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
-        """Store what Stripe said, unless the row already holds a later state; notify watchers.
+        """Store what Stripe said, unless the row already holds a later state (Progress) or
+        exactly this (then nothing changes, `updated_at` included); notify watchers of a change.
         Raises AttemptDropped if the row is gone."""
         ...
 
     async def replace_key(self, row_id: int, *, old_key: str, new_key: str) -> LedgerEntry:
         """Give a pending row a new idempotency key, unless it moved on (another process
-        rotated it, or the session exists); the row as it is now either way."""
+        rotated it, or the session exists); the row as it is now either way. Raises
+        AttemptDropped if the row is gone."""
+        ...
+
+    async def discard_pending(self, row_id: int) -> None:
+        """Delete the row, and the request ids that name it, if it is still pending: its
+        attempt created nothing, and its order is free again."""
+        ...
+
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None:
+        """Any caller's: session ids are unique; the use case decides who may see it."""
+        ...
+
+    async def by_row_id(self, row_id: int) -> LedgerEntry:
+        """Raises AttemptDropped if there is no such row (any more)."""
+        ...
+
+    async def active_or_latest(self, caller: str, order_id: str) -> LedgerEntry | None:
+        """The order's active row if it has one, else its newest row."""
+        ...
+
+    async def list_for_order(
+        self, caller: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+    ) -> list[LedgerEntry]:
+        """Rows that have a Stripe session, newest first (by creation, then row id), strictly
+        after the cursor `(created_at, row_id)`."""
+        ...
+
+    async def find_request(self, caller: str, request_id: str) -> RequestRecord | None: ...
+
+    async def save_request(self, record: RequestRecord) -> RequestRecord:
+        """Store the record; if the caller's request id is already stored, return the stored
+        one instead. A record naming no row is a bug (a foreign key)."""
+        ...
+
+
+class EventLedger(Protocol):
+    """What applying Stripe's events needs of the ledger (webhooks, and the sweep's catch-up)."""
+
+    async def event_seen(self, event_id: str) -> bool: ...
+
+    async def by_session_id(self, session_id: str) -> LedgerEntry | None: ...
+
+    async def knows_order(self, order_id: str) -> bool:
+        """Whether any caller has an order with this id (an event names no caller)."""
+        ...
+
+    async def apply_event(
+        self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
+    ) -> bool:
+        """In one transaction: record the event id and store the snapshot as `record_snapshot`
+        does (`payment_failed` marks the delayed payment failed). False, and nothing changed,
+        if the event was recorded before."""
+        ...
+
+    async def skip_event(self, event: StripeEvent) -> bool:
+        """Record an event that needs no change; False if recorded before."""
+        ...
+
+
+class SweepLedger(Protocol):
+    """What the reconciliation sweep needs of the ledger: the rows that may lag Stripe, their
+    schedule, and how far it has read Stripe's lists."""
+
+    async def needing_reconciliation(
+        self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        """Rows whose stored state may lag Stripe's and whose turn has come (`next_sweep_at`
+        unset or not after `now`), soonest first (by `next_sweep_at`, else `updated_at`):
+        pending since before `pending_before`, open past their expiry or unchanged since
+        `quiet_since`, or complete but not settled, payment not failed, unchanged since
+        `quiet_since`."""
         ...
 
     async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
@@ -83,78 +152,33 @@ class SessionLedger(Protocol):
         None if the row was not open any more."""
         ...
 
-    async def discard_pending(self, row_id: int) -> None: ...
-
-    async def by_session_id(self, session_id: str) -> LedgerEntry | None:
-        """Any owner's: session ids are unique; the use case decides who may see it."""
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest row still waiting for Stripe's answer was last touched."""
         ...
 
     async def by_session_ids(self, session_ids: Collection[str]) -> dict[str, LedgerEntry]:
         """The rows of those of these sessions the ledger knows, by session id, in one read."""
         ...
 
-    async def by_row_id(self, row_id: int) -> LedgerEntry: ...
-
-    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
-        """The order's active row if it has one, else its newest row."""
-        ...
-
-    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
-        """The order's latest session if this process has it at hand, without a query (it
-        is as current as `list_for_order`'s); None otherwise."""
-        ...
-
-    async def list_for_order(
-        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
-    ) -> list[LedgerEntry]:
-        """Rows that have a Stripe session, newest first, strictly after the cursor."""
-        ...
-
-    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None: ...
-
     async def has_pending(self, order_id: str) -> bool:
         """Whether any caller's order with this id has a row still waiting for Stripe."""
         ...
 
-    async def knows_order(self, order_id: str) -> bool:
-        """Whether any caller has an order with this id (a webhook names no caller)."""
-        ...
-
-    async def apply_event(
-        self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
-    ) -> bool:
-        """In one transaction: record the event id and store the snapshot (notifying watchers).
-        False, and nothing changed, if the event was recorded before."""
-        ...
-
-    async def skip_event(self, event: StripeEvent) -> bool:
-        """Record an event that needs no change; False if recorded before."""
-        ...
-
-    async def event_seen(self, event_id: str) -> bool: ...
-
-    async def oldest_pending(self) -> datetime | None:
-        """When the oldest row still waiting for Stripe's answer was last touched."""
-        ...
-
     async def watermark(self, name: str) -> int | None:
         """How far (a Unix time) the sweep has read one of Stripe's lists: `events`, or
-        `open_sessions`; None before the first pass."""
+        `open_sessions`, or when its last pass ran (`last_pass`); None before the first."""
         ...
 
     async def advance_watermark(self, name: str, to: int) -> None: ...
 
-    async def needing_reconciliation(
-        self, *, pending_before: datetime, now: datetime, quiet_since: datetime, limit: int
-    ) -> list[LedgerEntry]:
-        """Rows whose stored state may lag Stripe's and whose turn has come (`next_sweep_at`),
-        soonest first: pending since before `pending_before`,
-        open past their expiry, or not final and unchanged since `quiet_since`."""
-        ...
 
-    async def save_request(self, record: RequestRecord) -> RequestRecord:
-        """Store the record; if the id is already stored, return the stored one instead."""
-        ...
+class SyncLedger(EventLedger, SweepLedger, Protocol):
+    """What StripeSync needs: events applied, and the sweep."""
+
+
+class SessionLedger(OrderLedger, SyncLedger, Protocol):
+    """The whole ledger, as the adapters implement it (PostgresLedger, CachedLedger, and the
+    unit tests' InMemoryLedger; tests/contract/ holds all of them to these docstrings)."""
 
 
 class WebhookVerifier(Protocol):
@@ -165,9 +189,8 @@ class WebhookVerifier(Protocol):
 
 
 class ChangeSignal(Protocol):
-    async def wait(self, at_most_seconds: float | None) -> None:
-        """Return when the session may have changed, or after `at_most_seconds` (None: no
-        limit)."""
+    async def wait(self) -> None:
+        """Return when the session may have changed."""
         ...
 
 

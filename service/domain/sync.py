@@ -21,9 +21,8 @@ from service.domain.errors import (
     UpstreamMissing,
     UpstreamRejected,
 )
-from service.domain.model import LedgerEntry, StripeEvent
-from service.domain.ports import Clock, PaymentGateway, SessionLedger
-from service.domain.validation import ORDER_ID_KEY
+from service.domain.model import ORDER_ID_KEY, LedgerEntry, StripeEvent
+from service.domain.ports import Clock, PaymentGateway, SyncLedger
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -70,7 +69,7 @@ class SweepReport:
 class StripeSync:
     def __init__(
         self,
-        ledger: SessionLedger,
+        ledger: SyncLedger,
         gateway: PaymentGateway,
         checkout: Checkout,
         clock: Clock,

@@ -1,9 +1,12 @@
 """Stripe's rules for a Checkout Session, checked before anything is stored or sent.
 
 Everything Stripe would refuse and that can be known without asking Stripe is refused here,
-naming each field by its path in the request (docs/architecture.md, "Invariants"). The rules and
-limits are Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and for metadata
-https://docs.stripe.com/api/metadata.
+naming each field by its path in the request (docs/architecture.md, "Invariants"): Stripe
+refuses only after the claim, and for a changed cart only after the order's open session was
+expired, so what is left to Stripe costs the caller that session. The rules and limits are
+Stripe's: https://docs.stripe.com/api/checkout/sessions/create, and for metadata
+https://docs.stripe.com/api/metadata; its tables (locales, currencies, charge limits, payment
+methods) are in stripe_tables.py, dated.
 What only Stripe can know (whether a price, coupon or customer exists, whether a customer has an
 address) is left to Stripe, whose refusal is mapped back onto the field (create_plan.py).
 
@@ -34,6 +37,18 @@ from service.domain.commands import (
     UiMode,
 )
 from service.domain.errors import FieldViolation, InvalidRequest
+from service.domain.model import ORDER_ID_KEY
+from service.domain.stripe_tables import (
+    CHARGE_STEP,
+    CURRENCIES,
+    DEFAULT_MAXIMUM_CHARGE,
+    LOCALES,
+    MAXIMUM_CHARGE,
+    MINIMUM_CHARGE,
+    REDIRECT_BASED_METHODS,
+    THREE_DECIMAL,
+    ZERO_DECIMAL,
+)
 
 MIN_EXPIRY = timedelta(minutes=30)
 MAX_EXPIRY = timedelta(hours=24)
@@ -97,87 +112,6 @@ MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 # it fits in gRPC's trailing metadata (8 KiB by default) whatever the request held.
 VIOLATIONS_MAX = 10
 VIOLATIONS_MAX_BYTES = 1024
-ORDER_ID_KEY = "order_id"
-"""Metadata key the service adds to the session and to the PaymentIntent, Subscription or
-SetupIntent, so that anything seen in the Stripe dashboard leads back to the order."""
-# Stripe's locales (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-locale;
-# SessionCreateParams.locale in stripe-python 16.1.0). The sandbox keeps its own copy in
-# sandbox/checkout_params.py on purpose: it stands in for Stripe, so neither side may import the
-# other (pyproject.toml's import contracts), and with one shared list a wrong entry would pass
-# the service's check and the sandbox's alike, so no test could catch it.
-LOCALES = frozenset(
-    # As text: one locale per line would bury the module.
-    "auto bg cs da de el en en-GB es es-419 et fi fil fr fr-CA hi-IN hr hu id it ja ko lt lv ms "  # noqa: SIM905
-    "mt nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW".split()
-)
-
-# Stripe's presentment currencies (https://docs.stripe.com/currencies#presentment-currencies),
-# the charge limits of each (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts)
-# and how its amounts are written (https://docs.stripe.com/currencies#minor-units-in-api-amounts).
-# The sandbox (sandbox/currencies.py, sandbox/charge_limits.py) has a copy of its own on purpose:
-# it is a stand-in for Stripe, which nothing in `service` may import (pyproject.toml's import
-# contracts), and with one shared table a wrong entry would pass both sides, so no test could
-# catch it.
-CURRENCIES = frozenset(
-    # As text: one currency per line would bury the module.
-    "usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd "  # noqa: SIM905
-    "bwp byn bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp "
-    "gel gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw "
-    "kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad "
-    "ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek "
-    "sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst "
-    "xaf xcd xof xpf yer zar zmw".split()
-)
-# Amounts in the currency's smallest unit (`1000` is 1,000 JPY), and three-decimal ones (`1000`
-# is 1.000 KWD), whose charges Stripe takes only in steps of 10
-# (https://docs.stripe.com/currencies#zero-decimal, #three-decimal). ISK and UGX are written
-# with two decimals that must be `00` (https://docs.stripe.com/currencies#special-cases).
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())  # noqa: SIM905
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())  # noqa: SIM905
-CHARGE_STEP = {**dict.fromkeys(THREE_DECIMAL, 10), "isk": 100, "ugx": 100}
-# The minimum charge of the currencies Stripe's table names, in the API's units. Any other
-# currency's minimum is 0.50 USD converted at the day's rate into it, which only Stripe knows:
-# its refusal (`amount_too_small`) is mapped onto `line_items` (create_plan.py).
-MINIMUM_CHARGE = {
-    "usd": 50,
-    "aed": 200,
-    "aud": 50,
-    "bgn": 100,
-    "brl": 50,
-    "cad": 50,
-    "chf": 50,
-    "czk": 1500,
-    "dkk": 250,
-    "eur": 50,
-    "gbp": 30,
-    "hkd": 400,
-    "huf": 17500,
-    "inr": 50,
-    "jpy": 50,
-    "mxn": 1000,
-    "myr": 200,
-    "nok": 300,
-    "nzd": 50,
-    "pln": 200,
-    "ron": 200,
-    "sek": 300,
-    "sgd": 50,
-    "thb": 1000,
-}
-# At most eight digits in the API's units; nine for INR, twelve for IDR.
-MAXIMUM_CHARGE = {"inr": 999_999_999, "idr": 999_999_999_999}
-DEFAULT_MAXIMUM_CHARGE = 99_999_999
-# Payment methods that send the customer to another site or app and back, so that an ELEMENTS
-# session offering one needs a return_url (https://docs.stripe.com/payments/payment-methods/overview,
-# SessionCreateParams.return_url). Written out apart from the sandbox's list
-# (sandbox/payment_methods.py), for the reason given above for currencies.
-REDIRECT_BASED_METHODS = frozenset(
-    "affirm afterpay_clearpay alipay alma amazon_pay bancontact billie bizum cashapp crypto eps "  # noqa: SIM905
-    "fpx giropay grabpay ideal kakao_pay klarna kr_card mobilepay naver_pay pay_by_bank payco "
-    "paypal paypay revolut_pay samsung_pay satispay scalapay sequra sofort sunbit swish twint "
-    "wechat_pay zip".split()
-)
-
 # fullmatch with ASCII classes: `$` would accept a trailing newline, `\d` any Unicode digit.
 _CURRENCY = re.compile(r"[a-z]{3}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

@@ -1,10 +1,9 @@
-"""Proto ↔ domain: pure functions, and the create commands already mapped (a repeated request's
-is not mapped again). Enum values travel as Stripe's strings inside the domain."""
+"""Proto ↔ domain: pure functions. Enum values travel as Stripe's strings inside the domain."""
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
+from typing import Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,7 +25,6 @@ from service.domain.commands import (
     TaxIdCollection,
     UiMode,
 )
-from service.domain.create_plan import CHECKED_COMMANDS
 from service.domain.model import LedgerEntry, SessionSnapshot, field_values
 
 _MODES = {
@@ -87,28 +85,15 @@ _DELIVERY_UNITS = {
 }
 
 
-class CreateCommands:
-    """Create requests already mapped to commands, by their bytes: the same request again (a
-    retry, or a caller asking again for its order's session: the most common create of all)
-    gets the very same command, which the domain has then already checked and does not check
-    again (create_plan.CheckedCreates)."""
-
-    # Typical carts are well below this; a larger request is mapped each time rather than
-    # held, so that the memory held stays small however large requests are.
-    _MAX_BYTES = 4096
-
-    def __init__(self) -> None:
-        self._by_bytes = functools.lru_cache(maxsize=CHECKED_COMMANDS)(_command_from_bytes)
-
-    def command(self, request: Req) -> CreateSessionCommand:
-        # Deterministic: map fields in key order, so equal requests give equal bytes.
-        key = request.SerializeToString(deterministic=True)
-        if len(key) > self._MAX_BYTES:
-            return create_command(request)
-        return self._by_bytes(key)
+def request_bytes(request: Req) -> bytes:
+    """The request's bytes, equal for equal requests (map fields in key order), by which the
+    use case knows a request it has seen (domain/seen_requests.py)."""
+    return request.SerializeToString(deterministic=True)
 
 
-def _command_from_bytes(data: bytes) -> CreateSessionCommand:
+def read_create(data: bytes) -> CreateSessionCommand:
+    """The command in a request's bytes: what the use case reads a request it has not seen
+    lately with."""
     return create_command(Req.FromString(data))
 
 
@@ -130,33 +115,12 @@ def create_command(request: Req) -> CreateSessionCommand:
         customer_id=request.customer_id,
         customer_creation=_CUSTOMER_CREATION.get(request.customer_creation),
         billing_address_collection=_BILLING_ADDRESS.get(request.billing_address_collection),
-        phone_number_collection=(
-            request.phone_number_collection.enabled
-            if request.HasField("phone_number_collection")
-            else None
-        ),
+        phone_number_collection=_enabled(request, "phone_number_collection"),
         locale=request.locale,
         allowed_payment_method_types=tuple(request.allowed_payment_method_types),
-        automatic_tax=(
-            request.automatic_tax.enabled if request.HasField("automatic_tax") else None
-        ),
-        tax_id_collection=(
-            TaxIdCollection(
-                enabled=request.tax_id_collection.enabled,
-                required=request.tax_id_collection.required,
-            )
-            if request.HasField("tax_id_collection")
-            else None
-        ),
-        customer_update=(
-            CustomerUpdate(
-                address=request.customer_update.address,
-                name=request.customer_update.name,
-                shipping=request.customer_update.shipping,
-            )
-            if request.HasField("customer_update")
-            else None
-        ),
+        automatic_tax=_enabled(request, "automatic_tax"),
+        tax_id_collection=_tax_id_collection(request),
+        customer_update=_customer_update(request),
         discounts=tuple(
             Discount(coupon=d.coupon, promotion_code=d.promotion_code) for d in request.discounts
         ),
@@ -167,19 +131,42 @@ def create_command(request: Req) -> CreateSessionCommand:
             else None
         ),
         shipping_options=tuple(_shipping_option(o) for o in request.shipping_options),
-        subscription_data=(
-            SubscriptionData(
-                trial_period_days=request.subscription_data.trial_period_days,
-                description=request.subscription_data.description,
-                metadata=dict(request.subscription_data.metadata),
-            )
-            if request.HasField("subscription_data")
-            else None
-        ),
+        subscription_data=_subscription_data(request),
         payment_method_collection=_PAYMENT_METHOD_COLLECTION.get(request.payment_method_collection),
-        adaptive_pricing=(
-            request.adaptive_pricing.enabled if request.HasField("adaptive_pricing") else None
-        ),
+        adaptive_pricing=_enabled(request, "adaptive_pricing"),
+    )
+
+
+def _enabled(
+    request: Req,
+    switch: Literal["phone_number_collection", "automatic_tax", "adaptive_pricing"],
+) -> bool | None:
+    """A `{enabled: …}` switch's value; None when the request leaves it to Stripe."""
+    return bool(getattr(request, switch).enabled) if request.HasField(switch) else None
+
+
+def _tax_id_collection(request: Req) -> TaxIdCollection | None:
+    if not request.HasField("tax_id_collection"):
+        return None
+    given = request.tax_id_collection
+    return TaxIdCollection(enabled=given.enabled, required=given.required)
+
+
+def _customer_update(request: Req) -> CustomerUpdate | None:
+    if not request.HasField("customer_update"):
+        return None
+    given = request.customer_update
+    return CustomerUpdate(address=given.address, name=given.name, shipping=given.shipping)
+
+
+def _subscription_data(request: Req) -> SubscriptionData | None:
+    if not request.HasField("subscription_data"):
+        return None
+    given = request.subscription_data
+    return SubscriptionData(
+        trial_period_days=given.trial_period_days,
+        description=given.description,
+        metadata=dict(given.metadata),
     )
 
 
@@ -255,7 +242,7 @@ def session_message(entry: LedgerEntry, *, client_secret: bool) -> pb.Session:
     """The session as a caller sees it; `client_secret` False blanks it (operators)."""
     message = pb.Session(
         order_id=entry.order_id,
-        caller=entry.owner,
+        caller=entry.caller,
         async_payment_failed=entry.async_payment_failed,
     )
     message.update_time.FromDatetime(entry.updated_at)

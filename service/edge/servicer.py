@@ -57,7 +57,6 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self._quotas = quotas
         self._metrics = metrics
         self._rendered = _RenderedSessions()
-        self._commands = mapping.CreateCommands()
         self._watchers = 0
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
@@ -67,7 +66,10 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.CreateSessionResponse:
         caller = current_caller()
         result = await self._answer(
-            context, self._checkout.create_session(caller, self._commands.command(request))
+            context,
+            self._checkout.create_session(
+                caller, mapping.request_bytes(request), mapping.read_create
+            ),
         )
         return api.CreateSessionResponse(
             session=self._rendered.session(result.entry, caller),
@@ -96,7 +98,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: api.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api.ListSessionsResponse:
         caller = current_caller()
-        lookup = Lookup(order_id=request.order_id, owner=request.caller)
+        lookup = Lookup(order_id=request.order_id, caller=request.caller)
         page = await self._answer(
             context,
             self._checkout.list_sessions(caller, lookup, request.page_size, request.page_token),
@@ -210,8 +212,9 @@ def _interrupted(revoked: asyncio.Future[None]) -> CheckoutError:
 
 
 class _RenderedSessions:
-    """Session messages already built, by row and version: a row's message changes only when
-    the row does, and building one is a good part of a read's cost."""
+    """Session messages already built, by row, version and role: building one is a good part of
+    a read's cost, and a row's message changes only with its version (`updated_at`, in the key),
+    so no change needs to reach this memo; the servicer is its only user."""
 
     _MAX = 10_000
 

@@ -13,10 +13,9 @@ from typing import Any
 import stripe
 
 from service.domain.errors import BadSignature
-from service.domain.model import StripeEvent
+from service.domain.model import ORDER_ID_KEY, StripeEvent
 
 SESSION_OBJECT = "checkout.session"
-ORDER_ID_KEY = "order_id"
 
 
 class StripeWebhookVerifier:

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from service.domain.model import LedgerState
+
 # From a millisecond (a read served from memory) to the longest Stripe call we allow.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Webhooks arrive within a second normally, and up to days later when Stripe retries.
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 15, 60, 300, 900, 3600, 21600, 86400, 259200)
-# Bounded sets of values for the labels that come from outside.
-EVENT_TYPES_OTHER = "other"
 
 
 class Metrics:
@@ -26,7 +26,28 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._calls(self.registry)
+        self._background(self.registry)
+        self._shares(self.registry)
+        self.db_pool_in_use = Gauge(
+            "checkout_db_pool_in_use",
+            "Postgres connections of the pool in use.",
+            registry=self.registry,
+        )
+        self.sessions = Counter(
+            "checkout_sessions_total",
+            "Checkout Sessions by what happened to them: created, completed, expired.",
+            ("event",),
+            registry=self.registry,
+        )
+        self.watch_streams = Gauge(
+            "checkout_watch_streams",
+            "Open WatchSession streams on this replica.",
+            registry=self.registry,
+        )
+
+    def _calls(self, r: CollectorRegistry) -> None:
+        """The calls the service answers and makes: RPCs, Stripe's API."""
         rpc = ("grpc_type", "grpc_service", "grpc_method")
         self.rpc_started = Counter(
             "grpc_server_started_total", "RPCs started on the server.", rpc, registry=r
@@ -58,6 +79,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def _background(self, r: CollectorRegistry) -> None:
+        """What keeps the ledger current: webhooks and the sweep."""
         self.webhook_events = Counter(
             "checkout_webhook_events_total",
             "Stripe webhooks by event type and result (applied, duplicate, ignored, deferred, "
@@ -91,18 +115,9 @@ class Metrics:
             "Age of the oldest ledger row still waiting for Stripe's answer (0: none).",
             registry=r,
         )
-        self.db_pool_in_use = Gauge(
-            "checkout_db_pool_in_use", "Postgres connections of the pool in use.", registry=r
-        )
-        self.sessions = Counter(
-            "checkout_sessions_total",
-            "Checkout Sessions by what happened to them: created, completed, expired.",
-            ("event",),
-            registry=r,
-        )
-        self.watch_streams = Gauge(
-            "checkout_watch_streams", "Open WatchSession streams on this replica.", registry=r
-        )
+
+    def _shares(self, r: CollectorRegistry) -> None:
+        """Each caller's share of the service, and the background tasks that keep it running."""
         self.caller_streams = Gauge(
             "checkout_caller_streams",
             "Open streams on this replica, by caller.",
@@ -134,6 +149,17 @@ class Metrics:
             ("task",),
             registry=r,
         )
+
+    def count_transition(self, before: LedgerState, after: LedgerState) -> None:
+        """A ledger row changed state: its session was created when the row left `pending`,
+        and completed or expired when it became so. The ledger reports each change once,
+        whichever replica makes it (PostgresLedger)."""
+        if before == LedgerState.PENDING:
+            self.sessions.labels("created").inc()
+        if after == LedgerState.COMPLETE:
+            self.sessions.labels("completed").inc()
+        elif after == LedgerState.EXPIRED:
+            self.sessions.labels("expired").inc()
 
     def track_pool(self, in_use: Callable[[], float]) -> None:
         self.db_pool_in_use.set_function(in_use)

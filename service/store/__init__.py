@@ -1,1 +1,2 @@
-"""Postgres: the order↔session ledger, its migrations, and the embedded server for laptops."""
+"""Postgres: the order↔session ledger and the cache over it, the migrations, the change feed and
+the sweep's lock."""

@@ -1,5 +1,6 @@
 """Session-change notifications from every replica: one LISTEN connection per process, fanned
-out to the watchers of each session (https://www.postgresql.org/docs/current/sql-listen.html,
+out to the watchers of each session and told to the read cache (CachedLedger)
+(https://www.postgresql.org/docs/current/sql-listen.html,
 https://www.postgresql.org/docs/current/sql-notify.html).
 
 LISTEN needs a session-level connection of its own, outside the pool: it does not survive a
@@ -17,13 +18,14 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
+from service.domain.errors import Unavailable
 from service.domain.signals import Signal
-from service.store.read_cache import ReadCache
+from service.store.db_errors import translate_db_errors
 from service.store.repository import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -40,17 +42,37 @@ def _plain_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asy
     return asyncio.get_running_loop().create_task(work(), name=name)
 
 
+class ChangeListener(Protocol):
+    """Told what the feed hears, beside the watchers (CachedLedger)."""
+
+    def connected(self) -> None:
+        """From now on every change is heard of."""
+        ...
+
+    def disconnected(self) -> None:
+        """Changes may go unheard until the feed is connected again."""
+        ...
+
+    def changed(self, session_id: str | None, caller: str, order_id: str) -> None:
+        """A row of this session, of this caller's order, changed."""
+        ...
+
+    def changed_unknown(self) -> None:
+        """Something changed, and the notice does not say what."""
+        ...
+
+
 class ChangeFeed:
     def __init__(
         self,
         dsn: str,
         *,
-        cache: ReadCache | None = None,
+        listener: ChangeListener | None = None,
         connect_timeout: float = 5.0,
         spawn: Spawn = _plain_task,
     ) -> None:
         self._dsn = dsn
-        self._cache = cache
+        self._listener = listener
         self._connect_timeout = connect_timeout
         self._spawn = spawn
         self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
@@ -70,8 +92,9 @@ class ChangeFeed:
             if conn is None or conn.is_closed():
                 continue
             try:
-                await conn.execute("SELECT 1", timeout=_HEARTBEAT_SECONDS)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                async with translate_db_errors(within=_HEARTBEAT_SECONDS):
+                    await conn.execute("SELECT 1")
+            except Unavailable:
                 log.warning("change feed heartbeat failed; reconnecting")
                 # Closing runs the termination listener: watchers wake, the feed reconnects.
                 conn.terminate()
@@ -106,31 +129,29 @@ class ChangeFeed:
         await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         conn.add_termination_listener(self._lost)
         self._conn = conn
-        if self._cache is not None:
-            # From now on every change is heard of: the cache may keep what it reads.
-            self._cache.enable(True)
+        if self._listener is not None:
+            self._listener.connected()
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
             notice = json.loads(str(payload))
-            session_id, owner, order_id = notice["session"], notice["caller"], notice["order"]
+            session_id, caller, order_id = notice["session"], notice["caller"], notice["order"]
         except (ValueError, KeyError, TypeError):
-            # Not one of ours (or from an older version): forget everything to be safe.
+            # Not one of ours (or from an older version): anything may have changed.
             log.warning("change notice not understood; read cache cleared")
-            if self._cache is not None:
-                self._cache.clear()
+            if self._listener is not None:
+                self._listener.changed_unknown()
             self._wake_all()
             return
-        if self._cache is not None:
-            self._cache.forget(session_id=session_id, owner=owner, order_id=order_id)
+        if self._listener is not None:
+            self._listener.changed(session_id, caller, order_id)
         for signal in self._watchers.get(session_id, ()):
             signal.set()
 
     def _lost(self, _conn: object) -> None:
         self._conn = None
-        if self._cache is not None:
-            # Notifications may be missed until the feed is back: cache nothing meanwhile.
-            self._cache.enable(False)
+        if self._listener is not None:
+            self._listener.disconnected()
         self._wake_all()
         if not self._closed and (self._reconnecting is None or self._reconnecting.done()):
             self._reconnecting = self._spawn("change_feed_reconnect", self._reconnect)
@@ -144,19 +165,15 @@ class ChangeFeed:
         delay = 0.5
         while not self._closed:
             try:
-                await self._connect()
-                log.info("change feed reconnected")
-                # Whatever changed while it was away was not notified: every watcher reads
-                # its session once more, which is all the polling there is.
-                self._wake_all()
-                return
-            except (
-                OSError,
-                TimeoutError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.exceptions.InternalClientError,
-            ) as exc:
-                log.warning("change feed reconnect failed", error=type(exc).__name__)
+                async with translate_db_errors():
+                    await self._connect()
+            except Unavailable as exc:
+                log.warning("change feed reconnect failed", error=type(exc.__cause__).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+                continue
+            log.info("change feed reconnected")
+            # Whatever changed while it was away was not notified: every watcher reads its
+            # session once more, which is all the polling there is.
+            self._wake_all()
+            return

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from service.store.repository import translate_db_errors
+from service.domain.errors import Unavailable
+from service.store.db_errors import translate_db_errors
 
 
 class AdvisoryLock:
@@ -43,12 +44,8 @@ class AdvisoryLock:
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:
-            await conn.execute("SELECT pg_advisory_unlock($1)", self._key)
-        except (
-            OSError,
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            asyncpg.exceptions.InternalClientError,
-        ):
+            async with translate_db_errors():
+                await conn.execute("SELECT pg_advisory_unlock($1)", self._key)
+        except Unavailable:
             # A dead connection has released its session locks already; start afresh.
             await self.close()

@@ -1,12 +1,8 @@
-"""Ledger rows this process has read, served again without a query, and kept coherent by the
-change feed: every change to a row is notified (by whichever replica made it), and the
-notification removes what it changed from every replica's cache. A write made here removes it
-at once, before the write returns, so a read after a write never sees the older state. While
-the feed is disconnected notifications may be lost, so nothing is cached then.
-
-A read that started before an invalidation must not store what it read: every invalidation
-moves a generation counter on, and a read stores its row only if the counter has not moved
-since it started. Concurrent misses for one key share a single query.
+"""The mechanism under CachedLedger: ledger rows by key, each indexed by the session and the
+order it is about, so that a change to either removes it; nothing kept while disabled (the
+change feed is disconnected). A read that started before an invalidation must not store what
+it read: every invalidation moves a generation counter on, and a read stores its row only if
+the counter has not moved since it started. Concurrent misses for one key share a single query.
 """
 
 from __future__ import annotations
@@ -42,14 +38,19 @@ class ReadCache:
         self._keys_of_session.clear()
         self._keys_of_order.clear()
 
-    def forget(self, *, session_id: str | None, owner: str, order_id: str) -> None:
-        """A row of this order (and this session) changed."""
+    def forget(self, *, session_id: str | None, order: tuple[str, str] | None) -> None:
+        """A row of this session, or of this order (caller, order id), changed."""
         self._generation += 1
-        keys = self._keys_of_order.pop((owner, order_id), set())
+        keys = set() if order is None else self._keys_of_order.pop(order, set())
         if session_id is not None:
             keys |= self._keys_of_session.pop(session_id, set())
         for key in keys:
             self._rows.pop(key, None)
+
+    def drop(self, key: Hashable) -> None:
+        """What is kept under `key` changed."""
+        self._generation += 1
+        self._rows.pop(key, None)
 
     @property
     def generation(self) -> int:
@@ -81,7 +82,7 @@ class ReadCache:
         order: tuple[str, str] | None = None,
     ) -> LedgerEntry | None:
         """The cached row under `key`, else `load()`'s, kept if nothing changed meanwhile.
-        `session_id` and `order` (owner, order id) name what the answer depends on, so that a
+        `session_id` and `order` (caller, order id) name what the answer depends on, so that a
         change to them removes it, even when the answer is "no such row"."""
         if not self._enabled:
             return await load()
@@ -119,7 +120,7 @@ class ReadCache:
     ) -> None:
         self._rows[key] = entry
         if entry is not None:
-            order = (entry.owner, entry.order_id)
+            order = (entry.caller, entry.order_id)
             session_id = entry.session_id or session_id
         if session_id is not None:
             self._keys_of_session.setdefault(session_id, set()).add(key)

@@ -1,18 +1,17 @@
-"""The ledger in Postgres: plain parameterized SQL behind the domain's SessionLedger port.
+"""The ledger in Postgres: plain parameterized SQL behind the domain's SessionLedger port, each
+database failure translated once (db_errors.py).
 
 No pooled connection is held across a Stripe call: every method takes a connection for one
 short statement or transaction and gives it back, so that many creates waiting on Stripe do not
-queue on a small pool (docs/architecture.md, "Creating a session for an order").
+queue on a small pool (docs/architecture.md, "Creating a session for an order"). What this
+process has read is kept by CachedLedger, which wraps this one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -21,6 +20,8 @@ from service.domain import deadlines
 from service.domain.errors import AttemptDropped, Unavailable
 from service.domain.model import (
     ACTIVE_STATES,
+    HELD_UNLESS_PAYMENT_FAILED,
+    Attempt,
     Claim,
     LedgerEntry,
     LedgerState,
@@ -32,8 +33,7 @@ from service.domain.model import (
     progress_of,
 )
 from service.observability import tracing
-from service.observability.metrics import Metrics
-from service.store.read_cache import ReadCache
+from service.store.db_errors import translate_db_errors
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 # The notice that tells every replica's watchers and read cache that a row changed, as a select
@@ -44,128 +44,25 @@ _NOTIFY = f"""pg_notify('{NOTIFY_CHANNEL}', json_build_object(
     'session', changed.session_id, 'caller', changed.caller, 'order', changed.order_id)::text
 ) AS notified"""
 
-# SQL for the domain's states, built from them. Neither can be a query parameter: ON CONFLICT
-# infers the partial unique index `checkout_sessions_one_holder_per_order` from its predicate,
-# which must be spelled as the migration spells it (a test checks that it is).
-ACTIVE_PREDICATE = "state IN ({})".format(", ".join(f"'{state}'" for state in ACTIVE_STATES))
+
+def _state_in(states: Iterable[LedgerState]) -> str:
+    """`state = 'a'` for one state, `state IN ('a', 'b')` for more: as the migration spells
+    them, which Postgres reads the same either way."""
+    quoted = [f"'{state}'" for state in states]
+    return f"state = {quoted[0]}" if len(quoted) == 1 else f"state IN ({', '.join(quoted)})"
+
+
+# SQL for the domain's states and its rule of which rows hold an order (model.holds_order),
+# built from the same tuples. Neither can be a query parameter: ON CONFLICT infers the partial
+# unique index `checkout_sessions_one_holder_per_order` from its predicate, which must be the
+# migration's (tests/integration/test_ledger.py has Postgres compare the two).
+ACTIVE_PREDICATE = _state_in(ACTIVE_STATES)
 HOLDS_ORDER_PREDICATE = (
-    f"({ACTIVE_PREDICATE} OR (state = '{LedgerState.COMPLETE}' AND NOT async_payment_failed))"
+    f"({ACTIVE_PREDICATE} OR ({_state_in(HELD_UNLESS_PAYMENT_FAILED)} "
+    "AND NOT async_payment_failed))"
 )
 
 Connection = asyncpg.Connection | PoolConnectionProxy
-
-# SQLSTATEs that say "not now" rather than "never": the connection failed (class 08), the
-# server is out of resources (53) or shutting down (57P01-57P03), a transaction lost a race
-# (40001, 40P01), a statement was cancelled by a timeout (57014), or the server is a read-only
-# standby during a failover (25006). https://www.postgresql.org/docs/current/errcodes-appendix.html
-_TRANSIENT_CLASSES = ("08", "53")
-_TRANSIENT_STATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014", "25006"})
-# Failures below SQL: the socket, or asyncpg's own connection state. InternalClientError is
-# what asyncpg raises for a query on a connection the server is terminating ("cannot switch
-# to state …; another operation is in progress") before the close is processed: seen when
-# Postgres restarts under load (make chaos).
-_TRANSIENT_CONNECTION = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.InternalClientError,
-)
-
-
-# SQLSTATEs that say the database refuses us until an operator acts: the credentials
-# (class 28) or the database named (3D000).
-_REFUSED_CLASSES = ("28",)
-_REFUSED_STATES = frozenset({"3D000"})
-
-
-class DatabaseUrlError(ValueError):
-    """DATABASE_URL cannot be read as a Postgres URL. The message never quotes it: a password
-    may be what could not be read."""
-
-
-def is_transient(exc: asyncpg.PostgresError) -> bool:
-    state = exc.sqlstate or ""
-    return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
-
-
-def _is_refusal(exc: asyncpg.PostgresError) -> bool:
-    state = exc.sqlstate or ""
-    return state.startswith(_REFUSED_CLASSES) or state in _REFUSED_STATES
-
-
-@asynccontextmanager
-async def translate_db_errors(*, within: float | None = None) -> AsyncIterator[None]:
-    """Database trouble as the domain's Unavailable, once; `within` bounds the whole wait
-    (pool acquisition included). Anything else, a constraint violation say, is a bug and
-    passes through."""
-    try:
-        async with asyncio.timeout(within):
-            yield
-    except TimeoutError as exc:
-        raise Unavailable(
-            "the database did not answer in time", reason="DATABASE_UNAVAILABLE"
-        ) from exc
-    except _TRANSIENT_CONNECTION as exc:
-        raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
-    except asyncpg.PostgresError as exc:
-        if _is_refusal(exc):
-            # Postgres's own words name the user or the database, never a password.
-            raise Unavailable(
-                f"Postgres refused the connection: {exc} ({exc.sqlstate})",
-                reason="DATABASE_MISCONFIGURED",
-                retry_after_seconds=30.0,
-            ) from exc
-        if not is_transient(exc):
-            raise
-        raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
-
-
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """Per-connection set-up for the pool: jsonb in and out as Python objects."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-async def _keep_as_is(_: asyncpg.Connection) -> None:
-    """Pool connections are handed back as they are. asyncpg's default reset (unlock advisory
-    locks, close cursors, UNLISTEN, RESET ALL) costs a round trip on every release, and this
-    service leaves no session state on a pooled connection: LISTEN and the sweep's lock have
-    connections of their own, and the migrations' lock is released by the code that takes it."""
-
-
-async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
-    """The pool, with its first connection made: what keeps it from connecting is named."""
-    async with translate_db_errors(), first_contact():
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=1,
-            max_size=max_size,
-            command_timeout=command_timeout,
-            init=init_connection,
-            reset=_keep_as_is,
-        )
-    assert pool is not None  # create_pool returns None only when not awaited
-    return pool
-
-
-@asynccontextmanager
-async def first_contact() -> AsyncIterator[None]:
-    """A connection that cannot even be tried (asyncpg cannot read DATABASE_URL), or a server
-    that cannot be reached, said in words: at start-up this is the line an operator reads."""
-    try:
-        yield
-    except (ValueError, OverflowError):
-        # asyncpg's ClientConfigurationError is a ValueError too; its messages, and Python's
-        # for a port that is not a number, may quote the URL's parts.
-        raise DatabaseUrlError(
-            "DATABASE_URL cannot be read as a Postgres URL "
-            "(postgresql://user:password@host:5432/db, with the password percent-encoded: "
-            "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)"
-        ) from None
-    except OSError as exc:
-        raise Unavailable(
-            f"Postgres cannot be reached: {exc.strerror or type(exc).__name__}",
-            reason="DATABASE_UNAVAILABLE",
-        ) from exc
 
 
 class PostgresLedger:
@@ -174,44 +71,22 @@ class PostgresLedger:
         pool: asyncpg.Pool,
         *,
         command_timeout: float,
-        metrics: Metrics | None = None,
-        cache: ReadCache | None = None,
+        on_transition: Callable[[LedgerState, LedgerState], None] | None = None,
     ) -> None:
+        """`on_transition(before, after)` hears of every change of a row's state made here,
+        once per change whichever replica makes it (Metrics.count_transition)."""
         self._pool = pool
         self._command_timeout = command_timeout
-        self._metrics = metrics
-        self._cache = cache
+        self._on_transition = on_transition
         self._traced = False
 
     def trace_calls(self) -> None:
         """Give each trip to Postgres a span of its own (tracing is on)."""
         self._traced = True
 
-    def _changed(self, entry: LedgerEntry, previous: LedgerState | None) -> None:
-        """After a write here: what this process has cached of the row goes at once (other
-        replicas hear of it from the notification), and the change is counted."""
-        if previous is None:
-            return
-        self._forget(entry)
-        self._count(previous, entry.state)
-
-    def _forget(self, entry: LedgerEntry) -> None:
-        if self._cache is not None:
-            self._cache.forget(
-                session_id=entry.session_id, owner=entry.owner, order_id=entry.order_id
-            )
-
-    def _count(self, previous: LedgerState, now: LedgerState) -> None:
-        """Sessions created, completed and expired, counted where the ledger changes, once
-        per change whichever replica makes it."""
-        if self._metrics is None or previous == now:
-            return
-        if previous == LedgerState.PENDING:
-            self._metrics.sessions.labels("created").inc()
-        if now == LedgerState.COMPLETE:
-            self._metrics.sessions.labels("completed").inc()
-        elif now == LedgerState.EXPIRED:
-            self._metrics.sessions.labels("expired").inc()
+    def _changed(self, previous: LedgerState | None, entry: LedgerEntry) -> None:
+        if self._on_transition is not None and previous is not None and previous != entry.state:
+            self._on_transition(previous, entry.state)
 
     @asynccontextmanager
     async def _db(self) -> AsyncIterator[None]:
@@ -227,16 +102,9 @@ class PostgresLedger:
                 yield
 
     async def claim(
-        self,
-        *,
-        owner: str,
-        order_id: str,
-        fingerprint: str,
-        idempotency_key: str,
-        stripe_params: Mapping[str, Any],
-        expires_at: datetime,
+        self, *, caller: str, order_id: str, fingerprint: str, attempt: Callable[[], Attempt]
     ) -> Claim:
-        read_at = self._cache.generation if self._cache is not None else 0
+        new = attempt()
         async with self._db(), self._pool.acquire() as conn:
             # The row that holds the order can let go of it between our INSERT and SELECT
             # (expired by another call); then the INSERT can win on the next round.
@@ -250,12 +118,12 @@ class PostgresLedger:
                        RETURNING *""",
                     order_id,
                     fingerprint,
-                    idempotency_key,
-                    dict(stripe_params),
-                    expires_at,
+                    new.idempotency_key,
+                    dict(new.stripe_params),
+                    new.expires_at,
                     LedgerState.PENDING,
                     Progress.PENDING,
-                    owner,
+                    caller,
                 )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
@@ -263,30 +131,18 @@ class PostgresLedger:
                     f"""SELECT * FROM checkout_sessions
                        WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}""",
                     order_id,
-                    owner,
+                    caller,
                 )
                 if row is not None:
-                    break
-            else:
-                raise Unavailable(
-                    f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
-                )
-        held_by = _entry(row)
-        if held_by.session_id is not None and self._cache is not None:
-            # The row that holds the order and has a session is the order's latest session:
-            # kept, the next call that repeats this one is answered without a query.
-            self._cache.offer(_latest_key(owner, order_id), held_by, read_at=read_at)
-        return Claim(won=False, entry=held_by)
-
-    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
-        if self._cache is None:
-            return None
-        return self._cache.peek(_latest_key(owner, order_id))
+                    return Claim(won=False, entry=_entry(row))
+        raise Unavailable(
+            f"order {order_id} is changing too fast to claim", reason="CLAIM_CONTENDED"
+        )
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
         async with self._db(), self._pool.acquire() as conn:
             entry, previous = await _record(conn, row_id, snapshot, payment_failed=False)
-        self._changed(entry, previous)
+        self._changed(previous, entry)
         return entry
 
     async def apply_event(
@@ -296,7 +152,7 @@ class PostgresLedger:
             if not await _insert_event(conn, event):
                 return False
             entry, previous = await _record(conn, row_id, snapshot, payment_failed=payment_failed)
-        self._changed(entry, previous)
+        self._changed(previous, entry)
         return True
 
     async def skip_event(self, event: StripeEvent) -> bool:
@@ -377,9 +233,7 @@ class PostgresLedger:
                 )
         if row is None:
             raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
-        entry = _entry(row)
-        self._forget(entry)
-        return entry
+        return _entry(row)
 
     async def schedule_sweep(self, row_id: int, *, at: datetime, failed: bool) -> None:
         async with self._db():
@@ -411,26 +265,19 @@ class PostgresLedger:
         if row is None:
             return None
         entry = _entry(row)
-        self._changed(entry, LedgerState.OPEN)
+        self._changed(LedgerState.OPEN, entry)
         return entry
 
     async def discard_pending(self, row_id: int) -> None:
         async with self._db():
-            row = await self._pool.fetchrow(
-                "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2 RETURNING *",
+            await self._pool.execute(
+                "DELETE FROM checkout_sessions WHERE id = $1 AND state = $2",
                 row_id,
                 LedgerState.PENDING,
             )
-        if row is not None:
-            self._forget(_entry(row))
 
     async def by_session_id(self, session_id: str) -> LedgerEntry | None:
-        def load() -> Awaitable[LedgerEntry | None]:
-            return self._one("SELECT * FROM checkout_sessions WHERE session_id = $1", session_id)
-
-        if self._cache is None:
-            return await load()
-        return await self._cache.read(("session", session_id), load, session_id=session_id)
+        return await self._one("SELECT * FROM checkout_sessions WHERE session_id = $1", session_id)
 
     async def by_session_ids(self, session_ids: Collection[str]) -> dict[str, LedgerEntry]:
         async with self._db():
@@ -441,20 +288,17 @@ class PostgresLedger:
         return {row["session_id"]: _entry(row) for row in rows}
 
     async def by_row_id(self, row_id: int) -> LedgerEntry:
-        def load() -> Awaitable[LedgerEntry | None]:
-            return self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
-
-        entry = await (load() if self._cache is None else self._cache.read(("row", row_id), load))
+        entry = await self._one("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
         if entry is None:
             raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
         return entry
 
-    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
+    async def active_or_latest(self, caller: str, order_id: str) -> LedgerEntry | None:
         return await self._one(
             f"""SELECT * FROM checkout_sessions WHERE caller = $2 AND order_id = $1
                ORDER BY {ACTIVE_PREDICATE} DESC, created_at DESC, id DESC LIMIT 1""",
             order_id,
-            owner,
+            caller,
         )
 
     async def has_pending(self, order_id: str) -> bool:
@@ -474,22 +318,7 @@ class PostgresLedger:
         return found is not None
 
     async def list_for_order(
-        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
-    ) -> list[LedgerEntry]:
-        if self._cache is not None and limit == 1 and after is None:
-            # An order's latest session, the most common read of all: cached.
-            async def load() -> LedgerEntry | None:
-                rows = await self._list(owner, order_id, limit=1, after=None)
-                return rows[0] if rows else None
-
-            latest = await self._cache.read(
-                _latest_key(owner, order_id), load, order=(owner, order_id)
-            )
-            return [] if latest is None else [latest]
-        return await self._list(owner, order_id, limit=limit, after=after)
-
-    async def _list(
-        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+        self, caller: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:
         after_time, after_id = after if after is not None else (None, None)
         async with self._db():
@@ -502,15 +331,15 @@ class PostgresLedger:
                 after_time,
                 after_id,
                 limit,
-                owner,
+                caller,
             )
         return [_entry(r) for r in rows]
 
-    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None:
+    async def find_request(self, caller: str, request_id: str) -> RequestRecord | None:
         async with self._db():
             row = await self._pool.fetchrow(
                 "SELECT * FROM create_requests WHERE caller = $1 AND request_id = $2",
-                owner,
+                caller,
                 request_id,
             )
         return None if row is None else _request(row)
@@ -521,7 +350,7 @@ class PostgresLedger:
                 """INSERT INTO create_requests (caller, request_id, fingerprint, row_id, reused)
                    VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (caller, request_id) DO NOTHING RETURNING *""",
-                record.owner,
+                record.caller,
                 record.request_id,
                 record.fingerprint,
                 record.row_id,
@@ -530,7 +359,7 @@ class PostgresLedger:
             if row is None:
                 row = await self._pool.fetchrow(
                     "SELECT * FROM create_requests WHERE caller = $1 AND request_id = $2",
-                    record.owner,
+                    record.caller,
                     record.request_id,
                 )
         if row is None:
@@ -599,16 +428,11 @@ async def _record(
     return _entry(row), previous
 
 
-def _latest_key(owner: str, order_id: str) -> tuple[str, str, str]:
-    """The read cache's key for an order's latest session."""
-    return ("latest", owner, order_id)
-
-
 def _entry(row: asyncpg.Record) -> LedgerEntry:
     snapshot = row["snapshot"]
     return LedgerEntry(
         row_id=row["id"],
-        owner=row["caller"],
+        caller=row["caller"],
         order_id=row["order_id"],
         state=LedgerState(row["state"]),
         fingerprint=row["fingerprint"],
@@ -629,20 +453,3 @@ def _request(row: asyncpg.Record) -> RequestRecord:
     return RequestRecord(
         row["caller"], row["request_id"], row["fingerprint"], row["row_id"], row["reused"]
     )
-
-
-async def signing_key(pool: asyncpg.Pool) -> bytes:
-    """The key that signs page tokens, made by a migration and shared by every replica."""
-    async with translate_db_errors():
-        key = await pool.fetchval("SELECT key FROM signing_keys WHERE purpose = 'page_token'")
-    return bytes(key)
-
-
-async def database_answers(pool: asyncpg.Pool, *, within: float) -> bool:
-    """Whether Postgres answers a trivial query in time: for readiness, never raises."""
-    try:
-        async with translate_db_errors(within=within):
-            await pool.fetchval("SELECT 1")
-    except Unavailable:
-        return False
-    return True

@@ -25,8 +25,8 @@ import stripe
 from aiohttp import web
 from playwright.async_api import BrowserContext, Page, async_playwright
 
+from sandbox.launcher import SandboxProcess
 from tests.sandbox.support import stripe_client
-from tests.support import SandboxProcess
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -16,8 +16,8 @@ import httpx
 import stripe
 from playwright.async_api import Page, expect
 
+from sandbox.launcher import SandboxProcess
 from tests.sandbox.support import line_item, session_params
-from tests.support import SandboxProcess
 
 from .conftest import Shop, skip_without_chromium
 

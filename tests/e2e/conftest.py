@@ -18,12 +18,12 @@ import pytest_asyncio
 import stripe
 
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from sandbox.launcher import SandboxProcess
 from service.app import Application, start
 from service.config import Settings
 from service.domain.sync import HANDLED_EVENTS
 from service.edge.http import WEBHOOK_PATH
 from tests.e2e.helpers import Sandbox, Stub
-from tests.support import SandboxProcess
 
 # Where the service's webhook endpoint points until the service has bound its HTTP port: no
 # event is emitted before then, and nothing listens on the discard port.

@@ -27,7 +27,7 @@ from checkout.v1 import checkout_service_pb2 as api
 from tests.e2e.helpers import Sandbox, cart_request, new_order_id
 from tests.e2e.processes import replicas
 from tests.e2e.prometheus import BINARY, MISSING, free_port, prometheus
-from tests.support import ROOT, start_sandbox, stop_sandbox
+from tests.support import ROOT, run_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
@@ -85,7 +85,7 @@ async def postgres(tmp_path: Path) -> AsyncIterator[KeptPostgres]:
 
 @pytest_asyncio.fixture
 async def stripe_sandbox() -> AsyncIterator[Sandbox]:
-    running = await start_sandbox("--port", "0")
+    running = await run_sandbox("--port", "0")
     view = Sandbox(running.url)
     try:
         yield view

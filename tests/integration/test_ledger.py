@@ -1,5 +1,6 @@
-"""The ledger against a real Postgres: migrations, the one-active-row rule under concurrency,
-and stale snapshots losing to newer ones."""
+"""The ledger against a real Postgres, where only Postgres can tell: migrations, the one-holder
+rule under concurrency, the schema spelling the domain's states and rules, notices, and the
+cache over it. What every ledger does alike is in tests/contract/."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest_asyncio
 
-from service.domain.model import ACTIVE_STATES, Claim, LedgerState, SessionSnapshot
-from service.store.migrate import apply_migrations, load_migrations
-from service.store.read_cache import ReadCache
-from service.store.repository import (
-    HOLDS_ORDER_PREDICATE,
-    NOTIFY_CHANNEL,
-    PostgresLedger,
-    create_pool,
+from service.domain.model import (
+    ACTIVE_STATES,
+    Attempt,
+    Claim,
+    LedgerEntry,
+    LedgerState,
+    SessionSnapshot,
+    holds_order,
 )
+from service.domain.ports import SessionLedger
+from service.store.cached_ledger import CachedLedger
+from service.store.migrate import apply_migrations, load_migrations
+from service.store.pool import create_pool
+from service.store.read_cache import ReadCache
+from service.store.repository import HOLDS_ORDER_PREDICATE, NOTIFY_CHANNEL, PostgresLedger
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -52,17 +59,34 @@ def snapshot(session_id: str, status: str, payment_status: str = "unpaid") -> Se
     )
 
 
+def attempt() -> Attempt:
+    return Attempt(str(uuid.uuid4()), {"mode": "payment"}, datetime.now(UTC) + timedelta(hours=1))
+
+
 async def claim(
-    ledger: PostgresLedger, order_id: str, fingerprint: str = "fp", owner: str = "orders"
+    ledger: SessionLedger, order_id: str, fingerprint: str = "fp", caller: str = "orders"
 ) -> Claim:
     return await ledger.claim(
-        owner=owner,
-        order_id=order_id,
-        fingerprint=fingerprint,
-        idempotency_key=str(uuid.uuid4()),
-        stripe_params={"mode": "payment"},
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        caller=caller, order_id=order_id, fingerprint=fingerprint, attempt=attempt
     )
+
+
+class _NotAtHand(Exception):
+    pass
+
+
+async def at_hand(ledger: SessionLedger, caller: str, order_id: str) -> LedgerEntry | None:
+    """The holder of the order if the ledger knows it without a query: a claim that gets as
+    far as Postgres asks for the row it would insert first, which is refused here."""
+
+    def refused() -> Attempt:
+        raise _NotAtHand
+
+    try:
+        held = await ledger.claim(caller=caller, order_id=order_id, fingerprint="", attempt=refused)
+    except _NotAtHand:
+        return None
+    return held.entry
 
 
 async def test_migrations_apply_once_even_when_started_together(pg_dsn: str) -> None:
@@ -168,16 +192,45 @@ async def test_the_schema_names_the_same_states_as_the_domain(pool: asyncpg.Pool
     assert "async_payment_failed" in predicate
 
 
+async def test_the_store_holds_an_order_as_the_migration_and_the_domain_do(
+    pool: asyncpg.Pool,
+) -> None:
+    """One rule, three spellings: the migration's unique index (history, spelled out), the
+    store's SQL (built from the domain's tuples) and model.holds_order (which the in-memory
+    ledger uses). Postgres, given the store's predicate as an index of its own, writes it back
+    exactly as it writes the migration's; and it evaluates the store's predicate as the domain's
+    function answers, for every state, its payment failed or not."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("CREATE TEMP TABLE holders (LIKE checkout_sessions) ON COMMIT DROP")
+        await conn.execute(
+            f"CREATE INDEX holders_one ON holders (caller, order_id) WHERE {HOLDS_ORDER_PREDICATE}"
+        )
+        predicate = """SELECT pg_get_expr(indpred, indrelid) FROM pg_index
+                       WHERE indexrelid = $1::regclass"""
+        stores = await conn.fetchval(predicate, "holders_one")
+        migrations = await conn.fetchval(predicate, "checkout_sessions_one_holder_per_order")
+        assert stores == migrations
+        for state in LedgerState:
+            for failed in (False, True):
+                held = await conn.fetchval(
+                    f"""SELECT {HOLDS_ORDER_PREDICATE}
+                        FROM (SELECT $1::text AS state, $2::boolean AS async_payment_failed) row""",
+                    state,
+                    failed,
+                )
+                assert held == holds_order(state, failed), (state, failed)
+
+
 async def test_two_callers_have_independent_orders_with_the_same_id(pool: asyncpg.Pool) -> None:
     ledger = PostgresLedger(pool, command_timeout=5)
     order_id = f"order-{uuid.uuid4().hex}"
-    mine = await claim(ledger, order_id, owner="orders")
-    theirs = await claim(ledger, order_id, owner="billing")
-    again = await claim(ledger, order_id, owner="orders")
+    mine = await claim(ledger, order_id, caller="orders")
+    theirs = await claim(ledger, order_id, caller="billing")
+    again = await claim(ledger, order_id, caller="orders")
 
     assert mine.won and theirs.won and not again.won
     assert again.entry.row_id == mine.entry.row_id
-    assert (mine.entry.owner, theirs.entry.owner) == ("orders", "billing")
+    assert (mine.entry.caller, theirs.entry.caller) == ("orders", "billing")
     assert (await ledger.active_or_latest("billing", order_id)).row_id == theirs.entry.row_id  # type: ignore[union-attr]
     assert await ledger.active_or_latest("nobody", order_id) is None
     assert await ledger.knows_order(order_id)
@@ -203,27 +256,26 @@ async def test_sessions_are_looked_up_many_at_once(pool: asyncpg.Pool) -> None:
 async def test_a_lost_claim_leaves_the_orders_session_at_hand(pool: asyncpg.Pool) -> None:
     """A create that finds its order held by an open session reads that session: kept, the
     next create that repeats it needs no query, until the order changes."""
-    cache = ReadCache()
-    cache.enable(True)
-    ledger = PostgresLedger(pool, command_timeout=5, cache=cache)
+    ledger = CachedLedger(PostgresLedger(pool, command_timeout=5))
+    ledger.connected()
     order_id = f"order-{uuid.uuid4().hex}"
     first = await claim(ledger, order_id)
     session_id = f"cs_test_{uuid.uuid4().hex}"
     stored = await ledger.record_snapshot(first.entry.row_id, snapshot(session_id, "open"))
-    assert ledger.latest_if_cached("orders", order_id) is None
+    assert await at_hand(ledger, "orders", order_id) is None
 
     lost = await claim(ledger, order_id)
 
     assert not lost.won
-    assert ledger.latest_if_cached("orders", order_id) == stored
-    cache.forget(session_id=session_id, owner="orders", order_id=order_id)
-    assert ledger.latest_if_cached("orders", order_id) is None
+    assert await at_hand(ledger, "orders", order_id) == stored
+    ledger.changed(session_id, "orders", order_id)
+    assert await at_hand(ledger, "orders", order_id) is None
 
 
 async def test_a_row_read_before_a_change_is_not_kept(pool: asyncpg.Pool) -> None:
     cache = ReadCache()
     cache.enable(True)
-    ledger = PostgresLedger(pool, command_timeout=5, cache=cache)
+    ledger = PostgresLedger(pool, command_timeout=5)
     order_id = f"order-{uuid.uuid4().hex}"
     first = await claim(ledger, order_id)
     stored = await ledger.record_snapshot(
@@ -231,9 +283,9 @@ async def test_a_row_read_before_a_change_is_not_kept(pool: asyncpg.Pool) -> Non
     )
     read_at = cache.generation
     # A change notified while the row was on its way, whichever row it was about.
-    cache.forget(session_id="cs_other", owner="orders", order_id="order-other")
+    cache.forget(session_id="cs_other", order=("orders", "order-other"))
 
     cache.offer(("latest", "orders", order_id), stored, read_at=read_at)
-    assert ledger.latest_if_cached("orders", order_id) is None
+    assert cache.peek(("latest", "orders", order_id)) is None
     cache.offer(("latest", "orders", order_id), stored, read_at=cache.generation)
-    assert ledger.latest_if_cached("orders", order_id) == stored
+    assert cache.peek(("latest", "orders", order_id)) == stored

@@ -14,7 +14,7 @@ import pytest
 import stripe
 from aiohttp import web
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import Receiver, stripe_client
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, pay, session_params
 

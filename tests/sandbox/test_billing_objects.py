@@ -4,7 +4,7 @@ listed through stripe-python, and resolvable from Checkout Sessions."""
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import ids
 

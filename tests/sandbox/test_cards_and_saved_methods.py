@@ -8,7 +8,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import pay, session_params
 

@@ -3,7 +3,7 @@
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 
 async def test_products_and_prices_come_back_typed(

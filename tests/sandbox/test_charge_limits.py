@@ -9,7 +9,7 @@ import stripe
 
 from sandbox.charge_limits import maximum_charge, minimum_charge
 from sandbox.currencies import CURRENCIES, charge_step
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, session_params
 

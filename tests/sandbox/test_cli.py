@@ -10,7 +10,7 @@ import pytest
 import stripe
 
 from sandbox.__main__ import parse_args
-from tests.support import start_sandbox, stop_sandbox
+from tests.support import run_sandbox, stop_sandbox
 
 from .support import session_params, stripe_client
 
@@ -42,7 +42,7 @@ def test_webhook_retries_come_from_options_then_environment_then_defaults() -> N
 
 
 async def test_port_zero_binds_a_free_port_and_says_which() -> None:
-    running = await start_sandbox("--port", "0")
+    running = await run_sandbox("--port", "0")
     try:
         assert running.url.startswith("http://127.0.0.1:")
         assert int(running.url.rsplit(":", 1)[1]) > 0
@@ -51,7 +51,7 @@ async def test_port_zero_binds_a_free_port_and_says_which() -> None:
 
 
 async def test_environment_gives_the_defaults() -> None:
-    running = await start_sandbox(env={"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": "0"})
+    running = await run_sandbox(env={"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": "0"})
     try:
         assert running.url.startswith("http://127.0.0.1:")
     finally:
@@ -59,11 +59,11 @@ async def test_environment_gives_the_defaults() -> None:
 
 
 async def test_sigint_stops_it_cleanly() -> None:
-    running = await start_sandbox("--port", "0")
+    running = await run_sandbox("--port", "0")
     running.process.send_signal(signal.SIGINT)
     # Wait for SIGINT alone to end it: a SIGTERM from `stop_sandbox` racing with the exit could
     # land after asyncio has put the default handler back, and kill it.
-    assert await asyncio.wait_for(running.process.wait(), 15) == 0
+    assert await asyncio.to_thread(running.process.wait, 15) == 0
     assert await stop_sandbox(running) == 0
 
 
@@ -71,7 +71,7 @@ async def test_state_file_keeps_sessions_and_idempotency_across_a_restart(
     tmp_path: Path, http_client: stripe.HTTPXClient
 ) -> None:
     state = tmp_path / "sandbox.json"
-    first = await start_sandbox("--port", "0", "--state-file", str(state))
+    first = await run_sandbox("--port", "0", "--state-file", str(state))
     try:
         client = stripe_client(first.url, http_client)
         created = await client.v1.checkout.sessions.create_async(
@@ -83,7 +83,7 @@ async def test_state_file_keeps_sessions_and_idempotency_across_a_restart(
         await stop_sandbox(first)
     assert created.id in json.loads(state.read_text())["collections"]["checkout.session"]
 
-    second = await start_sandbox("--port", "0", "--state-file", str(state))
+    second = await run_sandbox("--port", "0", "--state-file", str(state))
     try:
         client = stripe_client(second.url, http_client)
         again = await client.v1.checkout.sessions.retrieve_async(
@@ -106,7 +106,7 @@ async def test_concurrent_writes_all_reach_the_state_file(
     tmp_path: Path, http_client: stripe.HTTPXClient
 ) -> None:
     state = tmp_path / "sandbox.json"
-    running = await start_sandbox("--port", "0", "--state-file", str(state))
+    running = await run_sandbox("--port", "0", "--state-file", str(state))
     try:
         client = stripe_client(running.url, http_client)
         created = await asyncio.gather(

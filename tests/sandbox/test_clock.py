@@ -5,7 +5,7 @@ import time
 import httpx
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, session_params
 

@@ -7,7 +7,7 @@ import pytest
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, pay, session_params
 

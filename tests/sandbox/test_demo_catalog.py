@@ -6,14 +6,15 @@ import httpx
 import stripe
 
 from sandbox import demo_catalog
+from sandbox.launcher import SandboxProcess
 from sandbox.store import Store
-from tests.support import SandboxProcess, start_sandbox, stop_sandbox
+from tests.support import run_sandbox, stop_sandbox
 
 from .support import stats, stripe_client
 
 
 async def test_the_demo_objects_exist_and_survive_a_reset(http_client: stripe.HTTPXClient) -> None:
-    running = await start_sandbox("--port", "0", "--demo-catalog")
+    running = await run_sandbox("--port", "0", "--demo-catalog")
     try:
         client = stripe_client(running.url, http_client)
         for _ in range(2):

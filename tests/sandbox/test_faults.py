@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import add_fault, session_params, stats
 

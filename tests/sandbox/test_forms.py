@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from sandbox.forms import decode, split_key
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import API_KEY
 

@@ -4,7 +4,7 @@ Decline buttons, driven over plain HTTP as a browser would."""
 import httpx
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, session_params
 

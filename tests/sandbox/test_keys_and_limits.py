@@ -8,7 +8,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import add_fault, checkout_payment, line_item, session_params, stripe_client
 

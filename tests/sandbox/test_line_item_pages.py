@@ -4,7 +4,7 @@ page of 10 (`has_more`), and `/line_items` pages through all of them."""
 import httpx
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, session_params
 

@@ -4,7 +4,7 @@ copy it creates with `recovered_from`, and its 30 days; and the line items' incl
 import httpx
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, pay, session_params
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import line_item, session_params
 

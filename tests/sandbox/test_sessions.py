@@ -7,7 +7,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import ids, line_item, session_params, stats
 

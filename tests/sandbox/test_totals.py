@@ -8,8 +8,8 @@ import pytest
 import stripe
 
 from sandbox.adaptive_pricing import presentment
+from sandbox.launcher import SandboxProcess
 from sandbox.totals import CartLine, compute_totals
-from tests.support import SandboxProcess
 
 from .support import line_item, session_params
 

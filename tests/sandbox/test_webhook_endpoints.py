@@ -4,7 +4,7 @@ deleted, and refused like Stripe refuses them."""
 import pytest
 import stripe
 
-from tests.support import SandboxProcess
+from sandbox.launcher import SandboxProcess
 
 from .support import ids
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess, eventually, start_sandbox, stop_sandbox
+from sandbox.launcher import SandboxProcess
+from tests.support import eventually, run_sandbox, stop_sandbox
 
 from .support import Receiver, deliveries, endpoint, session_params, stripe_client
 
@@ -23,7 +24,7 @@ DAY = 24 * 60 * 60
 @pytest.fixture
 async def live_schedule() -> AsyncIterator[SandboxProcess]:
     """A sandbox of its own, with the default, unscaled schedule."""
-    running = await start_sandbox("--port", "0", "--webhook-timeout", "2")
+    running = await run_sandbox("--port", "0", "--webhook-timeout", "2")
     yield running
     assert await stop_sandbox(running) == 0
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 import stripe
 
-from tests.support import SandboxProcess, start_sandbox, stop_sandbox
+from sandbox.launcher import SandboxProcess
+from tests.support import run_sandbox, stop_sandbox
 
 from .support import Receiver, deliveries, endpoint, pay, session_params, settled, stripe_client
 
@@ -221,7 +222,7 @@ async def test_advancing_the_clock_expires_due_sessions_at_once(
 async def test_deliveries_that_never_succeed_are_given_up(
     http_client: stripe.HTTPXClient, receiver: Receiver
 ) -> None:
-    running = await start_sandbox(
+    running = await run_sandbox(
         "--port",
         "0",
         "--webhook-attempts",
@@ -273,7 +274,7 @@ async def test_undelivered_events_survive_a_restart_and_the_sweeper_expires(
     tmp_path: Path, http_client: stripe.HTTPXClient, receiver: Receiver
 ) -> None:
     state = tmp_path / "sandbox.json"
-    first = await start_sandbox("--port", "0", "--state-file", str(state))
+    first = await run_sandbox("--port", "0", "--state-file", str(state))
     try:
         client = stripe_client(first.url, http_client)
         hook = await endpoint(client, receiver.url)
@@ -290,7 +291,7 @@ async def test_undelivered_events_survive_a_restart_and_the_sweeper_expires(
     saved["collections"]["checkout.session"][overdue.id]["expires_at"] = int(time.time()) - 1
     state.write_text(json.dumps(saved))
 
-    second = await start_sandbox("--port", "0", "--state-file", str(state))
+    second = await run_sandbox("--port", "0", "--state-file", str(state))
     try:
         # No request reaches the second sandbox: delivery resumes and the sweeper expires.
         received = await receiver.count(2)

@@ -4,14 +4,18 @@ them, Stripe events, and the use cases wired to the in-memory fakes."""
 from __future__ import annotations
 
 import itertools
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from service.domain.checkout import Checkout
 from service.domain.commands import CreateSessionCommand, LineItemRequest, Mode, PriceData, UiMode
-from service.domain.model import Caller, Role, StripeEvent
+from service.domain.model import Caller, CreateResult, Role, StripeEvent
 from service.domain.page_tokens import PageTokens
+from service.domain.ports import SessionLedger
 from service.domain.sync import StripeSync
+from service.store.cached_ledger import CachedLedger
 from tests.unit.fakes import FakeClock, FakeStripe, InMemoryChanges, InMemoryLedger
 
 SHOP = Caller("shop", Role.CALLER)
@@ -67,26 +71,44 @@ def event(kind: str, session_id: str, order_id: str | None = ORDER) -> StripeEve
     )
 
 
+def requested(cmd: CreateSessionCommand) -> tuple[bytes, Callable[[bytes], CreateSessionCommand]]:
+    """The command as the edge hands it to Checkout.create_session: bytes that are equal for
+    equal requests, and the way to read the command in them (pickle stands in for protobuf)."""
+    return pickle.dumps(cmd), pickle.loads
+
+
 @dataclass(frozen=True)
 class World:
     clock: FakeClock
     changes: InMemoryChanges
     ledger: InMemoryLedger
+    """The fake the use cases' ledger is, or wraps: for tests to look at."""
     stripe: FakeStripe
     checkout: Checkout
     sync: StripeSync
 
+    async def create(self, cmd: CreateSessionCommand, caller: Caller = SHOP) -> CreateResult:
+        return await self.checkout.create_session(caller, *requested(cmd))
 
-def make_world(*, batch_size: int = 100, prices: dict[str, int] | None = None) -> World:
-    """Checkout and StripeSync over fresh fakes. Idempotency keys are `key-1`, `key-2`, … in the
-    order the use cases ask for them. The sweep's settings are the service's defaults."""
+
+def make_world(
+    *, batch_size: int = 100, prices: dict[str, int] | None = None, cached: bool = False
+) -> World:
+    """Checkout and StripeSync over fresh fakes; `cached`: over a CachedLedger that wraps the
+    in-memory one, as the service's wraps Postgres. Idempotency keys are `key-1`, `key-2`, … in
+    the order the use cases ask for them. The sweep's settings are the service's defaults."""
     clock = FakeClock()
     changes = InMemoryChanges()
     ledger = InMemoryLedger(clock, changes)
+    used: SessionLedger = ledger
+    if cached:
+        cache = CachedLedger(ledger)
+        changes.listen(cache)
+        used = cache
     stripe = FakeStripe(clock, prices=prices)
     keys = (f"key-{n}" for n in itertools.count(1))
     checkout = Checkout(
-        ledger, stripe, changes, clock, PageTokens(b"unit-test-key"), new_key=lambda: next(keys)
+        used, stripe, changes, clock, PageTokens(b"unit-test-key"), new_key=lambda: next(keys)
     )
-    sync = StripeSync(ledger, stripe, checkout, clock, batch_size=batch_size)
+    sync = StripeSync(used, stripe, checkout, clock, batch_size=batch_size)
     return World(clock, changes, ledger, stripe, checkout, sync)

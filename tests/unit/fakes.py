@@ -2,7 +2,8 @@
 Checkout and StripeSync.
 
 - `InMemoryLedger` keeps PostgresLedger's semantics (service/store/repository.py and its
-  migration): at most one active (pending or open) row per order; `record_snapshot` only moves a
+  migration), and tests/contract/ holds the two to the same tests: at most one row per order
+  holds it (`model.holds_order`, the unique index's predicate); `record_snapshot` only moves a
   row forward by Progress and is a no-op (no new `updated_at`, no notification) when nothing
   changed; an event id is recorded once, together with its effect; `discard_pending` takes the
   row's request ids with it (ON DELETE CASCADE); the sweep's selection and order are the SQL's.
@@ -14,7 +15,8 @@ Checkout and StripeSync.
   their `expires_at`, expiring only open sessions. A test can make the next call of an
   operation refuse or fail (before or after Stripe acted), hold it mid-way, and pay, settle,
   expire or forget a session "at Stripe".
-- `InMemoryChanges` fans change notifications out to the watchers of a session.
+- `InMemoryChanges` fans change notifications out to the watchers of a session, and tells its
+  listeners (a CachedLedger) as the change feed does; a test can disconnect and reconnect it.
 - `FakeClock` is set by the test.
 """
 
@@ -24,7 +26,7 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,7 @@ from service.domain.errors import (
 )
 from service.domain.model import (
     ACTIVE_STATES,
+    Attempt,
     Claim,
     LedgerEntry,
     LedgerState,
@@ -48,8 +51,8 @@ from service.domain.model import (
     Progress,
     RequestRecord,
     SessionSnapshot,
-    Status,
     StripeEvent,
+    holds_order,
     ledger_state,
     progress_of,
 )
@@ -57,6 +60,7 @@ from service.domain.signals import Signal
 
 if TYPE_CHECKING:
     from service.domain.ports import Clock, PaymentGateway, SessionChanges, SessionLedger
+    from service.store.change_feed import ChangeListener
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -82,10 +86,13 @@ class FakeClock:
 
 
 class InMemoryChanges:
-    """SessionChanges: `notify` wakes every current watcher of the session."""
+    """SessionChanges: `notify` wakes every current watcher of the session and tells the
+    listeners, as the change feed does with a notice."""
 
     def __init__(self) -> None:
         self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
+        self._listeners: list[ChangeListener] = []
+        self._connected = True
         self.notified: list[str] = []
         """Every session id notified, in order."""
 
@@ -100,10 +107,38 @@ class InMemoryChanges:
             if not self._watchers[session_id]:
                 del self._watchers[session_id]
 
-    def notify(self, session_id: str) -> None:
+    def listen(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+        if self._connected:
+            listener.connected()
+
+    def notify(self, session_id: str, caller: str, order_id: str) -> None:
         self.notified.append(session_id)
+        if not self._connected:
+            return  # lost, as a notice sent while the feed is down is
+        for listener in self._listeners:
+            listener.changed(session_id, caller, order_id)
         for signal in self._watchers.get(session_id, ()):
             signal.set()
+
+    def disconnect(self) -> None:
+        """The feed's connection drops: listeners hear nothing until `reconnect`, and every
+        watcher wakes to read its session again."""
+        self._connected = False
+        for listener in self._listeners:
+            listener.disconnected()
+        self._wake_all()
+
+    def reconnect(self) -> None:
+        self._connected = True
+        for listener in self._listeners:
+            listener.connected()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for watchers in self._watchers.values():
+            for signal in watchers:
+                signal.set()
 
     def watchers(self, session_id: str) -> int:
         return len(self._watchers.get(session_id, ()))
@@ -118,7 +153,7 @@ class _Row:
     """One row of `checkout_sessions`, as stored."""
 
     id: int
-    owner: str
+    caller: str
     order_id: str
     state: LedgerState
     progress: Progress
@@ -138,7 +173,7 @@ class _Row:
     def entry(self) -> LedgerEntry:
         return LedgerEntry(
             row_id=self.id,
-            owner=self.owner,
+            caller=self.caller,
             order_id=self.order_id,
             state=self.state,
             fingerprint=self.fingerprint,
@@ -164,7 +199,7 @@ class InMemoryLedger:
         self._rows: dict[int, _Row] = {}
         self._ids = itertools.count(1)
         self._requests: dict[tuple[str, str], RequestRecord] = {}
-        """By (owner, request_id), the primary key of `create_requests`."""
+        """By (caller, request_id), the primary key of `create_requests`."""
         self._events: dict[str, StripeEvent] = {}
         self._last_stamp: datetime | None = None
         self._watermarks: dict[str, int] = {}
@@ -172,31 +207,25 @@ class InMemoryLedger:
     # -- the port --
 
     async def claim(
-        self,
-        *,
-        owner: str,
-        order_id: str,
-        fingerprint: str,
-        idempotency_key: str,
-        stripe_params: Mapping[str, Any],
-        expires_at: datetime,
+        self, *, caller: str, order_id: str, fingerprint: str, attempt: Callable[[], Attempt]
     ) -> Claim:
-        holder = self._holder(owner, order_id)
+        holder = self._holder(caller, order_id)
         if holder is not None:
             return Claim(won=False, entry=holder.entry())
-        if any(row.idempotency_key == idempotency_key for row in self._rows.values()):
-            raise IntegrityError(f"idempotency key {idempotency_key} is already stored")
+        new = attempt()
+        if any(row.idempotency_key == new.idempotency_key for row in self._rows.values()):
+            raise IntegrityError(f"idempotency key {new.idempotency_key} is already stored")
         stamp = self._stamp()
         row = _Row(
             id=next(self._ids),
-            owner=owner,
+            caller=caller,
             order_id=order_id,
             state=LedgerState.PENDING,
             progress=Progress.PENDING,
             fingerprint=fingerprint,
-            idempotency_key=idempotency_key,
-            stripe_params=_jsonb(dict(stripe_params)),
-            expires_at=expires_at,
+            idempotency_key=new.idempotency_key,
+            stripe_params=_jsonb(dict(new.stripe_params)),
+            expires_at=new.expires_at,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -227,35 +256,31 @@ class InMemoryLedger:
             if row.session_id is not None and row.session_id in wanted
         }
 
-    def latest_if_cached(self, owner: str, order_id: str) -> LedgerEntry | None:
-        """No cache here: every create goes through a claim."""
-        return None
-
     async def by_row_id(self, row_id: int) -> LedgerEntry:
         row = self._rows.get(row_id)
         if row is None:
             raise AttemptDropped(f"ledger row {row_id} is gone")
         return row.entry()
 
-    async def active_or_latest(self, owner: str, order_id: str) -> LedgerEntry | None:
-        rows = self._order(owner, order_id)
+    async def active_or_latest(self, caller: str, order_id: str) -> LedgerEntry | None:
+        rows = self._order(caller, order_id)
         if not rows:
             return None
         return max(rows, key=lambda row: (row.state in ACTIVE_STATES, *_newest(row))).entry()
 
     async def list_for_order(
-        self, owner: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
+        self, caller: str, order_id: str, *, limit: int, after: tuple[datetime, int] | None
     ) -> list[LedgerEntry]:
         rows = [
             row
-            for row in self._order(owner, order_id)
+            for row in self._order(caller, order_id)
             if row.session_id is not None and (after is None or _newest(row) < after)
         ]
         rows.sort(key=_newest, reverse=True)
         return [row.entry() for row in rows[:limit]]
 
-    async def find_request(self, owner: str, request_id: str) -> RequestRecord | None:
-        return self._requests.get((owner, request_id))
+    async def find_request(self, caller: str, request_id: str) -> RequestRecord | None:
+        return self._requests.get((caller, request_id))
 
     async def has_pending(self, order_id: str) -> bool:
         return any(
@@ -344,13 +369,18 @@ class InMemoryLedger:
         row.missing_at_stripe = True
         row.updated_at = self._stamp()
         if row.session_id is not None and self._changes is not None:
-            self._changes.notify(row.session_id)
+            self._changes.notify(row.session_id, row.caller, row.order_id)
         return row.entry()
 
     async def save_request(self, record: RequestRecord) -> RequestRecord:
+        # ON CONFLICT finds a stored id before the foreign key is checked.
+        key = (record.caller, record.request_id)
+        if key in self._requests:
+            return self._requests[key]
         if record.row_id not in self._rows:
             raise IntegrityError(f"request {record.request_id} names no ledger row")
-        return self._requests.setdefault((record.owner, record.request_id), record)
+        self._requests[key] = record
+        return record
 
     # -- for tests to look at --
 
@@ -376,14 +406,21 @@ class InMemoryLedger:
 
     # -- internals --
 
-    def _order(self, owner: str, order_id: str) -> list[_Row]:
+    def _order(self, caller: str, order_id: str) -> list[_Row]:
         return [
-            row for row in self._rows.values() if (row.owner, row.order_id) == (owner, order_id)
+            row for row in self._rows.values() if (row.caller, row.order_id) == (caller, order_id)
         ]
 
-    def _holder(self, owner: str, order_id: str) -> _Row | None:
+    def _holder(self, caller: str, order_id: str) -> _Row | None:
         """The row the unique index `checkout_sessions_one_holder_per_order` allows one of."""
-        return next((row for row in self._order(owner, order_id) if row.entry().holds_order), None)
+        return next(
+            (
+                row
+                for row in self._order(caller, order_id)
+                if holds_order(row.state, row.async_payment_failed)
+            ),
+            None,
+        )
 
     def _stamp(self) -> datetime:
         """clock_timestamp(): the clock's time, strictly later than any stamp before it."""
@@ -419,7 +456,7 @@ class InMemoryLedger:
         row.async_payment_failed = row.async_payment_failed or payment_failed
         row.updated_at = self._stamp()
         if self._changes is not None:
-            self._changes.notify(snapshot.id)
+            self._changes.notify(snapshot.id, row.caller, row.order_id)
         return row.entry()
 
 
@@ -519,7 +556,7 @@ class FakeStripe:
         snapshot = self._replay(idempotency_key, request)
         if snapshot is None:
             current = self._current(session_id)
-            if current.status != Status.OPEN:
+            if current.status != "open":
                 # Refused while executing: Stripe saves the refusal under the key.
                 refusal = UpstreamRejected(
                     f"Only Checkout Sessions with a status in ['open'] can be expired; this one "
@@ -530,7 +567,7 @@ class FakeStripe:
                 )
                 self._saved[idempotency_key] = _Saved(request, refusal)
                 raise refusal
-            snapshot = replace(current, status=Status.EXPIRED.value, url=None)
+            snapshot = replace(current, status="expired", url=None)
             self._sessions[session_id] = snapshot
             self._saved[idempotency_key] = _Saved(request, snapshot)
         return await self._answer("expire_session", fault, snapshot)
@@ -573,10 +610,10 @@ class FakeStripe:
     def complete(self, session_id: str, *, payment_status: str = PaymentStatus.PAID) -> None:
         """The customer completes the session: `paid`, or `unpaid` for a delayed payment."""
         current = self.session(session_id)
-        assert current.status == Status.OPEN, f"{session_id} is {current.status}"
+        assert current.status == "open", f"{session_id} is {current.status}"
         self._sessions[session_id] = replace(
             current,
-            status=Status.COMPLETE.value,
+            status="complete",
             payment_status=str(payment_status),
             url=None,
             payment_intent_id=f"pi_fake{next(self._object_ids):04d}",
@@ -585,7 +622,7 @@ class FakeStripe:
     def settle(self, session_id: str, *, succeeded: bool) -> None:
         """A delayed payment arrives, or fails (then the session stays complete and unpaid)."""
         current = self.session(session_id)
-        assert current.status == Status.COMPLETE, f"{session_id} is {current.status}"
+        assert current.status == "complete", f"{session_id} is {current.status}"
         assert current.payment_status == PaymentStatus.UNPAID
         if succeeded:
             self._sessions[session_id] = replace(current, payment_status=PaymentStatus.PAID.value)
@@ -593,8 +630,8 @@ class FakeStripe:
     def expire_now(self, session_id: str) -> None:
         """Stripe expires the session on its own (or someone does in the dashboard)."""
         current = self.session(session_id)
-        assert current.status == Status.OPEN, f"{session_id} is {current.status}"
-        self._sessions[session_id] = replace(current, status=Status.EXPIRED.value, url=None)
+        assert current.status == "open", f"{session_id} is {current.status}"
+        self._sessions[session_id] = replace(current, status="expired", url=None)
 
     def forget(self, session_id: str) -> None:
         """Stripe no longer knows the session (another account or key): reads are a 404."""
@@ -679,10 +716,8 @@ class FakeStripe:
     def _lapse_due(self) -> None:
         now = self._clock.now().timestamp()
         for session_id, snapshot in list(self._sessions.items()):
-            if snapshot.status == Status.OPEN and snapshot.expires_at <= now:
-                self._sessions[session_id] = replace(
-                    snapshot, status=Status.EXPIRED.value, url=None
-                )
+            if snapshot.status == "open" and snapshot.expires_at <= now:
+                self._sessions[session_id] = replace(snapshot, status="expired", url=None)
 
     def _new_session(self, params: Mapping[str, Any]) -> SessionSnapshot:
         currency = params.get("currency")
@@ -698,7 +733,7 @@ class FakeStripe:
             id=session_id,
             mode=params["mode"],
             ui_mode=params.get("ui_mode", "hosted_page"),
-            status=Status.OPEN.value,
+            status="open",
             payment_status=PaymentStatus.UNPAID.value,
             currency=currency,
             amount_subtotal=total,

@@ -28,13 +28,15 @@ from tests.unit.fakes import StripeCall
 BY_ORDER = Lookup(order_id=ORDER)
 
 
-@pytest.fixture
-def world() -> World:
-    return make_world()
+@pytest.fixture(params=[False, True], ids=["fake", "cached fake"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Over the in-memory ledger, and over a CachedLedger wrapping it as the service's wraps
+    Postgres: the use cases answer alike."""
+    return make_world(cached=request.param)
 
 
 async def create(world: World, cmd: CreateSessionCommand) -> CreateResult:
-    return await world.checkout.create_session(SHOP, cmd)
+    return await world.create(cmd)
 
 
 async def paid(world: World, *, payment_status: str = "paid") -> LedgerEntry:
@@ -59,7 +61,7 @@ async def test_a_new_order_gets_one_stripe_session_created_under_its_stored_key(
     entry = result.entry
     [session] = world.stripe.sessions_for(ORDER)
     assert not result.reused
-    assert (entry.owner, entry.order_id, entry.state) == ("shop", ORDER, LedgerState.OPEN)
+    assert (entry.caller, entry.order_id, entry.state) == ("shop", ORDER, LedgerState.OPEN)
     assert entry.session_id == session.id
     assert entry.snapshot == session
     assert world.stripe.calls == [
@@ -84,11 +86,33 @@ async def test_the_same_request_reuses_the_open_session_without_calling_stripe(
     assert world.ledger.entries(ORDER) == [first.entry]
 
 
+async def test_the_same_request_again_is_answered_without_asking_the_ledger_or_stripe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path: over a cached ledger that knows the order's holder (the last repeat's
+    claim read it), a repeated create asks neither the ledger underneath nor Stripe."""
+    world = make_world(cached=True)
+    first = await create(world, command())
+    await create(world, command())
+    calls = list(world.stripe.calls)
+
+    async def not_asked(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the in-memory ledger was asked")
+
+    for method in ("claim", "list_for_order", "by_session_id", "by_row_id", "record_snapshot"):
+        monkeypatch.setattr(world.ledger, method, not_asked)
+
+    again = await create(world, command())
+
+    assert again == CreateResult(first.entry, reused=True)
+    assert world.stripe.calls == calls
+
+
 async def test_a_repeated_request_with_an_expire_time_is_checked_again_each_time(
     world: World,
 ) -> None:
-    # The very same command, as the edge hands it for the same request bytes: its check is
-    # remembered, except where the time of the call decides it.
+    # The same request bytes: the command and its check are remembered, except where the time
+    # of the call decides the check.
     cmd = command(expire_in=timedelta(hours=1), clock=world.clock)
     await create(world, cmd)
     world.clock.advance(timedelta(minutes=45))
@@ -236,10 +260,10 @@ async def test_request_ids_and_orders_belong_to_their_caller(world: World) -> No
     ours = await create(world, command(request_id="req-1"))
     other = Caller("other-shop", Role.CALLER)
 
-    theirs = await world.checkout.create_session(other, command(shirts=3, request_id="req-1"))
+    theirs = await world.create(command(shirts=3, request_id="req-1"), other)
 
     assert not theirs.reused
-    assert theirs.entry.owner == "other-shop"
+    assert theirs.entry.caller == "other-shop"
     assert theirs.entry.session_id != ours.entry.session_id
     assert ours.entry.session_id is not None
     assert world.stripe.session(ours.entry.session_id).status == "open"
@@ -435,8 +459,8 @@ async def test_watch_sends_the_session_then_each_change_until_it_is_final(world:
     entry = (await create(world, command())).entry
     sid = entry.session_id
     assert sid is not None
-    # A long poll: only the change notification can wake the watcher within the test's bound.
-    stream = world.checkout.watch_session(SHOP, BY_ORDER, poll_seconds=60)
+    # Only the change notification can wake the watcher: nothing polls.
+    stream = world.checkout.watch_session(SHOP, BY_ORDER)
     try:
         async with asyncio.timeout(1):
             opened = await anext(stream)

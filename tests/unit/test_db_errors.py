@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from service.domain.errors import Unavailable
-from service.store.repository import translate_db_errors
+from service.store.db_errors import translate_db_errors
 
 TRANSIENT = [
     asyncpg.exceptions.ConnectionFailureError,  # 08006
@@ -32,6 +32,25 @@ async def test_a_transient_sqlstate_is_unavailable(kind: type[asyncpg.PostgresEr
             raise kind("boom")
     assert caught.value.reason == "DATABASE_UNAVAILABLE"
     assert isinstance(caught.value.__cause__, kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        asyncpg.exceptions.InvalidPasswordError,  # 28P01
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # 28000
+        asyncpg.exceptions.InvalidCatalogNameError,  # 3D000
+    ],
+    ids=lambda kind: kind.sqlstate,
+)
+async def test_a_connection_postgres_refuses_is_unavailable(
+    kind: type[asyncpg.PostgresError],
+) -> None:
+    """Credentials or a database the operator has to put right: the service, and the change
+    feed that keeps reconnecting, get on once they are, without a restart."""
+    with pytest.raises(Unavailable):
+        async with translate_db_errors():
+            raise kind("refused")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from service.domain.errors import UpstreamMissing, UpstreamRejected
-from service.domain.model import LedgerEntry, LedgerState, RequestRecord, StripeEvent
+from service.domain.model import Attempt, LedgerEntry, LedgerState, RequestRecord, StripeEvent
 from tests.unit.fakes import (
     START,
     FakeClock,
@@ -40,15 +40,13 @@ def ledger(clock: FakeClock, changes: InMemoryChanges) -> InMemoryLedger:
 
 
 async def claim(
-    ledger: InMemoryLedger, order_id: str = "o-1", *, owner: str = "shop", key: str = "k-1"
+    ledger: InMemoryLedger, order_id: str = "o-1", *, caller: str = "shop", key: str = "k-1"
 ) -> tuple[bool, LedgerEntry]:
     claimed = await ledger.claim(
-        owner=owner,
+        caller=caller,
         order_id=order_id,
         fingerprint="fp",
-        idempotency_key=key,
-        stripe_params=PARAMS,
-        expires_at=START + timedelta(hours=1),
+        attempt=lambda: Attempt(key, PARAMS, START + timedelta(hours=1)),
     )
     return claimed.won, claimed.entry
 
@@ -56,7 +54,7 @@ async def claim(
 async def test_one_active_row_per_callers_order(ledger: InMemoryLedger) -> None:
     won, first = await claim(ledger)
     lost, active = await claim(ledger, key="k-2")
-    other_caller, _ = await claim(ledger, owner="other", key="k-3")
+    other_caller, _ = await claim(ledger, caller="other", key="k-3")
 
     assert (won, lost, other_caller) == (True, False, True)
     assert active == first

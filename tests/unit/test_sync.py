@@ -13,20 +13,22 @@ import pytest
 from service.domain.errors import Unavailable
 from service.domain.model import LedgerEntry, LedgerState, StripeEvent
 from service.domain.sync import EventOutcome
-from tests.unit.builders import ORDER, SHOP, World, command, event, make_world
+from tests.unit.builders import ORDER, World, command, event, make_world
 from tests.unit.fakes import StripeCall
 
 
-@pytest.fixture
-def world() -> World:
-    return make_world()
+@pytest.fixture(params=[False, True], ids=["fake", "cached fake"])
+def world(request: pytest.FixtureRequest) -> World:
+    """Over the in-memory ledger, and over a CachedLedger wrapping it as the service's wraps
+    Postgres: the use cases answer alike."""
+    return make_world(cached=request.param)
 
 
 async def open_session(
     world: World, order_id: str = ORDER, *, expire_in: timedelta | None = None
 ) -> LedgerEntry:
     cmd = command(order_id, expire_in=expire_in, clock=world.clock)
-    entry = (await world.checkout.create_session(SHOP, cmd)).entry
+    entry = (await world.create(cmd)).entry
     assert entry.session_id is not None
     return entry
 
@@ -36,7 +38,7 @@ async def unfinished(world: World, order_id: str) -> LedgerEntry:
     the row is still pending."""
     world.stripe.fail_next("create_session", after_acting=True)
     with pytest.raises(Unavailable):
-        await world.checkout.create_session(SHOP, command(order_id))
+        await world.create(command(order_id))
     [row] = world.ledger.entries(order_id)
     assert row.state == LedgerState.PENDING
     return row
