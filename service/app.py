@@ -135,14 +135,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
-    readiness = Readiness(
-        health_servicer,
-        draining,
-        lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
-        tasks_up=lambda: supervisor.all_up,
-        interval_seconds=_READINESS_PROBE_SECONDS,
-    )
-    supervisor.on_change = readiness.recheck
+    readiness = _readiness(health_servicer, draining, pool, supervisor)
     grpc_server = build_grpc_server(
         checkout,
         stopping,
@@ -157,17 +150,11 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     )
     grpc_port = await _serve_grpc(settings, stack, grpc_server, certificate)
     health_port = await _serve_health(settings, stack, health_servicer)
-    if callers is not None:
-        watch = partial(callers.watch, settings.callers_reload_seconds, quotas.revoke)
-        stack.push_async_callback(_cancel, supervisor.start("callers_reload", watch))
     verifier = _webhook_verifier(settings)
     http_port = await _serve_http(
         settings, stack, build_http_app(lambda: readiness.ready, sync, verifier, metrics, SYSTEM)
     )
-    sweep_lock = AdvisoryLock(settings.database_url.value, SWEEP_LOCK_KEY)
-    stack.push_async_callback(sweep_lock.close)
-    sweep = partial(sweep_forever, sync, sweep_lock, settings.sweep_interval_seconds, metrics)
-    stack.push_async_callback(_cancel, supervisor.start("sweep", sweep))
+    _start_background(settings, stack, supervisor, callers, quotas, sync, metrics)
     await set_serving(health_servicer, True)
     stack.push_async_callback(_cancel, supervisor.start("readiness", readiness.watch))
     return Application(
@@ -180,6 +167,43 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         stopping=stopping,
         resources=stack,
     )
+
+
+def _readiness(
+    health_servicer: health.aio.HealthServicer,
+    draining: asyncio.Event,
+    pool: asyncpg.Pool,
+    supervisor: Supervisor,
+) -> Readiness:
+    """Ready while not draining, Postgres answers and no background task is down."""
+    readiness = Readiness(
+        health_servicer,
+        draining,
+        lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
+        tasks_up=lambda: supervisor.all_up,
+        interval_seconds=_READINESS_PROBE_SECONDS,
+    )
+    supervisor.on_change = readiness.recheck
+    return readiness
+
+
+def _start_background(
+    settings: Settings,
+    stack: AsyncExitStack,
+    supervisor: Supervisor,
+    callers: CallerDirectory | None,
+    quotas: CallerQuotas,
+    sync: StripeSync,
+    metrics: Metrics,
+) -> None:
+    """The callers file's reload and the sweep, supervised, each cancelled at shutdown."""
+    if callers is not None:
+        watch = partial(callers.watch, settings.callers_reload_seconds, quotas.revoke)
+        stack.push_async_callback(_cancel, supervisor.start("callers_reload", watch))
+    sweep_lock = AdvisoryLock(settings.database_url.value, SWEEP_LOCK_KEY)
+    stack.push_async_callback(sweep_lock.close)
+    sweep = partial(sweep_forever, sync, sweep_lock, settings.sweep_interval_seconds, metrics)
+    stack.push_async_callback(_cancel, supervisor.start("sweep", sweep))
 
 
 def _caller_quotas(

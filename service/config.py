@@ -135,30 +135,10 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         api_key, api_base, webhook_secret = _stripe(reader)
-        database_url = _database_url(reader)
-        log_level = (reader.optional("LOG_LEVEL") or "info").lower()
-        if log_level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
-        fault = reader.optional("CHECKOUT_FAULT")
-        if fault is not None and fault not in FAULTS:
-            raise ConfigError(f"CHECKOUT_FAULT must be one of {sorted(FAULTS)}, got {fault!r}")
-        log_format = reader.optional("LOG_FORMAT") or "json"
-        if log_format not in ("json", "console"):
-            raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
-        reflection = (reader.optional("REFLECTION") or "authenticated").lower()
-        if reflection not in ("authenticated", "open", "off"):
-            raise ConfigError(f"REFLECTION must be authenticated, open or off, got {reflection!r}")
-        health_addr = reader.optional("HEALTH_ADDR")
-        tax_behavior = (reader.optional("DEFAULT_TAX_BEHAVIOR") or "").lower() or None
-        if tax_behavior not in (None, "exclusive", "inclusive"):
-            raise ConfigError(
-                "DEFAULT_TAX_BEHAVIOR must be exclusive or inclusive (or unset), "
-                f"got {tax_behavior!r}"
-            )
         settings = cls(
             grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
             http_addr=reader.address("HTTP_ADDR", DEFAULT_HTTP_ADDR),
-            database_url=Secret(database_url),
+            database_url=Secret(_database_url(reader)),
             stripe_api_key=Secret(api_key or SANDBOX_API_KEY),
             stripe_api_base=api_base.rstrip("/"),
             stripe_is_sandbox=api_key is None,
@@ -172,13 +152,17 @@ class Settings:
             shutdown_grace_seconds=reader.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0),
             sweep_interval_seconds=reader.number("SWEEP_INTERVAL_SECONDS", 30.0, low=0.1),
             sweep_quiet_seconds=reader.number("SWEEP_QUIET_SECONDS", 600.0, low=0),
-            log_level=log_level,
-            log_format=log_format,
+            log_level=reader.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=reader.choice("LOG_FORMAT", "json", ("json", "console"), lower=False),
             callers_file=reader.path("CALLERS_FILE"),
             callers_reload_seconds=reader.number("CALLERS_RELOAD_SECONDS", 2.0, low=0.1),
-            reflection=reflection,
+            reflection=reader.choice(
+                "REFLECTION", "authenticated", ("authenticated", "open", "off")
+            ),
             tls=_tls_files(reader),
-            health_addr=reader.address("HEALTH_ADDR", "") if health_addr else None,
+            health_addr=(
+                reader.address("HEALTH_ADDR", "") if reader.optional("HEALTH_ADDR") else None
+            ),
             max_receive_bytes=int(
                 reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
             ),
@@ -187,7 +171,11 @@ class Settings:
             drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
             watch_max_seconds=reader.number("WATCH_MAX_SECONDS", 1800.0, low=1),
-            default_tax_behavior=tax_behavior,
+            # Unset leaves it to the account's default in its Stripe Tax settings.
+            default_tax_behavior=reader.choice(
+                "DEFAULT_TAX_BEHAVIOR", "", ("exclusive", "inclusive"), unset_ok=True
+            )
+            or None,
             caller_max_streams=int(
                 reader.number("CALLER_MAX_STREAMS", 1000, low=0, high=1_000_000)
             ),
@@ -199,7 +187,7 @@ class Settings:
                 "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, low=0.1, high=3600
             ),
             tls_terminated_by_mesh=reader.flag("TLS_TERMINATED_BY_MESH", False),
-            fault=fault,
+            fault=_fault(reader),
         )
         _refuse_unsafe(settings)
         return settings
@@ -273,6 +261,13 @@ def _database_url(reader: _Reader) -> str:
     if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL")
     return database_url
+
+
+def _fault(reader: _Reader) -> str | None:
+    fault = reader.optional("CHECKOUT_FAULT")
+    if fault is not None and fault not in FAULTS:
+        raise ConfigError(f"CHECKOUT_FAULT must be one of {sorted(FAULTS)}, got {fault!r}")
+    return fault
 
 
 def _tls_files(reader: _Reader) -> TlsFiles | None:
@@ -374,6 +369,25 @@ class _Reader:
     def optional(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
         return value or None
+
+    def choice(
+        self,
+        name: str,
+        default: str,
+        allowed: tuple[str, ...],
+        *,
+        lower: bool = True,
+        unset_ok: bool = False,
+    ) -> str:
+        """One of `allowed` (`default` when unset; with `unset_ok`, the empty default is allowed
+        too), or a ConfigError naming the variable and what it may be."""
+        raw = self.optional(name) or default
+        value = raw.lower() if lower else raw
+        if value in allowed or (unset_ok and value == default):
+            return value
+        options = ", ".join(allowed[:-1]) + f" or {allowed[-1]}"
+        unset = " (or unset)" if unset_ok else ""
+        raise ConfigError(f"{name} must be {options}{unset}, got {value!r}")
 
     def address(self, name: str, default: str) -> Address:
         raw = self.optional(name) or default
