@@ -439,6 +439,8 @@ class StripeEvent:
     """The order id the service put in the session's metadata, if the session is ours."""
     created: int = 0
     """When Stripe made the event (Unix seconds)."""
+    recovered_from: str | None = None
+    """The expired session a recovered session is the copy of (recovery.py)."""
 
 
 class Claim(NamedTuple):

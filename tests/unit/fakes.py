@@ -306,6 +306,43 @@ class InMemoryLedger:
         self._events[event.id] = event
         return True
 
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        own = next((r for r in self._rows.values() if r.session_id == snapshot.id), None)
+        if own is not None:
+            return Claim(won=True, entry=own.entry())
+        state = ledger_state(snapshot)
+        holder = self._holder(caller, order_id)
+        if holder is not None and holds_order(state, False):
+            return Claim(won=False, entry=holder.entry())
+        stamp = self._stamp()
+        row = _Row(
+            id=next(self._ids),
+            caller=caller,
+            order_id=order_id,
+            state=state,
+            progress=progress_of(state, snapshot.payment_status),
+            fingerprint=fingerprint,
+            idempotency_key=f"adopted-{snapshot.id}",
+            stripe_params=_jsonb(dict(stripe_params)),
+            expires_at=datetime.fromtimestamp(snapshot.expires_at, UTC),
+            created_at=stamp,
+            updated_at=stamp,
+            session_id=snapshot.id,
+            snapshot=_jsonb(snapshot.to_json()),
+        )
+        self._rows[row.id] = row
+        if self._changes is not None:
+            self._changes.notify(snapshot.id, caller, order_id)
+        return Claim(won=True, entry=row.entry())
+
     async def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
 
