@@ -138,10 +138,10 @@ class EventLedger(Protocol):
     ) -> Claim:
         """Insert a row for a session that Stripe made without this service asking (the copy
         a recovery URL makes of an expired session), in the state its snapshot says, unless
-        another row holds the order (`model.holds_order`) while the snapshot's state would too;
-        notify watchers. Won, with the new row, or with the session's row if it has one
-        already; lost, with the row that holds the order. `stripe_params` and `fingerprint`
-        describe the cart (the expired session's); nothing is ever sent with them."""
+        another row holds the order (`model.holds_order`); notify watchers. Won, with the new
+        row, or with the session's row if it has one already; lost, with the row that holds
+        the order. `stripe_params` and `fingerprint` describe the cart (the expired
+        session's); nothing is ever sent with them."""
         ...
 
 

@@ -4,18 +4,18 @@ A session created with `after_expiration.recovery` gets, once it expires, a reco
 opening it makes Stripe create a copy of the session (the same parameters, the order id in its
 metadata included) whose `recovered_from` names the expired one. Stripe makes the copy without
 this service asking and no webhook announces it: the service hears of it when the sweep lists
-Stripe's open sessions, or when an event about it arrives. Either way the copy is adopted into
-the ledger as the expired session's order's next session, with that session's cart (its
-fingerprint and parameters), so that the order keeps at most one payable session
-(docs/architecture.md, "Invariants"):
+Stripe's open sessions, or when an event about it arrives (completed, expired). The copy is
+adopted into the ledger as the expired session's order's next session, with that session's
+cart (its fingerprint and parameters), when no other session holds the order: the order keeps
+at most one payable session (docs/architecture.md, "Invariants").
 
-- a copy of an order that no other session holds is adopted as it is;
-- an open copy of an order that another session holds (the caller gave the order a new cart
-  meanwhile) is expired at Stripe, and adopted expired: the order's own session stands;
-- a copy the customer paid is the order's payment: an open session holding the order is
+- An open copy of an order another session holds (the caller gave the order a new cart
+  meanwhile) is not adopted: the sweep expires it as it expires any open session that no row
+  holds, and the events of an expired copy are ignored.
+- A copy the customer paid is the order's payment: an open session holding the order is
   expired first. If the order was paid by another session too, nothing automatic can undo
-  that: the event stays unapplied (Unavailable, ORDER_PAID_TWICE) until an operator refunds
-  one payment, and the runbook says how.
+  that: the event stays unapplied (Unavailable, ORDER_PAID_TWICE) and the runbook says what
+  to do.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from service.domain.errors import Unavailable, UpstreamRejected
 from service.domain.model import ORDER_ID_KEY, LedgerEntry, LedgerState, SessionSnapshot
 from service.domain.ports import EventLedger, PaymentGateway
 
-# Each round lets go of one obstacle (the copy, or the order's open session), so two suffice
-# unless the order keeps changing.
+# A paid copy lets go of the order's open session in one round; more if the order keeps
+# changing.
 _ROUNDS = 3
 
 
@@ -39,13 +39,12 @@ class RecoveredCarts:
         self._checkout = checkout
 
     async def adopt(self, session_id: str) -> LedgerEntry | None:
-        """The row of the session, adopted if it is a recovered copy of a session in the
-        ledger; None if it is not one."""
+        """The session's row, adopted if it is a recovered copy of a session in the ledger
+        whose order no other session holds (or, paid, whose order's open session it
+        expired); None if it is not such a copy, or an unpaid one of an order held."""
         session = await self._gateway.retrieve_session(session_id)
-        if not session.recovered_from:
-            return None
-        origin = await self._ledger.by_session_id(session.recovered_from)
-        if origin is None or session.metadata.get(ORDER_ID_KEY) != origin.order_id:
+        origin = await self._origin(session)
+        if origin is None:
             return None
         for _ in range(_ROUNDS):
             claim = await self._ledger.adopt(
@@ -57,37 +56,42 @@ class RecoveredCarts:
             )
             if claim.won:
                 return claim.entry
-            session = await self._let_go(session, claim.entry)
+            if session.status != LedgerState.COMPLETE:
+                return None
+            await self._let_go(claim.entry, session)
         raise Unavailable(
             f"order {origin.order_id} kept changing while its recovered session "
             f"{session.id} was adopted",
             reason="CLAIM_CONTENDED",
         )
 
-    async def _let_go(self, copy: SessionSnapshot, holder: LedgerEntry) -> SessionSnapshot:
-        """Make room for the copy: expire it while it is open, or, once it is paid, the
-        order's open session. Returns the copy as it is now."""
-        if copy.status == LedgerState.OPEN:
-            try:
-                return await self._checkout.expire_at_stripe(copy.id)
-            except UpstreamRejected:
-                # No longer open: paid meanwhile, or expired by itself.
-                return await self._gateway.retrieve_session(copy.id)
+    async def _origin(self, session: SessionSnapshot) -> LedgerEntry | None:
+        """The row of the expired session that `session` is a copy of, if it is one."""
+        if not session.recovered_from:
+            return None
+        origin = await self._ledger.by_session_id(session.recovered_from)
+        if origin is None or session.metadata.get(ORDER_ID_KEY) != origin.order_id:
+            return None
+        return origin
+
+    async def _let_go(self, holder: LedgerEntry, paid: SessionSnapshot) -> None:
+        """The order was paid through its recovered copy: its open session must not be paid
+        too."""
         if holder.state == LedgerState.OPEN and holder.session_id is not None:
             # Refused when no longer open: re-read below, and the next round sees how it ended.
             with suppress(UpstreamRejected):
                 await self._checkout.expire_at_stripe(holder.session_id)
             await self._checkout.bring_up_to_date(holder)
-            return copy
+            return
         if holder.state == LedgerState.COMPLETE:
             raise Unavailable(
                 f"order {holder.order_id} was paid by session {holder.session_id} and by "
-                f"{copy.id}, the recovered copy of an expired session: refund one of them",
+                f"{paid.id}, the recovered copy of an expired session: refund one of them",
                 reason="ORDER_PAID_TWICE",
                 retry_after_seconds=3600.0,
             )
         raise Unavailable(
-            f"order {holder.order_id} has a session on its way; {copy.id} is adopted once it "
+            f"order {holder.order_id} has a session on its way; {paid.id} is adopted once it "
             "is stored",
             reason="SESSION_NOT_YET_STORED",
             retry_after_seconds=5.0,

@@ -107,6 +107,10 @@ class StripeSync:
             if event.recovered_from:
                 # A recovered cart's copy, which Stripe made without asking (recovery.py).
                 entry = await self._recovered.adopt(event.session_id)
+                if entry is None:
+                    # Not the order's to keep (another session holds it), or not ours.
+                    await self._ledger.skip_event(event)
+                    return EventOutcome.IGNORED
         if entry is None:
             # Stripe created it and its creator has not stored it yet (or crashed; then the
             # sweep resumes the pending row). Stripe retries the delivery.

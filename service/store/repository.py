@@ -173,15 +173,19 @@ class PostgresLedger:
         async with self._db(), self._pool.acquire() as conn:
             # As in `claim`: the holder may let go of the order between INSERT and SELECT.
             for _ in range(3):
-                # No conflict target: the order's holder, the session's own row and the key
-                # (`adopted-` and the session id) all make it insert nothing.
+                # Nothing is inserted while a row holds the order (a copy that would not hold
+                # it either included), nor when the session has its row, whose key
+                # (`adopted-` and the session id) the conflict catches too.
                 row = await conn.fetchrow(
                     f"""WITH changed AS (
                            INSERT INTO checkout_sessions
                                (order_id, state, progress, fingerprint, idempotency_key,
                                 stripe_params, expires_at, caller, session_id, payment_status,
                                 snapshot)
-                           VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), $8, $9, $10, $11)
+                           SELECT $1, $2, $3, $4, $5, $6, to_timestamp($7), $8, $9, $10, $11
+                           WHERE NOT EXISTS (
+                               SELECT 1 FROM checkout_sessions
+                               WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
                            ON CONFLICT DO NOTHING
                            RETURNING *)
                        SELECT changed.*, {_NOTIFY} FROM changed""",
