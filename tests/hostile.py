@@ -307,6 +307,9 @@ def rate(**fields: Any) -> list[Req.ShippingOption]:
     ]
 
 
+Build = Callable[[str], Req]
+
+
 def text_field(**fields: Any) -> Req.CustomField:
     given: dict[str, Any] = {"key": "giftnote", "label": "Gift note", "type": Req.CustomField.TEXT}
     return Req.CustomField(**{**given, **fields})
@@ -319,11 +322,24 @@ def dropdown_field(*options: Req.DropdownOption, default_value: str = "") -> Req
     )
 
 
+def custom_text(name: str) -> Build:
+    """A cart with `name`'s custom text, and the terms of service checkbox some need."""
+
+    def build(value: str) -> Req:
+        return cart(
+            custom_text=Req.CustomText(**{name: value}),
+            consent_collection=Req.ConsentCollection(
+                terms_of_service=Req.ConsentCollection.TERMS_OF_SERVICE_REQUIRED
+            ),
+        )
+
+    return build
+
+
 def invoice(**data: Any) -> Req.InvoiceCreation:
     return Req.InvoiceCreation(enabled=True, invoice_data=Req.InvoiceData(**data))
 
 
-Build = Callable[[str], Req]
 # Each string of CreateSessionRequest (as tests.hostile.string_field_paths names it): how to put
 # a value there in an otherwise valid request, the field an error names, and a valid value.
 STRINGS: dict[str, tuple[Build, str, str]] = {
@@ -424,21 +440,16 @@ STRINGS: dict[str, tuple[Build, str, str]] = {
         "subscription_data.metadata[plan]",
         "basic",
     ),
-    **{
-        f"line_items[].{where}{{key}}": (
-            lambda v, build=build: cart(line_items=build({v: "x"})),
-            f"line_items[0].{field}[",
-            "sku",
-        )
-        for where, field, build in (
-            ("metadata", "metadata", lambda m: line(price_data=PRICE, metadata=m)),
-            (
-                "price_data.product_metadata",
-                "price_data.product_metadata",
-                lambda m: priced(product_name="Mug", product_metadata=m),
-            ),
-        )
-    },
+    "line_items[].metadata{key}": (
+        lambda v: cart(line_items=line(price_data=PRICE, metadata={v: "x"})),
+        "line_items[0].metadata[",
+        "sku",
+    ),
+    "line_items[].price_data.product_metadata{key}": (
+        lambda v: cart(line_items=priced(product_name="Mug", product_metadata={v: "x"})),
+        "line_items[0].price_data.product_metadata[",
+        "sku",
+    ),
     "line_items[].metadata{value}": (
         lambda v: cart(line_items=line(price_data=PRICE, metadata={"sku": v})),
         "line_items[0].metadata[sku]",
@@ -509,12 +520,7 @@ STRINGS: dict[str, tuple[Build, str, str]] = {
     ),
     **{
         f"custom_text.{name}": (
-            lambda v, name=name: cart(
-                custom_text=Req.CustomText(**{name: v}),
-                consent_collection=Req.ConsentCollection(
-                    terms_of_service=Req.ConsentCollection.TERMS_OF_SERVICE_REQUIRED
-                ),
-            ),
+            custom_text(name),
             f"custom_text.{name}",
             "Orders ship within 2 days.\nThank you!",
         )
