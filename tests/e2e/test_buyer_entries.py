@@ -27,14 +27,16 @@ SAN_FRANCISCO = {
 
 
 @contextmanager
-def terms_of_service(sandbox: Sandbox) -> Iterator[None]:
-    """The account's public details name a terms of service URL, as consent needs."""
+def terms_of_service(sandbox: Sandbox, url: str = TERMS_URL) -> Iterator[None]:
+    """The account's public details name `url` as its terms of service (consent to them needs
+    one; empty: none), and what they named before afterwards."""
     path = "/_sandbox/account/public_details"
-    sandbox.control("POST", path, {"terms_of_service_url": TERMS_URL})
+    before = sandbox.control("GET", path)["terms_of_service_url"] or ""
+    sandbox.control("POST", path, {"terms_of_service_url": url})
     try:
         yield
     finally:
-        sandbox.control("POST", path, {"terms_of_service_url": ""})
+        sandbox.control("POST", path, {"terms_of_service_url": before})
 
 
 def custom_field(key: str, label: str, **fields: Any) -> Req.CustomField:

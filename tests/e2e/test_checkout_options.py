@@ -307,10 +307,10 @@ STRIPE_JUDGES = [
 
 @pytest.mark.parametrize(("overrides", "field"), STRIPE_JUDGES)
 async def test_stripes_refusal_names_the_field(
-    stub: Stub, overrides: dict[str, Any], field: str
+    stub: Stub, sandbox: Sandbox, overrides: dict[str, Any], field: str
 ) -> None:
     order_id = new_order_id()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with terms_of_service(sandbox, ""), pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateSession(cart_request(order_id, **overrides))
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
