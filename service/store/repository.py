@@ -65,6 +65,22 @@ HOLDS_ORDER_PREDICATE = (
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
+# A session Stripe made without being asked (PostgresLedger.adopt), inserted with its notice in
+# one statement. Nothing is inserted while a row holds the order (a copy that would not hold it
+# either included), nor when the session has its row, whose key (`adopted-` and the session
+# id) the conflict catches too.
+_ADOPT = f"""WITH changed AS (
+       INSERT INTO checkout_sessions
+           (order_id, state, progress, fingerprint, idempotency_key, stripe_params, expires_at,
+            caller, session_id, payment_status, snapshot)
+       SELECT $1, $2, $3, $4, $5, $6, to_timestamp($7), $8, $9, $10, $11
+       WHERE NOT EXISTS (
+           SELECT 1 FROM checkout_sessions
+           WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
+       ON CONFLICT DO NOTHING
+       RETURNING *)
+   SELECT changed.*, {_NOTIFY} FROM changed"""
+
 
 class PostgresLedger:
     def __init__(
@@ -173,22 +189,8 @@ class PostgresLedger:
         async with self._db(), self._pool.acquire() as conn:
             # As in `claim`: the holder may let go of the order between INSERT and SELECT.
             for _ in range(3):
-                # Nothing is inserted while a row holds the order (a copy that would not hold
-                # it either included), nor when the session has its row, whose key
-                # (`adopted-` and the session id) the conflict catches too.
                 row = await conn.fetchrow(
-                    f"""WITH changed AS (
-                           INSERT INTO checkout_sessions
-                               (order_id, state, progress, fingerprint, idempotency_key,
-                                stripe_params, expires_at, caller, session_id, payment_status,
-                                snapshot)
-                           SELECT $1, $2, $3, $4, $5, $6, to_timestamp($7), $8, $9, $10, $11
-                           WHERE NOT EXISTS (
-                               SELECT 1 FROM checkout_sessions
-                               WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
-                           ON CONFLICT DO NOTHING
-                           RETURNING *)
-                       SELECT changed.*, {_NOTIFY} FROM changed""",
+                    _ADOPT,
                     order_id,
                     state,
                     progress_of(state, snapshot.payment_status),
