@@ -323,15 +323,23 @@ def dropdown_field(*options: Req.DropdownOption, default_value: str = "") -> Req
 
 
 def custom_text(name: str) -> Build:
-    """A cart with `name`'s custom text, and the terms of service checkbox some need."""
+    """A cart with `name`'s custom text, and what that text stands beside: the terms of service
+    checkbox (which needs a terms of service URL in the Stripe account), or the shipping
+    address."""
+    beside: dict[str, dict[str, Any]] = {
+        "terms_of_service_acceptance": {
+            "consent_collection": Req.ConsentCollection(
+                terms_of_service=Req.ConsentCollection.TERMS_OF_SERVICE_REQUIRED
+            )
+        },
+        "shipping_address": {
+            "shipping_address_collection": Req.ShippingAddressCollection(allowed_countries=["US"])
+        },
+    }
+    needs = beside.get(name, {})
 
     def build(value: str) -> Req:
-        return cart(
-            custom_text=Req.CustomText(**{name: value}),
-            consent_collection=Req.ConsentCollection(
-                terms_of_service=Req.ConsentCollection.TERMS_OF_SERVICE_REQUIRED
-            ),
-        )
+        return cart(custom_text=Req.CustomText(**{name: value}), **needs)
 
     return build
 

@@ -420,8 +420,10 @@ def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> N
         problems.add(f"{path}.unit_amount", f"must be between 0 and {UNIT_AMOUNT_MAX}")
     if data.product_id:
         _existing_product(path, data, problems)
+    elif not data.product_name:
+        problems.add(path, "one of product_name or product_id is required")
     elif not data.product_name.strip():
-        problems.add(f"{path}.product_name", "required unless product_id is set")
+        problems.add(f"{path}.product_name", "required")
     else:
         problems.text(f"{path}.product_name", data.product_name, TEXT_MAX)
     _metadata(f"{path}.product_metadata", data.product_metadata, problems, adds_order_id=False)
@@ -804,7 +806,11 @@ def _custom_text(cmd: CreateSessionCommand, problems: Problems) -> None:
     if text is None:
         return
     for name in ("submit", "after_submit", "shipping_address", "terms_of_service_acceptance"):
-        problems.text(f"custom_text.{name}", getattr(text, name), CUSTOM_TEXT_MAX)
+        message: str = getattr(text, name)
+        if message and not message.strip():
+            problems.add(f"custom_text.{name}", "must not be blank (empty: no text)")
+        else:
+            problems.text(f"custom_text.{name}", message, CUSTOM_TEXT_MAX)
     consent = cmd.consent_collection
     if text.terms_of_service_acceptance and (
         consent is None or consent.terms_of_service != "required"

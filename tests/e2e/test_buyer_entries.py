@@ -6,37 +6,22 @@ GetSession once Stripe's webhook has reached the service."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
-from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id, stored, until_stored
+from tests.e2e.helpers import (
+    SAN_FRANCISCO,
+    Sandbox,
+    Stub,
+    cart_request,
+    new_order_id,
+    stored,
+    until_stored,
+)
 
 Req = api.CreateSessionRequest
-TERMS_URL = "https://shop.example/terms"
 BERLIN = {"line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117", "country": "DE"}
-SAN_FRANCISCO = {
-    "line1": "1 Main St",
-    "city": "San Francisco",
-    "state": "CA",
-    "postal_code": "94103",
-    "country": "US",
-}
-
-
-@contextmanager
-def terms_of_service(sandbox: Sandbox, url: str = TERMS_URL) -> Iterator[None]:
-    """The account's public details name `url` as its terms of service (consent to them needs
-    one; empty: none), and what they named before afterwards."""
-    path = "/_sandbox/account/public_details"
-    before = sandbox.control("GET", path)["terms_of_service_url"] or ""
-    sandbox.control("POST", path, {"terms_of_service_url": url})
-    try:
-        yield
-    finally:
-        sandbox.control("POST", path, {"terms_of_service_url": before})
 
 
 def custom_field(key: str, label: str, **fields: Any) -> Req.CustomField:
@@ -82,7 +67,7 @@ ASKING = {
 
 async def test_what_the_buyer_entered_comes_back(stub: Stub, sandbox: Sandbox) -> None:
     order_id = new_order_id()
-    with terms_of_service(sandbox):
+    with sandbox.terms_of_service():
         created = (await stub.CreateSession(cart_request(order_id, **ASKING))).session
     # Before paying: the fields the page asks for, with nothing in them yet.
     assert [(f.key, f.label, f.type, f.value) for f in created.custom_fields] == [

@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import session_pb2 as pb
 from tests.e2e.helpers import (
+    SAN_FRANCISCO,
     Sandbox,
     Stub,
     cart_request,
@@ -30,7 +31,6 @@ from tests.e2e.helpers import (
     until_stored,
     violated_fields,
 )
-from tests.e2e.test_buyer_entries import SAN_FRANCISCO, terms_of_service
 
 Req = api.CreateSessionRequest
 
@@ -166,7 +166,7 @@ async def test_what_the_page_says_and_offers(stub: Stub, sandbox: Sandbox) -> No
             terms_of_service_acceptance="I agree to the [terms](https://shop.example/terms).",
         ),
     )
-    with terms_of_service(sandbox):
+    with sandbox.terms_of_service():
         created = (await stub.CreateSession(request)).session
 
     at_stripe = await sandbox.client.v1.checkout.sessions.retrieve_async(created.id)
@@ -310,7 +310,7 @@ async def test_stripes_refusal_names_the_field(
     stub: Stub, sandbox: Sandbox, overrides: dict[str, Any], field: str
 ) -> None:
     order_id = new_order_id()
-    with terms_of_service(sandbox, ""), pytest.raises(grpc.aio.AioRpcError) as caught:
+    with sandbox.terms_of_service(""), pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateSession(cart_request(order_id, **overrides))
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -248,6 +248,7 @@ SETUP = {"mode": Mode.SETUP, "line_items": ()}
             ["custom_fields[0].numeric.default_value"],
         ),
         ({"custom_text": CustomText(submit="x" * 1201)}, ["custom_text.submit"]),
+        ({"custom_text": CustomText(after_submit=" \n")}, ["custom_text.after_submit"]),
         ({**ELEMENTS, "custom_text": CustomText(submit="Hi")}, ["custom_text"]),
         (
             {"custom_text": CustomText(terms_of_service_acceptance="I agree")},
@@ -382,6 +383,10 @@ SETUP = {"mode": Mode.SETUP, "line_items": ()}
         ),
         (
             {"line_items": (LineItemRequest(1, price_data=PriceData(500, "")),)},
+            ["line_items[0].price_data"],
+        ),
+        (
+            {"line_items": (LineItemRequest(1, price_data=PriceData(500, " ")),)},
             ["line_items[0].price_data.product_name"],
         ),
         (
