@@ -60,12 +60,19 @@ async def test_a_paid_invoice_is_issued_for_the_order(stub: Stub, sandbox: Sandb
                 footer="Shop GmbH, Berlin",
                 custom_fields=[Req.InvoiceCustomField(name="PO number", value="4711")],
                 metadata={"ledger": "EU"},
+                account_tax_ids=["txi_shop_de_vat"],
                 amount_tax_display=Req.InvoiceData.INCLUDE_INCLUSIVE_TAX,
             ),
         ),
     )
     created = (await stub.CreateSession(request)).session
     assert created.invoice_id == ""
+    asked = await sandbox.client.v1.checkout.sessions.retrieve_async(created.id)
+    assert asked.invoice_creation is not None
+    data = asked.invoice_creation.invoice_data
+    assert data.account_tax_ids == ["txi_shop_de_vat"]
+    assert data.rendering_options is not None
+    assert data.rendering_options.amount_tax_display == "include_inclusive_tax"
 
     sandbox.pay(created.id, name="Ada", **SAN_FRANCISCO)
     paid = await until_stored(stub, order_id, status=pb.Session.COMPLETE)
@@ -120,6 +127,7 @@ async def test_a_returning_customer_saves_a_card_after_3d_secure(
         customer_id=customer.id,
         saved_payment_method_options=Req.SavedPaymentMethodOptions(
             payment_method_save=True,
+            payment_method_remove=True,
             allow_redisplay_filters=[Req.SavedPaymentMethodOptions.ALLOW_REDISPLAY_ALWAYS],
         ),
         payment_method_options=Req.PaymentMethodOptions(
@@ -130,6 +138,7 @@ async def test_a_returning_customer_saves_a_card_after_3d_secure(
     at_stripe = await sandbox.client.v1.checkout.sessions.retrieve_async(created.id)
     assert at_stripe.saved_payment_method_options is not None
     assert at_stripe.saved_payment_method_options.payment_method_save == "enabled"
+    assert at_stripe.saved_payment_method_options.payment_method_remove == "enabled"
     assert at_stripe.saved_payment_method_options.allow_redisplay_filters == ["always"]
     assert at_stripe.payment_method_options is not None
     assert at_stripe.payment_method_options.card is not None
