@@ -127,6 +127,23 @@ class EventLedger(Protocol):
         """Record an event that needs no change; False if recorded before."""
         ...
 
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        """Insert a row for a session that Stripe made without this service asking (the copy
+        a recovery URL makes of an expired session), in the state its snapshot says, unless
+        another row holds the order (`model.holds_order`); notify watchers. Won, with the new
+        row, or with the session's row if it has one already; lost, with the row that holds
+        the order. `stripe_params` and `fingerprint` describe the cart (the expired
+        session's); nothing is ever sent with them."""
+        ...
+
 
 class SweepLedger(Protocol):
     """What the reconciliation sweep needs of the ledger: the rows that may lag Stripe, their

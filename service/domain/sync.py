@@ -23,6 +23,7 @@ from service.domain.errors import (
 )
 from service.domain.model import ORDER_ID_KEY, LedgerEntry, StripeEvent
 from service.domain.ports import Clock, PaymentGateway, SyncLedger
+from service.domain.recovery import RecoveredCarts
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -87,6 +88,7 @@ class StripeSync:
         # A session that is not final and has heard nothing for this long is re-read.
         self._quiet_after = quiet_after
         self._batch_size = batch_size
+        self._recovered = RecoveredCarts(ledger, gateway, checkout)
 
     async def handle_event(self, event: StripeEvent) -> EventOutcome:
         """Apply a verified event exactly once. Raises Unavailable when it cannot be applied
@@ -102,6 +104,14 @@ class StripeSync:
                 # Another integration on the same Stripe account.
                 await self._ledger.skip_event(event)
                 return EventOutcome.IGNORED
+            if event.recovered_from:
+                # A recovered cart's copy, which Stripe made without asking (recovery.py).
+                entry = await self._recovered.adopt(event.session_id)
+                if entry is None:
+                    # Not the order's to keep (another session holds it), or not ours.
+                    await self._ledger.skip_event(event)
+                    return EventOutcome.IGNORED
+        if entry is None:
             # Stripe created it and its creator has not stored it yet (or crashed; then the
             # sweep resumes the pending row). Stripe retries the delivery.
             raise Unavailable(
@@ -252,6 +262,12 @@ class StripeSync:
                 # (above, or by its caller's retry) stores it. Expiring it would hand the
                 # resumed row an expired session.
                 continue
+            if (
+                entry is None
+                and session.recovered_from
+                and await self._recovered.adopt(session.id) is not None
+            ):
+                continue  # a recovered cart's copy, now the order's (recovery.py)
             try:
                 await self._checkout.expire_at_stripe(session.id)
             except UpstreamRejected:

@@ -22,6 +22,7 @@ import stripe
 import structlog
 
 from service.domain import deadlines, rate_limits
+from service.domain.create_plan import SESSION_EXPANSIONS
 from service.domain.errors import (
     CheckoutError,
     DeadlineExceeded,
@@ -33,12 +34,20 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import (
-    Address,
     LineItemSnapshot,
     SessionSnapshot,
     ShippingCost,
     ShippingDetails,
     StripeEvent,
+)
+from service.gateway.collected import (
+    address,
+    collected_fields,
+    discount_amounts,
+    tax_amounts,
+)
+from service.gateway.collected import (
+    stripe_id as _id,
 )
 from service.gateway.webhooks import event_from_stripe
 from service.observability import tracing
@@ -60,6 +69,13 @@ _RATE_LIMIT_MAX_BACKOFF_SECONDS = 4.0
 # Stripe's largest page; a session's 100 line items fit in one.
 _PAGE = 100
 _SESSIONS = "/v1/checkout/sessions"
+_EXPAND = list(SESSION_EXPANSIONS)
+# The same expansions of a line item, on the line items' own list (`data.taxes`).
+_LINE_EXPAND = [
+    path.removeprefix("line_items.")
+    for path in SESSION_EXPANSIONS
+    if path.startswith("line_items.")
+]
 
 T = TypeVar("T")
 log = structlog.get_logger("stripe")
@@ -145,7 +161,7 @@ class StripeGateway:
 
     async def retrieve_session(self, session_id: str) -> SessionSnapshot:
         return await self._session(
-            "retrieve", "get", f"{_SESSIONS}/{_path_id(session_id)}", {"expand": ["line_items"]}
+            "retrieve", "get", f"{_SESSIONS}/{_path_id(session_id)}", {"expand": _EXPAND}
         )
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
@@ -153,7 +169,7 @@ class StripeGateway:
             "expire",
             "post",
             f"{_SESSIONS}/{_path_id(session_id)}/expire",
-            {"expand": ["line_items"]},
+            {"expand": _EXPAND},
             {"idempotency_key": idempotency_key},
         )
 
@@ -223,7 +239,9 @@ class StripeGateway:
         items = data.get("line_items") or {}
         if items.get("has_more"):
             path = f"{_SESSIONS}/{_path_id(data['id'])}/line_items"
-            data["line_items"] = {"data": await self._listed("list_line_items", path, {})}
+            data["line_items"] = {
+                "data": await self._listed("list_line_items", path, {"expand": _LINE_EXPAND})
+            }
         return snapshot_from_stripe(data)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -429,6 +447,7 @@ def snapshot_from_stripe(data: Mapping[str, Any]) -> SessionSnapshot:
             _id(d.get("promotion_code")) or _id(d.get("coupon")) or ""
             for d in data.get("discounts") or ()
         ),
+        **collected_fields(data),
     )
 
 
@@ -440,6 +459,7 @@ def _shipping_cost(data: Mapping[str, Any] | None) -> ShippingCost | None:
         amount_subtotal=data.get("amount_subtotal") or 0,
         amount_tax=data.get("amount_tax") or 0,
         amount_total=data.get("amount_total") or 0,
+        taxes=tax_amounts(data.get("taxes")),
     )
 
 
@@ -448,28 +468,10 @@ def _path_id(session_id: str) -> str:
     return urllib.parse.quote(session_id, safe="")
 
 
-def _id(value: Any) -> str | None:
-    """An expandable field: an id, or the expanded object carrying it."""
-    if isinstance(value, Mapping):
-        return str(value["id"])
-    return None if value is None else str(value)
-
-
 def _shipping(data: Mapping[str, Any] | None) -> ShippingDetails | None:
     if not data:
         return None
-    address = data.get("address") or {}
-    return ShippingDetails(
-        name=data.get("name") or "",
-        address=Address(
-            line1=address.get("line1") or "",
-            line2=address.get("line2") or "",
-            city=address.get("city") or "",
-            state=address.get("state") or "",
-            postal_code=address.get("postal_code") or "",
-            country=address.get("country") or "",
-        ),
-    )
+    return ShippingDetails(name=data.get("name") or "", address=address(data.get("address") or {}))
 
 
 def _line_item(data: Mapping[str, Any]) -> LineItemSnapshot:
@@ -485,4 +487,8 @@ def _line_item(data: Mapping[str, Any]) -> LineItemSnapshot:
         amount_discount=data.get("amount_discount") or 0,
         amount_tax=data.get("amount_tax") or 0,
         amount_total=data.get("amount_total") or 0,
+        metadata=dict(data.get("metadata") or {}),
+        product_id=_id(price.get("product")) or "",
+        taxes=tax_amounts(data.get("taxes")),
+        discounts=discount_amounts(data.get("discounts")),
     )

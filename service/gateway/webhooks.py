@@ -79,4 +79,5 @@ def event_from_stripe(data: Mapping[str, Any]) -> StripeEvent | None:
         session_id=session["id"],
         order_id=metadata.get(ORDER_ID_KEY),
         created=int(data.get("created") or 0),
+        recovered_from=session.get("recovered_from"),
     )

@@ -306,6 +306,43 @@ class InMemoryLedger:
         self._events[event.id] = event
         return True
 
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        own = next((r for r in self._rows.values() if r.session_id == snapshot.id), None)
+        if own is not None:
+            return Claim(won=True, entry=own.entry())
+        state = ledger_state(snapshot)
+        holder = self._holder(caller, order_id)
+        if holder is not None:
+            return Claim(won=False, entry=holder.entry())
+        stamp = self._stamp()
+        row = _Row(
+            id=next(self._ids),
+            caller=caller,
+            order_id=order_id,
+            state=state,
+            progress=progress_of(state, snapshot.payment_status),
+            fingerprint=fingerprint,
+            idempotency_key=f"adopted-{snapshot.id}",
+            stripe_params=_jsonb(dict(stripe_params)),
+            expires_at=datetime.fromtimestamp(snapshot.expires_at, UTC),
+            created_at=stamp,
+            updated_at=stamp,
+            session_id=snapshot.id,
+            snapshot=_jsonb(snapshot.to_json()),
+        )
+        self._rows[row.id] = row
+        if self._changes is not None:
+            self._changes.notify(snapshot.id, caller, order_id)
+        return Claim(won=True, entry=row.entry())
+
     async def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
 
@@ -636,6 +673,24 @@ class FakeStripe:
     def forget(self, session_id: str) -> None:
         """Stripe no longer knows the session (another account or key): reads are a 404."""
         del self._sessions[session_id]
+
+    def recover(self, session_id: str) -> str:
+        """The customer opens an expired session's recovery URL: Stripe makes an open copy of
+        it (its metadata, the order id, included) naming it in `recovered_from`."""
+        expired = self.session(session_id)
+        assert expired.status == "expired", f"{session_id} is {expired.status}"
+        copy_id = next(self._session_ids)
+        created = int(self._clock.now().timestamp())
+        self._sessions[copy_id] = replace(
+            expired,
+            id=copy_id,
+            status="open",
+            created=created,
+            expires_at=created + 24 * 3600,
+            url=f"https://checkout.stripe.test/c/pay/{copy_id}",
+            recovered_from=session_id,
+        )
+        return copy_id
 
     # -- for tests to look at --
 

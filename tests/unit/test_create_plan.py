@@ -58,7 +58,13 @@ def test_builds_stripe_parameters_with_the_order_everywhere_stripe_shows_it() ->
         "client_reference_id": "order-1",
         "metadata": {"cart": "42", "order_id": "order-1"},
         "expires_at": int((NOW + timedelta(hours=24)).timestamp()),
-        "expand": ["line_items"],
+        # What the ledger keeps and Stripe shows only when expanded.
+        "expand": [
+            "line_items",
+            "line_items.data.taxes",
+            "line_items.data.discounts",
+            "total_details.breakdown",
+        ],
         "line_items": [
             {
                 "quantity": 2,
