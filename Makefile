@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
-.PHONY: all install proto run sandbox test bench chaos check lint typecheck layers buf fmt clean \
-	deploy-check image
+.PHONY: all install proto run sandbox test test-unit bench chaos check lint typecheck layers buf \
+	fmt clean deploy-check image
 
 all: proto
 
@@ -35,8 +35,15 @@ run: proto
 sandbox: proto
 	$(BIN)/python -m sandbox
 
+# The whole suite, on every core (pytest-xdist): each worker starts a Postgres and a sandbox of
+# its own and takes a test file at a time. TEST_WORKERS=0 runs it in one process, in order.
+TEST_WORKERS ?= logical
 test: proto
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The unit tests alone: the domain over in-memory fakes, no Postgres, sandbox or server.
+test-unit: proto
+	$(BIN)/python -m pytest tests/unit
 
 # Timings live here: the service side by side with a bare grpc.aio server and with direct
 # stripe-python calls, printed as tables and written to bench/results.json; tests never assert
