@@ -7,14 +7,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import pytest_asyncio
 
 from tests.support import FAST_RETRIES, SandboxProcess, start_sandbox, stop_sandbox
+
+
+def pytest_configure() -> None:
+    # SIGTERM (a cancelled CI job, `timeout`) ends the run as Ctrl-C does, in the controller and
+    # in each xdist worker, so that fixtures stop what they started: a Postgres runs in a
+    # session of its own and would outlive a process killed outright.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")
