@@ -47,9 +47,10 @@ test-unit: proto
 
 # Timings live here: the service side by side with a bare grpc.aio server and with direct
 # stripe-python calls, printed as tables and written to bench/results.json; tests never assert
-# them. QUICK=1: shorter runs, under two minutes.
+# them. QUICK=1: shorter runs. PROFILE=1: only a py-spy profile of the service creating
+# sessions (bench/create-profile.txt).
 bench: proto
-	$(BIN)/python -m bench $(if $(QUICK),--quick)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 
 # Three replicas on one Postgres and the sandbox, under Stripe faults, a Postgres restart and a
 # SIGKILLed replica; then the ledger is checked against Stripe and the table printed. Fails if
