@@ -85,6 +85,10 @@ async def _samples(window: _Window, load: OpenLoad) -> tuple[_Sample, _Sample, f
 async def open_window(load: OpenLoad) -> OpenResult:
     async with AsyncExitStack() as stack:
         call = await prepare_create(load, stack)
+        # One create before the schedule: the first answer makes stripe-python import its
+        # object classes and each side open its first connections, which would hold up the
+        # calls due meanwhile.
+        await call(0)
         first = time.perf_counter() + 0.1
         window = _Window(start=first + load.warmup_s, end=first + load.warmup_s + load.duration_s)
         sampling = asyncio.create_task(_samples(window, load))
