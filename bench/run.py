@@ -135,7 +135,7 @@ def measure(
         # works through, and the watchers' idle figures would carry that.
         rates = "/".join(f"{rate:g}" for rate in plan.create_rates)
         _say(f"new-order creates at {rates}/s, service and direct, {plan.create_rounds} round(s)")
-        _creates(plan, m, pg, sandbox, service)
+        _creates(plan, m, pg, sandbox, service, log_dir)
         m.final_rss_mb = procfs.rss_mb(service.pid)
     finally:
         service.stop()
@@ -181,21 +181,27 @@ def _creates(
     pg: Postgres,
     sandbox: servers.ServerProcess,
     service: servers.ServerProcess,
+    log_dir: Path,
 ) -> None:
-    """New-order creates at each rate, open loop, through the service and straight at the
+    """New-order creates at each rate, open loop, through the service and straight at a
     sandbox, interleaved round by round (the two paths' order swapped every other round), with
-    the sandbox holding every session create for `stripe_latency_ms`."""
-    add_latency(sandbox.url, CHECKOUT_SESSIONS, plan.stripe_latency_ms)
+    the sandboxes holding every session create for `stripe_latency_ms`. The direct client has a
+    sandbox of its own, as another Stripe account: in the service's, its sessions would carry
+    order ids the ledger does not know, and the service's sweep would expire them (on the
+    service's CPU) as the sessions of answers it lost."""
+    direct = servers.start_sandbox(log_dir, name="sandbox-direct")
     try:
+        for api in (sandbox, direct):
+            add_latency(api.url, CHECKOUT_SESSIONS, plan.stripe_latency_ms)
         for n in range(plan.create_rounds):
             for rate in plan.create_rates:
-                paths = (w.CREATE, w.DIRECT_CREATE) if n % 2 == 0 else (w.DIRECT_CREATE, w.CREATE)
-                for kind in paths:
-                    m.creates.append(
-                        run_open(create_load(plan, kind, n, rate, pg, sandbox, service))
-                    )
+                paths = [(w.CREATE, sandbox), (w.DIRECT_CREATE, direct)]
+                for kind, api in paths if n % 2 == 0 else reversed(paths):
+                    load = create_load(plan, kind, n, rate, pg, api, service)
+                    m.creates.append(run_open(load))
     finally:
         clear_faults(sandbox.url)
+        direct.stop()
         service.forget_log()
 
 
@@ -208,6 +214,7 @@ def create_load(
     sandbox: servers.ServerProcess,
     service: servers.ServerProcess,
 ) -> OpenLoad:
+    """One window of `kind` at `rate`; `sandbox` is the one that path calls."""
     direct = kind == w.DIRECT_CREATE
     return OpenLoad(
         kind=kind,

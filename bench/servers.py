@@ -100,10 +100,10 @@ def start(
     return ServerProcess(name, process, stdout, stderr, serving, start_s)
 
 
-def start_sandbox(log_dir: Path) -> ServerProcess:
+def start_sandbox(log_dir: Path, name: str = "sandbox") -> ServerProcess:
     """The Stripe sandbox on a free port, with the demo catalog, its output kept in log_dir."""
     return start(
-        "sandbox",
+        name,
         "sandbox",
         dict(os.environ),
         log_dir,
