@@ -8,10 +8,8 @@ with ptrace: root, or `kernel.yama.ptrace_scope` 0."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,12 +25,11 @@ from bench.sandbox_api import (
     create_webhook_endpoint,
     point_webhook_endpoint,
 )
+from bench.stacks import summary
 from bench.workloads import run_open
 
 STACKS = Path(__file__).with_name("create-profile.txt")
 _SAMPLES_PER_SECOND = 250
-_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^():]*)(?::\d+)?\)$")
-_TOP = 20
 
 
 def profile_creates(plan: Plan, pg: Postgres, sandbox: servers.ServerProcess, logs: Path) -> None:
@@ -69,52 +66,3 @@ def profile_creates(plan: Plan, pg: Postgres, sandbox: servers.ServerProcess, lo
         f"{window.p50_ms:.0f} ms, {window.errors} errors; stacks in {STACKS}\n"
     )
     print("\n".join(summary(STACKS.read_text())))
-
-
-def _frames(line: str) -> tuple[list[tuple[str, str]], int]:
-    stack, _, count = line.rpartition(" ")
-    frames = []
-    for raw in stack.split(";"):
-        if match := _FRAME.match(raw):
-            frames.append((match["function"], match["file"]))
-    return frames, int(count)
-
-
-def _area(file: str) -> str:
-    """The library, the standard library's module or the service's package a frame is in (py-spy
-    names files from their package: `stripe/_http_client.py`, `asyncio/events.py`)."""
-    parts = Path(file).parts
-    top = parts[0].removesuffix(".py") if parts else file
-    if top in ("service", "checkout"):
-        return "/".join(parts[:2]).removesuffix(".py")
-    if top.startswith("<") or top in sys.stdlib_module_names:
-        return f"{top} (standard library)"
-    return top
-
-
-def summary(raw: str) -> list[str]:
-    """Where the samples fall: by library (the innermost frame's), by function on the CPU
-    (self), and by function anywhere on the stack (inclusive), as shares of all samples."""
-    areas: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in filter(None, raw.splitlines()):
-        frames, count = _frames(line)
-        if not frames:
-            continue
-        total += count
-        function, file = frames[-1]
-        areas[_area(file)] += count
-        own[f"{function} ({file})"] += count
-        for name in {f"{f} ({path})" for f, path in frames}:
-            inclusive[name] += count
-    lines = [f"{total} samples of the service's Python threads on the CPU"]
-    for title, counts in (
-        ("library of the innermost frame", areas),
-        ("function on the CPU (self)", own),
-        ("function anywhere on the stack (inclusive)", inclusive),
-    ):
-        lines += ["", f"| {title} | share |", "|---|--:|"]
-        lines += [f"| {name} | {n / total:.1%} |" for name, n in counts.most_common(_TOP)]
-    return lines

@@ -1,9 +1,9 @@
-"""The profile's tables (bench/profile.py): py-spy's collapsed stacks, read back as shares of
+"""The profile's tables (bench/stacks.py): py-spy's collapsed stacks, read back as shares of
 the samples. Pure, no I/O."""
 
 from __future__ import annotations
 
-from bench.profile import summary
+from bench.stacks import summary
 
 ENTRY = "_run_module_as_main (<frozen runpy>:198);main (service/app.py:40)"
 CREATE = "Checkout._create (service/domain/checkout.py:80)"
