@@ -86,7 +86,10 @@ async def run_chaos(
     *,
     seed: int,
     progress: Callable[[str], None] = lambda _: None,
+    postgres_folder: Path | None = None,
 ) -> Outcome:
+    """`postgres_folder` holds the run's own Postgres, if not `run_dir` (the tests keep theirs
+    apart: see `postgres_root` in tests/conftest.py)."""
     began = time.monotonic()
 
     def say(message: str) -> None:
@@ -96,7 +99,7 @@ async def run_chaos(
     log_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
     prefix = f"chaos-{run_id}-"
-    postgres = await Postgres.open(run_dir, f"chaos-{run_id}")
+    postgres = await Postgres.open(postgres_folder or run_dir, f"chaos-{run_id}")
     say(f"Postgres: {postgres.describe()}")
     try:
         sandbox = await SandboxProcess.start(log_dir)

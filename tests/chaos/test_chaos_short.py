@@ -18,8 +18,12 @@ from chaos.run import run_chaos
 from chaos.scenario import SHORT
 
 
-async def test_a_short_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
-    outcome = await run_chaos(SHORT, tmp_path, seed=random.randrange(1 << 31))
+async def test_a_short_chaos_run_keeps_every_invariant(
+    tmp_path: Path, postgres_folder: Path
+) -> None:
+    outcome = await run_chaos(
+        SHORT, tmp_path, seed=random.randrange(1 << 31), postgres_folder=postgres_folder
+    )
     table = render(outcome)
     passed = outcome.passed  # not `outcome.passed` in the assert: its repr is pages long
 
