@@ -59,8 +59,10 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
 
 
 @pytest.fixture(scope="module")
-def wheel_files(builder: Builder, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    clone = tmp_path_factory.mktemp("clone")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tracked files (and untracked ones git does not ignore), as a fresh clone has them:
+    wheels are built there, so that no build leaves anything in the working tree."""
+    folder = tmp_path_factory.mktemp("clone")
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -70,9 +72,16 @@ def wheel_files(builder: Builder, tmp_path_factory: pytest.TempPathFactory) -> s
     for name in filter(None, (entry.decode() for entry in tracked)):
         source = ROOT / name
         if source.is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, clone / name)
-    assert not (clone / "checkout").exists(), "the generated contract must not be in git"
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    assert not (folder / "checkout").exists(), "the generated contract must not be in git"
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wheel_files(
+    builder: Builder, clone: Path, tmp_path_factory: pytest.TempPathFactory
+) -> set[str]:
     wheel = builder.wheel(clone, tmp_path_factory.mktemp("wheel"))
     with zipfile.ZipFile(wheel) as archive:
         return set(archive.namelist())
@@ -112,9 +121,9 @@ def test_the_wheel_carries_nothing_but_the_service_and_the_contract(
 
 
 def test_the_client_wheel_carries_the_stubs_and_the_service_config(
-    builder: Builder, tmp_path_factory: pytest.TempPathFactory
+    builder: Builder, clone: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    wheel = builder.wheel(ROOT / "clients" / "python", tmp_path_factory.mktemp("client-wheel"))
+    wheel = builder.wheel(clone / "clients" / "python", tmp_path_factory.mktemp("client-wheel"))
     assert wheel.name.startswith("checkout_client-")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
