@@ -136,3 +136,5 @@ class CreateSessionCommand:
     subscription_data: SubscriptionData | None = None
     payment_method_collection: str | None = None
     adaptive_pricing: bool | None = None
+    capture_method: str | None = None
+    """`automatic` or `manual` (`payment_intent_data.capture_method`); None: Stripe's default."""

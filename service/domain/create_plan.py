@@ -94,6 +94,10 @@ def plan_create(
         params["subscription_data"] = _subscription_data(cmd, order_id)
     elif mode is Mode.PAYMENT:
         params["payment_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
+        if cmd.capture_method == "manual":
+            # Authorised now, captured by CapturePayment later:
+            # https://docs.stripe.com/payments/place-a-hold-on-a-payment-method
+            params["payment_intent_data"]["capture_method"] = "manual"
     else:
         params["setup_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
     return CreatePlan(
@@ -165,6 +169,11 @@ def fingerprint(cmd: CreateSessionCommand) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Fields of a request added after fingerprints were first stored: left out while unset, so that
+# a request that does not use them keeps the fingerprint it always had.
+_ADDED_LATER = ("capture_method",)
+
+
 def _plain(value: object) -> object:
     """What the JSON encoder cannot write itself: each dataclass as the dict of its fields (what
     `dataclasses.asdict` gives, without its deep copies; the encoder walks the values, in C, so
@@ -174,6 +183,9 @@ def _plain(value: object) -> object:
         data = field_values(value)
         if isinstance(value, CreateSessionCommand):
             data["request_id"] = ""
+            for name in _ADDED_LATER:
+                if data[name] is None:
+                    del data[name]
         return data
     if isinstance(value, Enum):
         return value.value

@@ -456,6 +456,8 @@ _MODES_FOR = {
     "phone_number_collection": (Mode.PAYMENT, Mode.SUBSCRIPTION),
     "subscription_data": (Mode.SUBSCRIPTION,),
     "payment_method_collection": (Mode.SUBSCRIPTION,),
+    # A PaymentIntent's: subscriptions and setups have none to capture.
+    "capture_method": (Mode.PAYMENT,),
 }
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import payments_pb2
 from checkout.v1 import session_pb2 as pb
 from service.domain.commands import (
     AdjustableQuantity,
@@ -26,6 +27,7 @@ from service.domain.commands import (
     UiMode,
 )
 from service.domain.model import LedgerEntry, SessionSnapshot, field_values
+from service.edge.payment_mapping import payment_message
 
 _MODES = {
     pb.Session.PAYMENT: Mode.PAYMENT,
@@ -75,6 +77,10 @@ _INTERVALS = {
     Req.Recurring.WEEK: "week",
     Req.Recurring.MONTH: "month",
     Req.Recurring.YEAR: "year",
+}
+_CAPTURE_METHODS = {
+    payments_pb2.Payment.AUTOMATIC: "automatic",
+    payments_pb2.Payment.MANUAL: "manual",
 }
 _DELIVERY_UNITS = {
     Req.DeliveryBound.HOUR: "hour",
@@ -134,6 +140,7 @@ def create_command(request: Req) -> CreateSessionCommand:
         subscription_data=_subscription_data(request),
         payment_method_collection=_PAYMENT_METHOD_COLLECTION.get(request.payment_method_collection),
         adaptive_pricing=_enabled(request, "adaptive_pricing"),
+        capture_method=_CAPTURE_METHODS.get(request.capture_method),
     )
 
 
@@ -248,6 +255,8 @@ def session_message(entry: LedgerEntry, *, client_secret: bool) -> pb.Session:
     message.update_time.FromDatetime(entry.updated_at)
     if entry.snapshot is not None:
         _fill(message, entry.snapshot)
+    if entry.payment is not None:
+        message.payment.CopyFrom(payment_message(entry.payment))
     if not client_secret:
         message.client_secret = ""
     return message
