@@ -11,12 +11,13 @@ released, and the earliest refunds, up to what was released, are that release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from service.domain.errors import CheckoutError
 from service.domain.model import LedgerEntry, field_values
 
 # Metadata the service puts on each refund it asks for, naming the request that made it: a
@@ -51,6 +52,22 @@ class IntentStatus(StrEnum):
     REQUIRES_PAYMENT_METHOD = "requires_payment_method"
 
 
+# The events about payments after checkout that the service applies (each one a hint: the
+# payment is read again from Stripe), beside the Checkout Session's (sync.py).
+PAYMENT_EVENTS = frozenset(
+    {
+        "payment_intent.amount_capturable_updated",  # authorised, for a manual capture
+        "payment_intent.succeeded",  # captured
+        "payment_intent.canceled",  # released, or lapsed
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+    }
+)
 LAPSED = "automatic"
 """The `cancellation_reason` Stripe gives an authorisation that lapsed uncaptured."""
 # Refunds whose money is not (or no longer) on its way back.
@@ -325,6 +342,17 @@ class PaymentWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class MoneySweep:
+    """What the sweep's pass did to payments (payment_sync.py)."""
+
+    resumed: int = 0
+    """Operations whose outcome is now known."""
+    updated: int = 0
+    """Payments whose stored state changed: they lagged Stripe's."""
+    failed: list[tuple[str, CheckoutError]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class MoneyCommand:
     """A CapturePayment, CancelPayment or RefundPayment request, as the caller sent it."""
 
@@ -349,3 +377,43 @@ class PaymentEvent:
     order_id: str | None
     """The order id the service put in the PaymentIntent's (or charge's) metadata, if any."""
     created: int = 0
+
+
+def settlements(snapshot: PaymentSnapshot, operations: Iterable[Operation]) -> list[Settlement]:
+    """The operations whose outcome the snapshot shows: a refund found at Stripe by the request
+    that made it (succeeded, or failed if it failed since); a pending capture or cancel whose
+    PaymentIntent was captured or released (by it, or before it: Stripe captures once)."""
+    found = []
+    for op in operations:
+        if op.state == OperationState.FAILED:
+            continue
+        if op.kind == OperationKind.REFUND:
+            refund = next(
+                (
+                    r
+                    for r in snapshot.refunds
+                    if (r.caller, r.request_id) == (op.caller, op.request_id)
+                ),
+                None,
+            )
+            if refund is None:
+                continue
+            state = OperationState.FAILED if refund.undone else OperationState.SUCCEEDED
+            if (state, refund.id) != (op.state, op.refund_id):
+                found.append(Settlement(op.op_id, op.state, state, refund.id))
+        elif op.state == OperationState.PENDING:
+            outcome = _outcome(op.kind, snapshot)
+            if outcome is not None:
+                found.append(Settlement(op.op_id, op.state, outcome))
+    return found
+
+
+def _outcome(kind: OperationKind, snapshot: PaymentSnapshot) -> OperationState | None:
+    """Whether the PaymentIntent shows a capture's (or a cancel's) outcome."""
+    if snapshot.captured:
+        done = OperationKind.CAPTURE
+    elif snapshot.status == IntentStatus.CANCELED:
+        done = OperationKind.CANCEL
+    else:
+        return None
+    return OperationState.SUCCEEDED if kind == done else OperationState.FAILED
