@@ -223,22 +223,26 @@ class Payments:
         )
 
     async def _refused(self, op: Operation, exc: UpstreamRejected) -> MoneyResult:
-        """Stripe definitely refused: the operation failed (a refund's reservation goes back),
-        and the payment is read again, since the refusal is most often about its state. A
-        release refused because the authorisation is released already is what was asked."""
+        """Stripe definitely refused: the operation failed, with Stripe's reason kept for a
+        retry (a refund's reservation goes back), and the payment is read again, since the
+        refusal is most often about its state. A release refused because the authorisation
+        was released already is what was asked."""
         entry = await self._ledger.by_row_id(op.session_row)
-        written = await self.refresh(entry)
-        assert written.entry is not None and written.entry.payment is not None
-        if (
-            op.kind == OperationKind.CANCEL
-            and written.entry.payment.status == IntentStatus.CANCELED
-        ):
-            done = await self._payments.finish_operation(op.op_id, state=OperationState.SUCCEEDED)
-            return MoneyResult(written.entry, done)
+        if op.kind == OperationKind.CANCEL:
+            written = await self.refresh(entry)
+            current = await self._payments.operation(op.caller, op.request_id)
+            if (
+                written.entry is not None
+                and current is not None
+                and current.state == OperationState.SUCCEEDED
+            ):
+                return MoneyResult(written.entry, current)
         failure = Failure(exc.code, exc.param, exc.message, exc.request_id)
         failed = await self._payments.finish_operation(
             op.op_id, state=OperationState.FAILED, failure=failure
         )
+        written = await self.refresh(entry)
+        assert written.entry is not None
         raise _refusal(failed, failure, written.entry)
 
     async def _after_spent_key(self, op: Operation) -> MoneyResult:
@@ -273,6 +277,15 @@ class Payments:
         entry = await self._ledger.by_row_id(op.session_row)
         if op.state == OperationState.FAILED and op.failure is not None:
             raise _refusal(op, op.failure, entry)
+        if op.state == OperationState.FAILED and op.refund_id is None:
+            # Stripe went the other way before it (captured, or released, elsewhere).
+            status = entry.payment.status if entry.payment is not None else "unknown"
+            raise _precondition(
+                "OPERATION_FAILED",
+                session_name(entry.session_id or ""),
+                f"the payment was not {_DONE[op.kind]}: it is {status}",
+            )
+        # Done; a refund made that failed since shows as failed among the payment's refunds.
         return MoneyResult(entry, op, _refund_of(entry, op))
 
     async def _paid_session(self, caller: Caller, cmd: MoneyCommand) -> LedgerEntry:

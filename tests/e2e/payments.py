@@ -78,3 +78,10 @@ async def refunds_at_stripe(sandbox: Sandbox, payment_intent_id: str) -> list[st
         {"payment_intent": payment_intent_id, "limit": 100}
     )
     return [r async for r in page.auto_paging_iter()]
+
+
+def posts(sandbox: Sandbox) -> int:
+    """POST requests the sandbox has answered: every call that would move money is one (reads,
+    which webhooks also make, are not)."""
+    requests = sandbox.stats()["requests"]
+    return sum(n for key, n in requests.items() if key.startswith("POST /v1/"))
