@@ -4,6 +4,7 @@ payment as the service answers it or as Stripe (the sandbox) says it is."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import stripe
@@ -36,7 +37,7 @@ async def paid_order(
     return created.session
 
 
-async def until_payment(stub: Stub, order_id: str, **expected: Any) -> pb.Payment:
+async def until_payment(stub: Stub, order_id: str, **expected: Any) -> pay.Payment:
     """The session's payment as the ledger holds it, once it says what is expected (webhooks
     land in the background)."""
 
@@ -85,3 +86,14 @@ def posts(sandbox: Sandbox) -> int:
     which webhooks also make, are not)."""
     requests = sandbox.stats()["requests"]
     return sum(n for key, n in requests.items() if key.startswith("POST /v1/"))
+
+
+def money_calls(stub: Stub, order_id: str, *kinds: str) -> list[Callable[[], Awaitable[object]]]:
+    """CapturePayment, CancelPayment or RefundPayment (`capture`, `cancel`, `refund`) of the
+    order, each with a request id of its own."""
+    made: dict[str, Callable[[], Awaitable[object]]] = {
+        "capture": lambda: stub.CapturePayment(capture(order_id)),
+        "cancel": lambda: stub.CancelPayment(cancel(order_id)),
+        "refund": lambda: stub.RefundPayment(refund(order_id)),
+    }
+    return [made[kind] for kind in kinds]

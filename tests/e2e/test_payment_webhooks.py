@@ -235,7 +235,7 @@ async def test_stripes_refusal_is_mapped_and_answered_alike_to_a_retry(
     assert at_stripe.amount_received == 0
 
 
-async def _until_dispute(stub: Stub, order_id: str, status: int) -> pb.Payment:
+async def _until_dispute(stub: Stub, order_id: str, status: int) -> pay.Payment:
     async def decided() -> bool:
         return (await stored(stub, order_id)).payment.dispute.status == status
 

@@ -25,6 +25,7 @@ from tests.e2e.payments import (
     cancel,
     capture,
     intent_at_stripe,
+    money_calls,
     paid_order,
     posts,
     refund,
@@ -132,9 +133,9 @@ async def test_a_payment_captured_at_once_cannot_be_captured_or_released(
 ) -> None:
     session = await paid_order(stub, sandbox)
 
-    for call, request in ((stub.CapturePayment, capture), (stub.CancelPayment, cancel)):
+    for call in money_calls(stub, session.order_id, "capture", "cancel"):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await call(request(session.order_id))  # type: ignore[operator]
+            await call()
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert reason(refused.value) == "ALREADY_CAPTURED"
     payment = await until_payment(stub, session.order_id, status=pay.Payment.SUCCEEDED)
@@ -162,12 +163,13 @@ async def test_an_authorisation_is_released_once_and_then_neither_captured_nor_r
         "canceled",
         "requested_by_customer",
     )
-    for call, request, why in (
-        (stub.CapturePayment, capture, "AUTHORIZATION_RELEASED"),
-        (stub.RefundPayment, refund, "NOTHING_CAPTURED"),
+    for call, why in zip(
+        money_calls(stub, session.order_id, "capture", "refund"),
+        ("AUTHORIZATION_RELEASED", "NOTHING_CAPTURED"),
+        strict=True,
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await call(request(session.order_id))  # type: ignore[operator]
+            await call()
         assert (refused.value.code(), reason(refused.value)) == (
             grpc.StatusCode.FAILED_PRECONDITION,
             why,
@@ -222,8 +224,10 @@ async def test_a_refund_retried_with_its_request_id_refunds_once(
     assert first.refund.request_id == request.request_id
     at_stripe = await refunds_at_stripe(sandbox, first.session.payment.payment_intent_id)
     assert [r.id for r in at_stripe] == [first.refund.id]
-    assert at_stripe[0].metadata["checkout_request_id"] == request.request_id
-    assert at_stripe[0].metadata["order_id"] == session.order_id
+    metadata = at_stripe[0].metadata
+    assert metadata is not None
+    assert metadata["checkout_request_id"] == request.request_id
+    assert metadata["order_id"] == session.order_id
 
 
 async def test_only_a_captured_payment_is_refunded(stub: Stub, sandbox: Sandbox) -> None:
@@ -292,13 +296,9 @@ async def test_setup_and_subscription_sessions_say_where_their_money_is_handled(
     created = await stub.CreateSession(request)
     sandbox.pay(created.session.id, payment_status="paid")
 
-    for call, request_of in (
-        (stub.CapturePayment, capture),
-        (stub.CancelPayment, cancel),
-        (stub.RefundPayment, refund),
-    ):
+    for call in money_calls(stub, order_id, "capture", "cancel", "refund"):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await call(request_of(order_id))  # type: ignore[operator]
+            await call()
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert reason(refused.value) == "NOT_A_PAYMENT_SESSION"
         assert where in (refused.value.details() or "")
