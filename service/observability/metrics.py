@@ -107,7 +107,9 @@ class Metrics:
             "checkout_sweep_repairs_total",
             "What the sweep set right: rows brought up to date (updated), sessions Stripe no "
             "longer knows (missing), events no webhook brought (caught_up), open sessions no row "
-            "held (orphan); and rows it failed on (failed).",
+            "held (orphan), payments that lagged Stripe (payment_updated), captures, cancels and "
+            "refunds left pending and now settled (operation_resumed); and rows it failed on "
+            "(failed).",
             ("kind",),
             registry=r,
         )
