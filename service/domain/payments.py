@@ -62,7 +62,7 @@ from service.domain.validation import REQUEST_ID_MAX, is_identifier, validate_lo
 
 # A payment's version moves with every write of Stripe's view; a read that loses the race reads
 # Stripe again, a few times, then gives up for the caller's retry (or Stripe's redelivery).
-_READ_ROUNDS = 3
+_READ_ROUNDS = 5
 # Stripe refuses these because of the payment's state, not the request's shape.
 _STATE_CODES = frozenset(
     {
@@ -149,7 +149,7 @@ class Payments:
             state=OperationState.SUCCEEDED,
             refund_id=None if refund is None else refund.id,
         )
-        entry = await self._store(op.session_row, snapshot, record.version)
+        entry = await self._store(finished, snapshot, record.version)
         return MoneyResult(entry, finished, _refund_of(entry, finished) or refund)
 
     async def ensure_payment(self, entry: LedgerEntry) -> PaymentRecord:
@@ -186,12 +186,17 @@ class Payments:
             reason="PAYMENT_CONTENDED",
         )
 
-    async def _store(self, session_row: int, snapshot: PaymentSnapshot, seen: int) -> LedgerEntry:
-        """Stripe's answer to an operation, stored; read again if another write came first."""
-        written = await self._payments.record_payment(session_row, snapshot, seen=seen)
-        if written.entry is None:
-            entry = await self._ledger.by_row_id(session_row)
-            written = await self.refresh(entry)
+    async def _store(self, op: Operation, snapshot: PaymentSnapshot, seen: int) -> LedgerEntry:
+        """Stripe's answer to an operation, stored. If another write came first (the webhooks
+        the operation itself set off, most often), what it stored does if it shows the
+        operation done; otherwise the payment is read again."""
+        written = await self._payments.record_payment(op.session_row, snapshot, seen=seen)
+        if written.entry is not None:
+            return written.entry
+        entry = await self._ledger.by_row_id(op.session_row)
+        if entry.payment is not None and _shows(entry.payment, op, snapshot):
+            return entry
+        written = await self.refresh(entry)
         assert written.entry is not None
         return written.entry
 
@@ -529,6 +534,13 @@ def _precondition(
         PreconditionViolation(type=kind, subject=subject, description=description),
         reason=reason or kind,
     )
+
+
+def _shows(stored: PaymentSnapshot, op: Operation, answered: PaymentSnapshot) -> bool:
+    """Whether the payment as stored shows what Stripe answered to the operation."""
+    if op.kind == OperationKind.REFUND:
+        return op.refund_id is not None and stored.refund(op.refund_id) is not None
+    return (stored.status, stored.amount_captured) == (answered.status, answered.amount_captured)
 
 
 def _refund_of(entry: LedgerEntry, op: Operation) -> RefundSnapshot | None:
