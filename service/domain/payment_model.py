@@ -377,6 +377,9 @@ class PaymentEvent:
     order_id: str | None
     """The order id the service put in the PaymentIntent's (or charge's) metadata, if any."""
     created: int = 0
+    carries_metadata: bool = True
+    """Whether the event's object carries the PaymentIntent's metadata (a PaymentIntent or a
+    charge does; a refund or a dispute does not), so that no `order_id` means not ours."""
 
 
 def settlements(snapshot: PaymentSnapshot, operations: Iterable[Operation]) -> list[Settlement]:

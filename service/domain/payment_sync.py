@@ -80,6 +80,8 @@ class PaymentSync:
         entry = await self._payments.session_by_payment_intent(event.payment_intent_id)
         if entry is not None:
             return entry
+        if event.carries_metadata and event.order_id is None:
+            return None  # the service's PaymentIntents carry their order id: not ours
         session = await self._gateway.session_of_payment_intent(event.payment_intent_id)
         if session is None:
             return None

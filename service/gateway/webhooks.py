@@ -99,11 +99,13 @@ def _payment_event(data: Mapping[str, Any], subject: Mapping[str, Any]) -> Payme
         return None
     # The PaymentIntent and its charge carry the order id the service gave the session's
     # payment_intent_data; refunds and disputes do not.
-    metadata = subject.get("metadata") or {}
+    carries = kind in (_INTENT_OBJECT, "charge")
+    metadata = (subject.get("metadata") or {}) if carries else {}
     return PaymentEvent(
         id=data["id"],
         type=data["type"],
         payment_intent_id=intent,
-        order_id=metadata.get(ORDER_ID_KEY) if kind in (_INTENT_OBJECT, "charge") else None,
+        order_id=metadata.get(ORDER_ID_KEY),
         created=int(data.get("created") or 0),
+        carries_metadata=carries,
     )
