@@ -290,7 +290,13 @@ class Payments:
                 session_name(entry.session_id or ""),
                 f"the payment was not {_DONE[op.kind]}: it is {status}",
             )
-        # Done; a refund made that failed since shows as failed among the payment's refunds.
+        if op.state == OperationState.SUCCEEDED and not _done_in(entry.payment, op):
+            # Done, but what it did is not stored yet (the call that did it was cut off
+            # between its two writes, and no webhook has told of it): read it from Stripe.
+            written = await self.refresh(entry)
+            assert written.entry is not None
+            entry = written.entry
+        # A refund made that failed since shows as failed among the payment's refunds.
         return MoneyResult(entry, op, _refund_of(entry, op))
 
     async def _paid_session(self, caller: Caller, cmd: MoneyCommand) -> LedgerEntry:
@@ -534,6 +540,17 @@ def _precondition(
         PreconditionViolation(type=kind, subject=subject, description=description),
         reason=reason or kind,
     )
+
+
+def _done_in(stored: PaymentSnapshot | None, op: Operation) -> bool:
+    """Whether the payment as stored shows the operation done."""
+    if stored is None:
+        return False
+    if op.kind == OperationKind.REFUND:
+        return op.refund_id is not None and stored.refund(op.refund_id) is not None
+    if op.kind == OperationKind.CAPTURE:
+        return stored.captured
+    return stored.status == IntentStatus.CANCELED
 
 
 def _shows(stored: PaymentSnapshot, op: Operation, answered: PaymentSnapshot) -> bool:

@@ -212,3 +212,34 @@ async def test_with_webhooks_off_the_sweep_alone_brings_a_dashboard_refund_in(
             await eventually(brought_in)
     finally:
         sandbox.control("POST", "/_sandbox/webhooks/resume")
+
+
+async def test_a_refund_done_whose_payment_was_not_stored_is_answered_with_its_refund(
+    environ: dict[str, str], pg_dsn: str, stub: Stub, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    session = await paid_order(stub, sandbox)
+    payment = await until_payment(stub, session.order_id, status=pay.Payment.SUCCEEDED)
+    request = refund(session.order_id, 900)
+    env = {**environ, "DATABASE_URL": pg_dsn}
+    sandbox.control("POST", "/_sandbox/webhooks/pause")
+    try:
+        async with service_process({**env, "CHECKOUT_FAULT": CRASH_AFTER_STRIPE_REFUND}) as doomed:
+            with suppress(grpc.aio.AioRpcError):
+                await doomed.stub.RefundPayment(request)
+            await doomed.process.wait()
+        [made] = await refunds_at_stripe(sandbox, payment.payment_intent_id)
+        # As a call leaves it that recorded Stripe's answer and then lost the database before
+        # it stored the payment (Postgres restarting, its deadline passing).
+        await db.execute(
+            """UPDATE payment_operations SET state = 'succeeded', refund_id = $2
+               WHERE request_id = $1""",
+            request.request_id,
+            made.id,
+        )
+        retried = await stub.RefundPayment(request)
+    finally:
+        sandbox.control("POST", "/_sandbox/webhooks/resume")
+
+    assert (retried.refund.id, retried.refund.amount) == (made.id, 900)
+    assert retried.session.payment.amount_refunded == 900
+    assert [r.id for r in retried.session.payment.refunds] == [made.id]
