@@ -262,3 +262,35 @@ async def _event(sandbox: Sandbox, kind: str, object_id: str, resource: str) -> 
         "data": {"object": subject.to_dict()},
     }
     return json.dumps(event).encode()
+
+
+async def test_evidence_handed_in_puts_the_dispute_under_review(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    session = await paid_order(stub, sandbox)
+    payment = await until_payment(stub, session.order_id, status=pay.Payment.SUCCEEDED)
+    dispute = sandbox.control("POST", f"/_sandbox/charges/{payment.charge_id}/dispute", {})
+    await _until_dispute(stub, session.order_id, pay.Dispute.NEEDS_RESPONSE)
+
+    await sandbox.client.v1.disputes.update_async(
+        dispute["id"],
+        {"evidence": {"uncategorized_text": "Delivered, signed for."}, "submit": True},
+    )
+    reviewed = await _until_dispute(stub, session.order_id, pay.Dispute.UNDER_REVIEW)
+
+    assert (reviewed.dispute.id, reviewed.dispute.amount) == (dispute["id"], TOTAL)
+
+
+async def test_an_authorisation_released_in_the_dashboard_shows_released(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    session = await paid_order(stub, sandbox, manual=True)
+    payment = await until_payment(stub, session.order_id, status=pay.Payment.REQUIRES_CAPTURE)
+
+    await sandbox.client.v1.payment_intents.cancel_async(
+        payment.payment_intent_id, {"cancellation_reason": "abandoned"}
+    )
+    released = await until_payment(stub, session.order_id, status=pay.Payment.CANCELED)
+
+    assert released.cancellation_reason == pay.Payment.ABANDONED
+    assert (released.amount_capturable, released.amount_captured) == (0, 0)

@@ -4,6 +4,8 @@ without asking Stripe is refused first."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -18,6 +20,7 @@ from tests.e2e.helpers import (
     detail,
     new_order_id,
     reason,
+    until_stored,
     violated_fields,
 )
 from tests.e2e.payments import (
@@ -337,3 +340,51 @@ async def test_the_payment_is_in_every_read_of_the_session(stub: Stub, sandbox: 
     assert [s.payment for s in listed.sessions] == [refunded.session.payment]
     assert [s.payment for s in watched] == [refunded.session.payment]
     assert refunded.session.payment.payment_intent_id == got.session.payment_intent_id
+
+
+async def test_two_capture_requests_at_once_capture_once(stub: Stub, sandbox: Sandbox) -> None:
+    session = await paid_order(stub, sandbox, manual=True)
+    await until_payment(stub, session.order_id, status=pay.Payment.REQUIRES_CAPTURE)
+
+    answers = await asyncio.gather(
+        stub.CapturePayment(capture(session.order_id, 2000)),
+        stub.CapturePayment(capture(session.order_id, 3000)),
+        return_exceptions=True,
+    )
+
+    [won] = [a for a in answers if isinstance(a, api.CapturePaymentResponse)]
+    [lost] = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    assert lost.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason(lost) in ("PAYMENT_BUSY", "ALREADY_CAPTURED")
+    captured = won.session.payment.amount_captured
+    at_stripe = await intent_at_stripe(sandbox, won.session.payment.payment_intent_id)
+    assert at_stripe.amount_received == captured in (2000, 3000)
+
+
+async def test_a_bank_debit_is_neither_captured_nor_refunded_until_it_settles(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    created = (await stub.CreateSession(cart_request(new_order_id()))).session
+    sandbox.pay(created.id, payment_status="unpaid")  # a bank debit, under way
+
+    calls = money_calls(stub, created.order_id, "capture", "refund")
+    refusals = []
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call()
+        refusals.append((refused.value.code(), reason(refused.value)))
+    sandbox.control(
+        "POST", f"/_sandbox/checkout/sessions/{created.id}/async_payment", {"outcome": "failed"}
+    )
+    await until_stored(stub, created.order_id, async_payment_failed=True)
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stub.RefundPayment(refund(created.order_id))
+
+    assert refusals == [
+        (grpc.StatusCode.FAILED_PRECONDITION, "NOT_AUTHORIZED"),
+        (grpc.StatusCode.FAILED_PRECONDITION, "NOTHING_CAPTURED"),
+    ]
+    assert (failed.value.code(), reason(failed.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NOTHING_PAID",
+    )
