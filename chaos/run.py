@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.audit import Audit, audit
+from chaos.audit import Audit, RefundAudit, audit, audit_refunds
 from chaos.cluster import Cluster, Settings
 from chaos.faults import FaultTally, Injector
 from chaos.load import Load, Tally
@@ -49,6 +49,7 @@ class Outcome:
     wall_seconds: float
     """From the start of the run to the audit (stopping everything takes a few seconds more)."""
     webhooks: dict[str, Any] = field(default_factory=dict)
+    refunds: RefundAudit = field(default_factory=RefundAudit)
 
     def answered(self, code: str) -> tuple[int, int, int]:
         """(the count, as callers saw it, as replicas logged it): a replica logs an answer
@@ -64,7 +65,7 @@ class Outcome:
         return max(seen, logged), seen, logged
 
     def checks(self) -> dict[str, int]:
-        """The five counts that must be 0."""
+        """The counts that must be 0."""
         return {
             "orders with more than one open Stripe session": len(self.audit.orders_with_two_open),
             "paid Stripe sessions whose ledger row is not complete": len(
@@ -73,6 +74,13 @@ class Outcome:
             "open Stripe sessions without a ledger row": len(self.audit.open_without_row),
             "INTERNAL answers": self.answered("INTERNAL")[0],
             "UNKNOWN answers": self.answered("UNKNOWN")[0],
+            "charges whose refunds exceed their capture": len(self.refunds.over_refunded),
+            "refunds callers were told were made, not at Stripe once": len(
+                self.refunds.told_made_not_once
+            ),
+            "refunds at Stripe for a request callers were told was refused": len(
+                self.refunds.refused_but_made
+            ),
         }
 
     @property
@@ -170,6 +178,11 @@ async def _with_sandbox(
         settled, result = await _settle(scenario, postgres, sandbox, prefix)
         say(f"settled: {settled.how} after {settled.seconds:.1f} s")
         result.dump(run_dir / "logs")
+        refunds = await audit_refunds(sandbox, result.sessions, load.tally.refunds)
+        say(
+            f"refunds audited at Stripe: {refunds.payments} payments, "
+            f"{refunds.refunds_at_stripe} refunds"
+        )
         webhooks = await sandbox.deliveries()
         return Outcome(
             scenario=scenario,
@@ -185,6 +198,7 @@ async def _with_sandbox(
             load_seconds=load_seconds,
             wall_seconds=time.monotonic() - began,
             webhooks=webhooks,
+            refunds=refunds,
         )
     finally:
         await cluster.stop()

@@ -75,6 +75,10 @@ def payment_intent_data(cmd: CreateSessionCommand, order_id: str) -> dict[str, A
             "receipt_email": given.receipt_email,
         }
         data.update({name: value for name, value in optional.items() if value})
+    if cmd.capture_method == "manual":
+        # Authorised now, captured by CapturePayment later:
+        # https://docs.stripe.com/payments/place-a-hold-on-a-payment-method
+        data["capture_method"] = "manual"
     return data
 
 

@@ -271,3 +271,6 @@ class CreateSessionCommand:
     request_three_d_secure: str | None = None
     """`payment_method_options.card.request_three_d_secure`: `automatic`, `any` or
     `challenge`."""
+    # Added with issue 21, likewise.
+    capture_method: str | None = None
+    """`automatic` or `manual` (`payment_intent_data.capture_method`); None: Stripe's default."""

@@ -209,7 +209,7 @@ def _defaults(cls: type, names: tuple[str, ...]) -> dict[str, object]:
     }
 
 
-# Fields the request gained after rows began to store fingerprints (issue 20), by class, with
+# Fields the request gained after rows began to store fingerprints (issues 20, 21), by class, with
 # their defaults: one that holds its default is left out of the digest, so that a request that
 # does not use it keeps the fingerprint it had (tests/unit/test_create_plan.py pins both).
 _ADDED_LATER: dict[type, dict[str, object]] = {
@@ -227,6 +227,8 @@ _ADDED_LATER: dict[type, dict[str, object]] = {
             "submit_type",
             "name_collection",
             "request_three_d_secure",
+            # Issue 21.
+            "capture_method",
         ),
     ),
     LineItemRequest: _defaults(LineItemRequest, ("metadata",)),

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from service.domain.payment_model import PaymentSnapshot
 
 
 class Role(StrEnum):
@@ -24,6 +27,9 @@ class Caller:
 
     name: str
     role: Role
+    may_refund: bool = False
+    """Whether it may refund its orders' payments (`may_refund` in CALLERS_FILE): a caller
+    that captures or cancels need not be one that gives money back."""
 
     @property
     def may_write(self) -> bool:
@@ -38,7 +44,7 @@ class Caller:
         return self.role == Role.OPERATOR
 
 
-LOCAL_CALLER = Caller("local", Role.CALLER)
+LOCAL_CALLER = Caller("local", Role.CALLER, may_refund=True)
 """The one caller when authentication is off (a laptop, a loopback address)."""
 
 ORDER_ID_KEY = "order_id"
@@ -410,6 +416,8 @@ class LedgerEntry:
     """Sweep passes in a row that failed to bring this row up to date."""
     missing_at_stripe: bool = False
     """Stripe no longer knows the session; the row was ended as expired."""
+    payment: PaymentSnapshot | None = None
+    """A paid PAYMENT session's money as Stripe last described it (payment_model.py)."""
 
     @property
     def is_active(self) -> bool:

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from service.domain.checkout import Checkout
 from service.domain.errors import (
@@ -22,8 +23,12 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import ORDER_ID_KEY, LedgerEntry, StripeEvent
+from service.domain.payment_model import PAYMENT_EVENTS, MoneySweep, PaymentEvent
 from service.domain.ports import Clock, PaymentGateway, SyncLedger
 from service.domain.recovery import RecoveredCarts
+
+if TYPE_CHECKING:
+    from service.domain.payment_sync import PaymentSync
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -41,7 +46,8 @@ _OVERLAP_SECONDS = 60
 # an attempt of ours in flight.
 _EVENTS, _OPEN_SESSIONS, _LAST_PASS = "events", "open_sessions", "last_pass"
 _ORPHAN_WINDOW = timedelta(hours=24)
-HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
+SESSION_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
+HANDLED_EVENTS = SESSION_EVENTS | PAYMENT_EVENTS
 
 
 class EventOutcome(StrEnum):
@@ -65,6 +71,10 @@ class SweepReport:
     """Rows whose stored state changed: they lagged Stripe's."""
     oldest_pending_seconds: float = 0.0
     """Age of the oldest row still waiting for Stripe's answer after the pass (0: none)."""
+    payments_updated: int = 0
+    """Payments whose stored state changed: they lagged Stripe's (payment_sync.py)."""
+    operations_resumed: int = 0
+    """Captures, cancels and refunds left pending whose outcome is now known."""
 
 
 class StripeSync:
@@ -78,7 +88,9 @@ class StripeSync:
         pending_grace: timedelta = timedelta(seconds=10),
         quiet_after: timedelta = timedelta(minutes=10),
         batch_size: int = 100,
+        money: PaymentSync | None = None,
     ) -> None:
+        """`money`: the payments after checkout, their events and their part of the sweep."""
         self._ledger = ledger
         self._gateway = gateway
         self._checkout = checkout
@@ -89,11 +101,16 @@ class StripeSync:
         self._quiet_after = quiet_after
         self._batch_size = batch_size
         self._recovered = RecoveredCarts(ledger, gateway, checkout)
+        self._money = money
 
-    async def handle_event(self, event: StripeEvent) -> EventOutcome:
+    async def handle_event(self, event: StripeEvent | PaymentEvent) -> EventOutcome:
         """Apply a verified event exactly once. Raises Unavailable when it cannot be applied
         yet, so that Stripe delivers it again; the event is recorded only with its effect."""
-        if event.type not in HANDLED_EVENTS:
+        if isinstance(event, PaymentEvent):
+            if self._money is None:
+                return EventOutcome.IGNORED
+            return await self._money.handle_event(event)
+        if event.type not in SESSION_EVENTS:
             return EventOutcome.IGNORED
         if await self._ledger.event_seen(event.id):
             return EventOutcome.DUPLICATE
@@ -152,6 +169,7 @@ class StripeSync:
             orphans = tuple(await self.expire_orphans())
         except CheckoutError as exc:
             step_failures.append(("orphans", exc))
+        money = await self._money_sweep(step_failures)
         await self._ledger.advance_watermark(_LAST_PASS, int(self._clock.now().timestamp()))
         oldest = await self._ledger.oldest_pending()
         waited = 0.0 if oldest is None else (self._clock.now() - oldest).total_seconds()
@@ -161,7 +179,21 @@ class StripeSync:
             caught_up=caught_up,
             orphans=orphans,
             oldest_pending_seconds=max(0.0, waited),
+            payments_updated=money.updated,
+            operations_resumed=money.resumed,
         )
+
+    async def _money_sweep(self, failures: list[tuple[str, CheckoutError]]) -> MoneySweep:
+        """The payments' part of the pass, on its own like each step."""
+        if self._money is None:
+            return MoneySweep()
+        try:
+            money = await self._money.sweep()
+        except CheckoutError as exc:
+            failures.append(("payments", exc))
+            return MoneySweep()
+        failures += money.failed
+        return money
 
     async def reconcile(self) -> SweepReport:
         """One pass of the sweep over the rows whose stored state may lag Stripe's. Each row

@@ -521,6 +521,8 @@ _MODES_FOR = {
     "payment_intent_data": (Mode.PAYMENT,),
     "saved_payment_method_options": (Mode.PAYMENT, Mode.SUBSCRIPTION),
     "submit_type": (Mode.PAYMENT, Mode.SUBSCRIPTION),
+    # A PaymentIntent's: subscriptions and setups have none to capture.
+    "capture_method": (Mode.PAYMENT,),
 }
 
 

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import payments_pb2
 from checkout.v1 import session_pb2 as pb
 from service.domain.commands import (
     AdjustableQuantity,
@@ -47,6 +48,7 @@ from service.domain.model import (
     ShippingCost,
     field_values,
 )
+from service.edge.payment_mapping import payment_message
 
 M = TypeVar("M", pb.ShippingCost, pb.SessionLineItem)
 
@@ -115,6 +117,10 @@ _INTERVALS = {
     Req.Recurring.WEEK: "week",
     Req.Recurring.MONTH: "month",
     Req.Recurring.YEAR: "year",
+}
+_CAPTURE_METHODS = {
+    payments_pb2.Payment.AUTOMATIC: "automatic",
+    payments_pb2.Payment.MANUAL: "manual",
 }
 _CUSTOM_FIELD_TYPES = {
     Req.CustomField.TEXT: "text",
@@ -221,6 +227,7 @@ def create_command(request: Req) -> CreateSessionCommand:
         subscription_data=_subscription_data(request),
         payment_method_collection=_PAYMENT_METHOD_COLLECTION.get(request.payment_method_collection),
         adaptive_pricing=_enabled(request, "adaptive_pricing"),
+        capture_method=_CAPTURE_METHODS.get(request.capture_method),
         **_collected(request),
     )
 
@@ -460,6 +467,8 @@ def session_message(entry: LedgerEntry, *, client_secret: bool) -> pb.Session:
     message.update_time.FromDatetime(entry.updated_at)
     if entry.snapshot is not None:
         _fill(message, entry.snapshot)
+    if entry.payment is not None:
+        message.payment.CopyFrom(payment_message(entry.payment))
     if not client_secret:
         message.client_secret = ""
     return message

@@ -13,6 +13,7 @@ from service.domain.checkout import Checkout
 from service.edge.auth import Authenticator
 from service.edge.callers import CallerDirectory
 from service.edge.interceptors import EdgeInterceptor
+from service.edge.payment_calls import PaymentCalls
 from service.edge.quotas import CallerQuotas
 from service.edge.servicer import CheckoutServicer, WatchLimits
 from service.observability.metrics import Metrics
@@ -35,6 +36,7 @@ def build_grpc_server(
     watch_limits: WatchLimits,
     metrics: Metrics,
     traced: bool,
+    payments: PaymentCalls,
 ) -> grpc.aio.Server:
     """The public gRPC server. `callers` None: authentication off (loopback only, checked by
     the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
@@ -52,7 +54,7 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics), server
+        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, payments), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

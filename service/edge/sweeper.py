@@ -46,13 +46,15 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
     repairs.labels("missing").inc(len(report.missing))
     repairs.labels("caught_up").inc(report.caught_up)
     repairs.labels("orphan").inc(len(report.orphans))
+    repairs.labels("payment_updated").inc(report.payments_updated)
+    repairs.labels("operation_resumed").inc(report.operations_resumed)
     repairs.labels("failed").inc(len(report.failed))
     metrics.pending_oldest_age.set(report.oldest_pending_seconds)
     for session in report.orphans:
         log.warning("open session at Stripe without a ledger row expired", session=session)
     for session in report.missing:
         log.warning("session unknown to Stripe; its row is ended as expired", session=session)
-    if report.examined or report.caught_up or report.failed:
+    if report.examined or report.caught_up or report.failed or report.operations_resumed:
         log.info(
             "sweep",
             examined=report.examined,
@@ -60,5 +62,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
             missing=len(report.missing),
             caught_up=report.caught_up,
             orphans=len(report.orphans),
+            payments_updated=report.payments_updated,
+            operations_resumed=report.operations_resumed,
             failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
         )

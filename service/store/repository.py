@@ -33,6 +33,7 @@ from service.domain.model import (
     ledger_state,
     progress_of,
 )
+from service.domain.payment_model import PaymentSnapshot
 from service.observability import tracing
 from service.store.db_errors import translate_db_errors
 
@@ -509,6 +510,7 @@ def _entry(row: asyncpg.Record) -> LedgerEntry:
         async_payment_failed=row["async_payment_failed"],
         sweep_attempts=row["sweep_attempts"],
         missing_at_stripe=row["missing_at_stripe"],
+        payment=None if row["payment"] is None else PaymentSnapshot.from_json(row["payment"]),
     )
 
 

@@ -1,8 +1,11 @@
 """The chaos run of `make chaos`, short (issue 9, item 10): three replicas on one Postgres and
 the Stripe sandbox, a load of creates with changed carts, retries and payments, while Stripe
-fails in every way the sandbox can make it, Postgres restarts and a replica is SIGKILLed. Then
-no order has two open sessions at Stripe, every paid session is complete in the ledger,
-nothing open at Stripe lacks its ledger row, and nothing was answered INTERNAL or UNKNOWN.
+fails in every way the sandbox can make it, Postgres restarts and a replica is SIGKILLed, and
+paid orders are refunded in parts on several replicas at once. Then no order has two open
+sessions at Stripe, every paid session is complete in the ledger, nothing open at Stripe lacks
+its ledger row, no charge's refunds exceed its capture, every refund a caller was told was made
+exists at Stripe once and none exists for a request that was refused, and nothing was answered
+INTERNAL or UNKNOWN.
 
 The run is the same code as `make chaos` (chaos/), at its smallest size; on failure the
 assertion message is the run's whole table, with the order and session ids to look up in the
@@ -32,4 +35,6 @@ async def test_a_short_chaos_run_keeps_every_invariant(
     assert len(outcome.faults.events) == 2, table  # Postgres went away, a replica was killed
     assert sum(outcome.faults.hits.values()) > 0, table
     assert outcome.tally.payments > 0, table
+    assert any(refund.code == "OK" for refund in outcome.tally.refunds), table
+    assert any(refund.code == "FAILED_PRECONDITION" for refund in outcome.tally.refunds), table
     assert outcome.audit.stripe_states, table

@@ -580,3 +580,30 @@ def test_fingerprints_stay_what_they_were() -> None:
     assert fingerprint(command()) == (
         "9e60631b2da32114b63ebe566f7f696efe18a1e3fc5e5e7105d93a45f40e5d15"
     )
+
+
+def test_a_manual_capture_is_asked_of_the_payment_intent_and_counts_in_the_fingerprint() -> None:
+    manual = command(capture_method="manual")
+
+    plan = plan_create(manual, NOW)
+
+    assert plan.stripe_params["payment_intent_data"] == {
+        "metadata": {"order_id": "order-1"},
+        "capture_method": "manual",
+    }
+    assert (
+        "capture_method"
+        not in plan_create(command(capture_method="automatic"), NOW).stripe_params[
+            "payment_intent_data"
+        ]
+    )
+    assert (
+        len(
+            {
+                fingerprint(command()),
+                fingerprint(manual),
+                fingerprint(command(capture_method="automatic")),
+            }
+        )
+        == 3
+    )
