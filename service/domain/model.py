@@ -51,6 +51,20 @@ ORDER_ID_KEY = "order_id"
 """Metadata key the service adds to the session and to the PaymentIntent, Subscription or
 SetupIntent, so that anything seen in the Stripe dashboard leads back to the order; the webhooks
 and the sweep read the order back from it."""
+CALLER_KEY = "checkout_caller"
+"""Metadata key beside ORDER_ID_KEY, on everything the service has Stripe make (and on its
+refunds): the name of the caller whose order it is. With the two, what Stripe holds names the
+ledger row it belongs to, so that the ledger can be rebuilt from Stripe: a session the ledger
+does not know (an answer lost, commits a database failover lost) is adopted by them
+(adoption.py)."""
+SERVICE_METADATA_KEYS = (ORDER_ID_KEY, CALLER_KEY)
+"""The metadata keys the service sets itself; a request's metadata may not name them, and they
+count in Stripe's limit of keys (validation.py)."""
+
+
+def service_metadata(caller: str, order_id: str) -> dict[str, str]:
+    """What the service adds to the metadata of each object it has Stripe make."""
+    return {ORDER_ID_KEY: order_id, CALLER_KEY: caller}
 
 
 class PaymentStatus(StrEnum):

@@ -36,9 +36,14 @@ from service.domain.errors import (
     Unavailable,
     UpstreamRejected,
 )
-from service.domain.model import ORDER_ID_KEY, Caller, LedgerEntry, LedgerState, session_name
+from service.domain.model import (
+    Caller,
+    LedgerEntry,
+    LedgerState,
+    service_metadata,
+    session_name,
+)
 from service.domain.payment_model import (
-    REFUND_CALLER_KEY,
     REFUND_REQUEST_KEY,
     Failure,
     IntentStatus,
@@ -220,8 +225,7 @@ class Payments:
             amount=op.amount,
             reason=op.reason,
             metadata={
-                ORDER_ID_KEY: entry.order_id,
-                REFUND_CALLER_KEY: op.caller,
+                **service_metadata(op.caller, entry.order_id),
                 REFUND_REQUEST_KEY: op.request_id,
             },
             idempotency_key=key,
