@@ -27,10 +27,10 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 # Starting a server, a base backup, a promotion: seconds, more on a busy machine.
 _COMMAND_SECONDS = 120.0
@@ -39,7 +39,10 @@ _POLL_SECONDS = 0.1
 
 class Pair:
     def __init__(self, data: Path) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            from pgserver._commands import POSTGRES_BIN_PATH
 
         self._bin = POSTGRES_BIN_PATH
         self._data = data
@@ -86,14 +89,11 @@ class Pair:
     def kill(self) -> None:
         """SIGKILL the postmaster and every backend at once: a backend outliving its
         postmaster could still commit."""
-        pid = int((self.primary / "postmaster.pid").read_text().split()[0])
-        postmaster = psutil.Process(pid)
-        for process in [postmaster, *postmaster.children(recursive=True)]:
-            try:
-                process.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs([postmaster], timeout=_COMMAND_SECONDS)
+        postmaster = int((self.primary / "postmaster.pid").read_text().split()[0])
+        for pid in (postmaster, *_children(postmaster)):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._until(lambda: not _alive(postmaster), "the primary is gone")
 
     def promote(self) -> None:
         self._run("pg_ctl", "-D", str(self.standby), "-w", "promote")
@@ -205,6 +205,30 @@ class Pair:
 
 
 _RECEIVING = "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+
+
+def _stat(pid: str) -> list[str]:
+    """/proc/PID/stat's fields after the command's name (which may hold spaces): state,
+    parent, … (https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _children(parent: int) -> list[int]:
+    """The postmaster's processes: every backend is a child of it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat(entry.name) if entry.name.isdigit() else []
+        if len(fields) > 1 and fields[1] == str(parent):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat(str(pid))
+    return bool(fields) and fields[0] != "Z"
 
 
 def _free_port() -> int:
