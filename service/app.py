@@ -271,7 +271,10 @@ async def _open_database(
         command_timeout=settings.db_command_timeout_seconds,
     )
     stack.push_async_callback(pool.close)
-    metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size())
+    metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size(), pool.get_size)
+    # Read at each scrape, in the loop's own thread (the HTTP listener's handler).
+    loop = asyncio.get_running_loop()
+    metrics.track_tasks(lambda: len(asyncio.all_tasks(loop)))
     if settings.migrate_on_start:
         # A connection of its own, without the pool's per-statement bound: a migration, or the
         # wait for another replica's, may take longer than any query should.

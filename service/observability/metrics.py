@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from service.domain.model import LedgerState
 
@@ -46,6 +53,7 @@ class Metrics:
             registry=self.registry,
         )
         self._money(self.registry)
+        self._process(self.registry)
 
     def _calls(self, r: CollectorRegistry) -> None:
         """The calls the service answers and makes: RPCs, Stripe's API."""
@@ -172,6 +180,23 @@ class Metrics:
             registry=r,
         )
 
+    def _process(self, r: CollectorRegistry) -> None:
+        """What the process holds, to find a slow leak (`make soak`): memory and file
+        descriptors (prometheus-client's `process_*`, from /proc), asyncio tasks, and the
+        pool's connections."""
+        ProcessCollector(registry=r)
+        self.asyncio_tasks = Gauge(
+            "checkout_asyncio_tasks",
+            "Tasks of the event loop not done yet: one per RPC in flight, per open stream, "
+            "per background task.",
+            registry=r,
+        )
+        self.db_pool_connections = Gauge(
+            "checkout_db_pool_connections",
+            "Postgres connections the pool holds open, in use or idle.",
+            registry=r,
+        )
+
     def count_payment(self, transition: str) -> None:
         self.payment_transitions.labels(transition).inc()
 
@@ -186,8 +211,12 @@ class Metrics:
         elif after == LedgerState.EXPIRED:
             self.sessions.labels("expired").inc()
 
-    def track_pool(self, in_use: Callable[[], float]) -> None:
+    def track_pool(self, in_use: Callable[[], float], opened: Callable[[], float]) -> None:
         self.db_pool_in_use.set_function(in_use)
+        self.db_pool_connections.set_function(opened)
+
+    def track_tasks(self, count: Callable[[], float]) -> None:
+        self.asyncio_tasks.set_function(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
