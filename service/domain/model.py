@@ -462,7 +462,10 @@ class StripeEvent:
     created: int = 0
     """When Stripe made the event (Unix seconds)."""
     recovered_from: str | None = None
-    """The expired session a recovered session is the copy of (recovery.py)."""
+    """The expired session a recovered session is the copy of (adoption.py)."""
+    caller: str | None = None
+    """The caller the service put in the session's metadata: sessions made before it did
+    carry none."""
 
 
 class Claim(NamedTuple):

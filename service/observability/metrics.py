@@ -115,10 +115,23 @@ class Metrics:
             "checkout_sweep_repairs_total",
             "What the sweep set right: rows brought up to date (updated), sessions Stripe no "
             "longer knows (missing), events no webhook brought (caught_up), open sessions no row "
-            "held (orphan), payments that lagged Stripe (payment_updated), captures, cancels and "
-            "refunds left pending and now settled (operation_resumed); and rows it failed on "
-            "(failed).",
+            "held, expired (orphan), sessions no row held, adopted into the ledger (adopted), "
+            "payments that lagged Stripe (payment_updated), captures, cancels and refunds left "
+            "pending and now settled (operation_resumed); and rows it failed on (failed).",
             ("kind",),
+            registry=r,
+        )
+        self.orders_paid_twice = Counter(
+            "checkout_orders_paid_twice_total",
+            "Orders found paid through two sessions (one the ledger did not know), each time "
+            "one is found (by a webhook Stripe retries, or a scan): refund one of the two.",
+            registry=r,
+        )
+        self.ledger_reconciling = Gauge(
+            "checkout_ledger_reconciling",
+            "1 while the ledger may lack sessions Stripe has, after the database changed (a "
+            "failover or a restart), until it is reconciled with Stripe: not ready, and the "
+            "calls that act on an order wait.",
             registry=r,
         )
         self.pending_oldest_age = Gauge(

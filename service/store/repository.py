@@ -36,6 +36,7 @@ from service.domain.model import (
 from service.domain.payment_model import PaymentSnapshot
 from service.observability import tracing
 from service.store.db_errors import translate_db_errors
+from service.store.failover import ServerWatch
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 # The notice that tells every replica's watchers and read cache that a row changed, as a select
@@ -90,10 +91,13 @@ class PostgresLedger:
         *,
         command_timeout: float,
         on_transition: Callable[[LedgerState, LedgerState], None] | None = None,
+        watch: ServerWatch | None = None,
     ) -> None:
         """`on_transition(before, after)` hears of every change of a row's state made here,
-        once per change whichever replica makes it (Metrics.count_transition)."""
+        once per change whichever replica makes it (Metrics.count_transition). `watch`: claims
+        are refused while the ledger may lack sessions Stripe has (failover.py)."""
         self._pool = pool
+        self._watch = watch
         self._command_timeout = command_timeout
         self._on_transition = on_transition
         self._traced = False
@@ -124,6 +128,9 @@ class PostgresLedger:
     ) -> Claim:
         new = attempt()
         async with self._db(), self._pool.acquire() as conn:
+            if self._watch is not None:
+                # After the acquire: a connection to a new server has marked it by now.
+                self._watch.refuse_while_behind()
             # The row that holds the order can let go of it between our INSERT and SELECT
             # (expired by another call); then the INSERT can win on the next round.
             for _ in range(3):
