@@ -114,6 +114,12 @@ class Cluster:
         others = [target for target in live if target.name != avoid] or live
         return rng.choice(others) if others else None
 
+    def http_ports(self) -> dict[str, int]:
+        """Each live replica's HTTP port (its /readyz)."""
+        return {
+            slot.name: slot.replica.http_port for slot in self._slots if slot.replica is not None
+        }
+
     def nth(self, index: int) -> Target | None:
         """The live replicas in turn: concurrent calls that ask for 0, 1, 2… each go to
         another replica while there are as many."""

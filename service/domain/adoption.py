@@ -20,9 +20,12 @@ What becomes of it:
   request's fingerprint. When another session holds the order it is not adopted, and the sweep
   expires it: the order keeps at most one payable session.
 - Complete (paid, a delayed payment under way, or nothing to pay): it is the order's payment.
-  An open session holding the order is expired first; a session still on its way into the
-  ledger (pending) is waited for. If another session of the order was completed too, nothing
-  automatic can undo that: OrderPaidTwice, for an operator (the runbook).
+  An open session holding the order is expired first. If another session of the order was
+  completed too, nothing automatic can undo that: OrderPaidTwice, for an operator (the
+  runbook).
+- Either, while a row of its order is still on its way into the ledger (pending): an event
+  waits for it (it may be this very session, its answer lost); the scans resume it with its
+  key first, as the sweep does.
 - Expired: nothing to adopt; nobody can pay it.
 """
 
@@ -34,7 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.domain.checkout import Checkout
-from service.domain.errors import OrderPaidTwice, Unavailable, UpstreamRejected
+from service.domain.errors import (
+    AttemptDropped,
+    InvalidRequest,
+    OrderPaidTwice,
+    Unavailable,
+    UpstreamRejected,
+)
 from service.domain.model import (
     CALLER_KEY,
     ORDER_ID_KEY,
@@ -45,12 +54,21 @@ from service.domain.model import (
 )
 from service.domain.ports import SyncLedger
 
-# A paid session lets go of the order's open session in one round; more if the order keeps
-# changing.
-_ROUNDS = 3
+# A paid session takes the order in a round or two: its row on its way resumed, its open
+# session expired, then adopted; more if the order keeps changing.
+_ROUNDS = 4
 NO_REQUEST = ""
 """The fingerprint of a row no request of the ledger's made (a lost session adopted): it
 matches no request's, so the next create of its order supersedes the session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """The row a session the ledger did not know has now: adopted (`new`), or its own, which
+    was on its way into the ledger."""
+
+    entry: LedgerEntry
+    new: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +91,11 @@ class Adoption:
         only when no session of its order may still be on its way into the ledger; while one
         may, Unavailable, so that the event comes again and applies to its row."""
         adopted = await self.adopt(session)
+        if adopted is not None:
+            return adopted.entry
         order_id = session.metadata.get(ORDER_ID_KEY)
-        if adopted is not None or order_id is None:
-            return adopted
+        if order_id is None:
+            return None
         if CALLER_KEY in session.metadata or session.recovered_from:
             waiting = await self._ledger.has_pending(order_id)
         else:
@@ -90,11 +110,15 @@ class Adoption:
             )
         return None
 
-    async def adopt(self, session: SessionSnapshot) -> LedgerEntry | None:
+    async def adopt(
+        self, session: SessionSnapshot, *, resume_pending: bool = False
+    ) -> Adopted | None:
         """The row of a session the ledger did not know, adopted as the module says; None if
         it is not the ledger's to keep: another integration's, expired, or open while another
-        session holds its order. Raises OrderPaidTwice, and Unavailable while a session of
-        its order is on its way into the ledger."""
+        session holds its order. Raises OrderPaidTwice; and Unavailable while a session of
+        its order is on its way into the ledger, unless `resume_pending`: then that row's
+        attempt is resumed with its key first (it may be this very session, its answer lost:
+        then that row is the answer, not adopted), as the sweep resumes it."""
         if session.status == LedgerState.EXPIRED:
             return None
         origin = await self.origin(session)
@@ -110,8 +134,12 @@ class Adoption:
                 snapshot=session,
             )
             if claim.won:
-                return claim.entry
-            if session.status == LedgerState.COMPLETE:
+                return Adopted(claim.entry, new=True)
+            if claim.entry.state == LedgerState.PENDING:
+                resumed = await self._on_its_way(claim.entry, session, resume=resume_pending)
+                if resumed is not None and resumed.session_id == session.id:
+                    return Adopted(resumed, new=False)
+            elif session.status == LedgerState.COMPLETE:
                 await self._let_go(claim.entry, session)
             elif claim.entry.state == LedgerState.OPEN and not reread:
                 # The ledger may be behind Stripe about its holder (the commit of its expiry
@@ -139,6 +167,23 @@ class Adoption:
             return Origin(caller, order_id, NO_REQUEST, {})
         return None
 
+    async def _on_its_way(
+        self, holder: LedgerEntry, session: SessionSnapshot, *, resume: bool
+    ) -> LedgerEntry | None:
+        """The order's row is waiting for Stripe's answer to its attempt: resumed, the row as
+        it is then (None if it was dropped)."""
+        if not resume:
+            raise Unavailable(
+                f"order {holder.order_id} has a session on its way; {session.id} is judged "
+                "once it is stored",
+                reason="SESSION_NOT_YET_STORED",
+                retry_after_seconds=5.0,
+            )
+        try:
+            return await self._checkout.bring_up_to_date(holder)
+        except (InvalidRequest, AttemptDropped):
+            return None  # Stripe refused the attempt and its row was dropped, or it had gone
+
     async def _let_go(self, holder: LedgerEntry, paid: SessionSnapshot) -> None:
         """The order was paid through `paid`: its open session must not be paid too."""
         if holder.state == LedgerState.OPEN and holder.session_id is not None:
@@ -147,11 +192,4 @@ class Adoption:
                 await self._checkout.expire_at_stripe(holder.session_id)
             await self._checkout.bring_up_to_date(holder)
             return
-        if holder.state == LedgerState.COMPLETE:
-            raise OrderPaidTwice(holder.caller, holder.order_id, holder.session_id or "", paid.id)
-        raise Unavailable(
-            f"order {holder.order_id} has a session on its way; {paid.id} is adopted once it "
-            "is stored",
-            reason="SESSION_NOT_YET_STORED",
-            retry_after_seconds=5.0,
-        )
+        raise OrderPaidTwice(holder.caller, holder.order_id, holder.session_id or "", paid.id)

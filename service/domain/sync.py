@@ -336,7 +336,7 @@ class StripeSync:
         found = Orphans()
         for session in candidates:
             try:
-                await self._orphan(session, known.get(session.id), found)
+                await self._orphan(session, known.get(session.id), found, reconciling=until is None)
             except OrderPaidTwice as exc:
                 # Said now, and again by the session's events: nothing a later scan can do.
                 found.paid_twice.append(exc)
@@ -347,9 +347,19 @@ class StripeSync:
         return found
 
     async def _orphan(
-        self, session: SessionSnapshot, entry: LedgerEntry | None, found: Orphans
+        self,
+        session: SessionSnapshot,
+        entry: LedgerEntry | None,
+        found: Orphans,
+        *,
+        reconciling: bool,
     ) -> None:
-        """One session of the scan, adopted or expired if it is an orphan."""
+        """One session of a scan, adopted or expired if it is an orphan. `reconciling`: after
+        the database changed, rows on their way into the ledger are resumed first rather than
+        waited for, since no order may be left with a session it does not know of."""
+        if entry is None:
+            # Its row may have been stored since the list was read (by a row resumed above).
+            entry = await self._ledger.by_session_id(session.id)
         if entry is not None:
             if session.status == LedgerState.OPEN and not entry.is_active:
                 # Its row let go of it (a changed cart) and Stripe still has it open.
@@ -357,23 +367,25 @@ class StripeSync:
                     found.expired.append(session.id)
                 await self._checkout.bring_up_to_date(entry)
             return
-        if session.status == LedgerState.OPEN and await self._ledger.has_pending(
-            session.metadata[ORDER_ID_KEY]
+        if (
+            not reconciling
+            and session.status == LedgerState.OPEN
+            and await self._ledger.has_pending(session.metadata[ORDER_ID_KEY])
         ):
-            # Most likely that row's own session, its answer lost: resuming the row (by the
-            # sweep, or its caller's retry) stores it. Expiring it would hand the resumed row
-            # an expired session.
+            # Most likely that row's own session, its answer lost: resuming the row (above,
+            # or by its caller's retry) stores it. Expiring it would hand the resumed row an
+            # expired session.
             return
-        if await self._adoption.adopt(session) is not None:
-            found.adopted.append(session.id)
-        elif session.status == LedgerState.OPEN:
+        adopted = await self._adoption.adopt(session, resume_pending=True)
+        if adopted is None and session.status == LedgerState.OPEN:
             if await self._expire(session):
                 found.expired.append(session.id)
-            else:
-                # No longer open: paid meanwhile, and then the order's payment.
-                latest = await self._gateway.retrieve_session(session.id)
-                if await self._adoption.adopt(latest) is not None:
-                    found.adopted.append(session.id)
+                return
+            # No longer open: paid meanwhile, and then the order's payment.
+            latest = await self._gateway.retrieve_session(session.id)
+            adopted = await self._adoption.adopt(latest, resume_pending=True)
+        if adopted is not None and adopted.new:
+            found.adopted.append(session.id)
 
     async def _expire(self, session: SessionSnapshot) -> bool:
         """Expire an open session at Stripe; False if it is no longer open."""

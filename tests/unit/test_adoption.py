@@ -130,7 +130,7 @@ async def test_the_reconciliation_leaves_the_sweeps_watermark_where_it_was(world
     assert await world.ledger.watermark("open_sessions") == before
 
 
-async def test_a_lost_session_beside_the_orders_session_on_its_way_is_left_to_that_one(
+async def test_the_orders_session_on_its_way_is_resumed_first_and_a_lost_one_beside_it_expired(
     world: World,
 ) -> None:
     told = await lost(world)
@@ -138,11 +138,14 @@ async def test_a_lost_session_beside_the_orders_session_on_its_way_is_left_to_th
     world.stripe.fail_next("create_session", after_acting=True)
     with pytest.raises(Unavailable):
         await world.create(command(shirts=3))
+    [on_its_way] = world.stripe.sessions_for(ORDER)[1:]
 
     found = await world.sync.reconcile_after_failover()
 
-    assert (found.adopted, found.expired) == ([], [])
-    assert world.stripe.session(told).status == "open"
+    # Each session judged once: the row's own stored (not adopted), the lost one expired.
+    assert (found.adopted, found.expired) == ([], [told])
+    assert rows(world) == [(on_its_way.id, LedgerState.OPEN)]
+    assert world.stripe.session(told).status == "expired"
 
 
 async def test_a_lost_session_is_adopted_when_the_ledger_was_behind_on_the_orders_holder(
