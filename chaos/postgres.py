@@ -42,7 +42,7 @@ class Postgres:
 
     def _use(self, dsn: str) -> Postgres:
         self.admin_dsn = dsn
-        self.dsn = _with_application_name(dsn, self.application_name)
+        self.dsn = with_application_name(dsn, self.application_name)
         return self
 
     @property
@@ -174,7 +174,7 @@ class PostgresPair:
             f"postgresql://postgres:{PAIR_PASSWORD}@{hosts}/postgres"
             "?target_session_attrs=read-write"
         )
-        pair.dsn = _with_application_name(pair.admin_dsn, application_name)
+        pair.dsn = with_application_name(pair.admin_dsn, application_name)
         return pair
 
     def describe(self) -> str:
@@ -229,7 +229,11 @@ class PostgresPair:
 PAIR_PASSWORD = "chaos-never-logged-0f3a"
 
 
-def _with_application_name(dsn: str, name: str) -> str:
+def application_name_of(dsn: str) -> str:
+    return dict(parse_qsl(urlsplit(dsn).query)).get("application_name", "")
+
+
+def with_application_name(dsn: str, name: str) -> str:
     """asyncpg passes unknown URL parameters to the server as settings
     (https://magicstack.github.io/asyncpg/current/api/index.html#connection)."""
     parts = urlsplit(dsn)
