@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from chaos.audit import Audit, audit
+from chaos.audit import Audit, RefundAudit, audit, audit_refunds
 from chaos.cluster import Cluster, Settings
 from chaos.load import Load, Tally
 from chaos.postgres import PAIR_PASSWORD, PostgresPair
@@ -90,6 +90,7 @@ class FailoverOutcome:
     password_lines: int
     """Replica log lines that show the database password (must be 0)."""
     wall_seconds: float
+    refunds: RefundAudit = field(default_factory=RefundAudit)
 
     @property
     def known(self) -> set[str]:
@@ -162,6 +163,13 @@ class FailoverOutcome:
             "orders with more than one open Stripe session": len(self.audit.orders_with_two_open),
             "sessions callers were told of, not in the ledger nor expired": len(
                 self.told_not_kept()
+            ),
+            "charges whose refunds exceed their capture": len(self.refunds.over_refunded),
+            "refunds callers were told were made, not at Stripe once": len(
+                self.refunds.told_made_not_once
+            ),
+            "refunds at Stripe for a request callers were told was refused": len(
+                self.refunds.refused_but_made
             ),
             "log lines showing the database password": self.password_lines,
         }
@@ -252,6 +260,7 @@ class _Run:
                 watching.set()
                 await watcher
             result.dump(self.run_dir / "logs")
+            refunds = await audit_refunds(self.control, result.sessions, load.tally.refunds)
             lost = await self.pair.lost_commits()
             return FailoverOutcome(
                 scenario=self.scenario,
@@ -268,6 +277,7 @@ class _Run:
                 told_lost=self.told_lost,
                 password_lines=_lines_with(self.run_dir / "logs", PAIR_PASSWORD),
                 wall_seconds=time.monotonic() - self.began,
+                refunds=refunds,
             )
         finally:
             await self.cluster.stop()

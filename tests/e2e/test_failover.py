@@ -24,6 +24,7 @@ from chaos.postgres import PAIR_PASSWORD, PostgresPair
 from checkout.v1 import checkout_service_pb2 as api
 from service.config import describe_dsn
 from tests.e2e.helpers import Sandbox, cart_request, detail, new_order_id, reason
+from tests.e2e.payments import paid_order, refund, refunds_at_stripe
 from tests.e2e.processes import ServiceProcess, service_process
 from tests.support import eventually
 
@@ -37,13 +38,18 @@ async def pair(postgres_folder: Path) -> AsyncIterator[PostgresPair]:
     await started.close()
 
 
-async def on_standby(pair: PostgresPair, session_id: str) -> bool:
-    """Whether the standby has replayed the row of this session."""
+async def on_standby(pair: PostgresPair, kept: str, paid: str) -> bool:
+    """Whether the standby has replayed the row of the session `kept` and the payment of the
+    session `paid`."""
     conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{pair.ports[1]}/postgres")
     try:
         return bool(
             await conn.fetchval(
-                "SELECT count(*) FROM checkout_sessions WHERE session_id = $1", session_id
+                """SELECT EXISTS (SELECT 1 FROM checkout_sessions WHERE session_id = $1)
+                      AND EXISTS (SELECT 1 FROM payments p JOIN checkout_sessions s
+                                  ON p.session_row = s.id WHERE s.session_id = $2)""",
+                kept,
+                paid,
             )
         )
     finally:
@@ -75,10 +81,15 @@ async def test_a_failover_that_lost_a_session_adopts_it_before_its_order_is_acte
 
         kept_order, lost_order = new_order_id(), new_order_id()
         kept = (await replica.stub.CreateSession(cart_request(kept_order))).session
-        await eventually(lambda: on_standby(pair, kept.id))
+        # A paid order, refunded once: its payment is stored (this replica hears no webhook).
+        paid = await paid_order(replica.stub, sandbox)
+        await replica.stub.RefundPayment(refund(paid.order_id, 100))
+        await eventually(lambda: on_standby(pair, kept.id, paid.id))
         await pair.hold()
-        # Committed on the primary, and the caller told: the standby never hears of it.
+        # Committed on the primary, and the callers told: the standby never hears of them.
         told = (await replica.stub.CreateSession(cart_request(lost_order))).session
+        refund_request = refund(paid.order_id, 500)
+        refunded = await replica.stub.RefundPayment(refund_request)
         # Stripe's session list fails for now: the reconciliation cannot finish yet.
         fault = {"path_prefix": "/v1/checkout/sessions", "method": "GET", "status": 500}
         sandbox.control("POST", "/_sandbox/faults", {**fault, "count": 100_000})
@@ -122,6 +133,12 @@ async def test_a_failover_that_lost_a_session_adopts_it_before_its_order_is_acte
         assert replaced.session.id != told.id
         [at_stripe] = [s for s in await sandbox.sessions_for(lost_order) if s.id == told.id]
         assert at_stripe.status == "expired"
+        # The refund's operation was lost too: its caller's retry refunds nothing more.
+        again = await replica.stub.RefundPayment(refund_request)
+        assert again.refund.id == refunded.refund.id
+        intent = again.session.payment.payment_intent_id
+        made = [r.id for r in await refunds_at_stripe(sandbox, intent) if r.amount == 500]
+        assert made == [refunded.refund.id]
 
         assert await pair.lost_commits() >= 1
         replica.process.terminate()
