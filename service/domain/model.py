@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
+from uuid import UUID
 
 
 class Role(StrEnum):
@@ -340,3 +341,57 @@ class CreateResult:
 class Page:
     entries: tuple[LedgerEntry, ...]
     next_page_token: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FeedPosition:
+    """Where an event is in its caller's feed: the id of the transaction that wrote it
+    (Postgres's `pg_current_xact_id()`), then its own id. A feed is read in this order, and only
+    below the oldest transaction still running, so that an event whose transaction began
+    earlier but committed later is never passed over (docs/architecture.md, "The event feed").
+    Ordered as Postgres orders `(txid, id)`: a UUID compares by its bytes, as its int does."""
+
+    txid: int
+    event_id: UUID
+
+
+FEED_START = FeedPosition(0, UUID(int=0))
+"""Before every event."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One event of a caller's feed: an outcome of its order that the order service acts on,
+    written with the ledger change that caused it (outcomes.py says which changes write one)."""
+
+    position: FeedPosition
+    type: str
+    """An outcomes.EventType's value; a string, so that a type a newer replica wrote passes
+    through this one (its callers skip types they do not know)."""
+    caller: str
+    order_id: str
+    created_at: datetime
+    session: LedgerEntry
+    """The ledger row as the change left it, without the Stripe parameters of its create
+    (which no Session shows): the session as GetSession showed it then."""
+
+    @property
+    def id(self) -> UUID:
+        return self.position.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRead:
+    """What one read of a caller's feed found, in one snapshot of the database."""
+
+    events: tuple[FeedEvent, ...]
+    """After the position asked for, oldest first, of the types asked for; only those below the
+    horizon (the oldest transaction still running), which every later read finds too."""
+    tail: FeedPosition | None
+    """The caller's latest event below the horizon, of any type; None if it has none."""
+    held_back: bool
+    """Some of the caller's committed events are above the horizon: a later read finds them."""
+    pruned_through: FeedPosition | None
+    """The caller's latest event that retention removed; None if none was."""
+    after_found: bool
+    """The event at the position read after is in the feed."""

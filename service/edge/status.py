@@ -15,6 +15,7 @@ from service.domain.errors import (
     BadSignature,
     CheckoutError,
     Conflict,
+    CursorOutOfRange,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidRequest,
@@ -41,6 +42,7 @@ CODES: dict[type[CheckoutError], int] = {
     DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     TooManyWatchers: code_pb2.RESOURCE_EXHAUSTED,
     QuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
+    CursorOutOfRange: code_pb2.OUT_OF_RANGE,
     Unavailable: code_pb2.UNAVAILABLE,
     # A refusal that a use case did not turn into InvalidRequest is about the session's state
     # at Stripe, not the caller's input.
@@ -61,6 +63,10 @@ def status_for(exc: CheckoutError) -> grpc.Status:
         info.metadata["stripe_request_id"] = exc.upstream_request_id
     if isinstance(exc, UpstreamRejected) and exc.code:
         info.metadata["stripe_code"] = exc.code
+    if isinstance(exc, CursorOutOfRange):
+        # The cursor to go on from, where a client reads machine-readable facts.
+        key, cursor = exc.resume
+        info.metadata[key] = cursor
     details = [info, *_details(exc)]
     status = status_pb2.Status(code=code, message=exc.message)
     for detail in details:
@@ -112,6 +118,17 @@ def _details(exc: CheckoutError) -> list[Message]:
                 violations=[
                     error_details_pb2.PreconditionFailure.Violation(
                         type=exc.reason, subject="stripe", description=exc.message
+                    )
+                ]
+            )
+        ]
+    if isinstance(exc, CursorOutOfRange):
+        # https://cloud.google.com/apis/design/errors#error_payloads: BadRequest for OUT_OF_RANGE.
+        return [
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field="after", description=exc.message
                     )
                 ]
             )

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
-from service.domain.ports import SessionChanges, SessionLedger
+from service.domain.ports import FeedChanges, SessionChanges, SessionLedger
 from service.store.cached_ledger import CachedLedger
 from service.store.change_feed import ChangeFeed
 from service.store.migrate import apply_migrations, load_migrations
@@ -37,14 +38,19 @@ class WallClock:
         return datetime.now(UTC)
 
 
+class Changes(SessionChanges, FeedChanges, Protocol):
+    """Where a ledger's changes are notified: to the watchers of a session, and to the feed
+    readers of a caller."""
+
+
 @dataclass
 class Ledgers:
     """One ledger under test, and what the tests reach it through."""
 
     kind: str
     ledger: SessionLedger
-    changes: SessionChanges
-    """Where the ledger's changes are notified: watchers subscribe here."""
+    changes: Changes
+    """Where the ledger's changes are notified: watchers and feed readers subscribe here."""
     underneath: SessionLedger
     """The ledger a cached one wraps (the ledger itself otherwise): writing to it is another
     replica's write, which this process hears of only by its notice."""
@@ -115,7 +121,8 @@ async def _ledgers(kind: str, dsn: str, pool: asyncpg.Pool) -> AsyncIterator[Led
         yield Ledgers(kind, cache or memory, changes, memory, cache)
         return
     await pool.execute(
-        "TRUNCATE checkout_sessions, create_requests, stripe_events, sync_watermarks"
+        "TRUNCATE checkout_sessions, create_requests, stripe_events, sync_watermarks, "
+        "feed_events, feed_pruned"
     )
     postgres = PostgresLedger(pool, command_timeout=5)
     cache = CachedLedger(postgres) if wrap else None
