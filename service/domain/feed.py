@@ -8,7 +8,10 @@ is refused with CursorOutOfRange, never restarted silently: one older than the o
 retained (`CURSOR_EXPIRED`), and one naming an event the database does not have and did not
 prune (`CURSOR_UNKNOWN`), which is what a consumer holds after a failover lost the last commits:
 the transaction ids after it are handed out again, and going on from it would pass over the
-events written since.
+events written since. Such a consumer is told the latest event the database has from before: at
+or before its cursor, and written at or before it too, since an event written after the failover
+may have a smaller transaction id than the cursor (and then comes after every event from before,
+all of whose ids are smaller still).
 
 The live streams of one caller on one replica share one reader (`_Reader`): the change feed wakes
 it when an event of that caller commits, it reads once, and hands what it read to every stream.

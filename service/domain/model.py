@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -353,6 +353,9 @@ class FeedPosition:
 
     txid: int
     event_id: UUID
+    written_at: datetime = field(default=datetime(1970, 1, 1, tzinfo=UTC), compare=False)
+    """When the event was written. Not part of the order: what tells, after a failover that
+    handed transaction ids out again, an event written since from one written before."""
 
 
 FEED_START = FeedPosition(0, UUID(int=0))
@@ -370,7 +373,6 @@ class FeedEvent:
     through this one (its callers skip types they do not know)."""
     caller: str
     order_id: str
-    created_at: datetime
     session: LedgerEntry
     """The ledger row as the change left it, without the Stripe parameters of its create
     (which no Session shows): the session as GetSession showed it then."""
@@ -378,6 +380,10 @@ class FeedEvent:
     @property
     def id(self) -> UUID:
         return self.position.event_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.position.written_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,7 +201,8 @@ class FeedLedger(Protocol):
     async def feed_position_at_or_before(
         self, caller: str, position: FeedPosition
     ) -> FeedPosition | None:
-        """The caller's latest event, of any type, at or before `position`; None if none."""
+        """The caller's latest event, of any type, at or before `position` and written at or
+        before its `written_at`, among those every later read finds too; None if none."""
         ...
 
 

@@ -60,14 +60,15 @@ page AS (
     ORDER BY e.txid, e.id
     LIMIT $4),
 meta AS (
-    SELECT tail.txid AS tail_txid, tail.id AS tail_id,
+    SELECT tail.txid AS tail_txid, tail.id AS tail_id, tail.create_time AS tail_time,
            pruned.txid AS pruned_txid, pruned.event_id AS pruned_id,
+           pruned.create_time AS pruned_time,
            EXISTS (SELECT 1 FROM feed_events WHERE caller = $1 AND txid = $2 AND id = $3)
                AS after_found,
            EXISTS (SELECT 1 FROM feed_events WHERE caller = $1 AND txid >= h.xmin) AS held_back
     FROM horizon AS h
     LEFT JOIN LATERAL (
-        SELECT txid, id FROM feed_events WHERE caller = $1 AND txid < h.xmin
+        SELECT txid, id, create_time FROM feed_events WHERE caller = $1 AND txid < h.xmin
         ORDER BY txid DESC, id DESC LIMIT 1) AS tail ON true
     LEFT JOIN feed_pruned AS pruned ON pruned.caller = $1)
 SELECT meta.*, page.* FROM meta LEFT JOIN page ON true ORDER BY page.txid, page.id"""
@@ -78,13 +79,13 @@ every transaction below it has ended, so no event can still appear before the la
 The snapshot is the statement's own (`pg_current_snapshot` is the active one), and the read
 takes no transaction id, which would hold every reader's horizon back."""
 
-AT_OR_BEFORE = """SELECT txid, id FROM feed_events
-    WHERE caller = $1 AND (txid, id) <= ($2::xid8, $3::uuid)
+AT_OR_BEFORE = """SELECT txid, id, create_time FROM feed_events
+    WHERE caller = $1 AND (txid, id) <= ($2::xid8, $3::uuid) AND create_time <= $4
       AND txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY txid DESC, id DESC LIMIT 1"""
-"""The caller's latest event at or before a position, below the horizon: an event above it
-could still be preceded by one that commits later, and a consumer resuming after it would pass
-that one over."""
+"""The caller's latest event at or before a position and written at or before it, below the
+horizon: an event above it could still be preceded by one that commits later, and a consumer
+resuming after it would pass that one over."""
 
 PRUNE = """WITH oldest AS (
     SELECT txid, id, caller, create_time FROM feed_events ORDER BY txid, id LIMIT $2),
@@ -93,15 +94,16 @@ doomed AS (
     DELETE FROM feed_events AS e USING oldest AS o
     WHERE e.txid = o.txid AND e.id = o.id
       AND NOT EXISTS (SELECT 1 FROM kept WHERE (o.txid, o.id) >= (kept.txid, kept.id))
-    RETURNING e.caller, e.txid, e.id),
+    RETURNING e.caller, e.txid, e.id, e.create_time),
 latest AS (
-    SELECT DISTINCT ON (caller) caller, txid, id FROM doomed
+    SELECT DISTINCT ON (caller) caller, txid, id, create_time FROM doomed
     ORDER BY caller, txid DESC, id DESC),
 remembered AS (
-    INSERT INTO feed_pruned AS p (caller, txid, event_id)
-    SELECT caller, txid, id FROM latest
+    INSERT INTO feed_pruned AS p (caller, txid, event_id, create_time)
+    SELECT caller, txid, id, create_time FROM latest
     ON CONFLICT (caller) DO UPDATE
-    SET txid = excluded.txid, event_id = excluded.event_id, pruned_at = clock_timestamp()
+    SET txid = excluded.txid, event_id = excluded.event_id,
+        create_time = excluded.create_time, pruned_at = clock_timestamp()
     WHERE (excluded.txid, excluded.event_id) > (p.txid, p.event_id))
 SELECT count(*) FROM doomed"""
 """Delete, in feed order, the oldest events up to the first one written at or after $1, at most
@@ -118,33 +120,34 @@ def feed_read(rows: list[asyncpg.Record], entry: RowReader) -> FeedRead:
     first = rows[0]
     return FeedRead(
         events=tuple(_event(row, entry) for row in rows if row["id"] is not None),
-        tail=_position(first["tail_txid"], first["tail_id"]),
+        tail=_position(first["tail_txid"], first["tail_id"], first["tail_time"]),
         held_back=first["held_back"],
-        pruned_through=_position(first["pruned_txid"], first["pruned_id"]),
+        pruned_through=_position(first["pruned_txid"], first["pruned_id"], first["pruned_time"]),
         after_found=first["after_found"],
     )
 
 
 def position_of(row: asyncpg.Record | None) -> FeedPosition | None:
-    return None if row is None else _position(row["txid"], row["id"])
+    return None if row is None else _position(row["txid"], row["id"], row["create_time"])
 
 
-def _position(txid: int | None, event_id: UUID | None) -> FeedPosition | None:
-    if txid is None or event_id is None:
+def _position(
+    txid: int | None, event_id: UUID | None, written_at: datetime | None
+) -> FeedPosition | None:
+    if txid is None or event_id is None or written_at is None:
         return None
     # asyncpg's UUID is a uuid.UUID of its own; the domain compares plain ones.
-    return FeedPosition(txid, UUID(int=event_id.int))
+    return FeedPosition(txid, UUID(int=event_id.int), written_at)
 
 
 def _event(row: asyncpg.Record, entry: RowReader) -> FeedEvent:
-    position = _position(row["txid"], row["id"])
-    assert position is not None  # a page row has both
+    position = _position(row["txid"], row["id"], row["create_time"])
+    assert position is not None  # a page row has all three
     return FeedEvent(
         position=position,
         type=row["type"],
         caller=row["caller"],
         order_id=row["order_id"],
-        created_at=row["create_time"],
         session=_session(row["session"], entry),
     )
 

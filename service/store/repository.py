@@ -407,7 +407,11 @@ class PostgresLedger:
     ) -> FeedPosition | None:
         async with self._db():
             row = await self._pool.fetchrow(
-                outbox.AT_OR_BEFORE, caller, position.txid, position.event_id
+                outbox.AT_OR_BEFORE,
+                caller,
+                position.txid,
+                position.event_id,
+                position.written_at,
             )
         return outbox.position_of(row)
 

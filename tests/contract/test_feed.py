@@ -156,21 +156,30 @@ async def test_each_caller_reads_only_its_own_events(ledgers: Ledgers) -> None:
     assert not (await ledgers.ledger.read_feed(CALLER, other.position, limit=1)).after_found
 
 
-async def test_the_latest_event_at_or_before_a_position(ledgers: Ledgers) -> None:
+async def test_the_latest_event_at_or_before_a_position_and_written_before_it(
+    ledgers: Ledgers,
+) -> None:
     rows = [await opened(ledgers) for _ in range(3)]
     for row in rows:
         await ledgers.ledger.record_snapshot(row.row_id, snapshot(row.session_id or "", "expired"))
     every = await events(ledgers)
-    beyond = FeedPosition(every[-1].position.txid + 1000, uuid.uuid4())
-    between = FeedPosition(every[1].position.txid, uuid.UUID(int=every[1].id.int + 1))
-
-    assert await ledgers.ledger.feed_position_at_or_before(CALLER, beyond) == every[-1].position
-    assert await ledgers.ledger.feed_position_at_or_before(CALLER, every[1].position) == (
-        every[1].position
+    at_or_before = ledgers.ledger.feed_position_at_or_before
+    later = datetime.now(UTC) + timedelta(hours=1)
+    beyond = FeedPosition(every[-1].position.txid + 1000, uuid.uuid4(), later)
+    between = FeedPosition(
+        every[1].position.txid, uuid.UUID(int=every[1].id.int + 1), every[1].created_at
     )
-    assert await ledgers.ledger.feed_position_at_or_before(CALLER, between) == every[1].position
-    assert await ledgers.ledger.feed_position_at_or_before(CALLER, FEED_START) is None
-    assert await ledgers.ledger.feed_position_at_or_before("billing", beyond) is None
+    # Placed after every event, but written before the third (as a cursor a failover lost is,
+    # once the transaction ids after it are handed out again).
+    lost = replace(beyond, written_at=every[2].created_at - timedelta(microseconds=1))
+
+    assert await at_or_before(CALLER, beyond) == every[-1].position
+    assert await at_or_before(CALLER, every[1].position) == every[1].position
+    assert await at_or_before(CALLER, between) == every[1].position
+    assert await at_or_before(CALLER, lost) == every[1].position
+    assert await at_or_before(CALLER, FEED_START) is None
+    assert await at_or_before("billing", beyond) is None
+    assert (await at_or_before(CALLER, beyond) or FEED_START).written_at == every[-1].created_at
 
 
 async def test_retention_prunes_the_oldest_events_first_and_remembers_each_callers_last(

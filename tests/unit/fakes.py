@@ -453,6 +453,7 @@ class InMemoryLedger:
             for e in self._feed
             if e.caller == caller
             and e.position <= position
+            and e.position.written_at <= position.written_at
             and (horizon is None or e.position.txid < horizon)
         ]
         return found[-1] if found else None
@@ -484,6 +485,13 @@ class InMemoryLedger:
     def feed(self) -> list[FeedEvent]:
         """Every caller's events, in feed order."""
         return list(self._feed)
+
+    def lose_last_events(self, count: int) -> None:
+        """A failover to a standby that had not received the last `count` events: they are
+        gone, and their transaction ids are handed out again."""
+        lost = self._feed[-count:]
+        del self._feed[-count:]
+        self._txids = itertools.count(lost[0].position.txid)
 
     def forget(self, row_id: int) -> None:
         """Drop a row as if it never was (a test's way to make an orphan at Stripe)."""
@@ -570,11 +578,10 @@ class InMemoryLedger:
             return None
         self._feed.append(
             FeedEvent(
-                position=FeedPosition(next(self._txids), uuid4()),
+                position=FeedPosition(next(self._txids), uuid4(), row.updated_at),
                 type=event,
                 caller=row.caller,
                 order_id=row.order_id,
-                created_at=row.updated_at,
                 session=replace(row.entry(), stripe_params={}),
             )
         )

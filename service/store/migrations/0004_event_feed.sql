@@ -26,8 +26,9 @@ CREATE INDEX feed_events_by_position ON feed_events (txid, id);
 -- Each caller's latest event that retention deleted: a cursor before it has lost events and is
 -- refused (OUT_OF_RANGE), never resumed from silently.
 CREATE TABLE feed_pruned (
-    caller    text        PRIMARY KEY,
-    txid      xid8        NOT NULL,
-    event_id  uuid        NOT NULL,
-    pruned_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    caller      text        PRIMARY KEY,
+    txid        xid8        NOT NULL,
+    event_id    uuid        NOT NULL,
+    create_time timestamptz NOT NULL,
+    pruned_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
