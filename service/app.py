@@ -24,6 +24,8 @@ from grpc_health.v1 import health
 from service.config import CRASH_AFTER_STRIPE_CREATE, Address, ConfigError, Settings
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError
+from service.domain.feed import EventFeed
+from service.domain.feed_cursors import FeedCursors
 from service.domain.page_tokens import PageTokens
 from service.domain.ports import PaymentGateway
 from service.domain.sync import StripeSync
@@ -132,12 +134,14 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         stack.callback(provider.shutdown)
     pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor)
     checkout, sync = await _use_cases(settings, stack, pool, feed, ledger, metrics)
+    events = await _event_feed(pool, feed, ledger)
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
     readiness = _readiness(health_servicer, draining, pool, supervisor)
     grpc_server = build_grpc_server(
         checkout,
+        events,
         stopping,
         health_servicer,
         callers=callers,
@@ -279,6 +283,7 @@ async def _open_database(
         pool,
         command_timeout=settings.db_command_timeout_seconds,
         on_transition=metrics.count_transition,
+        on_event=metrics.count_event,
     )
     if settings.tracing is not None:
         postgres.trace_calls()
@@ -328,8 +333,15 @@ async def _use_cases(
         quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
         # A pending row is left to its creator for as long as its Stripe call may take.
         pending_grace=timedelta(seconds=gateway.call_timeout + 5),
+        event_retention=timedelta(days=settings.event_retention_days),
     )
     return checkout, sync
+
+
+async def _event_feed(pool: asyncpg.Pool, feed: ChangeFeed, ledger: CachedLedger) -> EventFeed:
+    """The event feed: the ledger's events, woken by the change feed, its cursors sealed with
+    the key every replica shares (as page tokens are, under a key of their own)."""
+    return EventFeed(ledger, feed, FeedCursors(await signing_key(pool)))
 
 
 def _webhook_verifier(settings: Settings) -> StripeWebhookVerifier | None:

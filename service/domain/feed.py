@@ -63,6 +63,8 @@ class FeedItem:
 
     event: FeedEvent
     cursor: str
+    live: bool = False
+    """Handed out by a caller's reader as it was read, not read back from a cursor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +192,8 @@ class _Source:
     def seal(self, whose: str, position: FeedPosition) -> str:
         return self._cursors.issue(whose, position)
 
-    def item(self, whose: str, event: FeedEvent) -> FeedItem:
-        return FeedItem(event, self.seal(whose, event.position))
+    def item(self, whose: str, event: FeedEvent, *, live: bool = False) -> FeedItem:
+        return FeedItem(event, self.seal(whose, event.position), live)
 
 
 EVENT_TYPES = frozenset(EventType)
@@ -283,7 +285,7 @@ class _Reader:
                 retry_after_seconds=0.0,
             ) from exc
         if read.events:
-            items = [self._source.item(self.whose, event) for event in read.events]
+            items = [self._source.item(self.whose, e, live=True) for e in read.events]
             self._head = read.events[-1].position
             for inbox in list(self._inboxes):
                 inbox.put(items)

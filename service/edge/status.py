@@ -5,6 +5,8 @@ Every error carries ErrorInfo{reason, domain}; each kind adds the detail a clien
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
@@ -83,16 +85,7 @@ def internal_status() -> grpc.Status:
 
 def _details(exc: CheckoutError) -> list[Message]:
     if isinstance(exc, InvalidRequest):
-        return [
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in exc.violations
-                ]
-            )
-        ]
+        return [_bad_request((v.field, v.description) for v in exc.violations)]
     if isinstance(exc, FailedPrecondition):
         v = exc.violation
         return [
@@ -124,15 +117,7 @@ def _details(exc: CheckoutError) -> list[Message]:
         ]
     if isinstance(exc, CursorOutOfRange):
         # https://cloud.google.com/apis/design/errors#error_payloads: BadRequest for OUT_OF_RANGE.
-        return [
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field="after", description=exc.message
-                    )
-                ]
-            )
-        ]
+        return [_bad_request([("after", exc.message)])]
     if isinstance(exc, Unavailable):
         return [_retry_info(exc.retry_after_seconds)]
     if isinstance(exc, QuotaExceeded):
@@ -145,6 +130,16 @@ def _details(exc: CheckoutError) -> list[Message]:
             _retry_info(exc.retry_after_seconds),
         ]
     return []
+
+
+def _bad_request(violations: Iterable[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    """Each (field, description) as a field violation."""
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+            for field, description in violations
+        ]
+    )
 
 
 def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:

@@ -48,11 +48,12 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
     repairs.labels("orphan").inc(len(report.orphans))
     repairs.labels("failed").inc(len(report.failed))
     metrics.pending_oldest_age.set(report.oldest_pending_seconds)
+    metrics.feed_pruned.inc(report.pruned)
     for session in report.orphans:
         log.warning("open session at Stripe without a ledger row expired", session=session)
     for session in report.missing:
         log.warning("session unknown to Stripe; its row is ended as expired", session=session)
-    if report.examined or report.caught_up or report.failed:
+    if report.examined or report.caught_up or report.failed or report.pruned:
         log.info(
             "sweep",
             examined=report.examined,
@@ -60,5 +61,6 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
             missing=len(report.missing),
             caught_up=report.caught_up,
             orphans=len(report.orphans),
+            pruned=report.pruned,
             failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
         )

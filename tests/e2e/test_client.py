@@ -21,10 +21,12 @@ def test_every_method_has_a_deadline_or_is_a_stream_and_retries_unavailable() ->
         "ExpireSession",
         "ListSessions",
         "WatchSession",
+        "ListEvents",
+        "StreamEvents",
     }
     for method, entry in methods.items():
         assert entry["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
-        assert ("timeout" in entry) == (method != "WatchSession")
+        assert ("timeout" in entry) == (method not in ("WatchSession", "StreamEvents"))
 
 
 async def test_a_brief_stripe_outage_is_retried_by_the_channel(
