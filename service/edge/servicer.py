@@ -172,8 +172,8 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         revoked: the stream must then end."""
         if self._watchers >= self._limits.max_streams:
             raise TooManyWatchers(
-                f"this replica already serves {self._limits.max_streams} streams, its limit; "
-                "retry later, another replica may answer"
+                f"this replica already serves {self._limits.max_streams} WatchSession and "
+                "StreamEvents streams, its limit; retry later, another replica may answer"
             )
         with self._quotas.stream(caller) as revoked:
             self._watchers += 1
