@@ -86,11 +86,17 @@ class EventFeed:
         whose, types, after = self._open(caller, query, page_size=page_size)
         size = page_size or DEFAULT_PAGE_SIZE
         read = await self._source.read(whose, after, limit=size, types=types)
+        items = tuple(self._source.item(whose, event) for event in read.events)
         position = read.events[-1].position if read.events else after
         if len(read.events) < size and read.tail is not None:
             position = max(position, read.tail)
-        next_cursor = query.after if position == after else self._source.seal(whose, position)
-        return FeedPage(tuple(self._source.item(whose, e) for e in read.events), next_cursor)
+        if position == after:
+            next_cursor = query.after
+        elif items and position == items[-1].event.position:
+            next_cursor = items[-1].cursor
+        else:
+            next_cursor = self._source.seal(whose, position)
+        return FeedPage(items, next_cursor)
 
     async def stream_events(
         self, caller: Caller, query: FeedQuery
