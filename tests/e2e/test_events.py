@@ -31,10 +31,12 @@ from tests.support import eventually
 
 Metadata = Sequence[tuple[str, str]]
 SHOP, BILLING, ONCALL = new_token("shop"), new_token("billing"), new_token("oncall")
+BUSY = new_token("busy")
 CALLERS: list[dict[str, Any]] = [
     {"name": "shop", "token": SHOP, "role": "caller", "max_streams": 2},
     {"name": "billing", "token": BILLING, "role": "caller"},
     {"name": "oncall", "token": ONCALL, "role": "operator"},
+    {"name": "busy", "token": BUSY, "role": "caller"},
 ]
 
 
@@ -193,6 +195,20 @@ class Served:
     stub: Stub
     callers_file: Path
 
+    async def metric(self, name: str, **labels: str) -> float:
+        """The value of one series of the replica's metrics (0 if it has none yet)."""
+        async with httpx.AsyncClient() as http:
+            page = (await http.get(f"http://127.0.0.1:{self.app.http_port}/metrics")).text
+        wanted = {f'{k}="{v}"' for k, v in labels.items()}
+        for line in page.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series.split("{")[0] != name:
+                continue
+            found = set(series.partition("{")[2].rstrip("}").split(",")) - {""}
+            if found >= wanted:
+                return float(value)
+        return 0.0
+
 
 @pytest_asyncio.fixture
 async def served(
@@ -333,3 +349,36 @@ async def test_a_drain_ends_streams_with_unavailable_to_resume_elsewhere(
 
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert reason(caught.value) == "SERVER_SHUTTING_DOWN"
+
+
+async def test_a_consumer_that_hangs_up_mid_stream_is_cancelled_not_unknown(
+    served: Served, db: asyncpg.Pool
+) -> None:
+    """A consumer leaving while events are on their way (grpc closes the stream's generator
+    then) is the caller going away, not a failure of the service's."""
+    stub, busy = served.stub, bearer(BUSY)
+    since = await latest_cursor(stub, busy)
+    order_id = await expired_order(stub, busy)
+    [event] = await events_after(stub, since, order_id, 1, busy)
+    await db.execute(
+        """INSERT INTO feed_events (caller, order_id, type, session)
+           SELECT caller, order_id, type, session FROM feed_events, generate_series(1, 2000)
+           WHERE id = $1::uuid""",
+        event.id,
+    )
+
+    for n in range(30):
+        stream = stub.StreamEvents(events.StreamEventsRequest(after=since), metadata=busy)
+        for _ in range(1 + 61 * n):
+            await next_event(stream)
+        stream.cancel()
+
+    async def all_ended() -> bool:
+        return await served.metric("checkout_feed_streams") == 0
+
+    await eventually(all_ended, within_seconds=10)
+    handled = "grpc_server_handled_total"
+    stream_events = {"grpc_method": "StreamEvents", "grpc_service": "checkout.v1.CheckoutService"}
+    cancelled = await served.metric(handled, grpc_code="CANCELLED", **stream_events)
+    unknown = await served.metric(handled, grpc_code="UNKNOWN", **stream_events)
+    assert (cancelled, unknown) == (30, 0)
