@@ -2,7 +2,10 @@
 the Stripe sandbox, a load of creates with changed carts, retries and payments, while Stripe
 fails in every way the sandbox can make it, Postgres restarts and a replica is SIGKILLed. Then
 no order has two open sessions at Stripe, every paid session is complete in the ledger,
-nothing open at Stripe lacks its ledger row, and nothing was answered INTERNAL or UNKNOWN.
+nothing open at Stripe lacks its ledger row, and nothing was answered INTERNAL or UNKNOWN; and
+each caller's event feed consumers, hanging up at random and going on elsewhere, saw every paid
+order paid exactly once, every event, nothing of another caller, and each order's events in
+the order they committed.
 
 The run is the same code as `make chaos` (chaos/), at its smallest size; on failure the
 assertion message is the run's whole table, with the order and session ids to look up in the
@@ -29,3 +32,6 @@ async def test_a_short_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert sum(outcome.faults.hits.values()) > 0, table
     assert outcome.tally.payments > 0, table
     assert outcome.audit.stripe_states, table
+    # The feed's consumers read events, hung up and went on elsewhere.
+    assert outcome.feed.events_in_feed > 0 and outcome.feed.paid_orders > 0, table
+    assert all(c.seen and c.hung_up for c in outcome.feed.consumers), table
