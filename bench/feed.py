@@ -39,7 +39,7 @@ _OPEN_POLL_S = 0.2
 @dataclass(frozen=True)
 class Feed:
     """`streams` StreamEvents streams, idle for `idle_s`; then `payments` sessions paid through
-    the sandbox, each event awaited on every stream."""
+    the sandbox at once, each event awaited on every stream."""
 
     target: str
     metrics_url: str
@@ -68,6 +68,9 @@ class FeedResult:
     delivery_p99_ms: float
     delivery_max_ms: float
     """From the payment asked of the sandbox (its webhook, then the event) to the stream."""
+    written_p50_ms: float
+    written_p99_ms: float
+    """From the event's writing (its `create_time`) to the stream: the feed's own part."""
     stream_errors: int
     first_error: str
 
@@ -76,6 +79,8 @@ class FeedResult:
 class _Received:
     at: dict[str, list[float]] = field(default_factory=dict)
     """For each order, when each stream received its payment's event."""
+    since_written: list[float] = field(default_factory=list)
+    """Seconds from each event's writing to its receipt (wall clock, this machine's)."""
     errors: int = 0
     first_error: str = ""
 
@@ -113,15 +118,11 @@ async def feed(spec: Feed) -> FeedResult:
         open_s = time.perf_counter() - began
         idle_tps, idle_cores = await _idle(spec)
         rss_after = procfs.rss_mb(spec.server_pid)
-        paid_at = dict(
-            zip(
-                [s.order_id for s in sessions],
-                await asyncio.gather(
-                    *(asyncio.to_thread(_pay_at, spec.sandbox_url, s.id) for s in sessions)
-                ),
-                strict=True,
-            )
+        # All at once, as bench/watchers.py pays: a burst of events, each to every stream.
+        paid = await asyncio.gather(
+            *(asyncio.to_thread(_pay_at, spec.sandbox_url, s.id) for s in sessions)
         )
+        paid_at = {s.order_id: at for s, at in zip(sessions, paid, strict=True)}
         await asyncio.wait(streams, timeout=spec.timeout_s)
         for task in streams:
             task.cancel()
@@ -129,6 +130,7 @@ async def feed(spec: Feed) -> FeedResult:
     delays = sorted(
         (at - paid_at[order]) * 1000 for order, times in received.at.items() for at in times
     )
+    written = sorted(1000 * seconds for seconds in received.since_written)
     return FeedResult(
         streams=spec.streams,
         opened=opened,
@@ -142,6 +144,8 @@ async def feed(spec: Feed) -> FeedResult:
         delivery_p50_ms=percentile(delays, 0.50),
         delivery_p99_ms=percentile(delays, 0.99),
         delivery_max_ms=delays[-1] if delays else 0.0,
+        written_p50_ms=percentile(written, 0.50),
+        written_p99_ms=percentile(written, 0.99),
         stream_errors=received.errors,
         first_error=received.first_error,
     )
@@ -168,6 +172,7 @@ async def _stream(
             event = response.event
             if event.type == events.Event.ORDER_PAID and event.order_id in waiting:
                 got.at.setdefault(event.order_id, []).append(time.perf_counter())
+                got.since_written.append(time.time() - event.create_time.ToMicroseconds() / 1e6)
                 waiting.discard(event.order_id)
                 if not waiting:
                     return

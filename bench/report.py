@@ -208,6 +208,8 @@ def feed_table(m: Measurements) -> list[str]:
         f"{feed.rss_after_mb:.0f} MB |",
         f"| payment → its event on a stream: p50 / p99 / max | {feed.delivery_p50_ms:.0f} / "
         f"{feed.delivery_p99_ms:.0f} / {feed.delivery_max_ms:.0f} ms |",
+        f"| the event written → on a stream: p50 / p99 | {feed.written_p50_ms:.0f} / "
+        f"{feed.written_p99_ms:.0f} ms |",
         f"| events delivered / expected / stream errors | {feed.delivered} / {feed.expected} / "
         f"{feed.stream_errors} |",
     ]

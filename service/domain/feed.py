@@ -100,11 +100,12 @@ class EventFeed:
 
     async def stream_events(
         self, caller: Caller, query: FeedQuery
-    ) -> AsyncGenerator[FeedItem, None]:
-        """Every event after the cursor, then each as it commits, without end. The stream joins
-        its caller's reader first, then catches up on its own: whatever the reader reads after
-        the join is kept for it, and its own reads reach at least as far as the reader had, so
-        nothing falls between the two (events it has both ways are sent once)."""
+    ) -> AsyncGenerator[tuple[FeedItem, ...], None]:
+        """Every event after the cursor, then each as it commits, without end, a batch at a
+        time (what one read found): the events of a burst travel together to the edge. The
+        stream joins its caller's reader first, then catches up on its own: whatever the reader
+        reads after the join is kept for it, and its own reads reach at least as far as the
+        reader had, so nothing falls between the two (events it has both ways are sent once)."""
         whose, types, after = self._open(caller, query)
         reader = self._readers.get(whose)
         if reader is None:
@@ -115,18 +116,20 @@ class EventFeed:
             position = after
             while True:
                 read = await self._source.read(whose, position, limit=READ_SIZE, types=types)
-                for event in read.events:
-                    yield self._source.item(whose, event)
                 if read.events:
+                    yield tuple(self._source.item(whose, event) for event in read.events)
                     position = read.events[-1].position
                 if len(read.events) < READ_SIZE:
                     position = max(position, read.tail or position)
                     break
             while True:
+                batch = []
                 for item in await inbox.take():
                     if item.event.position > position and (not types or item.event.type in types):
                         position = item.event.position
-                        yield item
+                        batch.append(item)
+                if batch:
+                    yield tuple(batch)
 
     def _open(
         self, caller: Caller, query: FeedQuery, *, page_size: int = 0

@@ -140,15 +140,14 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         query = mapping.feed_query(request)
         try:
             with self._stream(caller, self._metrics.feed_streams) as revoked:
-                items = self._interruptible(self._feed.stream_events(caller, query), revoked)
-                async with aclosing(items) as followed:
-                    async for item in followed:
-                        yield events.StreamEventsResponse(
-                            event=self._rendered_events.event(item, caller)
-                        )
-                        if item.live:
-                            delivered = time.time() - item.event.created_at.timestamp()
-                            self._metrics.feed_delivery.observe(max(0.0, delivered))
+                batches = self._interruptible(self._feed.stream_events(caller, query), revoked)
+                async with aclosing(batches) as followed:
+                    async for batch in followed:
+                        for item in batch:
+                            yield self._rendered_events.streamed(item, caller)
+                            if item.live:
+                                delivered = time.time() - item.event.created_at.timestamp()
+                                self._metrics.feed_delivery.observe(max(0.0, delivered))
         except Exception as exc:
             await self._abort(context, exc)
 
@@ -290,25 +289,29 @@ class _RenderedSessions:
 
 class _RenderedEvents:
     """Event messages already built, by event and role: the streams of one caller (and its
-    operators) send the same events, and a message is built once for all of them. Any of an
+    operators) send the same events, and a message is built once for all of them, as the
+    StreamEvents message that wraps it (a message given to another is copied into it). Any of an
     event's cursors will do for any stream of its feed: each resumes right after the event."""
 
     _MAX = 10_000
 
     def __init__(self, sessions: _RenderedSessions) -> None:
         self._sessions = sessions
-        self._built: OrderedDict[tuple[UUID, bool], events.Event] = OrderedDict()
+        self._built: OrderedDict[tuple[UUID, bool], events.StreamEventsResponse] = OrderedDict()
 
-    def event(self, item: FeedItem, caller: Caller) -> events.Event:
+    def streamed(self, item: FeedItem, caller: Caller) -> events.StreamEventsResponse:
         key = (item.event.id, caller.sees_client_secrets)
         message = self._built.get(key)
         if message is None:
             session = self._sessions.session(item.event.session, caller)
-            message = mapping.event_message(item, session)
+            message = events.StreamEventsResponse(event=mapping.event_message(item, session))
             self._built[key] = message
             if len(self._built) > self._MAX:
                 self._built.popitem(last=False)
         return message
+
+    def event(self, item: FeedItem, caller: Caller) -> events.Event:
+        return self.streamed(item, caller).event
 
 
 def _collect(step: asyncio.Future[Any]) -> None:

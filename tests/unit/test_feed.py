@@ -203,10 +203,12 @@ async def streaming(
     received: asyncio.Queue[FeedItem | BaseException] = asyncio.Queue()
     stream = setup.feed.stream_events(caller, query or FeedQuery())
 
-    async def read(items: AsyncGenerator[FeedItem, None]) -> None:
+    async def read(batches: AsyncGenerator[tuple[FeedItem, ...], None]) -> None:
         try:
-            async for item in items:
-                received.put_nowait(item)
+            async for batch in batches:
+                assert batch, "a batch has events"
+                for item in batch:
+                    received.put_nowait(item)
         except Exception as exc:
             received.put_nowait(exc)
 
@@ -335,16 +337,16 @@ async def test_a_stream_that_falls_too_far_behind_is_ended_to_resume_from_its_cu
     waiting = asyncio.create_task(anext(stream))
     await joined(setup)
     await pay(setup.world, "order-0")
-    first = await asyncio.wait_for(waiting, 5)
+    [first] = await asyncio.wait_for(waiting, 5)
     # The consumer stops reading; the reader goes on.
     for n in range(1, 4):
         await pay(setup.world, f"order-{n}")
     await asyncio.sleep(0.1)
 
-    received = []
+    received: list[FeedItem] = []
     with pytest.raises(Unavailable) as caught:
         while True:
-            received.append(await asyncio.wait_for(anext(stream), 5))
+            received += await asyncio.wait_for(anext(stream), 5)
     await stream.aclose()
 
     assert first.event.order_id == "order-0"
