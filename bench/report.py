@@ -202,7 +202,8 @@ def feed_table(m: Measurements) -> list[str]:
         f"| {feed.streams} StreamEvents streams of one caller | |",
         "|---|--:|",
         f"| streams open (the service's gauge) | {feed.opened} in {feed.open_s:.1f} s |",
-        f"| Postgres transactions/s, streams idle | {feed.idle_db_tps:.1f} |",
+        f"| Postgres transactions/s, no streams / streams idle | {feed.baseline_db_tps:.1f} / "
+        f"{feed.idle_db_tps:.1f} |",
         f"| server cores, streams idle | {feed.idle_server_cores:.3f} |",
         f"| server RSS before / after opening | {feed.rss_before_mb:.0f} / "
         f"{feed.rss_after_mb:.0f} MB |",
