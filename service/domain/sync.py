@@ -91,13 +91,13 @@ class StripeSync:
         self._gateway = gateway
         self._checkout = checkout
         self._clock = clock
+        # How long the event feed keeps an event (EVENT_RETENTION_DAYS).
+        self._event_retention = event_retention
         # A pending row younger than this is most likely still in its creator's hands.
         self._pending_grace = pending_grace
         # A session that is not final and has heard nothing for this long is re-read.
         self._quiet_after = quiet_after
         self._batch_size = batch_size
-        # How long the event feed keeps an event (EVENT_RETENTION_DAYS).
-        self._event_retention = event_retention
 
     async def handle_event(self, event: StripeEvent) -> EventOutcome:
         """Apply a verified event exactly once. Raises Unavailable when it cannot be applied

@@ -8,7 +8,6 @@ from typing import Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from checkout.v1 import checkout_service_pb2 as api
-from checkout.v1 import event_pb2 as events
 from checkout.v1 import session_pb2 as pb
 from service.domain.commands import (
     AdjustableQuantity,
@@ -26,9 +25,7 @@ from service.domain.commands import (
     TaxIdCollection,
     UiMode,
 )
-from service.domain.feed import FeedItem, FeedQuery
 from service.domain.model import LedgerEntry, SessionSnapshot, field_values
-from service.domain.outcomes import EventType
 
 _MODES = {
     pb.Session.PAYMENT: Mode.PAYMENT,
@@ -298,39 +295,3 @@ def _fill(message: pb.Session, s: SessionSnapshot) -> None:
         message.shipping_cost.CopyFrom(pb.ShippingCost(**field_values(s.shipping_cost)))
     message.discount_ids.extend(s.discount_ids)
     message.line_items.extend(pb.SessionLineItem(**field_values(li)) for li in s.line_items)
-
-
-_EVENT_TYPES = {
-    events.Event.ORDER_PAID: EventType.ORDER_PAID,
-    events.Event.PAYMENT_PROCESSING: EventType.PAYMENT_PROCESSING,
-    events.Event.PAYMENT_FAILED: EventType.PAYMENT_FAILED,
-    events.Event.SESSION_EXPIRED: EventType.SESSION_EXPIRED,
-}
-_EVENT_TYPES_OUT = {v.value: k for k, v in _EVENT_TYPES.items()}
-
-
-def feed_query(
-    request: events.StreamEventsRequest | events.ListEventsRequest,
-) -> FeedQuery:
-    """A type this contract does not know (a number from a newer client) becomes None, which
-    the use case refuses by its index."""
-    return FeedQuery(
-        after=request.after,
-        types=tuple(_EVENT_TYPES.get(kind) for kind in request.types),
-        caller=request.caller,
-    )
-
-
-def event_message(item: FeedItem, session: pb.Session) -> events.Event:
-    """The event as a caller sees it, around its session as rendered for that caller. A type a
-    newer replica wrote is TYPE_UNSPECIFIED here, for the caller to skip."""
-    event = item.event
-    message = events.Event(
-        id=str(event.id),
-        cursor=item.cursor,
-        type=_EVENT_TYPES_OUT.get(event.type, events.Event.TYPE_UNSPECIFIED),
-        order_id=event.order_id,
-        session=session,
-    )
-    message.create_time.FromDatetime(event.created_at)
-    return message

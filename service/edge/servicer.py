@@ -30,7 +30,7 @@ from service.domain.errors import (
 )
 from service.domain.feed import EventFeed, FeedItem
 from service.domain.model import Caller, LedgerEntry
-from service.edge import mapping
+from service.edge import feed_mapping, mapping
 from service.edge.auth import current_caller
 from service.edge.quotas import CallerQuotas
 from service.edge.status import internal_status, status_for
@@ -137,7 +137,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: events.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[events.StreamEventsResponse]:
         caller = current_caller()
-        query = mapping.feed_query(request)
+        query = feed_mapping.feed_query(request)
         try:
             with self._stream(caller, self._metrics.feed_streams) as revoked:
                 batches = self._interruptible(self._feed.stream_events(caller, query), revoked)
@@ -157,7 +157,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         caller = current_caller()
         page = await self._answer(
             context,
-            self._feed.list_events(caller, mapping.feed_query(request), request.page_size),
+            self._feed.list_events(caller, feed_mapping.feed_query(request), request.page_size),
         )
         return events.ListEventsResponse(
             events=[self._rendered_events.event(item, caller) for item in page.items],
@@ -304,7 +304,7 @@ class _RenderedEvents:
         message = self._built.get(key)
         if message is None:
             session = self._sessions.session(item.event.session, caller)
-            message = events.StreamEventsResponse(event=mapping.event_message(item, session))
+            message = events.StreamEventsResponse(event=feed_mapping.event_message(item, session))
             self._built[key] = message
             if len(self._built) > self._MAX:
                 self._built.popitem(last=False)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
-from service.domain.model import FeedEvent, FeedPosition, FeedRead, LedgerEntry
+from service.domain.model import FeedEvent, FeedPosition, FeedRead, LedgerEntry, LedgerState
 from service.domain.outcomes import ANNOUNCEMENTS, Announcement
 
 
@@ -50,6 +50,16 @@ EVENT = f"""event AS (
 """The outbox's part of a write: a CTE after `changed`, the rows a write changed, each with
 `previous_state` and `previous_announced` (what it announced before, locked FOR UPDATE). It
 writes the event of every row whose announcement the write changed, in the same statement."""
+
+
+class Written(NamedTuple):
+    """What a ledger write left: the row, and if it changed it, the state it had before (None
+    if it changed nothing) and the event it wrote to the feed (None if none)."""
+
+    entry: LedgerEntry
+    previous: LedgerState | None
+    event: str | None
+
 
 READ = """WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
 page AS (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -38,6 +38,7 @@ from service.domain.model import (
 from service.observability import tracing
 from service.store import outbox
 from service.store.db_errors import translate_db_errors
+from service.store.outbox import Written
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 # The notice that tells every replica's watchers and read cache that a row changed, as a select
@@ -103,7 +104,7 @@ class PostgresLedger:
         """Give each trip to Postgres a span of its own (tracing is on)."""
         self._traced = True
 
-    def _changed(self, written: _Written) -> None:
+    def _changed(self, written: Written) -> None:
         entry, previous = written.entry, written.previous
         if self._on_transition is not None and previous is not None and previous != entry.state:
             self._on_transition(previous, entry.state)
@@ -291,7 +292,7 @@ class PostgresLedger:
             )
         if row is None:
             return None
-        written = _Written(_entry(row), LedgerState.OPEN, row["event_type"])
+        written = Written(_entry(row), LedgerState.OPEN, row["event_type"])
         self._changed(written)
         return written.entry
 
@@ -440,7 +441,7 @@ async def _insert_event(conn: Connection, event: StripeEvent) -> bool:
 
 async def _record(
     conn: Connection, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
-) -> _Written:
+) -> Written:
     """Store what Stripe said unless the row is already further along (a stale read, as
     webhooks arrive in any order) or already says exactly that (a redelivery, or our own
     write coming back as a webhook), write the event the change causes, and tell watchers on
@@ -475,20 +476,11 @@ async def _record(
         payment_failed,
     )
     if row is not None:
-        return _Written(_entry(row), LedgerState(row["previous_state"]), row["event_type"])
+        return Written(_entry(row), LedgerState(row["previous_state"]), row["event_type"])
     row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
-    return _Written(_entry(row), None, None)
-
-
-class _Written(NamedTuple):
-    """What a write left: the row, and if it changed it, the state it had before (None if it
-    changed nothing) and the event it wrote (None if none)."""
-
-    entry: LedgerEntry
-    previous: LedgerState | None
-    event: str | None
+    return Written(_entry(row), None, None)
 
 
 def _entry(row: asyncpg.Record | Mapping[str, Any]) -> LedgerEntry:
