@@ -1,6 +1,7 @@
 """Idle StreamEvents streams, then payments: what the streams cost the server and Postgres while
-nothing happens, and how long until every stream has each payment's event, from the payment's
-webhook.
+nothing happens, and how long until every stream has each payment's event: from the webhook's
+effect (the event's writing, its `create_time`, as the service applies the webhook), and from
+the payment at the sandbox, which adds the sandbox's sending of the webhook.
 
 Run in a process of its own (`python -m bench.feed`, the spec as JSON on stdin, the result as
 JSON on stdout), as the other workloads run in the load generator's. Every stream is the local
