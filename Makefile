@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/checkout/v1/*.proto)
 GEN    := checkout/v1/checkout_service_pb2.py
 
-.PHONY: all install proto run sandbox test bench chaos check lint typecheck layers buf fmt clean \
-	deploy-check image chromium screenshots dashboard
+.PHONY: all install proto run sandbox test test-unit bench chaos check lint typecheck layers buf \
+	fmt clean deploy-check image chromium screenshots dashboard
 
 all: proto
 
@@ -35,11 +35,18 @@ run: proto
 sandbox: proto
 	$(BIN)/python -m sandbox
 
+# The whole suite, on every core (pytest-xdist): each worker starts a Postgres and a sandbox of
+# its own and takes a test file at a time. TEST_WORKERS=0 runs it in one process, in order.
 # tests/e2e/test_prometheus_alerts.py runs the alerts in a real Prometheus: installed here when
 # missing and apt-get can (deploy/install-prometheus), else that test skips saying why.
+TEST_WORKERS ?= logical
 test: proto chromium
 	@deploy/install-prometheus || true
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The unit tests alone: the domain over in-memory fakes, no Postgres, sandbox or server.
+test-unit: proto
+	$(BIN)/python -m pytest tests/unit
 
 # tests/browser drives Debian's Chromium through Playwright, which cannot download a browser of
 # its own here. As root, install it when it is missing; anywhere else the browser tests skip,
@@ -59,9 +66,10 @@ screenshots: proto chromium
 
 # Timings live here: the service side by side with a bare grpc.aio server and with direct
 # stripe-python calls, printed as tables and written to bench/results.json; tests never assert
-# them. QUICK=1: shorter runs, under two minutes.
+# them. QUICK=1: shorter runs. PROFILE=1: only a py-spy profile of the service creating
+# sessions (bench/create-profile.txt).
 bench: proto
-	$(BIN)/python -m bench $(if $(QUICK),--quick)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 
 # Three replicas on one Postgres and the sandbox, under Stripe faults, a Postgres restart and a
 # SIGKILLed replica; then the ledger is checked against Stripe and the table printed. Fails if

@@ -1,7 +1,8 @@
 """`make bench` (`python -m bench [--quick]`): the service side by side with a bare grpc.aio
 server and with stripe-python calling the sandbox directly, in one run on this machine, so
-that the ratios hold on a noisy machine even when the absolute figures do not. Prints the
-tables and writes bench/results.json; nothing here asserts a timing."""
+that the comparisons hold on a noisy machine even when the absolute figures do not. Prints the
+tables and writes bench/results.json; nothing here asserts a timing. `--profile` instead
+samples the service with py-spy while it creates sessions (bench/profile.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from bench import procfs
 from bench.plan import FULL, QUICK
 from bench.postgres import postgres
+from bench.profile import profile_creates
 from bench.report import write
 from bench.run import measure
 from bench.servers import start_sandbox
@@ -22,6 +24,11 @@ from bench.servers import start_sandbox
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs: under two minutes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only a py-spy profile of the service creating sessions (bench/create-profile.txt)",
+    )
     parser.add_argument(
         "--direct-client",
         choices=("aiohttp", "httpx"),
@@ -38,6 +45,9 @@ def main() -> None:
     ):
         sandbox = start_sandbox(Path(tmp))
         try:
+            if args.profile:
+                profile_creates(plan, pg, sandbox, Path(tmp))
+                return
             measurements = measure(plan, pg, sandbox, Path(tmp))
         finally:
             sandbox.stop()

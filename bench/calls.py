@@ -1,6 +1,6 @@
-"""One call of each closed-loop workload, with what it needs set up first (channels, sessions
-to read, orders to reuse). A call raises on any failure, including a create that should have
-been a reuse and was not."""
+"""One call of each workload, with what it needs set up first (channels, sessions to read,
+orders to reuse, a stripe-python client). A call raises on any failure, including a create that
+should have been a reuse and was not."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ Call = Callable[[int], Awaitable[None]]
 """One call by caller number `i` (0 ≤ i < concurrency)."""
 
 _SETUP_PARALLELISM = 16
+# What a caller would allow a create (clients/python's service config gives it 20 s).
+_CREATE_TIMEOUT_S = 20.0
 
 
 class NotReused(Exception):
@@ -35,21 +37,32 @@ class NotReused(Exception):
 
 
 async def prepare(load: w.Load, stack: AsyncExitStack) -> Call:
-    if load.kind == w.DIRECT_CREATE:
-        return _direct_create(load.target, load.direct_client, stack)
-    channel = grpc.aio.insecure_channel(load.target)
-    stack.push_async_callback(channel.close)
-    await asyncio.wait_for(channel.channel_ready(), timeout=30)
+    """A closed-loop workload's call."""
+    channel = await _channel(load.target, stack)
     if load.kind in (w.BARE_HEALTH, w.HEALTH):
         return _health(channel)
     stub = api_grpc.CheckoutServiceStub(channel)
-    if load.kind == w.CREATE:
-        return _create(stub)
     if load.kind == w.REUSE:
         return await _reuse(stub, load.concurrency)
     if load.kind in (w.GET_BY_ID, w.GET_BY_ORDER):
         return await _get(stub, load.kind, max(load.fixtures, 1))
     raise ValueError(f"no such workload: {load.kind!r}")
+
+
+async def prepare_create(load: w.OpenLoad, stack: AsyncExitStack) -> Call:
+    """A new-order create, through the service or straight at the sandbox."""
+    if load.kind == w.DIRECT_CREATE:
+        return _direct_create(load.target, load.direct_client, stack)
+    if load.kind == w.CREATE:
+        return _create(api_grpc.CheckoutServiceStub(await _channel(load.target, stack)))
+    raise ValueError(f"no such workload: {load.kind!r}")
+
+
+async def _channel(target: str, stack: AsyncExitStack) -> grpc.aio.Channel:
+    channel = grpc.aio.insecure_channel(target)
+    stack.push_async_callback(channel.close)
+    await asyncio.wait_for(channel.channel_ready(), timeout=30)
+    return channel
 
 
 def _health(channel: grpc.aio.Channel) -> Call:
@@ -69,7 +82,7 @@ def _health(channel: grpc.aio.Channel) -> Call:
 
 def _create(stub: api_grpc.CheckoutServiceAsyncStub) -> Call:
     async def call(_: int) -> None:
-        await stub.CreateSession(cart(new_order()))
+        await stub.CreateSession(cart(new_order()), timeout=_CREATE_TIMEOUT_S)
 
     return call
 

@@ -1,9 +1,9 @@
 """The load generator, in a process of its own: `python -m bench.loadgen` reads a suite of
-closed-loop loads (or the watch workload) as JSON on stdin, runs it, and writes the figures as
-JSON on stdout.
+closed-loop loads (or one open-loop window, or the watch workload) as JSON on stdin, runs it,
+and writes the figures as JSON on stdout.
 
-A closed loop: `concurrency` callers on one grpc.aio channel (or one stripe-python client),
-each calling again as soon as its call returns. Calls that complete during the warm-up are not
+A closed loop: `concurrency` callers on one grpc.aio channel, each calling again as soon as its
+call returns. (The open loop is bench/openloop.py.) Calls that complete during the warm-up are not
 counted; the measured window opens and closes with a sample of the server's CPU time, so that
 CPU per call is the server's CPU over the window divided by the calls completed in it.
 """
@@ -15,14 +15,15 @@ import json
 import math
 import sys
 import time
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import procfs
 from bench.calls import Call, prepare
+from bench.openloop import open_window
 from bench.stats import percentile
-from bench.workloads import Load, LoadResult, Watch
+from bench.workloads import Load, LoadResult, OpenLoad, Watch
 
 _DRAIN_S = 2.0
 
@@ -31,19 +32,9 @@ _DRAIN_S = 2.0
 class _Window:
     start: float = math.inf
     end: float = math.inf
-    concurrency: int = 0
-    completed: int = 0
-    """Calls returned so far, warm-up included."""
-    turned_over: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once as many calls have returned as are in flight."""
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
-
-    def returned(self) -> None:
-        self.completed += 1
-        if self.completed >= self.concurrency:
-            self.turned_over.set()
 
     def counts(self, ended: float) -> bool:
         return self.start <= ended <= self.end
@@ -54,7 +45,6 @@ class _Sample:
     at: float
     generator: float
     server: float
-    sandbox: float
     postgres: float
 
     @classmethod
@@ -63,7 +53,6 @@ class _Sample:
             at=time.perf_counter(),
             generator=time.process_time(),
             server=procfs.cpu_seconds(load.server_pid) if load.server_pid else 0.0,
-            sandbox=procfs.cpu_seconds(load.sandbox_pid) if load.sandbox_pid else 0.0,
             postgres=procfs.tree_cpu_seconds(load.postgres_pid) if load.postgres_pid else 0.0,
         )
 
@@ -78,7 +67,6 @@ class _Totals:
     errors: int = 0
     first_error: str = ""
     server: float = 0.0
-    sandbox: float = 0.0
     postgres: float = 0.0
     generator: float = 0.0
     rss_mb: float = 0.0
@@ -91,7 +79,6 @@ class _Totals:
         self.errors += window.errors
         self.first_error = self.first_error or window.first_error
         self.server += after.server - before.server
-        self.sandbox += after.sandbox - before.sandbox
         self.postgres += after.postgres - before.postgres
         self.generator += after.generator - before.generator
         self.rss_mb = max(self.rss_mb, rss_mb)
@@ -118,7 +105,6 @@ class _Totals:
             server_cpu_us=per_call_us(self.server),
             server_cores=self.server / seconds,
             server_rss_mb=self.rss_mb,
-            sandbox_cpu_us=per_call_us(self.sandbox),
             postgres_cpu_us=per_call_us(self.postgres),
             generator_cores=self.generator / seconds,
             round_throughputs=self.round_throughputs,
@@ -131,28 +117,20 @@ async def _caller(call: Call, i: int, window: _Window) -> None:
         try:
             await call(i)
         except Exception as exc:
-            window.returned()
             if window.counts(time.perf_counter()):
                 window.errors += 1
                 window.first_error = window.first_error or f"{type(exc).__name__}: {exc}"[:300]
             continue
         ended = time.perf_counter()
-        window.returned()
         if window.counts(ended):
             window.latencies.append(ended - began)
 
 
 async def _one_window(call: Call, totals: _Totals) -> None:
     load = totals.load
-    window = _Window(concurrency=load.concurrency)
+    window = _Window()
     callers = [asyncio.create_task(_caller(call, i, window)) for i in range(load.concurrency)]
-    began = time.perf_counter()
     await asyncio.sleep(load.warmup_s)
-    # Warm until the loop has turned over once (as many calls returned as are in flight), so
-    # that the calls in flight when the window opens are in their steady state.
-    with suppress(TimeoutError):
-        left = load.max_warmup_s - (time.perf_counter() - began)
-        await asyncio.wait_for(window.turned_over.wait(), timeout=max(left, 0))
     before = _Sample.take(load)
     window.start = before.at
     await asyncio.sleep(load.duration_s)
@@ -183,6 +161,8 @@ async def _run(request: dict[str, Any]) -> Any:
     if request["kind"] == "suite":
         loads = [Load(**fields) for fields in request["loads"]]
         return [asdict(result) for result in await suite(loads, request["rounds"])]
+    if request["kind"] == "open":
+        return asdict(await open_window(OpenLoad(**request["load"])))
     from bench.watchers import watch  # only this workload needs asyncpg
 
     return asdict(await watch(Watch(**request["spec"])))

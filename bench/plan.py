@@ -14,9 +14,8 @@ class Plan:
     window_s: float
     """Measured seconds per load and round: each load is measured `rounds * window_s`."""
     create_rounds: int
+    """Rounds of open-loop creates: each rate through the service and straight at the sandbox."""
     create_warmup_s: float
-    create_max_warmup_s: float
-    """Creates warm up until every caller has had an answer, up to this long (bench/loadgen.py)."""
     create_window_s: float
     timed_starts: int
     """Starts with the migrations already applied, timed to "serving"; the last one stays up."""
@@ -24,9 +23,12 @@ class Plan:
     """Postgres transactions/s and server CPU without watchers first, for comparison (0: not)."""
     watch_idle_s: float
     concurrency: int = 32
-    create_concurrency: tuple[int, ...] = (10, 100, 500)
-    """The headline is the largest; the smallest is a load this machine carries unsaturated."""
+    create_rates: tuple[float, ...] = (10, 50, 100)
+    """New-order creates per second, up to what Stripe allows an account in live mode."""
     stripe_latency_ms: int = 200
+    profile_rate: float = 100
+    profile_s: float = 20
+    """`--profile`: py-spy samples the service for this long, creates arriving at this rate."""
     read_fixtures: int = 200
     watchers: int = 1000
     watch_sessions: int = 10
@@ -41,10 +43,9 @@ FULL = Plan(
     rounds=6,
     warmup_s=1,
     window_s=2.5,
-    create_rounds=2,
-    create_warmup_s=1,
-    create_max_warmup_s=12,
-    create_window_s=4,
+    create_rounds=3,
+    create_warmup_s=2,
+    create_window_s=10,
     timed_starts=3,
     watch_baseline_s=10,
     watch_idle_s=15,
@@ -55,9 +56,8 @@ QUICK = Plan(
     warmup_s=0.5,
     window_s=1.5,
     create_rounds=1,
-    create_warmup_s=1,
-    create_max_warmup_s=6,
-    create_window_s=2.5,
+    create_warmup_s=2,
+    create_window_s=4,
     timed_starts=1,
     watch_baseline_s=0,
     watch_idle_s=5,

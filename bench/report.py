@@ -17,8 +17,8 @@ from bench import workloads as w
 from bench.feed import FeedResult
 from bench.plan import Plan
 from bench.run import Measurements
-from bench.stats import paired_ratio, ratio
-from bench.workloads import LoadResult
+from bench.stats import paired_difference, paired_ratio, ratio
+from bench.workloads import LoadResult, OpenResult
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -49,9 +49,18 @@ class Figure:
         return None
 
 
-def _one(m: Measurements, kind: str, concurrency: int | None = None) -> LoadResult | None:
-    found = m.results(kind, concurrency)
+def _one(m: Measurements, kind: str) -> LoadResult | None:
+    found = m.results(kind)
     return found[0] if found else None
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _cpu_ms(window: OpenResult) -> float:
+    """CPU per create on the caller's side of Stripe: the service's, or the direct client's."""
+    return (window.client_cpu_us if window.kind == w.DIRECT_CREATE else window.server_cpu_us) / 1000
 
 
 def _vs(ours: LoadResult | None, base: LoadResult | None) -> float:
@@ -108,24 +117,8 @@ def figures(plan: Plan, m: Measurements) -> list[Figure]:
             " µs",
         ),
     ]
-    for concurrency in plan.create_concurrency:
-        ours, direct = _one(m, w.CREATE, concurrency), _one(m, w.DIRECT_CREATE, concurrency)
-        headline = concurrency == max(plan.create_concurrency)
-        out += [
-            Figure(
-                f"create_vs_direct_{concurrency}",
-                f"new-order CreateSession ÷ direct stripe-python, {concurrency} in flight",
-                _vs(ours, direct),
-                at_least=0.8 if headline else None,
-            ),
-            Figure(
-                "create_added_p50_ms" if headline else f"create_added_p50_ms_{concurrency}",
-                f"p50 added to Stripe's by the service, {concurrency} in flight",
-                (ours.p50_ms if ours else 0) - (direct.p50_ms if direct else 0),
-                " ms",
-                at_most=5 if headline else None,
-            ),
-        ]
+    for rate in plan.create_rates:
+        out += _create_figures(m, rate)
     watch = m.watch
     out += [
         Figure(
@@ -224,6 +217,44 @@ def feed_table(m: Measurements) -> list[str]:
     ]
 
 
+def _create_figures(m: Measurements, rate: float) -> list[Figure]:
+    """At one rate: what the service adds to the latency of a create and to the CPU it costs,
+    over stripe-python creating the same session straight at the sandbox; each the median over
+    the rounds of the two paths measured seconds apart."""
+    ours, direct = m.windows(w.CREATE, rate), m.windows(w.DIRECT_CREATE, rate)
+    direct_cpu = _median([_cpu_ms(d) for d in direct])
+    at = f"{rate:g}/s"
+    return [
+        Figure(
+            f"create_added_p50_ms_{rate:g}",
+            f"p50 added to a create by the service, {at}",
+            paired_difference([o.p50_ms for o in ours], [d.p50_ms for d in direct]),
+            " ms",
+            at_most=2,
+        ),
+        Figure(
+            f"create_added_p99_ms_{rate:g}",
+            f"p99 added to a create by the service, {at}",
+            paired_difference([o.p99_ms for o in ours], [d.p99_ms for d in direct]),
+            " ms",
+            at_most=10,
+        ),
+        Figure(
+            f"create_cpu_ms_{rate:g}",
+            f"service CPU per create, {at} (direct stripe-python's + 1 ms)",
+            _median([_cpu_ms(o) for o in ours]),
+            " ms",
+            at_most=round(direct_cpu + 1, 2),
+        ),
+        Figure(
+            f"direct_create_cpu_ms_{rate:g}",
+            f"direct stripe-python client's CPU per create, {at}",
+            direct_cpu,
+            " ms",
+        ),
+    ]
+
+
 def machine(*, steal_percent: float) -> dict[str, Any]:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -256,14 +287,12 @@ def _maybe(value: float | None, digits: int) -> str:
 def load_table(m: Measurements) -> list[str]:
     lines = [
         "| server | call | in flight | calls/s | p50 ms | p99 ms | server CPU µs/call "
-        "| server cores | server RSS MB | Postgres CPU µs/call | sandbox CPU µs/call "
-        "| generator cores | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| server cores | server RSS MB | Postgres CPU µs/call | generator cores | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in m.rows:
         r = row.result
         server = r.server_cores > 0 or r.server_rss_mb > 0
-        sandbox = r.kind in (w.CREATE, w.DIRECT_CREATE)
         lines.append(
             f"| {row.label} | {r.kind} | {r.concurrency} | {_num(r.throughput)} "
             f"| {_num(r.p50_ms, 1)} | {_num(r.p99_ms, 1)} "
@@ -271,9 +300,36 @@ def load_table(m: Measurements) -> list[str]:
             f"| {_num(r.server_cores, 2) if server else '-'} "
             f"| {_num(r.server_rss_mb) if server else '-'} "
             f"| {_num(r.postgres_cpu_us) if r.postgres_cpu_us else '-'} "
-            f"| {_num(r.sandbox_cpu_us) if sandbox else '-'} "
             f"| {_num(r.generator_cores, 2)} | {r.errors} |"
         )
+    return lines
+
+
+def create_table(plan: Plan, m: Measurements) -> list[str]:
+    """Each rate and path: the median over the rounds of each window's figure (errors: all)."""
+    lines = [
+        "| path | creates/s | calls measured | p50 ms | p99 ms | max ms | CPU ms/create "
+        "| sandbox CPU µs/create | Postgres CPU µs/create | generator late, max ms | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for rate in plan.create_rates:
+        for kind in (w.CREATE, w.DIRECT_CREATE):
+            runs = m.windows(kind, rate)
+            if not runs:
+                continue
+
+            def mid(values: list[float], digits: int = 1) -> str:
+                return _num(_median(values), digits)
+
+            path = "service" if kind == w.CREATE else f"stripe-python ({plan.direct_client})"
+            lines.append(
+                f"| {path} | {rate:g} | {sum(r.calls for r in runs)} "
+                f"| {mid([r.p50_ms for r in runs])} | {mid([r.p99_ms for r in runs])} "
+                f"| {mid([r.max_ms for r in runs])} | {mid([_cpu_ms(r) for r in runs], 2)} "
+                f"| {mid([r.sandbox_cpu_us for r in runs], 0)} "
+                f"| {mid([r.postgres_cpu_us for r in runs], 0) if kind == w.CREATE else '-'} "
+                f"| {mid([r.late_max_ms for r in runs])} | {sum(r.errors for r in runs)} |"
+            )
     return lines
 
 
@@ -327,7 +383,8 @@ def write(plan: Plan, m: Measurements, wall_s: float, postgres: str, *, stolen_s
         f"{wall_s:.0f} s wall, {about['cpu_steal_percent']}% of the CPU time stolen by the "
         "hypervisor\n"
     )
-    for block in (load_table(m), watch_table(plan, m), feed_table(m), figure_table(figs)):
+    blocks = (load_table(m), create_table(plan, m), watch_table(plan, m), feed_table(m))
+    for block in (*blocks, figure_table(figs)):
         print("\n".join(block), end="\n\n")
     print(f"start → serving (s): {', '.join(f'{s:.2f}' for s in m.starts_s)}")
     if m.stderr.excerpt:
@@ -343,6 +400,7 @@ def write(plan: Plan, m: Measurements, wall_s: float, postgres: str, *, stolen_s
         starts_s=[round(s, 3) for s in m.starts_s],
         final_rss_mb=round(m.final_rss_mb, 1),
         workloads=[{"server": row.label, **asdict(row.result)} for row in m.rows],
+        creates=[asdict(window) for window in m.creates],
         watch=asdict(m.watch) if m.watch else None,
         feed=asdict(m.feed) if m.feed else None,
         service_stderr=asdict(m.stderr),

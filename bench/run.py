@@ -22,7 +22,17 @@ from bench.sandbox_api import (
     create_webhook_endpoint,
     point_webhook_endpoint,
 )
-from bench.workloads import Load, LoadResult, Watch, WatchResult, run_suite, run_watch
+from bench.workloads import (
+    Load,
+    LoadResult,
+    OpenLoad,
+    OpenResult,
+    Watch,
+    WatchResult,
+    run_open,
+    run_suite,
+    run_watch,
+)
 from sandbox.launcher import SandboxProcess
 
 TASK_NEVER_RETRIEVED = "Task exception was never retrieved"
@@ -52,17 +62,18 @@ class Measurements:
     idle_rss_mb: float = 0.0
     final_rss_mb: float = 0.0
     rows: list[Row] = field(default_factory=list)
+    creates: list[OpenResult] = field(default_factory=list)
+    """One per window: each rate and path, in each round."""
     watch: WatchResult | None = None
     feed: FeedResult | None = None
     stderr: StderrCounts = field(default_factory=StderrCounts)
 
-    def results(self, kind: str, concurrency: int | None = None) -> list[LoadResult]:
-        return [
-            row.result
-            for row in self.rows
-            if row.result.kind == kind
-            and (concurrency is None or row.result.concurrency == concurrency)
-        ]
+    def results(self, kind: str) -> list[LoadResult]:
+        return [row.result for row in self.rows if row.result.kind == kind]
+
+    def windows(self, kind: str, rate: float) -> list[OpenResult]:
+        """The open-loop windows of one path at one rate, in round order."""
+        return [r for r in self.creates if r.kind == kind and r.rate == rate]
 
 
 def service_env(pg: Postgres, sandbox_url: str, webhook_secret: str) -> dict[str, str]:
@@ -141,8 +152,9 @@ def measure(plan: Plan, pg: Postgres, sandbox: SandboxProcess, log_dir: Path) ->
         )
         # Last: the creates leave thousands of sessions behind, which the service's sweep then
         # works through, and the watchers' idle figures would carry that.
-        _say(f"new-order creates against direct stripe-python, {plan.create_rounds} round(s)")
-        _creates(plan, m, pg, sandbox, service)
+        rates = "/".join(f"{rate:g}" for rate in plan.create_rates)
+        _say(f"new-order creates at {rates}/s, service and direct, {plan.create_rounds} round(s)")
+        _creates(plan, m, pg, sandbox, service, log_dir)
         m.final_rss_mb = procfs.rss_mb(service.pid)
     finally:
         service.stop()
@@ -188,37 +200,53 @@ def _creates(
     pg: Postgres,
     sandbox: SandboxProcess,
     service: servers.ServerProcess,
+    log_dir: Path,
 ) -> None:
-    """New-order creates through the service and straight to the sandbox, interleaved, with
-    the sandbox holding every session create for `stripe_latency_ms`."""
-    loads = [
-        Load(
-            kind=kind,
-            target=sandbox.url if kind == w.DIRECT_CREATE else service.grpc,
-            concurrency=concurrency,
-            warmup_s=plan.create_warmup_s,
-            max_warmup_s=plan.create_max_warmup_s,
-            duration_s=plan.create_window_s,
-            server_pid=0 if kind == w.DIRECT_CREATE else service.pid,
-            sandbox_pid=sandbox.pid,
-            postgres_pid=0 if kind == w.DIRECT_CREATE else pg.pid,
-            direct_client=plan.direct_client,
-        )
-        for concurrency in plan.create_concurrency
-        for kind in (w.DIRECT_CREATE, w.CREATE)
-    ]
-    add_latency(sandbox.url, CHECKOUT_SESSIONS, plan.stripe_latency_ms)
+    """New-order creates at each rate, open loop, through the service and straight at a
+    sandbox, interleaved round by round (the two paths' order swapped every other round), with
+    the sandboxes holding every session create for `stripe_latency_ms`. The direct client has a
+    sandbox of its own, as another Stripe account: in the service's, its sessions would carry
+    order ids the ledger does not know, and the service's sweep would expire them (on the
+    service's CPU) as the sessions of answers it lost."""
+    direct = servers.start_sandbox(log_dir, name="sandbox-direct")
     try:
-        results = run_suite(loads, plan.create_rounds)
+        for api in (sandbox, direct):
+            add_latency(api.url, CHECKOUT_SESSIONS, plan.stripe_latency_ms)
+        for n in range(plan.create_rounds):
+            for rate in plan.create_rates:
+                paths = [(w.CREATE, sandbox), (w.DIRECT_CREATE, direct)]
+                for kind, api in paths if n % 2 == 0 else reversed(paths):
+                    load = create_load(plan, kind, n, rate, pg, api, service)
+                    m.creates.append(run_open(load))
     finally:
         clear_faults(sandbox.url)
+        direct.stop()
         service.forget_log()
-    m.rows += [
-        Row(f"stripe-python ({plan.direct_client}) → sandbox", r)
-        if r.kind == w.DIRECT_CREATE
-        else Row("service", r)
-        for r in results
-    ]
+
+
+def create_load(
+    plan: Plan,
+    kind: str,
+    round_: int,
+    rate: float,
+    pg: Postgres,
+    sandbox: SandboxProcess,
+    service: servers.ServerProcess,
+) -> OpenLoad:
+    """One window of `kind` at `rate`; `sandbox` is the one that path calls."""
+    direct = kind == w.DIRECT_CREATE
+    return OpenLoad(
+        kind=kind,
+        round=round_,
+        target=sandbox.url if direct else service.grpc,
+        rate=rate,
+        warmup_s=plan.create_warmup_s,
+        duration_s=plan.create_window_s,
+        server_pid=0 if direct else service.pid,
+        sandbox_pid=sandbox.pid,
+        postgres_pid=0 if direct else pg.pid,
+        direct_client=plan.direct_client,
+    )
 
 
 def _count(path: Path, needle: str) -> int:

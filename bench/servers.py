@@ -91,9 +91,9 @@ def start(
     return ServerProcess(name, process, stdout, stderr, serving, start_s)
 
 
-def start_sandbox(log_dir: Path) -> SandboxProcess:
+def start_sandbox(log_dir: Path, name: str = "sandbox") -> SandboxProcess:
     """The Stripe sandbox on a free port, with the demo catalog, its log kept in log_dir."""
-    return launch_sandbox("--port", "0", "--demo-catalog", log=log_dir / "sandbox.err")
+    return launch_sandbox("--port", "0", "--demo-catalog", log=log_dir / f"{name}.err")
 
 
 def _wait_for(

@@ -25,3 +25,10 @@ def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> 
     one such round does not move the median (0.0 without rounds)."""
     ratios = [ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
     return statistics.median(ratios) if ratios else 0.0
+
+
+def paired_difference(minuends: Sequence[float], subtrahends: Sequence[float]) -> float:
+    """The median, over the rounds, of each round's difference (as `paired_ratio`; 0.0 without
+    rounds)."""
+    differences = [m - s for m, s in zip(minuends, subtrahends, strict=True)]
+    return statistics.median(differences) if differences else 0.0

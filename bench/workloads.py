@@ -15,6 +15,8 @@ HEALTH = "Health/Check"
 GET_BY_ID = "GetSession by id"
 GET_BY_ORDER = "GetSession by order"
 REUSE = "CreateSession reused"
+# Open-loop creates of new orders (bench/openloop.py): through the service, or straight at the
+# sandbox with stripe-python.
 CREATE = "CreateSession new order"
 DIRECT_CREATE = "stripe-python create_async"
 
@@ -26,22 +28,16 @@ class Load:
 
     kind: str
     target: str
-    """The gRPC address, or the Stripe API base for DIRECT_CREATE."""
+    """The gRPC address."""
     concurrency: int
     warmup_s: float
     duration_s: float
     server_pid: int
     """The process whose CPU and RSS are reported (0: none)."""
-    sandbox_pid: int = 0
     postgres_pid: int = 0
     """The postmaster: its backends' CPU is reported too (0: not on this machine)."""
-    max_warmup_s: float = 0.0
-    """The warm-up goes on past `warmup_s`, up to this, until as many calls have returned as
-    are in flight."""
     fixtures: int = 0
     """Sessions created before the warm-up, for the reads to read."""
-    direct_client: str = "aiohttp"
-    """stripe-python's HTTP client for DIRECT_CREATE: "aiohttp" or "httpx" (bench/calls.py)."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,58 @@ class LoadResult:
     """Server CPU time over the measured window divided by the calls that completed in it."""
     server_cores: float
     server_rss_mb: float
-    sandbox_cpu_us: float
     postgres_cpu_us: float
     generator_cores: float
     round_throughputs: list[float]
     """Calls/s in each round's window, in round order: what the headline ratios pair up."""
+
+
+@dataclass(frozen=True)
+class OpenLoad:
+    """An open loop: a new-order create every `1 / rate` s on a fixed schedule, whether or not
+    the earlier ones have been answered; `warmup_s` unmeasured, then `duration_s` measured (the
+    calls scheduled in it), in a generator process of its own."""
+
+    kind: str
+    """CREATE through the service, or DIRECT_CREATE straight at the sandbox."""
+    round: int
+    target: str
+    """The service's gRPC address, or the Stripe API base for DIRECT_CREATE."""
+    rate: float
+    warmup_s: float
+    duration_s: float
+    server_pid: int
+    """The service (0 for DIRECT_CREATE, whose client is the generator itself)."""
+    sandbox_pid: int
+    postgres_pid: int
+    """0 for DIRECT_CREATE: no Postgres on that path."""
+    direct_client: str = "aiohttp"
+    """stripe-python's HTTP client for DIRECT_CREATE: "aiohttp" or "httpx" (bench/calls.py)."""
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    kind: str
+    round: int
+    rate: float
+    calls: int
+    """Calls scheduled in the measured window."""
+    errors: int
+    first_error: str
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    """Latencies from each call's scheduled time, so that a generator running late is not
+    hidden (it is reported: `late_max_ms`)."""
+    late_max_ms: float
+    """How far behind its schedule the generator sent a call, at most."""
+    client_cpu_us: float
+    """The generator process's own CPU per call: for DIRECT_CREATE, the direct client's."""
+    server_cpu_us: float
+    server_rss_mb: float
+    sandbox_cpu_us: float
+    postgres_cpu_us: float
 
 
 @dataclass(frozen=True)
@@ -129,10 +172,15 @@ def run_suite(loads: list[Load], rounds: int) -> list[LoadResult]:
     """Run the loads in a load-generator process of their own, interleaved: `rounds` rounds of
     every load in turn (in reverse order every other round), so that a machine that gets busier
     or quieter meanwhile weighs on each load alike. One result per load, over all rounds."""
-    budget = sum(load.max_warmup_s + load.warmup_s + load.duration_s + 30 for load in loads)
-    budget = budget * rounds + 120
+    budget = sum(load.warmup_s + load.duration_s + 30 for load in loads) * rounds + 120
     request = {"kind": "suite", "loads": [asdict(load) for load in loads], "rounds": rounds}
     return [LoadResult(**fields) for fields in _in_generator(request, budget)]
+
+
+def run_open(load: OpenLoad) -> OpenResult:
+    """Run one open-loop window in a load-generator process of its own."""
+    budget = load.warmup_s + load.duration_s + 120
+    return OpenResult(**_in_generator({"kind": "open", "load": asdict(load)}, budget))
 
 
 def run_watch(watch: Watch) -> WatchResult:

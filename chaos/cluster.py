@@ -116,6 +116,12 @@ class Cluster:
         others = [target for target in live if target.name != avoid] or live
         return rng.choice(others) if others else None
 
+    def nth(self, index: int) -> Target | None:
+        """The live replicas in turn: concurrent calls that ask for 0, 1, 2… each go to
+        another replica while there are as many."""
+        live = [Target(slot.name, slot.stub) for slot in self._slots if slot.stub is not None]
+        return live[index % len(live)] if live else None
+
     async def kill_and_restart(self, down_seconds: float) -> str:
         """SIGKILL one replica, leave it down a while, start it again; what was done."""
         slot = self._rng.choice(self._slots)

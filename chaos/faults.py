@@ -21,6 +21,8 @@ from chaos.scenario import Scenario
 
 SESSIONS = "/v1/checkout/sessions"
 EVENTS = "/v1/events"
+REFUNDS = "/v1/refunds"
+PAYMENT_INTENTS = "/v1/payment_intents"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,13 @@ KINDS = (
     ),
 )
 # Where an episode's fault lands: creates and expiries, every session call (the sweep's and
-# the webhooks' reads too), or the event list the sweep catches up from.
+# the webhooks' reads too), refunds, every payment read (a refund's answer, the webhooks'
+# re-reads), or the event list the sweep catches up from.
 _TARGETS: tuple[tuple[dict[str, str], float], ...] = (
-    ({"path_prefix": SESSIONS, "method": "POST"}, 0.6),
-    ({"path_prefix": SESSIONS}, 0.3),
+    ({"path_prefix": SESSIONS, "method": "POST"}, 0.45),
+    ({"path_prefix": SESSIONS}, 0.25),
+    ({"path_prefix": REFUNDS, "method": "POST"}, 0.15),
+    ({"path_prefix": PAYMENT_INTENTS}, 0.05),
     ({"path_prefix": EVENTS, "method": "GET"}, 0.1),
 )
 

@@ -1,11 +1,15 @@
 """The callers: a bounded load of orders, each a few steps as an order service takes them, and
 each call made the way a good caller makes it.
 
-A good caller sets a deadline on every call, sends a `request_id` with every create, and
-retries an answer that says "try again" (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED) with the
-same `request_id`, after the delay the service's RetryInfo asks for (or its own backoff), on
-whichever replica the balancer picks next, up to a bound. INTERNAL and UNKNOWN say "a bug":
-never retried, and each one is kept with its order for the report.
+A good caller sets a deadline on every call, sends a `request_id` with every create and
+refund, and retries an answer that says "try again" (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED)
+with the same `request_id`, after the delay the service's RetryInfo asks for (or its own
+backoff), on whichever replica the balancer picks next, up to a bound. INTERNAL and UNKNOWN say
+"a bug": never retried, and each one is kept with its order for the report.
+
+Some paid orders are then refunded in parts, several refunds at once on different replicas,
+asking together for more than was paid: the service must refuse what would exceed the capture
+and make each refund it answered once (audit.py checks both at Stripe).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from checkout.v1 import session_pb2 as pb
 
 T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
-CREATE, EXPIRE = "CreateSession", "ExpireSession"
+CREATE, EXPIRE, REFUND = "CreateSession", "ExpireSession", "RefundPayment"
 RETRYABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -85,6 +89,21 @@ class Tally:
     """Creates after a payment that were refused FAILED_PRECONDITION, as they must be."""
     paid_then_created: int = 0
     """Creates after a payment that got a session: a paid order must be refused one."""
+    refunded_orders: int = 0
+    """Paid orders refunded in parts, several refunds at once on different replicas."""
+    refunds: list[ToldRefund] = field(default_factory=list)
+    """Each refund asked for, and what its caller was told in the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToldRefund:
+    order_id: str
+    request_id: str
+    amount: int
+    code: str
+    """The final code, after the caller's retries."""
+    refund_id: str = ""
+    """OK: the refund the caller was told was made."""
 
 
 @dataclass
@@ -230,6 +249,41 @@ class Load:
             # A cart changed after payment must be refused, never given a session.
             await self._think(rng)
             await self._create(order_id, cart.changed(rng), rng, after_payment=True)
+        if rng.random() < 0.5 and session.HasField("amount_total"):
+            await self._think(rng)
+            await self._refunds(order_id, session.amount_total, rng)
+
+    async def _refunds(self, order_id: str, paid: int, rng: random.Random) -> None:
+        """Two to four partial refunds at once, each sent first to another replica, asking
+        together for up to twice what was paid."""
+        self.tally.refunded_orders += 1
+        amounts = [max(1, rng.randint(paid // 4, paid // 2)) for _ in range(rng.randint(2, 4))]
+        await asyncio.gather(
+            *(self._refund(order_id, amount, rng, first=i) for i, amount in enumerate(amounts))
+        )
+
+    async def _refund(self, order_id: str, amount: int, rng: random.Random, *, first: int) -> None:
+        request = api.RefundPaymentRequest(
+            order_id=order_id, request_id=str(uuid.uuid4()), amount=amount
+        )
+        answer, code = await self._call(
+            REFUND,
+            order_id,
+            rng,
+            lambda stub, timeout, metadata: stub.RefundPayment(
+                request, timeout=timeout, metadata=metadata
+            ),
+            first=first,
+        )
+        self.tally.refunds.append(
+            ToldRefund(
+                order_id,
+                request.request_id,
+                amount,
+                code.name,
+                "" if answer is None else answer.refund.id,
+            )
+        )
 
     async def _think(self, rng: random.Random) -> None:
         await asyncio.sleep(rng.uniform(*self._scenario.think_seconds))
@@ -273,14 +327,20 @@ class Load:
         order_id: str,
         rng: random.Random,
         invoke: Callable[[Stub, float, Metadata], Awaitable[T]],
+        *,
+        first: int | None = None,
     ) -> tuple[T | None, grpc.StatusCode]:
         """One request, retried as a good caller retries it: its answer (None if it ended in
-        an error) and its final code."""
+        an error) and its final code. `first`: the first attempt goes to that replica in turn
+        (Cluster.nth), the retries wherever the balancer picks."""
         label = uuid.uuid4().hex[:8]
         last_replica = ""
         code = grpc.StatusCode.UNAVAILABLE
         for attempt in range(1, self._scenario.attempts + 1):
-            target = self._cluster.pick(rng, avoid=last_replica)
+            if attempt == 1 and first is not None:
+                target = self._cluster.nth(first)
+            else:
+                target = self._cluster.pick(rng, avoid=last_replica)
             if target is None:  # every replica down at once: wait for one
                 await asyncio.sleep(_FIRST_BACKOFF_SECONDS)
                 continue

@@ -11,6 +11,7 @@ Protocol, one line each way: on start it prints `ready DSN`; then `stop` answers
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -28,21 +29,26 @@ def _start(data: Path) -> Any:
 
 
 def main(data: Path) -> None:
+    # Killed with the run (SIGTERM to its process group), it still stops the server, which runs
+    # in a session of its own and would outlive it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     server: Any = _start(data)
     print(f"ready {server.get_uri()}", flush=True)
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "stop" and server is not None:
-            server.cleanup()  # `pg_ctl stop`, fast mode: every session is terminated
-            server = None
-            print("stopped", flush=True)
-        elif command == "start" and server is None:
-            server = _start(data)
-            print(f"ready {server.get_uri()}", flush=True)
-        else:
-            print(f"error: cannot {command!r} now", flush=True)
-    if server is not None:
-        server.cleanup()
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "stop" and server is not None:
+                server.cleanup()  # `pg_ctl stop`, fast mode: every session is terminated
+                server = None
+                print("stopped", flush=True)
+            elif command == "start" and server is None:
+                server = _start(data)
+                print(f"ready {server.get_uri()}", flush=True)
+            else:
+                print(f"error: cannot {command!r} now", flush=True)
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from chaos.load import CREATE, EXPIRE
+from chaos.load import CREATE, EXPIRE, REFUND
 from chaos.run import Outcome
 from checkout.v1 import event_pb2 as events
 
@@ -63,29 +63,29 @@ def _requests(outcome: Outcome) -> list[str]:
     tally = outcome.tally
     codes = sorted({code for _, code in tally.final} | {code for _, code in tally.answers})
     codes.sort(key=lambda code: (code != "OK", code))
+    methods = (CREATE, EXPIRE, REFUND)
     rows = [
         (
             code,
-            tally.final[(CREATE, code)],
-            tally.final[(EXPIRE, code)],
-            tally.answers[(CREATE, code)] + tally.answers[(EXPIRE, code)],
+            *(tally.final[(method, code)] for method in methods),
+            sum(tally.answers[(method, code)] for method in methods),
         )
         for code in codes
     ]
     total = (
         "total",
-        sum(n for (m, _), n in tally.final.items() if m == CREATE),
-        sum(n for (m, _), n in tally.final.items() if m == EXPIRE),
+        *(sum(n for (m, _), n in tally.final.items() if m == method) for method in methods),
         sum(tally.answers.values()),
     )
     lines = ["Requests by final status (after the caller's retries)"]
-    lines += _table(("status", CREATE, EXPIRE, "every answer"), [*rows, total])
+    lines += _table(("status", *methods, "every answer"), [*rows, total])
     lines.append(
         f"reused sessions {tally.reused}; payments {tally.payments} "
         f"(refused by the sandbox, session no longer open: {tally.payments_refused}); "
         f"creates after payment refused as paid: {tally.paid_then_refused}, "
         f"given a session (must be 0): {tally.paid_then_created}"
     )
+    lines += _refunds(outcome)
     reasons = Counter({f"{code} {reason}": n for (code, reason), n in tally.reasons.items()})
     if reasons:
         lines.append(
@@ -93,6 +93,20 @@ def _requests(outcome: Outcome) -> list[str]:
             + ", ".join(f"{name} {n}" for name, n in reasons.most_common())
         )
     return lines
+
+
+def _refunds(outcome: Outcome) -> list[str]:
+    told, audit = outcome.tally.refunds, outcome.refunds
+    made = [t for t in told if t.code == "OK"]
+    return [
+        f"refunds: {len(told)} asked for {outcome.tally.refunded_orders} paid orders, two to "
+        f"four at once on different replicas, together up to twice the payment; made {len(made)} "
+        f"({sum(t.amount for t in made)} in all), refused "
+        f"{sum(1 for t in told if t.code == 'FAILED_PRECONDITION')} as exceeding what was left; "
+        f"at Stripe: {audit.refunds_at_stripe} refunds of {audit.payments} payments "
+        f"({audit.refunded_at_stripe} in all), {audit.unknown_then_made} of them for callers "
+        "who gave up on an unknown outcome"
+    ]
 
 
 def _faults(outcome: Outcome) -> list[str]:
@@ -226,6 +240,16 @@ def _details(outcome: Outcome) -> list[str]:
     if feed.out_of_order:
         lines.append("Orders whose events a consumer saw out of commit order (consumer order)")
         lines += [f"  {c} {o}" for c, o in feed.out_of_order[:_EXAMPLES]]
+    refunds = outcome.refunds
+    if refunds.over_refunded:
+        lines.append("Charges whose refunds exceed their capture (charge refunded captured)")
+        lines += [f"  {c} {r} {cap}" for c, r, cap in refunds.over_refunded[:_EXAMPLES]]
+    if refunds.told_made_not_once:
+        lines.append("Refunds told made, not at Stripe once (request refund count at Stripe)")
+        lines += [f"  {q} {r} {n}" for q, r, n in refunds.told_made_not_once[:_EXAMPLES]]
+    if refunds.refused_but_made:
+        lines.append("Refunds at Stripe for requests told refused (request code refund)")
+        lines += [f"  {q} {c} {r}" for q, c, r in refunds.refused_but_made[:_EXAMPLES]]
     if outcome.tally.oddities:
         lines.append("INTERNAL/UNKNOWN answers callers saw (order x-request-id replica: details)")
         lines += [

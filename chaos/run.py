@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.audit import Audit, audit
+from chaos.audit import Audit, RefundAudit, audit, audit_refunds
 from chaos.callers import run_callers, write_callers_file
 from chaos.cluster import Cluster, Settings
 from chaos.consumers import FeedConsumers
@@ -56,6 +56,7 @@ class Outcome:
     """From the start of the run to the audit (stopping everything takes a few seconds more)."""
     feed: FeedAudit
     webhooks: dict[str, Any] = field(default_factory=dict)
+    refunds: RefundAudit = field(default_factory=RefundAudit)
 
     def answered(self, code: str) -> tuple[int, int, int]:
         """(the count, as callers saw it, as replicas logged it): a replica logs an answer
@@ -89,6 +90,13 @@ class Outcome:
             "feed: streams or pages refused (OUT_OF_RANGE, a bad request, a bug)": (
                 self.feed.refused
             ),
+            "charges whose refunds exceed their capture": len(self.refunds.over_refunded),
+            "refunds callers were told were made, not at Stripe once": len(
+                self.refunds.told_made_not_once
+            ),
+            "refunds at Stripe for a request callers were told was refused": len(
+                self.refunds.refused_but_made
+            ),
         }
 
     @property
@@ -102,7 +110,10 @@ async def run_chaos(
     *,
     seed: int,
     progress: Callable[[str], None] = lambda _: None,
+    postgres_folder: Path | None = None,
 ) -> Outcome:
+    """`postgres_folder` holds the run's own Postgres, if not `run_dir` (the tests keep theirs
+    apart: see `postgres_root` in tests/conftest.py)."""
     began = time.monotonic()
 
     def say(message: str) -> None:
@@ -112,7 +123,7 @@ async def run_chaos(
     log_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
     prefix = f"chaos-{run_id}-"
-    postgres = await Postgres.open(run_dir, f"chaos-{run_id}")
+    postgres = await Postgres.open(postgres_folder or run_dir, f"chaos-{run_id}")
     say(f"Postgres: {postgres.describe()}")
     try:
         sandbox = await SandboxProcess.start(log_dir)
@@ -168,6 +179,11 @@ async def _with_sandbox(
             await following
         feed = await _audit_feed(postgres, prefix, consumers, say)
         result.dump(run_dir / "logs")
+        refunds = await audit_refunds(sandbox, result.sessions, load.tally.refunds)
+        say(
+            f"refunds audited at Stripe: {refunds.payments} payments, "
+            f"{refunds.refunds_at_stripe} refunds"
+        )
         webhooks = await sandbox.deliveries()
         return Outcome(
             scenario=scenario,
@@ -184,6 +200,7 @@ async def _with_sandbox(
             wall_seconds=time.monotonic() - began,
             feed=feed,
             webhooks=webhooks,
+            refunds=refunds,
         )
     finally:
         await cluster.stop()

@@ -334,4 +334,56 @@ EVENT_FEED = Row(
     ),
 )
 
-ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, EVENT_FEED)
+PAYMENTS = Row(
+    60,
+    "Payments after checkout",
+    (
+        Chart(
+            61,
+            "Captures, cancels and refunds by caller and outcome",
+            "CapturePayment, CancelPayment and RefundPayment calls per second, by caller, "
+            "operation and final code: FAILED_PRECONDITION is a refusal of the payment's state "
+            "(nothing to capture, more than was captured), PERMISSION_DENIED a caller without "
+            "may_refund.",
+            "reqps",
+            (
+                Query(
+                    per_second("checkout_payment_operations_total", "caller, operation, code"),
+                    "{{caller}} {{operation}} {{code}}",
+                ),
+            ),
+        ),
+        Chart(
+            62,
+            "Payment transitions in the last hour",
+            "What happened to payments in the hour before each point, each counted once by the "
+            "pod that stored it: authorised, captured, released, lapsed, refunded, "
+            "refund_failed, dispute_opened, dispute_closed.",
+            "short",
+            (
+                Query(
+                    "sum by (transition) "
+                    f"(increase(checkout_payment_transitions_total{{{SCRAPE}}}[1h]))",
+                    "{{transition}}",
+                ),
+            ),
+        ),
+        Chart(
+            63,
+            "Failed refunds and disputes in the last day",
+            "Refunds a customer's bank or card refused after all, and disputes opened, in the 24 "
+            "hours before each point: each needs someone (docs/runbook.md, A refund failed; A "
+            "customer disputed a payment).",
+            "short",
+            (
+                Query(
+                    "sum by (transition) (increase(checkout_payment_transitions_total"
+                    f'{{{SCRAPE}, transition=~"refund_failed|dispute_opened"}}[1d]))',
+                    "{{transition}}",
+                ),
+            ),
+        ),
+    ),
+)
+
+ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, EVENT_FEED, PAYMENTS)

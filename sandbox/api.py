@@ -61,8 +61,12 @@ class ApiRequest:
                     self._expand(item, rest, path, item, "")
             return
         current = value.get(head)
+        expander = self.expanders.get((owner.get("object", ""), prefix + head))
+        if current is None and rest and expander is None and head in value:
+            # A null object on the path (`total_details` of a setup session): nothing in it to
+            # expand, and Stripe answers the null as it is.
+            return
         if not isinstance(current, dict):
-            expander = self.expanders.get((owner.get("object", ""), prefix + head))
             if expander is None:
                 raise invalid(f"This property cannot be expanded ({path}).", "expand")
             # A copy: expanding inside it (`latest_charge.payment_intent`) must not change

@@ -21,16 +21,25 @@ import uvloop
 from aiohttp import web
 from grpc_health.v1 import health
 
-from service.config import CRASH_AFTER_STRIPE_CREATE, Address, ConfigError, Settings
+from service.config import (
+    CRASH_AFTER_STRIPE_CREATE,
+    CRASH_AFTER_STRIPE_REFUND,
+    Address,
+    ConfigError,
+    Settings,
+)
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError
 from service.domain.feed import EventFeed
 from service.domain.feed_cursors import FeedCursors
 from service.domain.page_tokens import PageTokens
-from service.domain.ports import PaymentGateway
+from service.domain.payment_sync import PaymentSync
+from service.domain.payments import Payments
+from service.domain.ports import MoneyGateway, PaymentGateway
 from service.domain.sync import StripeSync
 from service.edge.callers import CallerDirectory, CallersFileError
 from service.edge.http import build_http_app
+from service.edge.payment_calls import PaymentCalls
 from service.edge.quotas import CallerQuotas, Limits
 from service.edge.readiness import Readiness
 from service.edge.server import build_grpc_server, build_health_server, set_serving
@@ -38,17 +47,19 @@ from service.edge.servicer import WatchLimits
 from service.edge.supervisor import Supervisor
 from service.edge.sweeper import sweep_forever
 from service.edge.tls import RotatingCertificate, TlsFilesError
-from service.gateway.faults import CrashAfterCreate
+from service.gateway.faults import CrashAfterCreate, CrashAfterRefund
 from service.gateway.stripe_gateway import StripeGateway
 from service.gateway.webhooks import StripeWebhookVerifier
 from service.observability.metrics import Metrics
 from service.observability.redaction import redact_credentials
 from service.observability.tracing import add_trace_ids, start_tracing
 from service.store.cached_ledger import CachedLedger
+from service.store.cached_payments import CachedPayments
 from service.store.change_feed import ChangeFeed
 from service.store.db_errors import translate_db_errors
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
+from service.store.payment_ledger import PostgresPayments
 from service.store.pool import DatabaseUrlError, create_pool, first_contact
 from service.store.probe import database_answers
 from service.store.repository import PostgresLedger
@@ -133,7 +144,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         provider = start_tracing(settings.tracing)
         stack.callback(provider.shutdown)
     pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor)
-    checkout, sync = await _use_cases(settings, stack, pool, feed, ledger, metrics)
+    checkout, sync, payments = await _use_cases(settings, stack, pool, feed, ledger, metrics)
     events = await _event_feed(pool, feed, ledger)
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
@@ -151,6 +162,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         watch_limits=WatchLimits(settings.watch_max_streams, settings.watch_max_seconds),
         metrics=metrics,
         traced=settings.tracing is not None,
+        payments=PaymentCalls(payments, metrics),
     )
     grpc_port = await _serve_grpc(settings, stack, grpc_server, certificate)
     health_port = await _serve_health(settings, stack, health_servicer)
@@ -302,7 +314,7 @@ async def _use_cases(
     feed: ChangeFeed,
     ledger: CachedLedger,
     metrics: Metrics,
-) -> tuple[Checkout, StripeSync]:
+) -> tuple[Checkout, StripeSync, Payments]:
     """Stripe, the ledger, and the use cases over them."""
     traced = settings.tracing is not None
     gateway = StripeGateway.connect(
@@ -325,17 +337,57 @@ async def _use_cases(
         PageTokens(await signing_key(pool)),
         default_tax_behavior=settings.default_tax_behavior,
     )
+    # A pending row is left to its creator for as long as its Stripe call may take.
+    pending_grace = timedelta(seconds=gateway.call_timeout + 5)
+    money, money_sync = _payments(settings, pool, ledger, checkout, gateway, metrics)
     sync = StripeSync(
         ledger,
         payments,
         checkout,
         SYSTEM,
         quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
-        # A pending row is left to its creator for as long as its Stripe call may take.
-        pending_grace=timedelta(seconds=gateway.call_timeout + 5),
+        pending_grace=pending_grace,
         event_retention=timedelta(days=settings.event_retention_days),
+        money=money_sync,
     )
-    return checkout, sync
+    return checkout, sync, money
+
+
+def _payments(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    ledger: CachedLedger,
+    checkout: Checkout,
+    gateway: StripeGateway,
+    metrics: Metrics,
+) -> tuple[Payments, PaymentSync]:
+    """The money after checkout: its ledger beside the sessions' cache, its use cases, and its
+    part of the webhooks and of the sweep."""
+    store = PostgresPayments(
+        pool,
+        command_timeout=settings.db_command_timeout_seconds,
+        on_transition=metrics.count_payment,
+    )
+    if settings.tracing is not None:
+        store.trace_calls()
+    payments = CachedPayments(store, ledger)
+    stripe: MoneyGateway = gateway
+    if settings.fault == CRASH_AFTER_STRIPE_REFUND:
+        log.warning("fault injection on", fault=settings.fault)
+        stripe = CrashAfterRefund(gateway)
+    money = Payments(checkout, ledger, payments, stripe, SYSTEM)
+    sync = PaymentSync(
+        ledger,
+        payments,
+        money,
+        checkout,
+        stripe,
+        SYSTEM,
+        quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
+        # An operation is left to its caller for as long as its Stripe call may take.
+        pending_grace=timedelta(seconds=gateway.call_timeout + 5),
+    )
+    return money, sync
 
 
 async def _event_feed(pool: asyncpg.Pool, feed: ChangeFeed, ledger: CachedLedger) -> EventFeed:

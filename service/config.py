@@ -25,7 +25,9 @@ SANDBOX_API_KEY = "sk_test_sandbox"
 STRIPE_API_BASE = "https://api.stripe.com"
 CRASH_AFTER_STRIPE_CREATE = "crash-after-stripe-create"
 """Test-only fault (CHECKOUT_FAULT): die between Stripe's answer and the ledger write."""
-FAULTS = frozenset({CRASH_AFTER_STRIPE_CREATE})
+CRASH_AFTER_STRIPE_REFUND = "crash-after-stripe-refund"
+"""Test-only fault: die between Stripe's refund and the ledger's record of it."""
+FAULTS = frozenset({CRASH_AFTER_STRIPE_CREATE, CRASH_AFTER_STRIPE_REFUND})
 
 
 class ConfigError(Exception):
@@ -130,7 +132,7 @@ class Settings:
     tls_terminated_by_mesh: bool = False
     """A service mesh's sidecar terminates TLS in front of a plaintext GRPC_ADDR."""
     fault: str | None = None
-    """Test-only fault injection (CRASH_AFTER_STRIPE_CREATE); never set in production."""
+    """Test-only fault injection (FAULTS); never set in production."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

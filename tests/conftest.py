@@ -6,8 +6,12 @@ tests/e2e/conftest.py. All share one event loop per session (pyproject)."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import pytest_asyncio
@@ -16,14 +20,42 @@ from sandbox.launcher import SandboxProcess
 from tests.support import FAST_RETRIES, run_sandbox, stop_sandbox
 
 
+def pytest_configure() -> None:
+    # SIGTERM (a cancelled CI job, `timeout`) ends the run as Ctrl-C does, in the controller and
+    # in each xdist worker, so that fixtures stop what they started: a Postgres runs in a
+    # session of its own and would outlive a process killed outright.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_root() -> Iterator[Path]:
+    """Where the tests' embedded Postgres servers keep their data: not under pytest's temporary
+    root, because every pytest that starts on the machine makes that root private to its user
+    again (0700), and pgserver, started as root (as CI is), runs Postgres as the user `pgserver`,
+    which must reach its data directory for as long as the server runs."""
+    root = Path(tempfile.mkdtemp(prefix="checkout-tests-pg-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_folder(postgres_root: Path) -> Path:
+    """A folder of this test's own for a Postgres's data (see `postgres_root`)."""
+    return Path(tempfile.mkdtemp(dir=postgres_root))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(postgres_root: Path) -> Iterator[str]:
     if url := os.environ.get("DATABASE_URL"):
         yield url
         return
     from pgserver.postgres_server import get_server
 
-    server = get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    server = get_server(postgres_root / "session", cleanup_mode="delete")
     yield str(server.get_uri())
     server.cleanup()
 

@@ -308,6 +308,46 @@ def rate(**fields: Any) -> list[Req.ShippingOption]:
 
 
 Build = Callable[[str], Req]
+
+
+def text_field(**fields: Any) -> Req.CustomField:
+    given: dict[str, Any] = {"key": "giftnote", "label": "Gift note", "type": Req.CustomField.TEXT}
+    return Req.CustomField(**{**given, **fields})
+
+
+def dropdown_field(*options: Req.DropdownOption, default_value: str = "") -> Req.CustomField:
+    return text_field(
+        type=Req.CustomField.DROPDOWN,
+        dropdown=Req.Dropdown(options=options, default_value=default_value),
+    )
+
+
+def custom_text(name: str) -> Build:
+    """A cart with `name`'s custom text, and what that text stands beside: the terms of service
+    checkbox (which needs a terms of service URL in the Stripe account), or the shipping
+    address."""
+    beside: dict[str, dict[str, Any]] = {
+        "terms_of_service_acceptance": {
+            "consent_collection": Req.ConsentCollection(
+                terms_of_service=Req.ConsentCollection.TERMS_OF_SERVICE_REQUIRED
+            )
+        },
+        "shipping_address": {
+            "shipping_address_collection": Req.ShippingAddressCollection(allowed_countries=["US"])
+        },
+    }
+    needs = beside.get(name, {})
+
+    def build(value: str) -> Req:
+        return cart(custom_text=Req.CustomText(**{name: value}), **needs)
+
+    return build
+
+
+def invoice(**data: Any) -> Req.InvoiceCreation:
+    return Req.InvoiceCreation(enabled=True, invoice_data=Req.InvoiceData(**data))
+
+
 # Each string of CreateSessionRequest (as tests.hostile.string_field_paths names it): how to put
 # a value there in an otherwise valid request, the field an error names, and a valid value.
 STRINGS: dict[str, tuple[Build, str, str]] = {
@@ -408,6 +448,151 @@ STRINGS: dict[str, tuple[Build, str, str]] = {
         "subscription_data.metadata[plan]",
         "basic",
     ),
+    "line_items[].metadata{key}": (
+        lambda v: cart(line_items=line(price_data=PRICE, metadata={v: "x"})),
+        "line_items[0].metadata[",
+        "sku",
+    ),
+    "line_items[].price_data.product_metadata{key}": (
+        lambda v: cart(line_items=priced(product_name="Mug", product_metadata={v: "x"})),
+        "line_items[0].price_data.product_metadata[",
+        "sku",
+    ),
+    "line_items[].metadata{value}": (
+        lambda v: cart(line_items=line(price_data=PRICE, metadata={"sku": v})),
+        "line_items[0].metadata[sku]",
+        "MUG-BLUE-350",
+    ),
+    "line_items[].price_data.product_metadata{value}": (
+        lambda v: cart(line_items=priced(product_name="Mug", product_metadata={"sku": v})),
+        "line_items[0].price_data.product_metadata[sku]",
+        "MUG-BLUE-350",
+    ),
+    "line_items[].price_data.product_id": (
+        lambda v: cart(line_items=priced(product_id=v)),
+        "line_items[0].price_data.product_id",
+        "sku_mug_blue",
+    ),
+    "shipping_options[].shipping_rate_data.metadata{key}": (
+        lambda v: cart(shipping_options=rate(display_name="Ground", metadata={v: "x"})),
+        "shipping_options[0].shipping_rate_data.metadata[",
+        "carrier",
+    ),
+    "shipping_options[].shipping_rate_data.metadata{value}": (
+        lambda v: cart(shipping_options=rate(display_name="Ground", metadata={"carrier": v})),
+        "shipping_options[0].shipping_rate_data.metadata[carrier]",
+        "DHL",
+    ),
+    "custom_fields[].key": (
+        lambda v: cart(custom_fields=[text_field(key=v)]),
+        "custom_fields[0].key",
+        "giftnote",
+    ),
+    "custom_fields[].label": (
+        lambda v: cart(custom_fields=[text_field(label=v)]),
+        "custom_fields[0].label",
+        "Gift note 🎁",
+    ),
+    "custom_fields[].text.default_value": (
+        lambda v: cart(custom_fields=[text_field(text=Req.TextSettings(default_value=v))]),
+        "custom_fields[0].text.default_value",
+        "Happy birthday!",
+    ),
+    "custom_fields[].numeric.default_value": (
+        lambda v: cart(
+            custom_fields=[
+                text_field(type=Req.CustomField.NUMERIC, numeric=Req.TextSettings(default_value=v))
+            ]
+        ),
+        "custom_fields[0].numeric.default_value",
+        "4711",
+    ),
+    "custom_fields[].dropdown.options[].label": (
+        lambda v: cart(custom_fields=[dropdown_field(Req.DropdownOption(label=v, value="blue"))]),
+        "custom_fields[0].dropdown.options[0].label",
+        "Blue 💙",
+    ),
+    "custom_fields[].dropdown.options[].value": (
+        lambda v: cart(custom_fields=[dropdown_field(Req.DropdownOption(label="Blue", value=v))]),
+        "custom_fields[0].dropdown.options[0].value",
+        "blue",
+    ),
+    "custom_fields[].dropdown.default_value": (
+        lambda v: cart(
+            custom_fields=[
+                dropdown_field(Req.DropdownOption(label="Blue", value="blue"), default_value=v)
+            ]
+        ),
+        "custom_fields[0].dropdown.default_value",
+        "blue",
+    ),
+    **{
+        f"custom_text.{name}": (
+            custom_text(name),
+            f"custom_text.{name}",
+            "Orders ship within 2 days.\nThank you!",
+        )
+        for name in ("submit", "after_submit", "shipping_address", "terms_of_service_acceptance")
+    },
+    "invoice_creation.invoice_data.description": (
+        lambda v: cart(invoice_creation=invoice(description=v)),
+        "invoice_creation.invoice_data.description",
+        "Order 1001,\nthank you",
+    ),
+    "invoice_creation.invoice_data.footer": (
+        lambda v: cart(invoice_creation=invoice(footer=v)),
+        "invoice_creation.invoice_data.footer",
+        "Shop GmbH \u00b7 Berlin",
+    ),
+    "invoice_creation.invoice_data.custom_fields[].name": (
+        lambda v: cart(
+            invoice_creation=invoice(custom_fields=[Req.InvoiceCustomField(name=v, value="x")])
+        ),
+        "invoice_creation.invoice_data.custom_fields[0].name",
+        "PO number",
+    ),
+    "invoice_creation.invoice_data.custom_fields[].value": (
+        lambda v: cart(
+            invoice_creation=invoice(custom_fields=[Req.InvoiceCustomField(name="PO", value=v)])
+        ),
+        "invoice_creation.invoice_data.custom_fields[0].value",
+        "PO-4711",
+    ),
+    "invoice_creation.invoice_data.metadata{key}": (
+        lambda v: cart(invoice_creation=invoice(metadata={v: "x"})),
+        "invoice_creation.invoice_data.metadata[",
+        "ledger",
+    ),
+    "invoice_creation.invoice_data.metadata{value}": (
+        lambda v: cart(invoice_creation=invoice(metadata={"ledger": v})),
+        "invoice_creation.invoice_data.metadata[ledger]",
+        "EU-2026",
+    ),
+    "invoice_creation.invoice_data.account_tax_ids[]": (
+        lambda v: cart(invoice_creation=invoice(account_tax_ids=[v])),
+        "invoice_creation.invoice_data.account_tax_ids[0]",
+        "txi_1Nb2C3",
+    ),
+    "payment_intent_data.description": (
+        lambda v: cart(payment_intent_data=Req.PaymentIntentData(description=v)),
+        "payment_intent_data.description",
+        "Order 1001:\n2 T-shirts",
+    ),
+    "payment_intent_data.statement_descriptor_suffix": (
+        lambda v: cart(payment_intent_data=Req.PaymentIntentData(statement_descriptor_suffix=v)),
+        "payment_intent_data.statement_descriptor_suffix",
+        "ORDER 1001",
+    ),
+    "payment_intent_data.receipt_email": (
+        lambda v: cart(payment_intent_data=Req.PaymentIntentData(receipt_email=v)),
+        "payment_intent_data.receipt_email",
+        "ada@shop.example",
+    ),
+    "excluded_payment_method_types[]": (
+        lambda v: cart(excluded_payment_method_types=["affirm", v]),
+        "excluded_payment_method_types[1]",
+        "klarna",
+    ),
 }
 # Free text shown to customers may hold tabs and line breaks; ids and keys may not.
 FREE_TEXT = {
@@ -417,6 +602,22 @@ FREE_TEXT = {
     "subscription_data.description",
     "metadata{value}",
     "subscription_data.metadata{value}",
+    "line_items[].metadata{value}",
+    "line_items[].price_data.product_metadata{value}",
+    "shipping_options[].shipping_rate_data.metadata{value}",
+    "custom_fields[].label",
+    "custom_fields[].text.default_value",
+    "custom_fields[].dropdown.options[].label",
+    "custom_text.submit",
+    "custom_text.after_submit",
+    "custom_text.shipping_address",
+    "custom_text.terms_of_service_acceptance",
+    "invoice_creation.invoice_data.description",
+    "invoice_creation.invoice_data.footer",
+    "invoice_creation.invoice_data.custom_fields[].name",
+    "invoice_creation.invoice_data.custom_fields[].value",
+    "invoice_creation.invoice_data.metadata{value}",
+    "payment_intent_data.description",
 }
 # Where surrounding blanks are dropped before use, a line break at the end is no problem.
 STRIPPED = {"order_id", "currency"}

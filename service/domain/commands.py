@@ -37,6 +37,9 @@ class PriceData:
     recurring: Recurring | None = None
     tax_behavior: str | None = None
     tax_code: str = ""
+    product_id: str = ""
+    """An existing Product the price belongs to, instead of the one `product_name` describes."""
+    product_metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class LineItemRequest:
     price_data: PriceData | None = None
     adjustable_quantity: AdjustableQuantity | None = None
     tax_rate_ids: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class ShippingRateData:
     maximum_delivery: DeliveryBound | None = None
     tax_behavior: str | None = None
     tax_code: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,121 @@ class SubscriptionData:
     trial_period_days: int = 0
     description: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    trial_end: datetime | None = None
+    trial_missing_payment_method: str | None = None
+    """`trial_settings.end_behavior.missing_payment_method`: `cancel`, `create_invoice` or
+    `pause`; None without `trial_settings`, empty when they name none."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextSettings:
+    """A text or numeric custom field's bounds (0: not given) and prefilled value."""
+
+    minimum_length: int = 0
+    maximum_length: int = 0
+    default_value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DropdownOption:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dropdown:
+    options: tuple[DropdownOption, ...] = ()
+    default_value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomField:
+    key: str
+    label: str
+    type: str
+    """`text`, `numeric` or `dropdown`; empty when the caller gave none."""
+    optional: bool = False
+    text: TextSettings | None = None
+    numeric: TextSettings | None = None
+    dropdown: Dropdown | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomText:
+    """Messages shown on the page; empty: none."""
+
+    submit: str = ""
+    after_submit: str = ""
+    shipping_address: str = ""
+    terms_of_service_acceptance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCollection:
+    terms_of_service: str | None = None
+    """`none` or `required`."""
+    promotions: str | None = None
+    """`auto` or `none`."""
+    payment_method_reuse_agreement: str | None = None
+    """`auto` or `hidden`."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceData:
+    description: str = ""
+    footer: str = ""
+    custom_fields: tuple[tuple[str, str], ...] = ()
+    """(name, value) pairs."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    account_tax_ids: tuple[str, ...] = ()
+    amount_tax_display: str | None = None
+    """`exclude_tax` or `include_inclusive_tax`."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceCreation:
+    enabled: bool
+    data: InvoiceData | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """`after_expiration.recovery`."""
+
+    enabled: bool
+    allow_promotion_codes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntentData:
+    """What the caller sets of `payment_intent_data` (the service adds the order id to its
+    metadata)."""
+
+    setup_future_usage: str | None = None
+    """`on_session` or `off_session`."""
+    description: str = ""
+    statement_descriptor_suffix: str = ""
+    receipt_email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPaymentMethodOptions:
+    payment_method_save: bool = False
+    payment_method_remove: bool = False
+    allow_redisplay_filters: tuple[str, ...] = ()
+    """`always`, `limited`, `unspecified`; an empty entry where the caller gave none."""
+
+
+@dataclass(frozen=True, slots=True)
+class NameField:
+    enabled: bool
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NameCollection:
+    business: NameField | None = None
+    individual: NameField | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +256,21 @@ class CreateSessionCommand:
     subscription_data: SubscriptionData | None = None
     payment_method_collection: str | None = None
     adaptive_pricing: bool | None = None
+    # Added with issue 20. Left at their defaults, they leave a request's fingerprint as it was
+    # (create_plan.fingerprint).
+    custom_fields: tuple[CustomField, ...] = ()
+    custom_text: CustomText | None = None
+    consent_collection: ConsentCollection | None = None
+    invoice_creation: InvoiceCreation | None = None
+    recovery: Recovery | None = None
+    payment_intent_data: PaymentIntentData | None = None
+    saved_payment_method_options: SavedPaymentMethodOptions | None = None
+    excluded_payment_method_types: tuple[str, ...] = ()
+    submit_type: str | None = None
+    name_collection: NameCollection | None = None
+    request_three_d_secure: str | None = None
+    """`payment_method_options.card.request_three_d_secure`: `automatic`, `any` or
+    `challenge`."""
+    # Added with issue 21, likewise.
+    capture_method: str | None = None
+    """`automatic` or `manual` (`payment_intent_data.capture_method`); None: Stripe's default."""

@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from service.domain.payment_model import PaymentSnapshot
 
 
 class Role(StrEnum):
@@ -25,6 +28,9 @@ class Caller:
 
     name: str
     role: Role
+    may_refund: bool = False
+    """Whether it may refund its orders' payments (`may_refund` in CALLERS_FILE): a caller
+    that captures or cancels need not be one that gives money back."""
 
     @property
     def may_write(self) -> bool:
@@ -39,7 +45,7 @@ class Caller:
         return self.role == Role.OPERATOR
 
 
-LOCAL_CALLER = Caller("local", Role.CALLER)
+LOCAL_CALLER = Caller("local", Role.CALLER, may_refund=True)
 """The one caller when authentication is off (a laptop, a loopback address)."""
 
 ORDER_ID_KEY = "order_id"
@@ -112,6 +118,30 @@ class ShippingDetails:
 
 
 @dataclass(frozen=True, slots=True)
+class TaxAmount:
+    """A tax at one rate: on a line, on the shipping, or summed over a session."""
+
+    amount: int
+    taxable_amount: int = 0
+    tax_rate_id: str = ""
+    display_name: str = ""
+    percentage: float = 0.0
+    inclusive: bool = False
+    country: str = ""
+    jurisdiction: str = ""
+    taxability_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountAmount:
+    """A discount: on a line, or summed over a session."""
+
+    amount: int
+    coupon_id: str = ""
+    promotion_code_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LineItemSnapshot:
     id: str
     description: str
@@ -123,6 +153,24 @@ class LineItemSnapshot:
     amount_discount: int
     amount_tax: int
     amount_total: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    product_id: str = ""
+    taxes: tuple[TaxAmount, ...] = ()
+    discounts: tuple[DiscountAmount, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = field_values(self)
+        data["metadata"] = dict(self.metadata)
+        data["taxes"] = [field_values(tax) for tax in self.taxes]
+        data["discounts"] = [field_values(discount) for discount in self.discounts]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LineItemSnapshot:
+        values = dict(data)
+        values["taxes"] = _taxes(data.get("taxes"))
+        values["discounts"] = _discounts(data.get("discounts"))
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +179,68 @@ class ShippingCost:
     amount_subtotal: int
     amount_tax: int
     amount_total: int
+    taxes: tuple[TaxAmount, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaxId:
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDetails:
+    """What the customer entered on the payment page, as Stripe reports it. Strings are empty
+    where Stripe has nothing; `tax_exempt` keeps Stripe's string."""
+
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    address: Address | None = None
+    tax_ids: tuple[TaxId, ...] = ()
+    business_name: str = ""
+    individual_name: str = ""
+    tax_exempt: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = field_values(self)
+        data["address"] = None if self.address is None else field_values(self.address)
+        data["tax_ids"] = [field_values(tax_id) for tax_id in self.tax_ids]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CustomerDetails:
+        values = dict(data)
+        address = data.get("address")
+        values["address"] = None if address is None else Address(**address)
+        values["tax_ids"] = tuple(TaxId(**tax_id) for tax_id in data.get("tax_ids", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomFieldValue:
+    """A custom field of the session and what the customer entered (empty: nothing yet)."""
+
+    key: str
+    label: str
+    type: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The consent the customer gave: Stripe's strings, empty where not asked."""
+
+    terms_of_service: str = ""
+    promotions: str = ""
+
+
+def _taxes(data: Any) -> tuple[TaxAmount, ...]:
+    return tuple(TaxAmount(**tax) for tax in data or ())
+
+
+def _discounts(data: Any) -> tuple[DiscountAmount, ...]:
+    return tuple(DiscountAmount(**discount) for discount in data or ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +280,28 @@ class SessionSnapshot:
     line_items: tuple[LineItemSnapshot, ...] = ()
     shipping_cost: ShippingCost | None = None
     discount_ids: tuple[str, ...] = ()
+    # What the customer entered, and the rest of what issue 20 added: snapshots stored before
+    # have none of these, and load with the defaults.
+    customer_details: CustomerDetails | None = None
+    custom_fields: tuple[CustomFieldValue, ...] = ()
+    consent: Consent | None = None
+    invoice_id: str | None = None
+    recovery_url: str | None = None
+    recovery_expires_at: int | None = None
+    recovered_from: str | None = None
+    automatic_tax_enabled: bool = False
+    automatic_tax_status: str | None = None
+    tax_breakdown: tuple[TaxAmount, ...] = ()
+    """`total_details.breakdown.taxes`: the session's taxes by rate."""
+    discount_breakdown: tuple[DiscountAmount, ...] = ()
+    """`total_details.breakdown.discounts`."""
 
     def to_json(self) -> dict[str, Any]:
         """What `asdict` gives, built field by field: it runs on every write of a session,
         and asdict's generic deep copy cost more than the rest of the write's Python."""
         data = field_values(self)
         data["metadata"] = dict(self.metadata)
-        data["line_items"] = [field_values(item) for item in self.line_items]
+        data["line_items"] = [item.to_json() for item in self.line_items]
         data["discount_ids"] = list(self.discount_ids)
         if self.shipping is not None:
             data["shipping"] = {
@@ -185,15 +310,36 @@ class SessionSnapshot:
             }
         if self.shipping_cost is not None:
             data["shipping_cost"] = field_values(self.shipping_cost)
+            data["shipping_cost"]["taxes"] = [field_values(t) for t in self.shipping_cost.taxes]
+        if self.customer_details is not None:
+            data["customer_details"] = self.customer_details.to_json()
+        data["custom_fields"] = [field_values(custom) for custom in self.custom_fields]
+        if self.consent is not None:
+            data["consent"] = field_values(self.consent)
+        data["tax_breakdown"] = [field_values(tax) for tax in self.tax_breakdown]
+        data["discount_breakdown"] = [field_values(d) for d in self.discount_breakdown]
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SessionSnapshot:
         values = dict(data)
-        values["line_items"] = tuple(LineItemSnapshot(**li) for li in data.get("line_items", ()))
+        values["line_items"] = tuple(
+            LineItemSnapshot.from_json(li) for li in data.get("line_items", ())
+        )
         cost = data.get("shipping_cost")
-        values["shipping_cost"] = ShippingCost(**cost) if cost else None
+        values["shipping_cost"] = (
+            ShippingCost(**{**cost, "taxes": _taxes(cost.get("taxes"))}) if cost else None
+        )
         values["discount_ids"] = tuple(data.get("discount_ids", ()))
+        details = data.get("customer_details")
+        values["customer_details"] = None if details is None else CustomerDetails.from_json(details)
+        values["custom_fields"] = tuple(
+            CustomFieldValue(**custom) for custom in data.get("custom_fields", ())
+        )
+        consent = data.get("consent")
+        values["consent"] = None if consent is None else Consent(**consent)
+        values["tax_breakdown"] = _taxes(data.get("tax_breakdown"))
+        values["discount_breakdown"] = _discounts(data.get("discount_breakdown"))
         shipping = data.get("shipping")
         values["shipping"] = (
             ShippingDetails(name=shipping["name"], address=Address(**shipping["address"]))
@@ -271,6 +417,8 @@ class LedgerEntry:
     """Sweep passes in a row that failed to bring this row up to date."""
     missing_at_stripe: bool = False
     """Stripe no longer knows the session; the row was ended as expired."""
+    payment: PaymentSnapshot | None = None
+    """A paid PAYMENT session's money as Stripe last described it (payment_model.py)."""
 
     @property
     def is_active(self) -> bool:
@@ -300,6 +448,8 @@ class StripeEvent:
     """The order id the service put in the session's metadata, if the session is ours."""
     created: int = 0
     """When Stripe made the event (Unix seconds)."""
+    recovered_from: str | None = None
+    """The expired session a recovered session is the copy of (recovery.py)."""
 
 
 class Claim(NamedTuple):

@@ -18,6 +18,19 @@ from service.domain.model import (
     SessionSnapshot,
     StripeEvent,
 )
+from service.domain.payment_model import (
+    Failure,
+    NewOperation,
+    Operation,
+    OperationClaim,
+    OperationState,
+    PaymentEvent,
+    PaymentRecord,
+    PaymentSnapshot,
+    PaymentWrite,
+    RefundSnapshot,
+    Settlement,
+)
 
 
 class PaymentGateway(Protocol):
@@ -42,8 +55,41 @@ class PaymentGateway(Protocol):
 
     async def session_events(
         self, types: Collection[str], *, created_since: int
-    ) -> list[StripeEvent]:
-        """Checkout Session events of these types since a Unix time, oldest first."""
+    ) -> list[StripeEvent | PaymentEvent]:
+        """Events of these types since a Unix time, oldest first: about Checkout Sessions, and
+        about payments after checkout."""
+        ...
+
+
+class MoneyGateway(Protocol):
+    """Stripe, for the money after checkout; raises as PaymentGateway does. Each answers the
+    payment as it is after the call: the PaymentIntent with its latest charge, the charge's
+    refunds and, if the charge is disputed, its dispute."""
+
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentSnapshot: ...
+
+    async def capture_payment(
+        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+    ) -> PaymentSnapshot: ...
+
+    async def cancel_payment(
+        self, payment_intent_id: str, *, reason: str | None, idempotency_key: str
+    ) -> PaymentSnapshot: ...
+
+    async def refund_payment(
+        self,
+        payment_intent_id: str,
+        *,
+        amount: int,
+        reason: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> tuple[RefundSnapshot, PaymentSnapshot]:
+        """The refund made, and the payment with it."""
+        ...
+
+    async def session_of_payment_intent(self, payment_intent_id: str) -> SessionSnapshot | None:
+        """The Checkout Session that made the PaymentIntent, if one did."""
         ...
 
 
@@ -129,6 +175,23 @@ class EventLedger(Protocol):
         """Record an event that needs no change; False if recorded before."""
         ...
 
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        """Insert a row for a session that Stripe made without this service asking (the copy
+        a recovery URL makes of an expired session), in the state its snapshot says, unless
+        another row holds the order (`model.holds_order`); notify watchers. Won, with the new
+        row, or with the session's row if it has one already; lost, with the row that holds
+        the order. `stripe_params` and `fingerprint` describe the cart (the expired
+        session's); nothing is ever sent with them."""
+        ...
+
 
 class SweepLedger(Protocol):
     """What the reconciliation sweep needs of the ledger: the rows that may lag Stripe, their
@@ -211,10 +274,99 @@ class SessionLedger(OrderLedger, SyncLedger, FeedLedger, Protocol):
     unit tests' InMemoryLedger; tests/contract/ holds all of them to these docstrings)."""
 
 
+class PaymentLedger(Protocol):
+    """What the money after checkout needs of the ledger: each paid session's payment, as
+    Stripe last described it and as the service guards it, and the operations callers asked
+    for. Every write of Stripe's view of a payment is one transaction that also moves the
+    session's `updated_at` and notifies its watchers (a payment change is a session change).
+    Raises domain Unavailable when the database cannot be reached."""
+
+    async def payment(self, session_row: int) -> PaymentRecord | None: ...
+
+    async def session_by_payment_intent(self, payment_intent_id: str) -> LedgerEntry | None:
+        """The row whose session's snapshot names the PaymentIntent, any caller's."""
+        ...
+
+    async def record_payment(
+        self,
+        session_row: int,
+        snapshot: PaymentSnapshot,
+        *,
+        seen: int | None,
+        settlements: Collection[Settlement] = (),
+        event: PaymentEvent | None = None,
+    ) -> PaymentWrite:
+        """Store Stripe's view of the session's payment, if the payment's version is still
+        `seen` (None: no payment stored yet); otherwise nothing changes (`stale`): a read that
+        began before another write may be older than it. Moves each settled operation that is
+        still in the state the settlement expects, a refund that failed giving its amount back
+        to what may be refunded. With `event`, records the event id in the same transaction
+        (`duplicate`, and nothing changed, if it was recorded before). Nothing changes either
+        when the snapshot is what is stored (`written`, the row as it is)."""
+        ...
+
+    async def skip_payment_event(self, event: PaymentEvent) -> bool:
+        """Record an event that needs no change; False if recorded before."""
+        ...
+
+    async def operation(self, caller: str, request_id: str) -> Operation | None: ...
+
+    async def operations(self, session_row: int) -> list[Operation]:
+        """The payment's operations, oldest first."""
+        ...
+
+    async def start_operation(self, new: NewOperation) -> OperationClaim:
+        """Write the operation, pending, unless the caller's request id names one already
+        (then that one, not won), or a capture or cancel that Stripe has not refused holds the
+        payment (for a capture or cancel: `blocking`), or a refund would take more than is
+        refundable (captured, less the service's refunds not refused, less what was refunded
+        elsewhere). A refund reserves its amount in the same transaction, under a lock on the
+        payment: concurrent refunds on any replicas never reserve more than was captured."""
+        ...
+
+    async def finish_operation(
+        self,
+        op_id: int,
+        *,
+        state: OperationState,
+        refund_id: str | None = None,
+        failure: Failure | None = None,
+    ) -> Operation:
+        """Record Stripe's answer to a pending operation (a refused refund gives its amount
+        back); an operation no longer pending is returned as it is."""
+        ...
+
+    async def replace_operation_key(self, op_id: int, *, old_key: str, new_key: str) -> Operation:
+        """Give a pending operation a new idempotency key, unless it moved on or another
+        process renewed it; the operation as it is now either way."""
+        ...
+
+    async def operations_to_resume(
+        self, *, before: datetime, now: datetime, limit: int
+    ) -> list[Operation]:
+        """Pending operations untouched since `before` whose turn has come (`next_sweep_at`
+        unset or not after `now`), soonest first."""
+        ...
+
+    async def schedule_operation(self, op_id: int, *, at: datetime, failed: bool) -> None: ...
+
+    async def payments_to_check(
+        self, *, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        """Rows whose payment may lag Stripe's: completed PAYMENT sessions with a PaymentIntent
+        and no payment stored, unchanged since `quiet_since`; and payments not settled whose
+        turn has come (`next_sweep_at` not after `now`, or unset and unchanged since
+        `quiet_since`), soonest first."""
+        ...
+
+    async def schedule_payment_check(self, session_row: int, *, at: datetime) -> None: ...
+
+
 class WebhookVerifier(Protocol):
-    def verify(self, payload: bytes, signature_header: str) -> StripeEvent | None:
+    def verify(self, payload: bytes, signature_header: str) -> StripeEvent | PaymentEvent | None:
         """The event, if the signature over the raw bytes is valid and fresh; None for a
-        verified event that is not about a Checkout Session. Raises BadSignature otherwise."""
+        verified event that is about neither a Checkout Session nor a payment after checkout.
+        Raises BadSignature otherwise."""
         ...
 
 

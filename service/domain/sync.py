@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from service.domain.checkout import Checkout
 from service.domain.errors import (
@@ -23,7 +24,12 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import ORDER_ID_KEY, LedgerEntry, StripeEvent
+from service.domain.payment_model import PAYMENT_EVENTS, MoneySweep, PaymentEvent
 from service.domain.ports import Clock, PaymentGateway, SyncLedger
+from service.domain.recovery import RecoveredCarts
+
+if TYPE_CHECKING:
+    from service.domain.payment_sync import PaymentSync
 
 COMPLETED = "checkout.session.completed"
 ASYNC_PAYMENT_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -46,7 +52,8 @@ _ORPHAN_WINDOW = timedelta(hours=24)
 # the next one.
 _PRUNE_BATCH = 500
 _PRUNE_BATCHES_PER_PASS = 100
-HANDLED_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
+SESSION_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
+HANDLED_EVENTS = SESSION_EVENTS | PAYMENT_EVENTS
 
 
 class EventOutcome(StrEnum):
@@ -72,6 +79,10 @@ class SweepReport:
     """Age of the oldest row still waiting for Stripe's answer after the pass (0: none)."""
     pruned: int = 0
     """Events of the feed deleted as older than its retention."""
+    payments_updated: int = 0
+    """Payments whose stored state changed: they lagged Stripe's (payment_sync.py)."""
+    operations_resumed: int = 0
+    """Captures, cancels and refunds left pending whose outcome is now known."""
 
 
 class StripeSync:
@@ -86,7 +97,9 @@ class StripeSync:
         quiet_after: timedelta = timedelta(minutes=10),
         batch_size: int = 100,
         event_retention: timedelta = timedelta(days=30),
+        money: PaymentSync | None = None,
     ) -> None:
+        """`money`: the payments after checkout, their events and their part of the sweep."""
         self._ledger = ledger
         self._gateway = gateway
         self._checkout = checkout
@@ -98,11 +111,17 @@ class StripeSync:
         # A session that is not final and has heard nothing for this long is re-read.
         self._quiet_after = quiet_after
         self._batch_size = batch_size
+        self._recovered = RecoveredCarts(ledger, gateway, checkout)
+        self._money = money
 
-    async def handle_event(self, event: StripeEvent) -> EventOutcome:
+    async def handle_event(self, event: StripeEvent | PaymentEvent) -> EventOutcome:
         """Apply a verified event exactly once. Raises Unavailable when it cannot be applied
         yet, so that Stripe delivers it again; the event is recorded only with its effect."""
-        if event.type not in HANDLED_EVENTS:
+        if isinstance(event, PaymentEvent):
+            if self._money is None:
+                return EventOutcome.IGNORED
+            return await self._money.handle_event(event)
+        if event.type not in SESSION_EVENTS:
             return EventOutcome.IGNORED
         if await self._ledger.event_seen(event.id):
             return EventOutcome.DUPLICATE
@@ -113,6 +132,14 @@ class StripeSync:
                 # Another integration on the same Stripe account.
                 await self._ledger.skip_event(event)
                 return EventOutcome.IGNORED
+            if event.recovered_from:
+                # A recovered cart's copy, which Stripe made without asking (recovery.py).
+                entry = await self._recovered.adopt(event.session_id)
+                if entry is None:
+                    # Not the order's to keep (another session holds it), or not ours.
+                    await self._ledger.skip_event(event)
+                    return EventOutcome.IGNORED
+        if entry is None:
             # Stripe created it and its creator has not stored it yet (or crashed; then the
             # sweep resumes the pending row). Stripe retries the delivery.
             raise Unavailable(
@@ -158,6 +185,7 @@ class StripeSync:
             pruned = await self.prune_feed()
         except CheckoutError as exc:
             step_failures.append(("feed", exc))
+        money = await self._money_sweep(step_failures)
         await self._ledger.advance_watermark(_LAST_PASS, int(self._clock.now().timestamp()))
         oldest = await self._ledger.oldest_pending()
         waited = 0.0 if oldest is None else (self._clock.now() - oldest).total_seconds()
@@ -168,7 +196,21 @@ class StripeSync:
             orphans=orphans,
             oldest_pending_seconds=max(0.0, waited),
             pruned=pruned,
+            payments_updated=money.updated,
+            operations_resumed=money.resumed,
         )
+
+    async def _money_sweep(self, failures: list[tuple[str, CheckoutError]]) -> MoneySweep:
+        """The payments' part of the pass, on its own like each step."""
+        if self._money is None:
+            return MoneySweep()
+        try:
+            money = await self._money.sweep()
+        except CheckoutError as exc:
+            failures.append(("payments", exc))
+            return MoneySweep()
+        failures += money.failed
+        return money
 
     async def reconcile(self) -> SweepReport:
         """One pass of the sweep over the rows whose stored state may lag Stripe's. Each row
@@ -269,6 +311,12 @@ class StripeSync:
                 # (above, or by its caller's retry) stores it. Expiring it would hand the
                 # resumed row an expired session.
                 continue
+            if (
+                entry is None
+                and session.recovered_from
+                and await self._recovered.adopt(session.id) is not None
+            ):
+                continue  # a recovered cart's copy, now the order's (recovery.py)
             try:
                 await self._checkout.expire_at_stripe(session.id)
             except UpstreamRejected:

@@ -30,10 +30,14 @@ from urllib.parse import urlsplit
 
 from service.domain.commands import (
     CreateSessionCommand,
+    CustomField,
+    InvoiceData,
     LineItemRequest,
     Mode,
+    PaymentIntentData,
     PriceData,
     ShippingOption,
+    TextSettings,
     UiMode,
 )
 from service.domain.errors import FieldViolation, InvalidRequest
@@ -108,6 +112,32 @@ TRIAL_DAYS_MAX = 730
 DELIVERY_VALUE_MAX = 1000
 # A recurring price may bill at most every three years.
 MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+# What Checkout collects and does around the payment (SessionCreateParams in stripe-python
+# 16.1.0, and the `maxLength`s of Stripe's OpenAPI description):
+# https://docs.stripe.com/payments/checkout/custom-fields: 3 fields; a key of 200 letters and
+# digits, a label of 100 characters; entries and prefilled values of 255 characters; a dropdown
+# of 200 options, each label and value of 100 characters.
+CUSTOM_FIELDS_MAX = 3
+CUSTOM_FIELD_KEY_MAX = 200
+CUSTOM_FIELD_LABEL_MAX = 100
+CUSTOM_FIELD_LENGTH_MAX = 255
+DROPDOWN_OPTIONS_MAX = 200
+DROPDOWN_OPTION_MAX = 100
+CUSTOM_TEXT_MAX = 1200  # custom_text.*.message
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-invoice_creation
+INVOICE_CUSTOM_FIELDS_MAX = 4
+INVOICE_CUSTOM_FIELD_NAME_MAX = 40
+INVOICE_CUSTOM_FIELD_VALUE_MAX = 140
+INVOICE_DESCRIPTION_MAX = 1500
+INVOICE_FOOTER_MAX = 5000
+ACCOUNT_TAX_IDS_MAX = 25  # ours: an account holds a few tax ids
+PAYMENT_DESCRIPTION_MAX = 1000  # payment_intent_data.description
+# The prefix and the suffix make at most 22 characters; the suffix needs a letter and none of
+# < > \ ' " *: https://docs.stripe.com/get-started/account/statement-descriptors
+STATEMENT_DESCRIPTOR_SUFFIX_MAX = 22
+# subscription_data.trial_end: "at least 48 hours in the future" (SessionCreateParams), and a
+# trial lasts at most TRIAL_DAYS_MAX days (https://docs.stripe.com/billing/subscriptions/trials).
+MIN_TRIAL_END = timedelta(hours=48)
 # Ours: an error names at most this many fields, and at most this many bytes of them, so that
 # it fits in gRPC's trailing metadata (8 KiB by default) whatever the request held.
 VIOLATIONS_MAX = 10
@@ -119,6 +149,10 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _TAX_CODE = re.compile(r"txcd_[0-9]{8}")
 _PAYMENT_METHOD_TYPE = re.compile(r"[a-z][a-z_]*")
 _PAGE_TOKEN = re.compile(r"[A-Za-z0-9_=-]+")
+_ALPHANUMERIC = re.compile(r"[A-Za-z0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+_LETTER = re.compile(r"[A-Za-z]")
+_DESCRIPTOR_FORBIDDEN = frozenset("<>\\'\"*")
 # Control characters other than tab, line feed and carriage return; and surrogates.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _SHOWN_KEY_MAX = 64
@@ -190,6 +224,7 @@ def validate(cmd: CreateSessionCommand, now: datetime) -> None:
             SUBSCRIPTION_DESCRIPTION_MAX,
         )
         _metadata("subscription_data.metadata", cmd.subscription_data.metadata, problems)
+    _what_checkout_collects(cmd, mode, ui_mode, now, problems)
     problems.raise_if_any()
 
 
@@ -377,15 +412,21 @@ def _line_item(
             problems.add(f"{path}.tax_rate_ids[{j}]", "must not be empty")
         else:
             problems.identifier(f"{path}.tax_rate_ids[{j}]", rate, STRIPE_ID_MAX)
+    _metadata(f"{path}.metadata", item.metadata, problems, adds_order_id=False)
 
 
 def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> None:
     if not 0 <= data.unit_amount <= UNIT_AMOUNT_MAX:
         problems.add(f"{path}.unit_amount", f"must be between 0 and {UNIT_AMOUNT_MAX}")
-    if not data.product_name.strip():
+    if data.product_id:
+        _existing_product(path, data, problems)
+    elif not data.product_name:
+        problems.add(path, "one of product_name or product_id is required")
+    elif not data.product_name.strip():
         problems.add(f"{path}.product_name", "required")
     else:
         problems.text(f"{path}.product_name", data.product_name, TEXT_MAX)
+    _metadata(f"{path}.product_metadata", data.product_metadata, problems, adds_order_id=False)
     problems.text(f"{path}.product_description", data.product_description, PRODUCT_DESCRIPTION_MAX)
     if len(data.product_images) > IMAGES_MAX:
         problems.add(f"{path}.product_images", f"at most {IMAGES_MAX}")
@@ -406,6 +447,25 @@ def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> N
             f"{path}.recurring.interval_count",
             f"1 to {MAX_INTERVAL_COUNT[recurring.interval]} (at most three years)",
         )
+
+
+def _existing_product(path: str, data: PriceData, problems: Problems) -> None:
+    """A price of an existing Product: Stripe takes `product` or `product_data`, never both
+    (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items-price_data-product)."""
+    if not data.product_id.strip():
+        problems.add(f"{path}.product_id", "must not be blank")
+    else:
+        problems.identifier(f"{path}.product_id", data.product_id, STRIPE_ID_MAX)
+    described = {
+        "product_name": data.product_name,
+        "product_description": data.product_description,
+        "product_images": data.product_images,
+        "tax_code": data.tax_code,
+        "product_metadata": data.product_metadata,
+    }
+    given = [name for name, value in described.items() if value]
+    if given:
+        problems.add(f"{path}.product_id", f"not with {', '.join(given)}: the product has its own")
 
 
 def _urls(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) -> None:
@@ -456,6 +516,13 @@ _MODES_FOR = {
     "phone_number_collection": (Mode.PAYMENT, Mode.SUBSCRIPTION),
     "subscription_data": (Mode.SUBSCRIPTION,),
     "payment_method_collection": (Mode.SUBSCRIPTION,),
+    # https://docs.stripe.com/payments/checkout/receipts: invoices for one-time payments.
+    "invoice_creation": (Mode.PAYMENT,),
+    "payment_intent_data": (Mode.PAYMENT,),
+    "saved_payment_method_options": (Mode.PAYMENT, Mode.SUBSCRIPTION),
+    "submit_type": (Mode.PAYMENT, Mode.SUBSCRIPTION),
+    # A PaymentIntent's: subscriptions and setups have none to capture.
+    "capture_method": (Mode.PAYMENT,),
 }
 
 
@@ -491,9 +558,14 @@ def _customer(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) ->
         problems.add("customer_update.name", "required to collect tax ids for an existing customer")
     if cmd.locale and cmd.locale not in LOCALES:
         problems.add("locale", "auto or one of Stripe's locales (en, fr, pt-BR, …)")
-    kinds = cmd.allowed_payment_method_types
+    _payment_method_types(
+        "allowed_payment_method_types", cmd.allowed_payment_method_types, problems
+    )
+
+
+def _payment_method_types(path: str, kinds: tuple[str, ...], problems: Problems) -> None:
     if len(kinds) > PAYMENT_METHOD_TYPES_MAX:
-        problems.add("allowed_payment_method_types", f"at most {PAYMENT_METHOD_TYPES_MAX}")
+        problems.add(path, f"at most {PAYMENT_METHOD_TYPES_MAX}")
     seen = set()
     for i, kind in enumerate(kinds):
         if (
@@ -501,7 +573,7 @@ def _customer(cmd: CreateSessionCommand, ui_mode: UiMode, problems: Problems) ->
             or not _PAYMENT_METHOD_TYPE.fullmatch(kind)
             or kind in seen
         ):
-            problems.add(f"allowed_payment_method_types[{i}]", "a distinct Stripe type like card")
+            problems.add(f"{path}[{i}]", "a distinct Stripe type like card")
         seen.add(kind)
 
 
@@ -562,17 +634,24 @@ def _shipping_option(path: str, option: ShippingOption, problems: Problems) -> N
             problems.add(f"{path}.delivery_estimate.{name}.unit", "required")
         if not 1 <= bound.value <= DELIVERY_VALUE_MAX:
             problems.add(f"{path}.delivery_estimate.{name}.value", f"1 to {DELIVERY_VALUE_MAX}")
+    _metadata(f"{path}.metadata", data.metadata, problems, adds_order_id=False)
 
 
-def _metadata(path: str, metadata: Mapping[str, str], problems: Problems) -> None:
-    if ORDER_ID_KEY in metadata:
+def _metadata(
+    path: str, metadata: Mapping[str, str], problems: Problems, *, adds_order_id: bool = True
+) -> None:
+    """Stripe's metadata rules; `adds_order_id`: the service adds the order id to it, so that
+    key is taken and counts."""
+    if adds_order_id and ORDER_ID_KEY in metadata:
         problems.add(f"{path}[{ORDER_ID_KEY}]", "reserved: the service sets it to the order id")
-    if len(metadata) + 1 > METADATA_MAX_KEYS:
+    if adds_order_id and len(metadata) + 1 > METADATA_MAX_KEYS:
         problems.add(
             path,
             f"at most {METADATA_MAX_KEYS - 1} keys: Stripe allows {METADATA_MAX_KEYS} and the "
             f"service adds {ORDER_ID_KEY}",
         )
+    elif len(metadata) > METADATA_MAX_KEYS:
+        problems.add(path, f"at most {METADATA_MAX_KEYS} keys")
     for key, value in metadata.items():
         field = f"{path}[{_shown(key)}]"
         if (
@@ -613,3 +692,218 @@ def _is_web_url(value: str) -> bool:
     except ValueError:
         # urlsplit refuses some malformed authorities, e.g. an unclosed `[` of an IPv6 host.
         return False
+
+
+# What Checkout collects and does around the payment: custom fields and text, consent,
+# invoices, recovery, the PaymentIntent's settings, saved payment methods, names, 3D Secure and
+# trials (https://docs.stripe.com/api/checkout/sessions/create). Left to Stripe, whose refusal
+# is mapped back onto the field (create_plan.py): whether the account has a terms of service URL
+# (`consent_collection.terms_of_service`), whether a product exists (`price_data.product_id`),
+# and what needs a Customer or an address that only Stripe can judge
+# (`saved_payment_method_options`, `custom_text.shipping_address`).
+
+
+def _what_checkout_collects(
+    cmd: CreateSessionCommand, mode: Mode, ui_mode: UiMode, now: datetime, problems: Problems
+) -> None:
+    elements = ui_mode is UiMode.ELEMENTS
+    for name, given in (
+        ("custom_fields", bool(cmd.custom_fields)),
+        ("custom_text", cmd.custom_text is not None),
+        ("after_expiration", cmd.recovery is not None),
+        ("submit_type", cmd.submit_type is not None),
+    ):
+        if given and elements:
+            problems.add(name, "not allowed with ui_mode ELEMENTS")
+    if cmd.recovery is not None and ui_mode is UiMode.EMBEDDED_PAGE:
+        # The recovery URL opens the copy on a Stripe-hosted page:
+        # https://docs.stripe.com/payments/checkout/abandoned-carts
+        problems.add("after_expiration.recovery", "only with ui_mode HOSTED_PAGE")
+    _custom_fields(cmd.custom_fields, mode, problems)
+    _custom_text(cmd, problems)
+    if cmd.invoice_creation is not None and cmd.invoice_creation.data is not None:
+        _invoice_data("invoice_creation.invoice_data", cmd.invoice_creation.data, problems)
+    if cmd.payment_intent_data is not None:
+        _payment_intent_data(cmd.payment_intent_data, problems)
+    _saved_payment_methods(cmd, problems)
+    _payment_method_types(
+        "excluded_payment_method_types", cmd.excluded_payment_method_types, problems
+    )
+    _trial(cmd, now, problems)
+
+
+def _custom_fields(fields: tuple[CustomField, ...], mode: Mode, problems: Problems) -> None:
+    if fields and mode is Mode.SETUP:
+        problems.add("custom_fields", "not allowed in SETUP mode")
+    if len(fields) > CUSTOM_FIELDS_MAX:
+        problems.add("custom_fields", f"at most {CUSTOM_FIELDS_MAX}")
+    keys: set[str] = set()
+    for i, custom in enumerate(fields):
+        path = f"custom_fields[{i}]"
+        if len(custom.key) > CUSTOM_FIELD_KEY_MAX or not _ALPHANUMERIC.fullmatch(custom.key):
+            problems.add(f"{path}.key", f"1 to {CUSTOM_FIELD_KEY_MAX} letters and digits")
+        elif custom.key in keys:
+            problems.add(f"{path}.key", "already the key of another custom field")
+        keys.add(custom.key)
+        if not custom.label.strip():
+            problems.add(f"{path}.label", "required")
+        else:
+            problems.text(f"{path}.label", custom.label, CUSTOM_FIELD_LABEL_MAX)
+        if not custom.type:
+            problems.add(f"{path}.type", "required: TEXT, NUMERIC or DROPDOWN")
+        for kind in ("text", "numeric", "dropdown"):
+            if getattr(custom, kind) is not None and custom.type and kind != custom.type:
+                problems.add(f"{path}.{kind}", f"only for type {kind.upper()}")
+        if custom.type == "dropdown":
+            _dropdown(path, custom, problems)
+        settings = custom.text if custom.type == "text" else custom.numeric
+        if custom.type in ("text", "numeric") and settings is not None:
+            _text_settings(f"{path}.{custom.type}", settings, custom.type == "numeric", problems)
+
+
+def _dropdown(path: str, custom: CustomField, problems: Problems) -> None:
+    options = custom.dropdown.options if custom.dropdown is not None else ()
+    if not options:
+        problems.add(f"{path}.dropdown.options", "at least one option")
+    if len(options) > DROPDOWN_OPTIONS_MAX:
+        problems.add(f"{path}.dropdown.options", f"at most {DROPDOWN_OPTIONS_MAX}")
+    values: set[str] = set()
+    for j, option in enumerate(options):
+        where = f"{path}.dropdown.options[{j}]"
+        if not option.label.strip():
+            problems.add(f"{where}.label", "required")
+        else:
+            problems.text(f"{where}.label", option.label, DROPDOWN_OPTION_MAX)
+        if len(option.value) > DROPDOWN_OPTION_MAX or not _ALPHANUMERIC.fullmatch(option.value):
+            problems.add(f"{where}.value", f"1 to {DROPDOWN_OPTION_MAX} letters and digits")
+        elif option.value in values:
+            problems.add(f"{where}.value", "already the value of another option")
+        values.add(option.value)
+    default = custom.dropdown.default_value if custom.dropdown is not None else ""
+    if default and default not in values:
+        problems.add(f"{path}.dropdown.default_value", "must be the value of one of the options")
+
+
+def _text_settings(path: str, settings: TextSettings, numeric: bool, problems: Problems) -> None:
+    low, high = settings.minimum_length, settings.maximum_length
+    if not 0 <= low <= CUSTOM_FIELD_LENGTH_MAX:
+        problems.add(f"{path}.minimum_length", f"0 to {CUSTOM_FIELD_LENGTH_MAX}")
+    if not 0 <= high <= CUSTOM_FIELD_LENGTH_MAX:
+        problems.add(f"{path}.maximum_length", f"1 to {CUSTOM_FIELD_LENGTH_MAX}")
+    elif high and low > high:
+        problems.add(f"{path}.minimum_length", "must not exceed maximum_length")
+    default = settings.default_value
+    if (
+        numeric
+        and default
+        and (len(default) > CUSTOM_FIELD_LENGTH_MAX or not _DIGITS.fullmatch(default))
+    ):
+        problems.add(f"{path}.default_value", f"at most {CUSTOM_FIELD_LENGTH_MAX} digits")
+    elif not numeric:
+        problems.text(f"{path}.default_value", default, CUSTOM_FIELD_LENGTH_MAX)
+
+
+def _custom_text(cmd: CreateSessionCommand, problems: Problems) -> None:
+    text = cmd.custom_text
+    if text is None:
+        return
+    for name in ("submit", "after_submit", "shipping_address", "terms_of_service_acceptance"):
+        message: str = getattr(text, name)
+        if message and not message.strip():
+            problems.add(f"custom_text.{name}", "must not be blank (empty: no text)")
+        else:
+            problems.text(f"custom_text.{name}", message, CUSTOM_TEXT_MAX)
+    consent = cmd.consent_collection
+    if text.terms_of_service_acceptance and (
+        consent is None or consent.terms_of_service != "required"
+    ):
+        # It replaces the text beside the terms checkbox, which only a required consent shows.
+        problems.add(
+            "custom_text.terms_of_service_acceptance",
+            "needs consent_collection.terms_of_service REQUIRED",
+        )
+
+
+def _invoice_data(path: str, data: InvoiceData, problems: Problems) -> None:
+    problems.text(f"{path}.description", data.description, INVOICE_DESCRIPTION_MAX)
+    problems.text(f"{path}.footer", data.footer, INVOICE_FOOTER_MAX)
+    if len(data.custom_fields) > INVOICE_CUSTOM_FIELDS_MAX:
+        problems.add(f"{path}.custom_fields", f"at most {INVOICE_CUSTOM_FIELDS_MAX}")
+    for i, (name, value) in enumerate(data.custom_fields):
+        where = f"{path}.custom_fields[{i}]"
+        for part, text, maximum in (
+            ("name", name, INVOICE_CUSTOM_FIELD_NAME_MAX),
+            ("value", value, INVOICE_CUSTOM_FIELD_VALUE_MAX),
+        ):
+            if not text.strip():
+                problems.add(f"{where}.{part}", "required")
+            else:
+                problems.text(f"{where}.{part}", text, maximum)
+    _metadata(f"{path}.metadata", data.metadata, problems)
+    if len(data.account_tax_ids) > ACCOUNT_TAX_IDS_MAX:
+        problems.add(f"{path}.account_tax_ids", f"at most {ACCOUNT_TAX_IDS_MAX}")
+    for i, tax_id in enumerate(data.account_tax_ids):
+        if not tax_id.strip():
+            problems.add(f"{path}.account_tax_ids[{i}]", "must not be empty")
+        else:
+            problems.identifier(f"{path}.account_tax_ids[{i}]", tax_id, STRIPE_ID_MAX)
+
+
+def _payment_intent_data(data: PaymentIntentData, problems: Problems) -> None:
+    path = "payment_intent_data"
+    problems.text(f"{path}.description", data.description, PAYMENT_DESCRIPTION_MAX)
+    suffix = data.statement_descriptor_suffix
+    if suffix and (
+        len(suffix) > STATEMENT_DESCRIPTOR_SUFFIX_MAX
+        or not suffix.isprintable()
+        or not _LETTER.search(suffix)
+        or _DESCRIPTOR_FORBIDDEN.intersection(suffix)
+    ):
+        problems.add(
+            f"{path}.statement_descriptor_suffix",
+            f"at most {STATEMENT_DESCRIPTOR_SUFFIX_MAX} printable characters with a letter and "
+            "none of < > \\ ' \" *",
+        )
+    email = data.receipt_email
+    if email and (len(email) > EMAIL_MAX or not email.isprintable() or not _EMAIL.fullmatch(email)):
+        problems.add(f"{path}.receipt_email", "not an email address")
+
+
+def _saved_payment_methods(cmd: CreateSessionCommand, problems: Problems) -> None:
+    options = cmd.saved_payment_method_options
+    if options is None:
+        return
+    path = "saved_payment_method_options"
+    seen: set[str] = set()
+    for i, kind in enumerate(options.allow_redisplay_filters):
+        if not kind or kind in seen:
+            problems.add(
+                f"{path}.allow_redisplay_filters[{i}]",
+                "a distinct one of ALWAYS, LIMITED, NOT_RECORDED",
+            )
+        seen.add(kind)
+    intent = cmd.payment_intent_data
+    if options.payment_method_save and intent is not None and intent.setup_future_usage:
+        # One saves the card when the customer asks, the other always: Stripe takes one.
+        problems.add(
+            f"{path}.payment_method_save", "not with payment_intent_data.setup_future_usage"
+        )
+
+
+def _trial(cmd: CreateSessionCommand, now: datetime, problems: Problems) -> None:
+    data = cmd.subscription_data
+    if data is None:
+        return
+    if data.trial_end is not None:
+        if data.trial_period_days:
+            problems.add("subscription_data.trial_end", "not with trial_period_days")
+        elif not now + MIN_TRIAL_END <= data.trial_end <= now + timedelta(days=TRIAL_DAYS_MAX):
+            problems.add(
+                "subscription_data.trial_end",
+                f"must be between 48 hours and {TRIAL_DAYS_MAX} days from now",
+            )
+    if data.trial_missing_payment_method == "":
+        problems.add(
+            "subscription_data.trial_settings.missing_payment_method",
+            "required: CANCEL, CREATE_INVOICE or PAUSE",
+        )

@@ -2,7 +2,8 @@
 
     {"callers": [
       {"name": "orders",  "token_sha256": "<hex sha256 of the token>", "role": "caller",
-       "max_streams": 200, "stripe_calls_per_second": 10, "stripe_burst": 20},
+       "max_streams": 200, "stripe_calls_per_second": 10, "stripe_burst": 20,
+       "may_refund": true},
       {"name": "billing", "certificate_name": "spiffe://cluster.local/ns/billing/sa/billing",
        "role": "caller"},
       {"name": "legacy",  "certificate_name": "legacy-batch", "certificate_match": "common_name"},
@@ -27,6 +28,10 @@ certificate without any SAN, and only for an entry that asks for it with
 
 `max_streams`, `stripe_calls_per_second` and `stripe_burst` override the settings' defaults
 (CALLER_MAX_STREAMS, CALLER_STRIPE_CALLS_PER_SECOND, CALLER_STRIPE_BURST) for one caller.
+
+`may_refund` (a boolean, false when absent) lets a `caller` refund its orders' payments
+(RefundPayment): giving money back is a permission of its own, beyond capturing and releasing
+them, which every caller may do on its own orders. Operators, read-only, cannot be given it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ _FIELDS = frozenset(
         "max_streams",
         "stripe_calls_per_second",
         "stripe_burst",
+        "may_refund",
     }
 )
 
@@ -268,7 +274,7 @@ def _entry(item: object, where: str) -> CallerEntry:
             f"{where}.token_sha256 must be 64 hex digits, or a list of them during a rotation"
         )
     return CallerEntry(
-        caller=Caller(name, Role(role)),
+        caller=Caller(name, Role(role), may_refund=_may_refund(item, Role(role), where)),
         token_sha256=tuple(bytes.fromhex(h) for h in hashes or ()),
         certificate_name=certificate,
         certificate_match=_certificate_match(item, certificate, where),
@@ -278,6 +284,15 @@ def _entry(item: object, where: str) -> CallerEntry:
         ),
         stripe_burst=_limit(item, "stripe_burst", where, low=1, high=100_000, whole=True),
     )
+
+
+def _may_refund(item: Mapping[str, Any], role: Role, where: str) -> bool:
+    may = item.get("may_refund", False)
+    if not isinstance(may, bool):
+        raise CallersFileError(f"{where}.may_refund must be true or false")
+    if may and role != Role.CALLER:
+        raise CallersFileError(f"{where}.may_refund: an {role} only reads; it cannot refund")
+    return may
 
 
 def _certificate_match(item: Mapping[str, Any], certificate: object, where: str) -> str:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from service.domain.errors import BadSignature, CheckoutError, Unavailable
 from service.domain.model import StripeEvent
+from service.domain.payment_model import PaymentEvent
 from service.domain.ports import Clock, WebhookVerifier
 from service.domain.sync import HANDLED_EVENTS, EventOutcome, StripeSync
 from service.domain.validation import ORDER_ID_MAX, STRIPE_ID_MAX, is_identifier
@@ -31,6 +32,8 @@ _MAX_WEBHOOK_BYTES = 1 << 20
 WEBHOOK_READ_TIMEOUT_SECONDS = 10.0
 
 log = structlog.get_logger("webhook")
+
+Event = StripeEvent | PaymentEvent
 
 
 def build_http_app(
@@ -119,8 +122,9 @@ async def _webhook(
 
 async def _verified_event(
     request: web.Request, verifier: WebhookVerifier
-) -> StripeEvent | web.Response | None:
-    """The delivery's event (None: one that is not about a Checkout Session), or the answer
+) -> Event | web.Response | None:
+    """The delivery's event (None: one that is about neither a Checkout Session nor a payment
+    after checkout), or the answer
     that refuses it: 408 for a body that does not arrive in time, 400 for the rest."""
     # The signature covers the exact bytes Stripe sent: read them before any parsing.
     try:
@@ -161,11 +165,12 @@ def _not_an_event() -> web.Response:
     return web.json_response({"error": "bad payload: not a Stripe event"}, status=400)
 
 
-def _well_formed(event: StripeEvent) -> StripeEvent | None:
+def _well_formed(event: Event) -> Event | None:
     """The event if its ids are what Stripe sends (bounded printable strings), else None. An
     `order_id` in the metadata that no order of ours could have is another integration's:
     the event is then treated as not ours, rather than refused (Stripe would retry it)."""
-    if not all(is_identifier(v, STRIPE_ID_MAX) for v in (event.id, event.type, event.session_id)):
+    subject = event.payment_intent_id if isinstance(event, PaymentEvent) else event.session_id
+    if not all(is_identifier(v, STRIPE_ID_MAX) for v in (event.id, event.type, subject)):
         return None
     if event.order_id is not None and not is_identifier(event.order_id, ORDER_ID_MAX):
         return dataclasses.replace(event, order_id=None)

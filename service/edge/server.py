@@ -14,6 +14,7 @@ from service.domain.feed import EventFeed
 from service.edge.auth import Authenticator
 from service.edge.callers import CallerDirectory
 from service.edge.interceptors import EdgeInterceptor
+from service.edge.payment_calls import PaymentCalls
 from service.edge.quotas import CallerQuotas
 from service.edge.servicer import CheckoutServicer, WatchLimits
 from service.observability.metrics import Metrics
@@ -37,6 +38,7 @@ def build_grpc_server(
     watch_limits: WatchLimits,
     metrics: Metrics,
     traced: bool,
+    payments: PaymentCalls,
 ) -> grpc.aio.Server:
     """The public gRPC server. `callers` None: authentication off (loopback only, checked by
     the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
@@ -54,7 +56,8 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, feed), server
+        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, feed, payments),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

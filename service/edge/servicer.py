@@ -30,8 +30,9 @@ from service.domain.errors import (
 )
 from service.domain.feed import EventFeed, FeedItem
 from service.domain.model import Caller, LedgerEntry
-from service.edge import feed_mapping, mapping
+from service.edge import feed_mapping, mapping, payment_mapping
 from service.edge.auth import current_caller
+from service.edge.payment_calls import PaymentCalls
 from service.edge.quotas import CallerQuotas
 from service.edge.status import internal_status, status_for
 from service.observability.metrics import Metrics
@@ -59,9 +60,11 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         quotas: CallerQuotas,
         metrics: Metrics,
         feed: EventFeed,
+        payments: PaymentCalls,
     ) -> None:
         self._checkout = checkout
         self._feed = feed
+        self._payments = payments
         self._limits = limits
         self._quotas = quotas
         self._metrics = metrics
@@ -118,6 +121,33 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
             sessions=[self._rendered.session(e, caller) for e in page.entries],
             next_page_token=page.next_page_token,
         )
+
+    async def CapturePayment(
+        self, request: api.CapturePaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.CapturePaymentResponse:
+        caller = current_caller()
+        command = payment_mapping.capture_command(request)
+        result = await self._answer(context, self._payments.move(caller, command))
+        return api.CapturePaymentResponse(session=self._rendered.session(result.entry, caller))
+
+    async def CancelPayment(
+        self, request: api.CancelPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.CancelPaymentResponse:
+        caller = current_caller()
+        command = payment_mapping.cancel_command(request)
+        result = await self._answer(context, self._payments.move(caller, command))
+        return api.CancelPaymentResponse(session=self._rendered.session(result.entry, caller))
+
+    async def RefundPayment(
+        self, request: api.RefundPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> api.RefundPaymentResponse:
+        caller = current_caller()
+        command = payment_mapping.refund_command(request)
+        result = await self._answer(context, self._payments.move(caller, command))
+        response = api.RefundPaymentResponse(session=self._rendered.session(result.entry, caller))
+        if result.refund is not None:
+            response.refund.CopyFrom(payment_mapping.refund_message(result.refund))
+        return response
 
     async def WatchSession(
         self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]

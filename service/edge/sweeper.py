@@ -46,6 +46,8 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
     repairs.labels("missing").inc(len(report.missing))
     repairs.labels("caught_up").inc(report.caught_up)
     repairs.labels("orphan").inc(len(report.orphans))
+    repairs.labels("payment_updated").inc(report.payments_updated)
+    repairs.labels("operation_resumed").inc(report.operations_resumed)
     repairs.labels("failed").inc(len(report.failed))
     metrics.pending_oldest_age.set(report.oldest_pending_seconds)
     metrics.feed_pruned.inc(report.pruned)
@@ -53,7 +55,13 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
         log.warning("open session at Stripe without a ledger row expired", session=session)
     for session in report.missing:
         log.warning("session unknown to Stripe; its row is ended as expired", session=session)
-    if report.examined or report.caught_up or report.failed or report.pruned:
+    if (
+        report.examined
+        or report.caught_up
+        or report.failed
+        or report.pruned
+        or report.operations_resumed
+    ):
         log.info(
             "sweep",
             examined=report.examined,
@@ -62,5 +70,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
             caught_up=report.caught_up,
             orphans=len(report.orphans),
             pruned=report.pruned,
+            payments_updated=report.payments_updated,
+            operations_resumed=report.operations_resumed,
             failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
         )

@@ -3,7 +3,8 @@
 `crash-after-stripe-create` kills the process right after Stripe created a session and before
 the ledger stores it: the window that the "nothing lost, nothing duplicated" rule is about
 (docs/architecture.md). The tests use it to prove that the next attempt, or the sweep, recovers
-that same session.
+that same session. `crash-after-stripe-refund` does the same to a refund: the next attempt with
+the same request id, or the sweep, finds that same refund and makes no second one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from service.domain.model import SessionSnapshot, StripeEvent
-from service.domain.ports import PaymentGateway
+from service.domain.payment_model import PaymentEvent, PaymentSnapshot, RefundSnapshot
+from service.domain.ports import MoneyGateway, PaymentGateway
 
 CRASH_EXIT_CODE = 86
 
@@ -43,5 +45,48 @@ class CrashAfterCreate:
 
     async def session_events(
         self, types: Collection[str], *, created_since: int
-    ) -> list[StripeEvent]:
+    ) -> list[StripeEvent | PaymentEvent]:
         return await self._inner.session_events(types, created_since=created_since)
+
+
+class CrashAfterRefund:
+    def __init__(self, inner: MoneyGateway) -> None:
+        self._inner = inner
+
+    async def refund_payment(
+        self,
+        payment_intent_id: str,
+        *,
+        amount: int,
+        reason: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> tuple[RefundSnapshot, PaymentSnapshot]:
+        await self._inner.refund_payment(
+            payment_intent_id,
+            amount=amount,
+            reason=reason,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        os._exit(CRASH_EXIT_CODE)
+
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentSnapshot:
+        return await self._inner.retrieve_payment(payment_intent_id)
+
+    async def capture_payment(
+        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+    ) -> PaymentSnapshot:
+        return await self._inner.capture_payment(
+            payment_intent_id, amount=amount, idempotency_key=idempotency_key
+        )
+
+    async def cancel_payment(
+        self, payment_intent_id: str, *, reason: str | None, idempotency_key: str
+    ) -> PaymentSnapshot:
+        return await self._inner.cancel_payment(
+            payment_intent_id, reason=reason, idempotency_key=idempotency_key
+        )
+
+    async def session_of_payment_intent(self, payment_intent_id: str) -> SessionSnapshot | None:
+        return await self._inner.session_of_payment_intent(payment_intent_id)

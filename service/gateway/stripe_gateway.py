@@ -22,6 +22,7 @@ import stripe
 import structlog
 
 from service.domain import deadlines, rate_limits
+from service.domain.create_plan import SESSION_EXPANSIONS
 from service.domain.errors import (
     CheckoutError,
     DeadlineExceeded,
@@ -33,13 +34,23 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import (
-    Address,
     LineItemSnapshot,
     SessionSnapshot,
     ShippingCost,
     ShippingDetails,
     StripeEvent,
 )
+from service.domain.payment_model import PaymentEvent, PaymentSnapshot, RefundSnapshot
+from service.gateway.collected import (
+    address,
+    collected_fields,
+    discount_amounts,
+    tax_amounts,
+)
+from service.gateway.collected import (
+    stripe_id as _id,
+)
+from service.gateway.stripe_payments import charge_of, payment_from_stripe, refund_from_stripe
 from service.gateway.webhooks import event_from_stripe
 from service.observability import tracing
 from service.observability.metrics import Metrics
@@ -60,6 +71,16 @@ _RATE_LIMIT_MAX_BACKOFF_SECONDS = 4.0
 # Stripe's largest page; a session's 100 line items fit in one.
 _PAGE = 100
 _SESSIONS = "/v1/checkout/sessions"
+_EXPAND = list(SESSION_EXPANSIONS)
+# The same expansions of a line item, on the line items' own list (`data.taxes`).
+_LINE_EXPAND = [
+    path.removeprefix("line_items.")
+    for path in SESSION_EXPANSIONS
+    if path.startswith("line_items.")
+]
+_INTENTS = "/v1/payment_intents"
+# A PaymentIntent's latest charge and the first page of its refunds, in one read.
+_CHARGE_REFUNDS = "latest_charge.refunds"
 
 T = TypeVar("T")
 log = structlog.get_logger("stripe")
@@ -145,7 +166,7 @@ class StripeGateway:
 
     async def retrieve_session(self, session_id: str) -> SessionSnapshot:
         return await self._session(
-            "retrieve", "get", f"{_SESSIONS}/{_path_id(session_id)}", {"expand": ["line_items"]}
+            "retrieve", "get", f"{_SESSIONS}/{_path_id(session_id)}", {"expand": _EXPAND}
         )
 
     async def expire_session(self, session_id: str, *, idempotency_key: str) -> SessionSnapshot:
@@ -153,7 +174,7 @@ class StripeGateway:
             "expire",
             "post",
             f"{_SESSIONS}/{_path_id(session_id)}/expire",
-            {"expand": ["line_items"]},
+            {"expand": _EXPAND},
             {"idempotency_key": idempotency_key},
         )
 
@@ -189,15 +210,122 @@ class StripeGateway:
 
     async def session_events(
         self, types: Collection[str], *, created_since: int
-    ) -> list[StripeEvent]:
-        """Checkout Session events of `types` made since `created_since`, oldest first: what
-        webhooks should have brought (https://docs.stripe.com/api/events/list; Stripe keeps
-        them 30 days)."""
+    ) -> list[StripeEvent | PaymentEvent]:
+        """Events of `types` made since `created_since`, oldest first, about Checkout Sessions
+        and payments after checkout: what webhooks should have brought
+        (https://docs.stripe.com/api/events/list; Stripe keeps them 30 days)."""
         listed = await self._listed(
             "list_events", "/v1/events", {"types": sorted(types), "created": {"gte": created_since}}
         )
         found = [e for e in (event_from_stripe(event) for event in listed) if e is not None]
         return sorted(found, key=lambda event: event.created)
+
+    # -- the money after checkout (MoneyGateway) --
+
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentSnapshot:
+        return await self._payment(
+            "retrieve_payment", "get", f"{_INTENTS}/{_path_id(payment_intent_id)}", {}
+        )
+
+    async def capture_payment(
+        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+    ) -> PaymentSnapshot:
+        # https://docs.stripe.com/api/payment_intents/capture: once; the rest is released.
+        return await self._payment(
+            "capture",
+            "post",
+            f"{_INTENTS}/{_path_id(payment_intent_id)}/capture",
+            {"amount_to_capture": amount},
+            {"idempotency_key": idempotency_key},
+        )
+
+    async def cancel_payment(
+        self, payment_intent_id: str, *, reason: str | None, idempotency_key: str
+    ) -> PaymentSnapshot:
+        params = {} if reason is None else {"cancellation_reason": reason}
+        return await self._payment(
+            "cancel",
+            "post",
+            f"{_INTENTS}/{_path_id(payment_intent_id)}/cancel",
+            params,
+            {"idempotency_key": idempotency_key},
+        )
+
+    async def refund_payment(
+        self,
+        payment_intent_id: str,
+        *,
+        amount: int,
+        reason: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> tuple[RefundSnapshot, PaymentSnapshot]:
+        """https://docs.stripe.com/api/refunds/create, answered with the payment as it is
+        after it (the refund's PaymentIntent expanded, with its charge and refunds)."""
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent_id,
+            "amount": amount,
+            "metadata": dict(metadata),
+            "expand": [f"payment_intent.{_CHARGE_REFUNDS}"],
+        }
+        if reason is not None:
+            params["reason"] = reason
+        response = await self._call(
+            "refund",
+            lambda: self._client.raw_request_async(
+                "post", "/v1/refunds", **params, idempotency_key=idempotency_key
+            ),
+        )
+        refund = response.data
+        return refund_from_stripe(refund), await self._payment_of(refund["payment_intent"])
+
+    async def session_of_payment_intent(self, payment_intent_id: str) -> SessionSnapshot | None:
+        """https://docs.stripe.com/api/checkout/sessions/list (`payment_intent`), then the
+        session with its line items."""
+        response = await self._call(
+            "list",
+            lambda: self._client.raw_request_async(
+                "get", _SESSIONS, payment_intent=payment_intent_id, limit=1
+            ),
+        )
+        found = response.data["data"]
+        return await self.retrieve_session(found[0]["id"]) if found else None
+
+    async def _payment(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        options: Mapping[str, str] | None = None,
+    ) -> PaymentSnapshot:
+        """One call that answers a PaymentIntent: its charge and refunds expanded."""
+        response = await self._call(
+            operation,
+            lambda: self._client.raw_request_async(
+                method, path, **params, expand=[_CHARGE_REFUNDS], **(options or {})
+            ),
+        )
+        return await self._payment_of(response.data)
+
+    async def _payment_of(self, intent: Mapping[str, Any]) -> PaymentSnapshot:
+        """The payment with every refund (an expanded charge shows the first page) and the
+        dispute, which only a disputed charge has."""
+        charge = charge_of(intent)
+        refunds = None
+        if (charge.get("refunds") or {}).get("has_more"):
+            path = f"/v1/charges/{_path_id(charge['id'])}/refunds"
+            refunds = await self._listed("list_refunds", path, {})
+        dispute = None
+        if charge.get("disputed"):
+            response = await self._call(
+                "list_disputes",
+                lambda: self._client.raw_request_async(
+                    "get", "/v1/disputes", payment_intent=intent["id"], limit=1
+                ),
+            )
+            dispute = next(iter(response.data["data"]), None)
+        return payment_from_stripe(intent, refunds, dispute)
 
     async def _listed(
         self, operation: str, path: str, params: Mapping[str, Any]
@@ -223,7 +351,9 @@ class StripeGateway:
         items = data.get("line_items") or {}
         if items.get("has_more"):
             path = f"{_SESSIONS}/{_path_id(data['id'])}/line_items"
-            data["line_items"] = {"data": await self._listed("list_line_items", path, {})}
+            data["line_items"] = {
+                "data": await self._listed("list_line_items", path, {"expand": _LINE_EXPAND})
+            }
         return snapshot_from_stripe(data)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -429,6 +559,7 @@ def snapshot_from_stripe(data: Mapping[str, Any]) -> SessionSnapshot:
             _id(d.get("promotion_code")) or _id(d.get("coupon")) or ""
             for d in data.get("discounts") or ()
         ),
+        **collected_fields(data),
     )
 
 
@@ -440,6 +571,7 @@ def _shipping_cost(data: Mapping[str, Any] | None) -> ShippingCost | None:
         amount_subtotal=data.get("amount_subtotal") or 0,
         amount_tax=data.get("amount_tax") or 0,
         amount_total=data.get("amount_total") or 0,
+        taxes=tax_amounts(data.get("taxes")),
     )
 
 
@@ -448,28 +580,10 @@ def _path_id(session_id: str) -> str:
     return urllib.parse.quote(session_id, safe="")
 
 
-def _id(value: Any) -> str | None:
-    """An expandable field: an id, or the expanded object carrying it."""
-    if isinstance(value, Mapping):
-        return str(value["id"])
-    return None if value is None else str(value)
-
-
 def _shipping(data: Mapping[str, Any] | None) -> ShippingDetails | None:
     if not data:
         return None
-    address = data.get("address") or {}
-    return ShippingDetails(
-        name=data.get("name") or "",
-        address=Address(
-            line1=address.get("line1") or "",
-            line2=address.get("line2") or "",
-            city=address.get("city") or "",
-            state=address.get("state") or "",
-            postal_code=address.get("postal_code") or "",
-            country=address.get("country") or "",
-        ),
-    )
+    return ShippingDetails(name=data.get("name") or "", address=address(data.get("address") or {}))
 
 
 def _line_item(data: Mapping[str, Any]) -> LineItemSnapshot:
@@ -485,4 +599,8 @@ def _line_item(data: Mapping[str, Any]) -> LineItemSnapshot:
         amount_discount=data.get("amount_discount") or 0,
         amount_tax=data.get("amount_tax") or 0,
         amount_total=data.get("amount_total") or 0,
+        metadata=dict(data.get("metadata") or {}),
+        product_id=_id(price.get("product")) or "",
+        taxes=tax_amounts(data.get("taxes")),
+        discounts=discount_amounts(data.get("discounts")),
     )

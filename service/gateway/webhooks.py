@@ -14,8 +14,11 @@ import stripe
 
 from service.domain.errors import BadSignature
 from service.domain.model import ORDER_ID_KEY, StripeEvent
+from service.domain.payment_model import PaymentEvent
 
 SESSION_OBJECT = "checkout.session"
+_INTENT_OBJECT = "payment_intent"
+_PAYMENT_OBJECTS = frozenset({_INTENT_OBJECT, "charge", "refund", "dispute"})
 
 
 class StripeWebhookVerifier:
@@ -35,7 +38,7 @@ class StripeWebhookVerifier:
         self._tolerance = tolerance_seconds
         self._clock = clock
 
-    def verify(self, payload: bytes, signature_header: str) -> StripeEvent | None:
+    def verify(self, payload: bytes, signature_header: str) -> StripeEvent | PaymentEvent | None:
         event = None
         for secret in self._secrets:
             try:
@@ -67,9 +70,12 @@ def _timestamp(signature_header: str) -> int:
     raise BadSignature("the Stripe-Signature header has no timestamp")
 
 
-def event_from_stripe(data: Mapping[str, Any]) -> StripeEvent | None:
-    """A Stripe event about a Checkout Session as the domain's StripeEvent; None for others."""
+def event_from_stripe(data: Mapping[str, Any]) -> StripeEvent | PaymentEvent | None:
+    """A Stripe event about a Checkout Session as the domain's StripeEvent, one about a payment
+    after checkout as a PaymentEvent; None for others."""
     session = data.get("data", {}).get("object", {})
+    if session.get("object") in _PAYMENT_OBJECTS:
+        return _payment_event(data, session)
     if session.get("object") != SESSION_OBJECT:
         return None
     metadata = session.get("metadata") or {}
@@ -79,4 +85,28 @@ def event_from_stripe(data: Mapping[str, Any]) -> StripeEvent | None:
         session_id=session["id"],
         order_id=metadata.get(ORDER_ID_KEY),
         created=int(data.get("created") or 0),
+        recovered_from=session.get("recovered_from"),
+    )
+
+
+def _payment_event(data: Mapping[str, Any], subject: Mapping[str, Any]) -> PaymentEvent | None:
+    """An event about a PaymentIntent, or a charge, refund or dispute of one (each names its
+    PaymentIntent); None for one of a charge no PaymentIntent made."""
+    kind = subject["object"]
+    intent = subject.get("id") if kind == _INTENT_OBJECT else subject.get("payment_intent")
+    if isinstance(intent, Mapping):
+        intent = intent.get("id")
+    if not isinstance(intent, str):
+        return None
+    # The PaymentIntent and its charge carry the order id the service gave the session's
+    # payment_intent_data; refunds and disputes do not.
+    carries = kind in (_INTENT_OBJECT, "charge")
+    metadata = (subject.get("metadata") or {}) if carries else {}
+    return PaymentEvent(
+        id=data["id"],
+        type=data["type"],
+        payment_intent_id=intent,
+        order_id=metadata.get(ORDER_ID_KEY),
+        created=int(data.get("created") or 0),
+        carries_metadata=carries,
     )

@@ -49,6 +49,7 @@ class Metrics:
             "Open WatchSession streams on this replica.",
             registry=self.registry,
         )
+        self._money(self.registry)
 
     def _calls(self, r: CollectorRegistry) -> None:
         """The calls the service answers and makes: RPCs, Stripe's API."""
@@ -110,7 +111,9 @@ class Metrics:
             "checkout_sweep_repairs_total",
             "What the sweep set right: rows brought up to date (updated), sessions Stripe no "
             "longer knows (missing), events no webhook brought (caught_up), open sessions no row "
-            "held (orphan); and rows it failed on (failed).",
+            "held (orphan), payments that lagged Stripe (payment_updated), captures, cancels and "
+            "refunds left pending and now settled (operation_resumed); and rows it failed on "
+            "(failed).",
             ("kind",),
             registry=r,
         )
@@ -184,6 +187,28 @@ class Metrics:
     def count_event(self, event_type: str) -> None:
         """An event was written to the feed (PostgresLedger's on_event)."""
         self.feed_events.labels(event_type).inc()
+
+    def _money(self, r: CollectorRegistry) -> None:
+        """The money after checkout: what callers asked, and what happened to payments."""
+        self.payment_operations = Counter(
+            "checkout_payment_operations_total",
+            "CapturePayment, CancelPayment and RefundPayment calls, by caller, operation "
+            "(capture, cancel, refund) and outcome (the final gRPC code: OK, "
+            "FAILED_PRECONDITION, …).",
+            ("caller", "operation", "code"),
+            registry=r,
+        )
+        self.payment_transitions = Counter(
+            "checkout_payment_transitions_total",
+            "What happened to payments after checkout, each counted once by the pod that "
+            "stored it: authorised, captured, released, lapsed, refunded, refund_failed, "
+            "dispute_opened, dispute_closed.",
+            ("transition",),
+            registry=r,
+        )
+
+    def count_payment(self, transition: str) -> None:
+        self.payment_transitions.labels(transition).inc()
 
     def count_transition(self, before: LedgerState, after: LedgerState) -> None:
         """A ledger row changed state: its session was created when the row left `pending`,

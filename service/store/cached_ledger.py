@@ -13,8 +13,9 @@ invalidation does not keep what it read, and concurrent misses for one key share
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from service.domain.errors import AttemptDropped
 from service.domain.model import (
@@ -129,6 +130,26 @@ class CachedLedger:
         if entry is not None:
             self._forget(entry)
         return entry
+
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        claim = await self._ledger.adopt(
+            caller=caller,
+            order_id=order_id,
+            fingerprint=fingerprint,
+            stripe_params=stripe_params,
+            snapshot=snapshot,
+        )
+        # A new row is its order's latest session, and its session was no row's before.
+        self._cache.forget(session_id=snapshot.id, order=(caller, order_id))
+        return claim
 
     async def discard_pending(self, row_id: int) -> None:
         # A pending row has no session and is no order's latest session: it can only be kept

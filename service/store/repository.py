@@ -35,6 +35,7 @@ from service.domain.model import (
     ledger_state,
     progress_of,
 )
+from service.domain.payment_model import PaymentSnapshot
 from service.observability import tracing
 from service.store import outbox
 from service.store.db_errors import translate_db_errors
@@ -80,6 +81,22 @@ HOLDS_ORDER_PREDICATE = (
 )
 
 Connection = asyncpg.Connection | PoolConnectionProxy
+
+# A session Stripe made without being asked (PostgresLedger.adopt), inserted with its notice in
+# one statement. Nothing is inserted while a row holds the order (a copy that would not hold it
+# either included), nor when the session has its row, whose key (`adopted-` and the session
+# id) the conflict catches too.
+_ADOPT = f"""WITH changed AS (
+       INSERT INTO checkout_sessions
+           (order_id, state, progress, fingerprint, idempotency_key, stripe_params, expires_at,
+            caller, session_id, payment_status, snapshot)
+       SELECT $1, $2, $3, $4, $5, $6, to_timestamp($7), $8, $9, $10, $11
+       WHERE NOT EXISTS (
+           SELECT 1 FROM checkout_sessions
+           WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
+       ON CONFLICT DO NOTHING
+       RETURNING *)
+   SELECT changed.*, {_NOTIFY} FROM changed"""
 
 
 class PostgresLedger:
@@ -183,6 +200,52 @@ class PostgresLedger:
     async def skip_event(self, event: StripeEvent) -> bool:
         async with self._db(), self._pool.acquire() as conn:
             return await _insert_event(conn, event)
+
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        state = ledger_state(snapshot)
+        async with self._db(), self._pool.acquire() as conn:
+            # As in `claim`: the holder may let go of the order between INSERT and SELECT.
+            for _ in range(3):
+                row = await conn.fetchrow(
+                    _ADOPT,
+                    order_id,
+                    state,
+                    progress_of(state, snapshot.payment_status),
+                    fingerprint,
+                    f"adopted-{snapshot.id}",
+                    dict(stripe_params),
+                    snapshot.expires_at,
+                    caller,
+                    snapshot.id,
+                    snapshot.payment_status,
+                    snapshot.to_json(),
+                )
+                if row is None:
+                    row = await conn.fetchrow(
+                        "SELECT * FROM checkout_sessions WHERE session_id = $1", snapshot.id
+                    )
+                if row is not None:
+                    return Claim(won=True, entry=_entry(row))
+                row = await conn.fetchrow(
+                    f"""SELECT * FROM checkout_sessions
+                       WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}""",
+                    order_id,
+                    caller,
+                )
+                if row is not None:
+                    return Claim(won=False, entry=_entry(row))
+        raise Unavailable(
+            f"order {order_id} is changing too fast to adopt {snapshot.id}",
+            reason="CLAIM_CONTENDED",
+        )
 
     async def event_seen(self, event_id: str) -> bool:
         async with self._db():
@@ -501,6 +564,7 @@ def _entry(row: asyncpg.Record | Mapping[str, Any]) -> LedgerEntry:
         async_payment_failed=row["async_payment_failed"],
         sweep_attempts=row["sweep_attempts"],
         missing_at_stripe=row["missing_at_stripe"],
+        payment=None if row["payment"] is None else PaymentSnapshot.from_json(row["payment"]),
     )
 
 

@@ -1,6 +1,7 @@
 """A real browser on the sandbox's hosted page: Debian's Chromium driven by Playwright, the
-shared sandbox process (tests/conftest.py) reached over HTTP, and a tiny shop on loopback whose
-page is the sessions' `success_url`.
+shared sandbox process (tests/conftest.py) reached over HTTP, the checkout service on real ports
+that makes the sessions and hears the sandbox's signed webhooks (as in tests/e2e/conftest.py),
+and a tiny shop on loopback whose page is the sessions' `success_url`.
 
 Playwright cannot download its own browser here, so it drives the system's
 (`/usr/bin/chromium`, or `CHROMIUM`); `make test` installs Debian's `chromium` with apt-get
@@ -18,16 +19,24 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpx
+import grpc
 import pytest
-import stripe
 from aiohttp import web
 from playwright.async_api import BrowserContext, Page, async_playwright
 
+from checkout.v1 import checkout_service_pb2_grpc as api_grpc
 from sandbox.launcher import SandboxProcess
-from tests.sandbox.support import stripe_client
+from service.app import start
+from service.config import Settings
+from service.domain.sync import HANDLED_EVENTS
+from service.edge.http import WEBHOOK_PATH
+from tests.e2e.helpers import Sandbox, Stub
 
+# Where the service's webhook endpoint points until the service has bound its HTTP port: nothing
+# listens on the discard port, and no event is emitted before then.
+NOT_YET_BOUND = f"http://127.0.0.1:9{WEBHOOK_PATH}"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -75,24 +84,45 @@ async def page(browser: BrowserContext) -> AsyncIterator[Page]:
     await tab.close()
 
 
-@pytest.fixture(scope="session")
-async def raw(sandbox_process: SandboxProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sandbox_process.url, timeout=10) as http:
-        yield http
+@dataclass(frozen=True)
+class Service:
+    """The checkout service as the shop calls it, and the Stripe sandbox behind it."""
+
+    stub: Stub
+    sandbox: Sandbox
 
 
-@pytest.fixture
-async def sandbox(sandbox_process: SandboxProcess, raw: httpx.AsyncClient) -> SandboxProcess:
-    """The shared sandbox, emptied for this test."""
-    (await raw.post("/_sandbox/reset")).raise_for_status()
-    return sandbox_process
-
-
-@pytest.fixture(scope="session")
-async def client(sandbox_process: SandboxProcess) -> AsyncIterator[stripe.StripeClient]:
-    http = stripe.HTTPXClient()
-    yield stripe_client(sandbox_process.url, http)
-    await http.close_async()  # type: ignore[no-untyped-call]
+@pytest.fixture(scope="package")
+async def service(sandbox_process: SandboxProcess, pg_dsn: str) -> AsyncIterator[Service]:
+    """The service, with a webhook endpoint at the sandbox that reaches it. The sandbox is
+    emptied once, before the endpoint is made (other packages' tests share it); the scenarios
+    then use objects of their own."""
+    sandbox = Sandbox(sandbox_process.url)
+    sandbox.control("POST", "/_sandbox/reset")
+    events: list[Any] = sorted(HANDLED_EVENTS)
+    endpoint = await sandbox.client.v1.webhook_endpoints.create_async(
+        {"url": NOT_YET_BOUND, "enabled_events": events}
+    )
+    assert endpoint.secret is not None
+    environ = {
+        "DATABASE_URL": pg_dsn,
+        "GRPC_ADDR": "127.0.0.1:0",
+        "HTTP_ADDR": "127.0.0.1:0",
+        "STRIPE_API_BASE": sandbox.url,
+        "STRIPE_MAX_NETWORK_RETRIES": "0",
+        "STRIPE_WEBHOOK_SECRET": endpoint.secret,
+        "LOG_LEVEL": "warning",
+    }
+    app = await start(Settings.from_environ(environ))
+    try:
+        hook = f"http://127.0.0.1:{app.http_port}{WEBHOOK_PATH}"
+        await sandbox.client.v1.webhook_endpoints.update_async(endpoint.id, {"url": hook})
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            yield Service(api_grpc.CheckoutServiceStub(channel), sandbox)
+    finally:
+        await app.stop()
+        await sandbox.client.v1.webhook_endpoints.delete_async(endpoint.id)
+        await sandbox.http.close_async()  # type: ignore[no-untyped-call]
 
 
 @dataclass

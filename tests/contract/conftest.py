@@ -18,13 +18,15 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from service.domain.ports import FeedChanges, SessionChanges, SessionLedger
+from service.domain.ports import FeedChanges, PaymentLedger, SessionChanges, SessionLedger
 from service.store.cached_ledger import CachedLedger
+from service.store.cached_payments import CachedPayments
 from service.store.change_feed import ChangeFeed
 from service.store.migrate import apply_migrations, load_migrations
+from service.store.payment_ledger import PostgresPayments
 from service.store.pool import create_pool
 from service.store.repository import PostgresLedger
-from tests.unit.fakes import InMemoryChanges, InMemoryLedger
+from tests.unit.fakes import InMemoryChanges, InMemoryLedger, InMemoryPayments
 
 KINDS = ("in-memory", "postgres", "cached in-memory", "cached postgres")
 CACHED = ("cached in-memory", "cached postgres")
@@ -55,6 +57,8 @@ class Ledgers:
     """The ledger a cached one wraps (the ledger itself otherwise): writing to it is another
     replica's write, which this process hears of only by its notice."""
     cache: CachedLedger | None = None
+    payments: PaymentLedger | None = None
+    """The payments of the same rows (a cached one beside a cached ledger)."""
 
     @property
     def coherent_at_once(self) -> bool:
@@ -118,17 +122,23 @@ async def _ledgers(kind: str, dsn: str, pool: asyncpg.Pool) -> AsyncIterator[Led
         cache = CachedLedger(memory) if wrap else None
         if cache is not None:
             changes.listen(cache)
-        yield Ledgers(kind, cache or memory, changes, memory, cache)
+        payments: PaymentLedger = InMemoryPayments(memory)
+        if cache is not None:
+            payments = CachedPayments(payments, cache)
+        yield Ledgers(kind, cache or memory, changes, memory, cache, payments)
         return
     await pool.execute(
         "TRUNCATE checkout_sessions, create_requests, stripe_events, sync_watermarks, "
-        "feed_events, feed_pruned"
+        "feed_events, feed_pruned, payments, payment_operations"
     )
     postgres = PostgresLedger(pool, command_timeout=5)
     cache = CachedLedger(postgres) if wrap else None
+    payments = PostgresPayments(pool, command_timeout=5)
+    if cache is not None:
+        payments = CachedPayments(payments, cache)
     feed = ChangeFeed(dsn, listener=cache)
     await feed.start()
     try:
-        yield Ledgers(kind, cache or postgres, feed, postgres, cache)
+        yield Ledgers(kind, cache or postgres, feed, postgres, cache, payments)
     finally:
         await feed.close()

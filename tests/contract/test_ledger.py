@@ -455,6 +455,102 @@ async def test_an_order_is_known_whoever_its_caller(ledgers: Ledgers) -> None:
     assert await ledgers.ledger.knows_order(order_id)
 
 
+# -- adopt --
+
+
+async def adopt(
+    ledgers: Ledgers, order_id: str, copy: SessionSnapshot, *, caller: str = CALLER
+) -> Claim:
+    return await ledgers.ledger.adopt(
+        caller=caller,
+        order_id=order_id,
+        fingerprint="fp-of-the-expired-cart",
+        stripe_params=PARAMS,
+        snapshot=copy,
+    )
+
+
+async def test_a_copy_of_a_free_order_is_adopted_as_stripe_describes_it(
+    ledgers: Ledgers,
+) -> None:
+    order_id = order()
+    await stored(ledgers, order_id, "expired")
+    copy = snapshot(session())
+
+    async with ledgers.changes.subscribe(copy.id) as signal:
+        adopted = await adopt(ledgers, order_id, copy)
+        await asyncio.wait_for(signal.wait(), 5)
+
+    assert adopted.won
+    entry = adopted.entry
+    assert (entry.caller, entry.order_id, entry.state) == (CALLER, order_id, LedgerState.OPEN)
+    assert (entry.session_id, entry.snapshot, entry.fingerprint) == (
+        copy.id,
+        copy,
+        "fp-of-the-expired-cart",
+    )
+    assert entry.stripe_params == PARAMS
+    assert entry.expires_at == datetime.fromtimestamp(copy.expires_at, UTC)
+    assert await ledgers.ledger.by_session_id(copy.id) == entry
+    assert (await claim(ledgers, order_id)).entry == entry
+
+
+async def test_adopting_a_session_again_answers_its_row(ledgers: Ledgers) -> None:
+    order_id = order()
+    copy = snapshot(session(), "complete", "paid")
+    first = await adopt(ledgers, order_id, copy)
+
+    again = await adopt(ledgers, order_id, copy)
+
+    assert again == first
+    assert again.won
+
+
+async def test_a_copy_loses_to_the_row_that_holds_the_order(ledgers: Ledgers) -> None:
+    order_id = order()
+    holder = await stored(ledgers, order_id)
+
+    lost = await adopt(ledgers, order_id, snapshot(session()))
+
+    assert not lost.won
+    assert lost.entry == holder
+
+
+async def test_an_expired_copy_loses_to_the_orders_holder_too(ledgers: Ledgers) -> None:
+    order_id = order()
+    holder = await stored(ledgers, order_id)
+    copy = snapshot(session(), "expired")
+
+    lost = await adopt(ledgers, order_id, copy)
+
+    assert not lost.won
+    assert lost.entry == holder
+    assert await ledgers.ledger.by_session_id(copy.id) is None
+
+
+async def test_an_expired_copy_of_a_free_order_is_its_latest_session(ledgers: Ledgers) -> None:
+    order_id = order()
+    await stored(ledgers, order_id, "expired")
+    copy = snapshot(session(), "expired")
+
+    adopted = await adopt(ledgers, order_id, copy)
+
+    assert adopted.won
+    assert adopted.entry.state == LedgerState.EXPIRED
+    listed = await ledgers.ledger.list_for_order(CALLER, order_id, limit=1, after=None)
+    assert listed == [adopted.entry]
+
+
+async def test_concurrent_adoptions_of_one_copy_make_one_row(ledgers: Ledgers) -> None:
+    order_id = order()
+    copy = snapshot(session())
+
+    claims = await asyncio.gather(*(adopt(ledgers, order_id, copy) for _ in range(5)))
+
+    assert all(c.won for c in claims)
+    assert len({c.entry.row_id for c in claims}) == 1
+
+
 # -- the sweep --
 
 

@@ -68,6 +68,10 @@ def environ(sandbox: Sandbox, webhook_secret: str, pg_dsn: str) -> dict[str, str
         "STRIPE_API_BASE": sandbox.url,
         "STRIPE_MAX_NETWORK_RETRIES": "0",
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        # A test that needs the sweep sets its own interval. Every 30 s, a pass at any moment of
+        # some test would take that test's one-shot sandbox fault, or apply an event from
+        # Stripe's list before the test's own delivery.
+        "SWEEP_INTERVAL_SECONDS": "3600",
         "LOG_LEVEL": "warning",
         # As an operator who uses automatic tax with inline prices sets it: the sandbox's
         # account, like a new Stripe account, has no default tax behaviour, and Stripe refuses

@@ -27,6 +27,16 @@ M = TypeVar("M", bound=Message)
 Stub: TypeAlias = "api_grpc.CheckoutServiceAsyncStub"
 
 
+# An address for the customer paying through the sandbox's control route (`Sandbox.pay`).
+SAN_FRANCISCO = {
+    "line1": "1 Main St",
+    "city": "San Francisco",
+    "state": "CA",
+    "postal_code": "94103",
+    "country": "US",
+}
+
+
 def new_order_id() -> str:
     return f"order-{uuid.uuid4().hex[:12]}"
 
@@ -122,6 +132,18 @@ class Sandbox:
             yield
         finally:
             self.control("POST", path, {"registrations": before})
+
+    @contextmanager
+    def terms_of_service(self, url: str = "https://shop.example/terms") -> Iterator[None]:
+        """The account's public details name `url` as its terms of service (consent to them
+        needs one; empty: none), and what they named before afterwards."""
+        path = "/_sandbox/account/public_details"
+        before = self.control("GET", path)["terms_of_service_url"] or ""
+        self.control("POST", path, {"terms_of_service_url": url})
+        try:
+            yield
+        finally:
+            self.control("POST", path, {"terms_of_service_url": before})
 
     def pay(self, session_id: str, **choices: Any) -> dict[str, Any]:
         """The customer pays on Stripe's page (the control API stands in for them)."""

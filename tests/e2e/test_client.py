@@ -7,6 +7,7 @@ import json
 
 from checkout_client import CheckoutClient, service_config
 
+from checkout.v1 import checkout_service_pb2
 from checkout.v1 import session_pb2 as pb
 from service.app import Application
 from tests.e2e.helpers import Sandbox, cart_request, new_order_id
@@ -15,15 +16,15 @@ from tests.e2e.helpers import Sandbox, cart_request, new_order_id
 def test_every_method_has_a_deadline_or_is_a_stream_and_retries_unavailable() -> None:
     config = json.loads(service_config())
     methods = {name["method"]: entry for entry in config["methodConfig"] for name in entry["name"]}
-    assert set(methods) == {
-        "CreateSession",
-        "GetSession",
-        "ExpireSession",
-        "ListSessions",
-        "WatchSession",
+    service = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
+    assert set(methods) == {method.name for method in service.methods}
+    assert {
         "ListEvents",
         "StreamEvents",
-    }
+        "CapturePayment",
+        "CancelPayment",
+        "RefundPayment",
+    } <= set(methods)
     for method, entry in methods.items():
         assert entry["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
         assert ("timeout" in entry) == (method not in ("WatchSession", "StreamEvents"))

@@ -20,8 +20,8 @@ from tests.support import Postgres, eventually
 
 
 @pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[Postgres]:
-    database = Postgres(tmp_path / "pg")
+def postgres(postgres_folder: Path) -> Iterator[Postgres]:
+    database = Postgres(postgres_folder / "pg")
     yield database
     database.stop()
 

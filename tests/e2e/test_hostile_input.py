@@ -9,7 +9,7 @@ field without a server."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import grpc
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from checkout.v1 import checkout_service_pb2 as api
 from service.domain.validation import ORDER_ID_MAX
-from tests.e2e.helpers import Stub, cart_request, new_order_id, violated_fields
+from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id, violated_fields
 from tests.hostile import (
     FREE_TEXT,
     STRINGS,
@@ -60,6 +60,14 @@ def assert_answer(
     if code == Code.INVALID_ARGUMENT:
         assert fields, "INVALID_ARGUMENT without a field"
         assert all(fields), fields
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _terms_of_service_url(sandbox: Sandbox) -> Iterator[None]:
+    """Consent to the terms of service (beside which `custom_text.terms_of_service_acceptance`
+    stands) needs a terms of service URL in the Stripe account."""
+    with sandbox.terms_of_service():
+        yield
 
 
 def with_fresh_order(request: api.CreateSessionRequest) -> api.CreateSessionRequest:

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import payments_pb2 as pay
 from checkout.v1 import session_pb2 as pb
 from service.app import Application
 from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id
@@ -64,7 +65,11 @@ async def test_the_counters_move_by_what_a_scenario_did(
 
     async def paid() -> bool:
         got = await stub.GetSession(api.GetSessionRequest(order_id=order_id))
-        return bool(got.session.payment_status == pb.Session.PAID)
+        # The session's webhook, and its payment's (payment_intent.succeeded).
+        return bool(
+            got.session.payment_status == pb.Session.PAID
+            and got.session.payment.status == pay.Payment.SUCCEEDED
+        )
 
     await eventually(paid)
     after = await scrape(app)
@@ -94,8 +99,19 @@ async def test_the_counters_move_by_what_a_scenario_did(
         )
         == 1
     )
-    # One lag per applied event.
-    assert delta(before, after, "checkout_webhook_lag_seconds_count") == 1
+    assert (
+        delta(
+            before,
+            after,
+            "checkout_webhook_events_total",
+            type="payment_intent.succeeded",
+            result="applied",
+        )
+        == 1
+    )
+    assert delta(before, after, "checkout_payment_transitions_total", transition="captured") == 1
+    # One lag per applied event: the session's and its payment's.
+    assert delta(before, after, "checkout_webhook_lag_seconds_count") == 2
     # No order, session or caller id ever becomes a label value.
     for _, labels in after:
         for _, value in labels:

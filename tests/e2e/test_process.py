@@ -202,9 +202,9 @@ async def run_service(*args: str, environ: dict[str, str]) -> tuple[int, list[di
 
 
 async def test_the_migration_job_migrates_and_a_replica_without_it_refuses_to_start(
-    environ: dict[str, str], tmp_path: Path
+    environ: dict[str, str], postgres_folder: Path
 ) -> None:
-    postgres = Postgres(tmp_path / "pg")
+    postgres = Postgres(postgres_folder / "pg")
     try:
         env = {**environ, "DATABASE_URL": postgres.dsn, "MIGRATE_ON_START": "false"}
         code, lines = await run_service(environ=env)

@@ -416,6 +416,16 @@ async def test_during_a_secret_rotation_the_payment_is_applied_with_both_secrets
             created = (await process.stub.CreateSession(cart_request(order_id))).session
             sandbox.pay(created.id)
             paid = await until_stored(process.stub, order_id, status=pb.Session.COMPLETE)
+
+            # The payment's own event, which may come first, stores the session's completion
+            # too: the service keeps serving until the session's event has been answered.
+            async def answered() -> bool:
+                delivered = await deliveries_to(sandbox, endpoint.id, created.id)
+                return any(d["type"] == "checkout.session.completed" for d in delivered) and all(
+                    d["status"] is not None for d in delivered
+                )
+
+            await eventually(answered)
             drain.cancel()
     finally:
         await sandbox.client.v1.webhook_endpoints.update_async(

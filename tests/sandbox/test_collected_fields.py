@@ -130,6 +130,39 @@ async def test_what_the_session_collects_is_echoed(
     assert session.submit_type == "donate"
 
 
+async def test_the_rest_of_the_options_are_echoed(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
+    """Removing saved cards, the reuse agreement's place, and the invoice's tax display and
+    account tax IDs: what the service sends of them comes back as stripe-python types it."""
+    customer = await client.v1.customers.create_async({"email": "ada@example.com"})
+    session = await client.v1.checkout.sessions.create_async(
+        session_params(
+            customer=customer.id,
+            saved_payment_method_options={"payment_method_remove": "enabled"},
+            consent_collection={"payment_method_reuse_agreement": {"position": "hidden"}},
+            invoice_creation={
+                "enabled": True,
+                "invoice_data": {
+                    "account_tax_ids": ["txi_1Nb2C3"],
+                    "rendering_options": {"amount_tax_display": "include_inclusive_tax"},
+                },
+            },
+        )
+    )
+    saved = session.saved_payment_method_options
+    assert saved is not None
+    assert (saved.payment_method_remove, saved.payment_method_save) == ("enabled", None)
+    consent = session.consent_collection
+    assert consent is not None and consent.payment_method_reuse_agreement is not None
+    assert consent.payment_method_reuse_agreement.position == "hidden"
+    assert session.invoice_creation is not None
+    data = session.invoice_creation.invoice_data
+    assert data.account_tax_ids == ["txi_1Nb2C3"]
+    assert data.rendering_options is not None
+    assert data.rendering_options.amount_tax_display == "include_inclusive_tax"
+
+
 async def test_subscription_trial_settings_reach_the_subscription(
     sandbox: SandboxProcess, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:

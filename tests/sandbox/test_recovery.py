@@ -2,6 +2,7 @@
 copy it creates with `recovered_from`, and its 30 days; and the line items' includable fields."""
 
 import httpx
+import pytest
 import stripe
 
 from sandbox.launcher import SandboxProcess
@@ -118,3 +119,20 @@ async def test_line_item_taxes_and_discounts_are_included_when_expanded(
     assert expanded.total_details is not None
     breakdown = expanded.total_details.breakdown
     assert breakdown is not None and [t.amount for t in breakdown.taxes] == [171]
+
+
+async def test_expanding_through_a_null_object_answers_the_null(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+) -> None:
+    """A setup session has no `total_details`: Stripe answers it null when asked to expand its
+    breakdown, and still refuses a path that cannot be expanded."""
+    params = session_params(mode="setup", line_items=None, currency="usd")
+    session = await client.v1.checkout.sessions.create_async(params)
+    expanded = await client.v1.checkout.sessions.retrieve_async(
+        session.id, {"expand": ["total_details.breakdown", "line_items.data.taxes"]}
+    )
+    assert expanded.total_details is None
+    assert expanded.line_items is not None and expanded.line_items.data == []
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await client.v1.checkout.sessions.retrieve_async(session.id, {"expand": ["total_details"]})
+    assert caught.value.param == "expand"

@@ -66,10 +66,31 @@ from service.domain.model import (
     progress_of,
 )
 from service.domain.outcomes import EventType, announced, event_for
+from service.domain.payment_model import (
+    Failure,
+    IntentStatus,
+    NewOperation,
+    OperationClaim,
+    OperationKind,
+    OperationState,
+    PaymentEvent,
+    PaymentRecord,
+    PaymentSnapshot,
+    PaymentWrite,
+    Settlement,
+    WriteOutcome,
+)
+from service.domain.payment_model import Operation as PaymentOperation
 from service.domain.signals import Signal
 
 if TYPE_CHECKING:
-    from service.domain.ports import Clock, PaymentGateway, SessionChanges, SessionLedger
+    from service.domain.ports import (
+        Clock,
+        PaymentGateway,
+        PaymentLedger,
+        SessionChanges,
+        SessionLedger,
+    )
     from service.store.change_feed import ChangeListener
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -205,6 +226,7 @@ class _Row:
     sweep_attempts: int = 0
     next_sweep_at: datetime | None = None
     missing_at_stripe: bool = False
+    payment: dict[str, Any] | None = None
 
     def entry(self) -> LedgerEntry:
         return LedgerEntry(
@@ -223,6 +245,7 @@ class _Row:
             async_payment_failed=self.async_payment_failed,
             sweep_attempts=self.sweep_attempts,
             missing_at_stripe=self.missing_at_stripe,
+            payment=None if self.payment is None else PaymentSnapshot.from_json(self.payment),
         )
 
 
@@ -236,7 +259,7 @@ class InMemoryLedger:
         self._ids = itertools.count(1)
         self._requests: dict[tuple[str, str], RequestRecord] = {}
         """By (caller, request_id), the primary key of `create_requests`."""
-        self._events: dict[str, StripeEvent] = {}
+        self._events: dict[str, StripeEvent | PaymentEvent] = {}
         self._last_stamp: datetime | None = None
         self._watermarks: dict[str, int] = {}
         self._feed: list[FeedEvent] = []
@@ -349,6 +372,43 @@ class InMemoryLedger:
             return False
         self._events[event.id] = event
         return True
+
+    async def adopt(
+        self,
+        *,
+        caller: str,
+        order_id: str,
+        fingerprint: str,
+        stripe_params: Mapping[str, Any],
+        snapshot: SessionSnapshot,
+    ) -> Claim:
+        own = next((r for r in self._rows.values() if r.session_id == snapshot.id), None)
+        if own is not None:
+            return Claim(won=True, entry=own.entry())
+        state = ledger_state(snapshot)
+        holder = self._holder(caller, order_id)
+        if holder is not None:
+            return Claim(won=False, entry=holder.entry())
+        stamp = self._stamp()
+        row = _Row(
+            id=next(self._ids),
+            caller=caller,
+            order_id=order_id,
+            state=state,
+            progress=progress_of(state, snapshot.payment_status),
+            fingerprint=fingerprint,
+            idempotency_key=f"adopted-{snapshot.id}",
+            stripe_params=_jsonb(dict(stripe_params)),
+            expires_at=datetime.fromtimestamp(snapshot.expires_at, UTC),
+            created_at=stamp,
+            updated_at=stamp,
+            session_id=snapshot.id,
+            snapshot=_jsonb(snapshot.to_json()),
+        )
+        self._rows[row.id] = row
+        if self._changes is not None:
+            self._changes.notify(snapshot.id, caller, order_id)
+        return Claim(won=True, entry=row.entry())
 
     async def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
@@ -597,6 +657,309 @@ def _newest(row: _Row) -> tuple[datetime, int]:
     return (row.created_at, row.id)
 
 
+@dataclass(slots=True)
+class _PaymentRow:
+    """One row of `payments`."""
+
+    payment_intent_id: str
+    captured: int
+    refunded_elsewhere: int
+    settled: bool
+    next_sweep_at: datetime | None
+    updated_at: datetime
+    reserved: int = 0
+    version: int = 0
+
+
+class InMemoryPayments:
+    """PaymentLedger with PostgresPayments' semantics (service/store/payment_ledger.py and
+    migration 0005), over an InMemoryLedger's rows: a payment's write changes its session's row
+    (`payment`, `updated_at`) and notifies, as the SQL does; a refund is reserved with its
+    operation, never beyond what was captured (the CHECK raises IntegrityError); a write whose
+    version moved on is stale. Each method runs without awaiting, so it is atomic like the
+    transaction it stands for."""
+
+    def __init__(self, ledger: InMemoryLedger) -> None:
+        self._ledger = ledger
+        self._payments: dict[int, _PaymentRow] = {}
+        self._operations: dict[int, PaymentOperation] = {}
+        self._next_sweep: dict[int, datetime] = {}
+        """`payment_operations.next_sweep_at`, by operation."""
+        self._ids = itertools.count(1)
+
+    async def payment(self, session_row: int) -> PaymentRecord | None:
+        found = self._payments.get(session_row)
+        if found is None:
+            return None
+        row = self._ledger._rows[session_row]
+        assert row.payment is not None
+        return PaymentRecord(
+            session_row=session_row,
+            payment_intent_id=found.payment_intent_id,
+            snapshot=PaymentSnapshot.from_json(row.payment),
+            captured=found.captured,
+            reserved=found.reserved,
+            refunded_elsewhere=found.refunded_elsewhere,
+            version=found.version,
+        )
+
+    async def session_by_payment_intent(self, payment_intent_id: str) -> LedgerEntry | None:
+        row = next(
+            (
+                r
+                for r in self._ledger._rows.values()
+                if r.snapshot is not None and r.snapshot["payment_intent_id"] == payment_intent_id
+            ),
+            None,
+        )
+        return None if row is None else row.entry()
+
+    async def record_payment(
+        self,
+        session_row: int,
+        snapshot: PaymentSnapshot,
+        *,
+        seen: int | None,
+        settlements: Collection[Settlement] = (),
+        event: PaymentEvent | None = None,
+    ) -> PaymentWrite:
+        row = self._ledger._rows.get(session_row)
+        if row is None:
+            raise AttemptDropped(f"ledger row {session_row} is gone")
+        if event is not None and event.id in self._ledger._events:
+            return PaymentWrite(WriteOutcome.DUPLICATE)
+        found = self._payments.get(session_row)
+        if (None if found is None else found.version) != seen:
+            return PaymentWrite(WriteOutcome.STALE)
+        if event is not None:
+            self._ledger._events[event.id] = event
+        moved, released = self._settle(session_row, settlements)
+        stored = _jsonb(snapshot.to_json())
+        if found is not None and not moved and row.payment == stored:
+            return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
+        self._store(session_row, found, snapshot, released)
+        if row.payment != stored:
+            row.payment = stored
+            row.updated_at = self._ledger._stamp()
+            self._notify(row)
+        return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
+
+    async def skip_payment_event(self, event: PaymentEvent) -> bool:
+        if event.id in self._ledger._events:
+            return False
+        self._ledger._events[event.id] = event
+        return True
+
+    async def payments_to_check(
+        self, *, now: datetime, quiet_since: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        def turn(row: _Row) -> datetime | None:
+            found = self._payments.get(row.id)
+            if found is None:
+                missing = (
+                    row.state == LedgerState.COMPLETE
+                    and row.snapshot is not None
+                    and row.snapshot["mode"] == "payment"
+                    and row.snapshot["payment_intent_id"] is not None
+                    and now - timedelta(days=30) <= row.updated_at < quiet_since
+                )
+                return row.updated_at if missing else None
+            if found.settled:
+                return None
+            if found.next_sweep_at is not None:
+                return found.next_sweep_at if found.next_sweep_at <= now else None
+            return found.updated_at if found.updated_at < quiet_since else None
+
+        due = [(when, row.id) for row in self._ledger._rows.values() if (when := turn(row))]
+        return [self._ledger._rows[row_id].entry() for _, row_id in sorted(due)[:limit]]
+
+    async def schedule_payment_check(self, session_row: int, *, at: datetime) -> None:
+        found = self._payments.get(session_row)
+        if found is not None:
+            found.next_sweep_at = at
+
+    async def operation(self, caller: str, request_id: str) -> PaymentOperation | None:
+        return next(
+            (
+                op
+                for op in self._operations.values()
+                if (op.caller, op.request_id) == (caller, request_id)
+            ),
+            None,
+        )
+
+    async def operations(self, session_row: int) -> list[PaymentOperation]:
+        return [op for _, op in sorted(self._operations.items()) if op.session_row == session_row]
+
+    async def start_operation(self, new: NewOperation) -> OperationClaim:
+        payment = self._payments.get(new.session_row)
+        if payment is None:
+            raise AttemptDropped(f"the payment of ledger row {new.session_row} is not stored")
+        named = await self.operation(new.caller, new.request_id)
+        if named is not None:
+            return OperationClaim(won=False, operation=named)
+        if new.kind == OperationKind.REFUND:
+            refundable = payment.captured - payment.reserved - payment.refunded_elsewhere
+            if new.amount > refundable:
+                return OperationClaim(won=False, refundable=max(0, refundable))
+        else:
+            blocking = next(
+                (
+                    op
+                    for _, op in sorted(self._operations.items())
+                    if op.session_row == new.session_row
+                    and op.kind != OperationKind.REFUND
+                    and op.state != OperationState.FAILED
+                ),
+                None,
+            )
+            if blocking is not None:
+                return OperationClaim(won=False, blocking=blocking)
+        if any(op.idempotency_key == new.idempotency_key for op in self._operations.values()):
+            raise IntegrityError(f"idempotency key {new.idempotency_key} is already stored")
+        stamp = self._ledger._stamp()
+        op = PaymentOperation(
+            op_id=next(self._ids),
+            **{name: getattr(new, name) for name in _NEW_OPERATION_FIELDS},
+            state=OperationState.PENDING,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        self._operations[op.op_id] = op
+        if new.kind == OperationKind.REFUND:
+            self._reserve(payment, new.amount)
+        return OperationClaim(won=True, operation=op)
+
+    async def finish_operation(
+        self,
+        op_id: int,
+        *,
+        state: OperationState,
+        refund_id: str | None = None,
+        failure: Failure | None = None,
+    ) -> PaymentOperation:
+        op = self._operations.get(op_id)
+        if op is None:
+            raise AttemptDropped(f"operation {op_id} is gone")
+        if op.state != OperationState.PENDING:
+            return op
+        op = self._move(op, state, refund_id)
+        op = self._operations[op_id] = replace(op, failure=failure)
+        return op
+
+    async def replace_operation_key(
+        self, op_id: int, *, old_key: str, new_key: str
+    ) -> PaymentOperation:
+        op = self._operations.get(op_id)
+        if op is None:
+            raise AttemptDropped(f"operation {op_id} is gone")
+        if op.state == OperationState.PENDING and op.idempotency_key == old_key:
+            op = self._operations[op_id] = replace(
+                op, idempotency_key=new_key, updated_at=self._ledger._stamp()
+            )
+        return op
+
+    async def operations_to_resume(
+        self, *, before: datetime, now: datetime, limit: int
+    ) -> list[PaymentOperation]:
+        due = [
+            op
+            for op in self._operations.values()
+            if op.state == OperationState.PENDING
+            and op.updated_at < before
+            and (self._next_sweep.get(op.op_id) is None or self._next_sweep[op.op_id] <= now)
+        ]
+        due.sort(key=lambda op: (self._next_sweep.get(op.op_id) or op.updated_at, op.op_id))
+        return due[:limit]
+
+    async def schedule_operation(self, op_id: int, *, at: datetime, failed: bool) -> None:
+        op = self._operations.get(op_id)
+        if op is not None:
+            self._next_sweep[op_id] = at
+            attempts = op.sweep_attempts + 1 if failed else 0
+            self._operations[op_id] = replace(op, sweep_attempts=attempts)
+
+    # -- internals --
+
+    def _settle(self, session_row: int, settlements: Collection[Settlement]) -> tuple[int, int]:
+        moved = released = 0
+        for settled in settlements:
+            op = self._operations.get(settled.op_id)
+            if op is None or op.session_row != session_row or op.state != settled.was:
+                continue
+            moved += 1
+            if op.kind == OperationKind.REFUND and settled.state == OperationState.FAILED:
+                released += op.amount
+            self._operations[op.op_id] = replace(
+                op,
+                state=settled.state,
+                refund_id=settled.refund_id or op.refund_id,
+                updated_at=self._ledger._stamp(),
+            )
+        return moved, released
+
+    def _move(
+        self, op: PaymentOperation, state: OperationState, refund_id: str | None
+    ) -> PaymentOperation:
+        if op.kind == OperationKind.REFUND and state == OperationState.FAILED:
+            self._reserve(self._payments[op.session_row], -op.amount)
+        moved = replace(
+            op, state=state, refund_id=refund_id or op.refund_id, updated_at=self._ledger._stamp()
+        )
+        self._operations[op.op_id] = moved
+        return moved
+
+    def _store(
+        self,
+        session_row: int,
+        found: _PaymentRow | None,
+        snapshot: PaymentSnapshot,
+        released: int,
+    ) -> None:
+        captured_before = 0 if found is None else found.captured
+        if found is not None and found.reserved - released > max(
+            captured_before, snapshot.amount_captured
+        ):
+            raise IntegrityError("payments_refunds_within_capture")
+        next_look = (
+            datetime.fromtimestamp(snapshot.capture_before, UTC)
+            if snapshot.status == IntentStatus.REQUIRES_CAPTURE
+            and snapshot.capture_before is not None
+            else None
+        )
+        self._payments[session_row] = _PaymentRow(
+            payment_intent_id=snapshot.id,
+            captured=max(captured_before, snapshot.amount_captured),
+            refunded_elsewhere=snapshot.refunded_elsewhere,
+            settled=snapshot.settled,
+            next_sweep_at=next_look,
+            updated_at=self._ledger._stamp(),
+            reserved=0 if found is None else found.reserved - released,
+            version=0 if found is None else found.version + 1,
+        )
+
+    def _reserve(self, payment: _PaymentRow, amount: int) -> None:
+        if not 0 <= payment.reserved + amount <= payment.captured:
+            raise IntegrityError("payments_refunds_within_capture")
+        payment.reserved += amount
+
+    def _notify(self, row: _Row) -> None:
+        if row.session_id is not None and self._ledger._changes is not None:
+            self._ledger._changes.notify(row.session_id, row.caller, row.order_id)
+
+
+_NEW_OPERATION_FIELDS = (
+    "session_row",
+    "caller",
+    "request_id",
+    "kind",
+    "fingerprint",
+    "amount",
+    "reason",
+    "idempotency_key",
+)
+
+
 Operation = Literal["create_session", "retrieve_session", "expire_session"]
 
 
@@ -652,7 +1015,7 @@ class FakeStripe:
         self._object_ids = itertools.count(1)
         self._request_ids = (f"req_fake{n:04d}" for n in itertools.count(1))
         self.calls: list[StripeCall] = []
-        self.events: list[StripeEvent] = []
+        self.events: list[StripeEvent | PaymentEvent] = []
         self._spent: set[str] = set()
         """What `/v1/events` lists: a test appends the events Stripe made."""
 
@@ -770,6 +1133,24 @@ class FakeStripe:
         """Stripe no longer knows the session (another account or key): reads are a 404."""
         del self._sessions[session_id]
 
+    def recover(self, session_id: str) -> str:
+        """The customer opens an expired session's recovery URL: Stripe makes an open copy of
+        it (its metadata, the order id, included) naming it in `recovered_from`."""
+        expired = self.session(session_id)
+        assert expired.status == "expired", f"{session_id} is {expired.status}"
+        copy_id = next(self._session_ids)
+        created = int(self._clock.now().timestamp())
+        self._sessions[copy_id] = replace(
+            expired,
+            id=copy_id,
+            status="open",
+            created=created,
+            expires_at=created + 24 * 3600,
+            url=f"https://checkout.stripe.test/c/pay/{copy_id}",
+            recovered_from=session_id,
+        )
+        return copy_id
+
     # -- for tests to look at --
 
     async def open_sessions(
@@ -786,7 +1167,7 @@ class FakeStripe:
 
     async def session_events(
         self, types: Collection[str], *, created_since: int
-    ) -> list[StripeEvent]:
+    ) -> list[StripeEvent | PaymentEvent]:
         return sorted(
             (e for e in self.events if e.type in types and e.created >= created_since),
             key=lambda e: e.created,
@@ -929,3 +1310,6 @@ if TYPE_CHECKING:
         ledger: InMemoryLedger, stripe: FakeStripe, changes: InMemoryChanges, clock: FakeClock
     ) -> tuple[SessionLedger, PaymentGateway, SessionChanges, Clock]:
         return ledger, stripe, changes, clock
+
+    def _implements_the_payment_port(payments: InMemoryPayments) -> PaymentLedger:
+        return payments

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.stats import paired_ratio, percentile
+from bench.stats import paired_difference, paired_ratio, percentile
 
 
 def test_a_paired_ratio_is_the_median_of_each_rounds_ratio() -> None:
@@ -29,3 +29,14 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(ordered, 0.50) == 50.0
     assert percentile(ordered, 0.99) == 99.0
     assert percentile([], 0.99) == 0.0
+
+
+def test_a_paired_difference_is_the_median_of_each_rounds_difference() -> None:
+    # p99 latencies of three rounds: the direct client's second window met a busy moment.
+    service = [214.0, 215.0, 290.0]
+    direct = [209.0, 260.0, 211.0]
+
+    assert paired_difference(service, direct) == pytest.approx(5.0)
+    assert paired_difference([], []) == 0.0
+    with pytest.raises(ValueError):
+        paired_difference([1.0], [1.0, 2.0])

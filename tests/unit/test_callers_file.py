@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -221,3 +222,36 @@ def test_a_reload_names_the_callers_it_removed_or_changed(tmp_path: Path) -> Non
     path.write_text("[" * 5_000)
     assert directory.reload() == frozenset()
     assert directory.names == {"orders"}
+
+
+def test_may_refund_is_a_callers_permission_off_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "callers.json"
+    path.write_text(
+        json.dumps(
+            {
+                "callers": [
+                    {"name": "shop", "token_sha256": sha("t1"), "may_refund": True},
+                    {"name": "warehouse", "token_sha256": sha("t2")},
+                ]
+            }
+        )
+    )
+    directory = CallerDirectory.load(path)
+
+    shop, warehouse = directory.by_token("t1"), directory.by_token("t2")
+    assert shop is not None and shop.may_refund
+    assert warehouse is not None and not warehouse.may_refund
+
+
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [
+        ({"role": "operator", "may_refund": True}, "callers[0].may_refund"),
+        ({"may_refund": "yes"}, "callers[0].may_refund must be true or false"),
+    ],
+)
+def test_may_refund_is_a_boolean_and_for_callers_only(entry: dict[str, object], named: str) -> None:
+    content = json.dumps({"callers": [{"name": "x", "token_sha256": sha("t"), **entry}]})
+
+    with pytest.raises(CallersFileError, match=re.escape(named)):
+        parse_callers(content.encode(), source="callers.json")

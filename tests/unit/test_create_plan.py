@@ -58,7 +58,13 @@ def test_builds_stripe_parameters_with_the_order_everywhere_stripe_shows_it() ->
         "client_reference_id": "order-1",
         "metadata": {"cart": "42", "order_id": "order-1"},
         "expires_at": int((NOW + timedelta(hours=24)).timestamp()),
-        "expand": ["line_items"],
+        # What the ledger keeps and Stripe shows only when expanded.
+        "expand": [
+            "line_items",
+            "line_items.data.taxes",
+            "line_items.data.discounts",
+            "total_details.breakdown",
+        ],
         "line_items": [
             {
                 "quantity": 2,
@@ -573,4 +579,31 @@ def test_fingerprints_stay_what_they_were() -> None:
     assert fingerprint(rich) == "4203cc58921d1f6cf4f13991332c06ec4534f167c317546070388ed76de98336"
     assert fingerprint(command()) == (
         "9e60631b2da32114b63ebe566f7f696efe18a1e3fc5e5e7105d93a45f40e5d15"
+    )
+
+
+def test_a_manual_capture_is_asked_of_the_payment_intent_and_counts_in_the_fingerprint() -> None:
+    manual = command(capture_method="manual")
+
+    plan = plan_create(manual, NOW)
+
+    assert plan.stripe_params["payment_intent_data"] == {
+        "metadata": {"order_id": "order-1"},
+        "capture_method": "manual",
+    }
+    assert (
+        "capture_method"
+        not in plan_create(command(capture_method="automatic"), NOW).stripe_params[
+            "payment_intent_data"
+        ]
+    )
+    assert (
+        len(
+            {
+                fingerprint(command()),
+                fingerprint(manual),
+                fingerprint(command(capture_method="automatic")),
+            }
+        )
+        == 3
     )
