@@ -82,10 +82,14 @@ HOLDS_ORDER_PREDICATE = (
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
-# A session Stripe made without being asked (PostgresLedger.adopt), inserted with its notice in
-# one statement. Nothing is inserted while a row holds the order (a copy that would not hold it
-# either included), nor when the session has its row, whose key (`adopted-` and the session
-# id) the conflict catches too.
+# A session Stripe made without being asked (PostgresLedger.adopt), inserted with the event it
+# announces and its notice in one statement, as every write that can change what a row
+# announces (_ANNOUNCED): a new row announced nothing before, so a paid copy announces that the
+# order was paid, an open one what the rule says of an open row. Nothing is inserted while a
+# row holds the order (a copy that would not hold it either included), nor when the session has
+# its row, whose key (`adopted-` and the session id) the conflict catches too. The row has no
+# earlier writer to lock: the order's rows that let go of it committed before this statement
+# began (the index admits no other), so their events' transaction ids are smaller than its.
 _ADOPT = f"""WITH changed AS (
        INSERT INTO checkout_sessions
            (order_id, state, progress, fingerprint, idempotency_key, stripe_params, expires_at,
@@ -95,8 +99,8 @@ _ADOPT = f"""WITH changed AS (
            SELECT 1 FROM checkout_sessions
            WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
        ON CONFLICT DO NOTHING
-       RETURNING *)
-   SELECT changed.*, {_NOTIFY} FROM changed"""
+       RETURNING *, NULL::text AS previous_state, NULL::text AS previous_announced),
+   {_ANNOUNCED}"""
 
 
 class PostgresLedger:
@@ -228,10 +232,13 @@ class PostgresLedger:
                     snapshot.payment_status,
                     snapshot.to_json(),
                 )
-                if row is None:
-                    row = await conn.fetchrow(
-                        "SELECT * FROM checkout_sessions WHERE session_id = $1", snapshot.id
-                    )
+                if row is not None:
+                    written = Written(_entry(row), None, row["event_type"])
+                    self._changed(written)
+                    return Claim(won=True, entry=written.entry)
+                row = await conn.fetchrow(
+                    "SELECT * FROM checkout_sessions WHERE session_id = $1", snapshot.id
+                )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
                 row = await conn.fetchrow(

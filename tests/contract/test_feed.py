@@ -13,7 +13,16 @@ from datetime import UTC, datetime, timedelta
 from service.domain.model import FEED_START, FeedEvent, FeedPosition, LedgerEntry
 from service.domain.outcomes import EventType
 from tests.contract.conftest import Ledgers
-from tests.contract.test_ledger import CALLER, claim, event, order, session, snapshot, stored
+from tests.contract.test_ledger import (
+    CALLER,
+    adopt,
+    claim,
+    event,
+    order,
+    session,
+    snapshot,
+    stored,
+)
 
 
 async def events(ledgers: Ledgers, caller: str = CALLER) -> list[FeedEvent]:
@@ -112,6 +121,31 @@ async def test_a_webhook_applied_twice_gives_one_event(ledgers: Ledgers) -> None
     )
 
     assert [e.type for e in await events(ledgers)] == [EventType.ORDER_PAID]
+
+
+async def test_an_adopted_copy_announces_what_its_state_stands_for_once(ledgers: Ledgers) -> None:
+    """A recovered cart's copy (recovery.py) is a new row: paid, it announces the order paid in
+    the statement that adopts it; open, nothing (an open row announces nothing); adopted again,
+    or lost to the order's holder, nothing more."""
+    paid_order, open_order, held_order = order(), order(), order()
+    for order_id in (paid_order, open_order):
+        await stored(ledgers, order_id, "expired")
+    await stored(ledgers, held_order)
+    before = await events(ledgers)
+    paid_copy = snapshot(session(), "complete", "paid")
+
+    async with ledgers.changes.subscribe_feed(CALLER) as woken:
+        paid = await adopt(ledgers, paid_order, paid_copy)
+        await asyncio.wait_for(woken.wait(), 5)
+    opened_copy = await adopt(ledgers, open_order, snapshot(session()))
+    again = await adopt(ledgers, paid_order, paid_copy)
+    lost = await adopt(ledgers, held_order, snapshot(session(), "complete", "paid"))
+
+    assert paid.won and opened_copy.won and again.won and not lost.won
+    [announced] = (await events(ledgers))[len(before) :]
+    assert (announced.type, announced.order_id) == (EventType.ORDER_PAID, paid_order)
+    assert announced.session == kept(paid.entry)
+    assert announced.session.session_id == paid_copy.id
 
 
 async def test_a_read_goes_on_from_a_position_a_page_and_a_type_at_a_time(

@@ -406,8 +406,9 @@ class InMemoryLedger:
             snapshot=_jsonb(snapshot.to_json()),
         )
         self._rows[row.id] = row
+        event = self._write_event(row, None)
         if self._changes is not None:
-            self._changes.notify(snapshot.id, caller, order_id)
+            self._changes.notify(snapshot.id, caller, order_id, event=event)
         return Claim(won=True, entry=row.entry())
 
     async def event_seen(self, event_id: str) -> bool:
