@@ -367,6 +367,7 @@ def _payments(
         pool,
         command_timeout=settings.db_command_timeout_seconds,
         on_transition=metrics.count_payment,
+        on_event=metrics.count_event,
     )
     if settings.tracing is not None:
         store.trace_calls()

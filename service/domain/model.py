@@ -526,6 +526,8 @@ class FeedEvent:
     session: LedgerEntry
     """The ledger row as the change left it, without the Stripe parameters of its create
     (which no Session shows): the session as GetSession showed it then."""
+    refund_id: str | None = None
+    """For a refund's events (made, failed): which of the session's payment's refunds."""
 
     @property
     def id(self) -> UUID:

@@ -1,7 +1,7 @@
 """Which ledger changes the event feed announces, and as what: the one rule, which both ledgers
 follow (PostgresLedger builds its SQL from `ANNOUNCEMENTS`, the in-memory one calls
 `announced`; tests/integration/test_feed.py has Postgres evaluate that SQL for every state a row
-can be in and compares it with `announced`).
+can be in and compares it with `announced`; both payment ledgers call `payment_events`).
 
 A row announces the outcome its state stands for, the first of `ANNOUNCEMENTS` that matches:
 its delayed payment failed, it is paid (or there was nothing to pay), a delayed payment is under
@@ -11,14 +11,22 @@ outbox); a change that leaves it as it was (pending to open, a snapshot re-read,
 delivered twice) writes none. The types are named for what the order service does with them
 (https://docs.stripe.com/checkout/fulfillment: fulfil on payment, not before a delayed payment
 has arrived).
+
+After checkout, the money's changes are announced too: each transition of a paid session's
+payment (payment_model.transitions, from the payment as stored to the payment being stored)
+writes one event of the type `PAYMENT_ANNOUNCEMENTS` gives it, in the same transaction as the
+payment's write, and a write that changes nothing (a webhook delivered twice, an older read)
+writes none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from service.domain.model import LedgerState, PaymentStatus
+from service.domain.payment_model import PaymentSnapshot, Transition, transitions
 
 
 class EventType(StrEnum):
@@ -30,6 +38,21 @@ class EventType(StrEnum):
     """The delayed payment failed: the money did not come."""
     SESSION_EXPIRED = "session_expired"
     """The session can no longer be paid, and was not."""
+    PAYMENT_AUTHORIZED = "payment_authorized"
+    """A manual capture's card is authorised: capture it when the order ships, or cancel it."""
+    PAYMENT_CAPTURED = "payment_captured"
+    """Money was taken: all or part of an authorisation, or the whole of an automatic one."""
+    AUTHORIZATION_RELEASED = "authorization_released"
+    """The authorisation was released (cancelled) or lapsed uncaptured: nothing will be
+    taken through it."""
+    PAYMENT_REFUNDED = "payment_refunded"
+    """A refund was made (by the service or in Stripe's Dashboard): credit the order."""
+    REFUND_FAILED = "refund_failed"
+    """A refund failed after all: the customer did not get it back."""
+    DISPUTE_OPENED = "dispute_opened"
+    """The customer disputed the payment: answer it in Stripe's Dashboard."""
+    DISPUTE_CLOSED = "dispute_closed"
+    """The dispute was decided: won or lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +96,40 @@ def event_for(before: EventType | None, after: EventType | None) -> EventType | 
     """The event a change writes, from a row that announced `before` to one that announces
     `after`: the new outcome, if there is one and it is new."""
     return after if after is not None and after != before else None
+
+
+PAYMENT_ANNOUNCEMENTS: Mapping[Transition, EventType] = {
+    Transition.AUTHORISED: EventType.PAYMENT_AUTHORIZED,
+    Transition.CAPTURED: EventType.PAYMENT_CAPTURED,
+    Transition.RELEASED: EventType.AUTHORIZATION_RELEASED,
+    Transition.LAPSED: EventType.AUTHORIZATION_RELEASED,
+    Transition.REFUNDED: EventType.PAYMENT_REFUNDED,
+    Transition.REFUND_FAILED: EventType.REFUND_FAILED,
+    Transition.DISPUTE_OPENED: EventType.DISPUTE_OPENED,
+    Transition.DISPUTE_CLOSED: EventType.DISPUTE_CLOSED,
+}
+"""Every transition of a payment announces one event; released and lapsed alike end the
+authorisation (the payment's `cancellation_reason` tells them apart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAnnouncement:
+    """An event a payment's write causes: its type, the transition behind it, and for a
+    refund's events, which refund."""
+
+    type: EventType
+    transition: Transition
+    refund_id: str | None = None
+
+
+def payment_events(
+    before: PaymentSnapshot | None, after: PaymentSnapshot
+) -> tuple[PaymentAnnouncement, ...]:
+    """The events a payment's write from `before` (as stored, None if none was) to `after`
+    writes, in the order its transitions happened."""
+    return tuple(
+        PaymentAnnouncement(
+            PAYMENT_ANNOUNCEMENTS[change.transition], change.transition, change.refund_id
+        )
+        for change in transitions(before, after)
+    )

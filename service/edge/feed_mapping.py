@@ -14,6 +14,13 @@ _EVENT_TYPES = {
     events.Event.PAYMENT_PROCESSING: EventType.PAYMENT_PROCESSING,
     events.Event.PAYMENT_FAILED: EventType.PAYMENT_FAILED,
     events.Event.SESSION_EXPIRED: EventType.SESSION_EXPIRED,
+    events.Event.PAYMENT_AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
+    events.Event.PAYMENT_CAPTURED: EventType.PAYMENT_CAPTURED,
+    events.Event.AUTHORIZATION_RELEASED: EventType.AUTHORIZATION_RELEASED,
+    events.Event.PAYMENT_REFUNDED: EventType.PAYMENT_REFUNDED,
+    events.Event.REFUND_FAILED: EventType.REFUND_FAILED,
+    events.Event.DISPUTE_OPENED: EventType.DISPUTE_OPENED,
+    events.Event.DISPUTE_CLOSED: EventType.DISPUTE_CLOSED,
 }
 _EVENT_TYPES_OUT = {v.value: k for k, v in _EVENT_TYPES.items()}
 
@@ -40,6 +47,7 @@ def event_message(item: FeedItem, session: pb.Session) -> events.Event:
         type=_EVENT_TYPES_OUT.get(event.type, events.Event.TYPE_UNSPECIFIED),
         order_id=event.order_id,
         session=session,
+        refund_id=event.refund_id or "",
     )
     message.create_time.FromDatetime(event.created_at)
     return message

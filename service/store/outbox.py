@@ -1,6 +1,7 @@
 """The event feed's SQL (docs/architecture.md, "The event feed"): the part of a ledger write that
-adds the event it causes (the transactional outbox, `feed_events`), the read of a caller's feed
-below the horizon, and retention's pruning. What a row announces is the domain's rule
+adds the event it causes (the transactional outbox, `feed_events`), the part of a payment's
+write that adds the events the domain decided for it, the read of a caller's feed below the
+horizon, and retention's pruning. What a row announces is the domain's rule
 (service/domain/outcomes.py), spelled here in SQL from the same table.
 """
 
@@ -52,6 +53,24 @@ EVENT = f"""event AS (
 writes the event of every row whose announcement the write changed, in the same statement."""
 
 
+def payment_events(first: int) -> str:
+    """The outbox's part of a payment's write (payment_ledger.py): CTEs after `changed`, the
+    session's row whose payment the write changed, inserting the events the domain decided
+    (outcomes.payment_events) from three arrays of the statement's parameters, from `$first`
+    on: their ids, types and refund ids, in the order the transitions happened. The ids come
+    in ascending order with them, so that a transaction's events, which share its transaction
+    id, are read in that order too. `event` is one of their types (NULL if none), for the
+    notice."""
+    ids, types, refunds = (f"${first + i}" for i in range(3))
+    return f"""written AS (
+    INSERT INTO feed_events (id, caller, order_id, type, session, refund_id)
+    SELECT e.id, c.caller, c.order_id, e.type, to_jsonb(c) - {_NOT_KEPT}, e.refund_id
+    FROM changed AS c,
+         unnest({ids}::uuid[], {types}::text[], {refunds}::text[]) AS e (id, type, refund_id)
+    RETURNING type),
+event AS (SELECT max(type) AS type FROM written)"""
+
+
 class Written(NamedTuple):
     """What a ledger write left: the row, and if it changed it, the state it had before (None
     if it changed nothing) and the event it wrote to the feed (None if none)."""
@@ -63,7 +82,7 @@ class Written(NamedTuple):
 
 READ = """WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
 page AS (
-    SELECT e.id, e.txid, e.type, e.caller, e.order_id, e.session, e.create_time
+    SELECT e.id, e.txid, e.type, e.caller, e.order_id, e.session, e.create_time, e.refund_id
     FROM feed_events AS e, horizon AS h
     WHERE e.caller = $1 AND (e.txid, e.id) > ($2::xid8, $3::uuid) AND e.txid < h.xmin
       AND (cardinality($5::text[]) = 0 OR e.type = ANY ($5::text[]))
@@ -159,6 +178,7 @@ def _event(row: asyncpg.Record, entry: RowReader) -> FeedEvent:
         caller=row["caller"],
         order_id=row["order_id"],
         session=_session(row["session"], entry),
+        refund_id=row["refund_id"],
     )
 
 

@@ -6,12 +6,19 @@ same rule (service/domain/outcomes.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from service.domain.model import FEED_START, FeedEvent, FeedPosition, LedgerEntry
 from service.domain.outcomes import EventType
+from service.domain.payment_model import (
+    DisputeSnapshot,
+    PaymentEvent,
+    PaymentSnapshot,
+    WriteOutcome,
+)
 from tests.contract.conftest import Ledgers
 from tests.contract.test_ledger import (
     CALLER,
@@ -23,6 +30,8 @@ from tests.contract.test_ledger import (
     snapshot,
     stored,
 )
+from tests.contract.test_payment_ledger import completed, intent, payments_of
+from tests.unit.test_payment_model import authorised, captured, refund
 
 
 async def events(ledgers: Ledgers, caller: str = CALLER) -> list[FeedEvent]:
@@ -255,3 +264,167 @@ async def test_an_event_wakes_its_callers_feed_readers(ledgers: Ledgers) -> None
         await asyncio.wait_for(mine.wait(), 5)
         await ledgers.ledger.end_missing(other.row_id)
         await asyncio.wait_for(theirs.wait(), 5)
+
+
+# -- the money after checkout --
+
+
+async def paying(ledgers: Ledgers) -> tuple[LedgerEntry, PaymentSnapshot]:
+    """A completed session of a new order, and its payment as Stripe first shows it: a manual
+    capture's authorisation."""
+    pi = intent()
+    return await completed(ledgers, pi), dataclasses.replace(authorised(), id=pi)
+
+
+class Recorder:
+    """Writes a payment's successive snapshots as the service does (each with the version it
+    read), keeping the row each write left."""
+
+    def __init__(self, ledgers: Ledgers, entry: LedgerEntry) -> None:
+        self._payments = payments_of(ledgers)
+        self._row = entry.row_id
+        self.written: list[LedgerEntry] = []
+
+    async def __call__(self, snapshot: PaymentSnapshot, event: PaymentEvent | None = None) -> None:
+        record = await self._payments.payment(self._row)
+        written = await self._payments.record_payment(
+            self._row, snapshot, seen=None if record is None else record.version, event=event
+        )
+        assert written.outcome == WriteOutcome.WRITTEN and written.entry is not None
+        self.written.append(written.entry)
+
+
+async def money_events(ledgers: Ledgers, since: int) -> list[tuple[str, str | None]]:
+    return [(e.type, e.refund_id) for e in (await events(ledgers))[since:]]
+
+
+async def test_each_change_of_the_money_is_announced_with_the_session_as_stored(
+    ledgers: Ledgers,
+) -> None:
+    entry, first = await paying(ledgers)
+    took = captured(first, 3000)
+    refunded = captured(first, 3000, refund("re_2", 500, request_id="r-1"))
+    failed = captured(first, 3000, refund("re_2", 500, "failed", request_id="r-1"))
+    disputed = dataclasses.replace(
+        failed, dispute=DisputeSnapshot("du_1", "needs_response", "fraudulent", 3000, 2)
+    )
+    lost = dataclasses.replace(
+        disputed, dispute=DisputeSnapshot("du_1", "lost", "fraudulent", 3000, 2)
+    )
+    since = len(await events(ledgers))
+    record = Recorder(ledgers, entry)
+
+    for snapshot_ in (first, took, refunded, failed, disputed, lost):
+        await record(snapshot_)
+
+    found = (await events(ledgers))[since:]
+    assert [(e.type, e.refund_id) for e in found] == [
+        (EventType.PAYMENT_AUTHORIZED, None),
+        (EventType.PAYMENT_CAPTURED, None),
+        (EventType.PAYMENT_REFUNDED, "re_2"),
+        (EventType.REFUND_FAILED, "re_2"),
+        (EventType.DISPUTE_OPENED, None),
+        (EventType.DISPUTE_CLOSED, None),
+    ]
+    assert [e.session for e in found] == [kept(written) for written in record.written]
+    assert [e.session.payment for e in found] == [first, took, refunded, failed, disputed, lost]
+    assert {(e.caller, e.order_id) for e in found} == {(CALLER, entry.order_id)}
+
+
+async def test_an_authorisation_released_or_lapsed_is_announced_as_released(
+    ledgers: Ledgers,
+) -> None:
+    released_entry, released = await paying(ledgers)
+    lapsed_entry, lapsed = await paying(ledgers)
+    since = len(await events(ledgers))
+
+    for entry, first, reason in (
+        (released_entry, released, "requested_by_customer"),
+        (lapsed_entry, lapsed, "automatic"),
+    ):
+        record = Recorder(ledgers, entry)
+        await record(first)
+        await record(
+            dataclasses.replace(
+                first, status="canceled", amount_capturable=0, cancellation_reason=reason
+            )
+        )
+
+    assert [(e.order_id, e.type) for e in (await events(ledgers))[since:]] == [
+        (released_entry.order_id, EventType.PAYMENT_AUTHORIZED),
+        (released_entry.order_id, EventType.AUTHORIZATION_RELEASED),
+        (lapsed_entry.order_id, EventType.PAYMENT_AUTHORIZED),
+        (lapsed_entry.order_id, EventType.AUTHORIZATION_RELEASED),
+    ]
+
+
+async def test_a_write_of_several_changes_announces_each_in_the_order_they_happened(
+    ledgers: Ledgers,
+) -> None:
+    """The sweep may find Stripe's view several steps on: one write, each step its event, in
+    order (they share the write's transaction)."""
+    entry, first = await paying(ledgers)
+    since = len(await events(ledgers))
+    later = captured(first, 3990, refund("re_a", 100), refund("re_b", 200, request_id="r-2"))
+
+    record = Recorder(ledgers, entry)
+    await record(later)
+
+    found = (await events(ledgers))[since:]
+    assert [(e.type, e.refund_id) for e in found] == [
+        (EventType.PAYMENT_CAPTURED, None),
+        (EventType.PAYMENT_REFUNDED, "re_a"),
+        (EventType.PAYMENT_REFUNDED, "re_b"),
+    ]
+    assert [e.session for e in found] == [kept(record.written[0])] * 3
+    assert [e.position for e in found] == sorted(e.position for e in found)
+
+
+async def test_no_money_event_without_a_change_of_the_money(ledgers: Ledgers) -> None:
+    """A webhook applied twice, a read older than the stored one and a read that finds what is
+    stored write nothing; nor does anything a refused write did."""
+    entry, first = await paying(ledgers)
+    payments = payments_of(ledgers)
+    record = Recorder(ledgers, entry)
+    applied = PaymentEvent(f"evt_{uuid.uuid4().hex}", "charge.refunded", first.id, None)
+    await record(first, applied)
+    since = len(await events(ledgers))
+    took = captured(first, 3990)
+
+    again = await payments.record_payment(entry.row_id, took, seen=0, event=applied)
+    stale = await payments.record_payment(entry.row_id, took, seen=None)
+    same = await payments.record_payment(entry.row_id, first, seen=0)
+
+    assert (again.outcome, stale.outcome, same.outcome) == (
+        WriteOutcome.DUPLICATE,
+        WriteOutcome.STALE,
+        WriteOutcome.WRITTEN,
+    )
+    assert await money_events(ledgers, since) == []
+    await record(took)
+    assert await money_events(ledgers, since) == [(EventType.PAYMENT_CAPTURED, None)]
+
+
+async def test_an_orders_session_and_money_events_come_in_the_order_they_committed(
+    ledgers: Ledgers,
+) -> None:
+    pending = (await claim(ledgers, order())).entry
+    pi = intent()
+    said = dataclasses.replace(snapshot(session(), "complete", "paid"), payment_intent_id=pi)
+    since = len(await events(ledgers))
+
+    entry = await ledgers.ledger.record_snapshot(pending.row_id, said)
+    await Recorder(ledgers, entry)(captured(dataclasses.replace(authorised(), id=pi), 3990))
+
+    assert await money_events(ledgers, since) == [
+        (EventType.ORDER_PAID, None),
+        (EventType.PAYMENT_CAPTURED, None),
+    ]
+
+
+async def test_a_money_event_wakes_its_callers_feed_readers(ledgers: Ledgers) -> None:
+    entry, first = await paying(ledgers)
+
+    async with ledgers.changes.subscribe_feed(CALLER) as mine:
+        await Recorder(ledgers, entry)(first)
+        await asyncio.wait_for(mine.wait(), 5)

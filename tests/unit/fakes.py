@@ -65,7 +65,13 @@ from service.domain.model import (
     ledger_state,
     progress_of,
 )
-from service.domain.outcomes import EventType, announced, event_for
+from service.domain.outcomes import (
+    EventType,
+    PaymentAnnouncement,
+    announced,
+    event_for,
+    payment_events,
+)
 from service.domain.payment_model import (
     Failure,
     IntentStatus,
@@ -648,6 +654,25 @@ class InMemoryLedger:
         )
         return event
 
+    def _write_payment_events(
+        self, row: _Row, events: Collection[PaymentAnnouncement]
+    ) -> str | None:
+        """The events a payment's write decided, written to the feed in their order under one
+        new transaction id, as PostgresPayments' statement does; one of their types, or None."""
+        txid = next(self._txids)
+        for event_id, event in zip(sorted(uuid4() for _ in events), events, strict=True):
+            self._feed.append(
+                FeedEvent(
+                    position=FeedPosition(txid, event_id, row.updated_at),
+                    type=event.type,
+                    caller=row.caller,
+                    order_id=row.order_id,
+                    session=replace(row.entry(), stripe_params={}),
+                    refund_id=event.refund_id,
+                )
+            )
+        return max((event.type for event in events), default=None)
+
 
 def _announced(row: _Row) -> EventType | None:
     payment_status = None if row.snapshot is None else row.snapshot.get("payment_status")
@@ -738,11 +763,13 @@ class InMemoryPayments:
         stored = _jsonb(snapshot.to_json())
         if found is not None and not moved and row.payment == stored:
             return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
+        was = None if row.payment is None else PaymentSnapshot.from_json(row.payment)
         self._store(session_row, found, snapshot, released)
         if row.payment != stored:
             row.payment = stored
             row.updated_at = self._ledger._stamp()
-            self._notify(row)
+            written = self._ledger._write_payment_events(row, payment_events(was, snapshot))
+            self._notify(row, written)
         return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
 
     async def skip_payment_event(self, event: PaymentEvent) -> bool:
@@ -944,9 +971,9 @@ class InMemoryPayments:
             raise IntegrityError("payments_refunds_within_capture")
         payment.reserved += amount
 
-    def _notify(self, row: _Row) -> None:
+    def _notify(self, row: _Row, event: str | None) -> None:
         if row.session_id is not None and self._ledger._changes is not None:
-            self._ledger._changes.notify(row.session_id, row.caller, row.order_id)
+            self._ledger._changes.notify(row.session_id, row.caller, row.order_id, event=event)
 
 
 _NEW_OPERATION_FIELDS = (

@@ -47,5 +47,5 @@ def test_numbers_that_do_not_run_1_to_n_are_refused(tmp_path: Path, names: tuple
 
 
 def test_a_file_not_named_as_a_migration_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="NNNN_name.sql"):
+    with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
         load_migrations(folder(tmp_path, "0001_first.sql", "2_second.sql"))
