@@ -87,12 +87,17 @@ async def test_a_payment_is_an_event_with_the_session_as_get_session_showed_it(
     created = (await stub.CreateSession(cart_request(order_id))).session
 
     sandbox.pay(created.id, payment_status="paid")
-    [paid] = await events_after(stub, since, order_id, 1)
+    # The session's completion, then its payment's capture once Stripe's webhook about the
+    # PaymentIntent is applied: each event with the session as that change stored it.
+    paid, captured = await events_after(stub, since, order_id, 2)
     shown = (await stub.GetSession(api.GetSessionRequest(order_id=order_id))).session
 
-    assert paid.type == events.Event.ORDER_PAID
-    assert paid.session == shown
+    assert (paid.type, captured.type) == (events.Event.ORDER_PAID, events.Event.PAYMENT_CAPTURED)
+    assert captured.session == shown
     assert paid.session.payment_status == pb.Session.PAID
+    assert not paid.session.HasField("payment")
+    assert paid.session.update_time.ToDatetime() < shown.update_time.ToDatetime()
+    assert captured.session.payment.amount_captured == shown.amount_total
     # Resumed from its own cursor, the feed goes on after it.
     after = await stub.ListEvents(events.ListEventsRequest(after=paid.cursor, page_size=1000))
     assert paid.id not in {e.id for e in after.events}
@@ -143,14 +148,17 @@ async def test_a_stream_follows_payments_live_and_ends_at_the_callers_deadline(
     created = (await stub.CreateSession(cart_request(order_id))).session
 
     sandbox.pay(created.id, payment_status="paid")
-    while (event := await next_event(stream)).order_id != order_id:
-        pass
+    # The order is paid, then its payment's capture is stored: its last event.
+    seen: list[events.Event] = []
+    while len(seen) < 2:
+        if (event := await next_event(stream)).order_id == order_id:
+            seen.append(event)
     stream.cancel()
-    idle = stub.StreamEvents(events.StreamEventsRequest(after=event.cursor), timeout=1)
+    idle = stub.StreamEvents(events.StreamEventsRequest(after=seen[-1].cursor), timeout=1)
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         await idle.read()
 
-    assert event.type == events.Event.ORDER_PAID
+    assert [e.type for e in seen] == [events.Event.ORDER_PAID, events.Event.PAYMENT_CAPTURED]
     assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"http://127.0.0.1:{app.http_port}/metrics")).text
