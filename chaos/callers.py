@@ -26,9 +26,13 @@ def run_callers() -> tuple[RunCaller, ...]:
 
 def write_callers_file(path: Path, callers: tuple[RunCaller, ...]) -> Path:
     """The file the replicas read: each caller by the SHA-256 of its token, as an operator
-    writes it."""
+    writes it, and allowed to refund (the load refunds paid orders)."""
     entries = [
-        {"name": c.name, "token_sha256": hashlib.sha256(c.token.encode()).hexdigest()}
+        {
+            "name": c.name,
+            "token_sha256": hashlib.sha256(c.token.encode()).hexdigest(),
+            "may_refund": True,
+        }
         for c in callers
     ]
     path.write_text(json.dumps({"callers": entries}, indent=2), encoding="utf-8")

@@ -44,6 +44,8 @@ class Seen:
     """Whose the event's session is (`Session.caller`)."""
     update_time: int
     """The session's `update_time`, in nanoseconds: when the change was stored."""
+    refund_id: str = ""
+    """A refund's events: which refund."""
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Consumer:
                 event.type,
                 event.session.caller,
                 event.session.update_time.ToNanoseconds(),
+                event.refund_id,
             )
         )
         self.cursor = event.cursor

@@ -1,12 +1,13 @@
 """What the feed's consumers saw (consumers.py), folded and held against the ledger once the run
 has settled: each consumer, after dedupe by event id, saw every paid order of its caller as
-paid exactly once, every event of its caller's feed, nothing of another caller, and each
-order's events in the order they committed. Only the run's own orders are looked at (their ids
-share a prefix)."""
+paid exactly once, every refund its caller was told was made as refunded exactly once, every
+event of its caller's feed, nothing of another caller, and each order's events in the order
+they committed. Only the run's own orders are looked at (their ids share a prefix)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -54,6 +55,11 @@ class FeedAudit:
     """(consumer, order, the event's caller) of events of another caller."""
     out_of_order: list[tuple[str, str]] = field(default_factory=list)
     """(consumer, order) whose events it saw in another order than they committed in."""
+    refunds_told: int = 0
+    """Refunds callers were told were made."""
+    refund_not_once: list[tuple[str, str, int]] = field(default_factory=list)
+    """(consumer, refund, how many PAYMENT_REFUNDED events it saw for it, after dedupe) of the
+    refunds its caller was told were made."""
 
     @property
     def refused(self) -> int:
@@ -82,15 +88,47 @@ async def read_ledger(dsn: str, prefix: str) -> Ledger:
     return Ledger([FeedEvent(r["id"], r["caller"], r["order_id"]) for r in rows], dict(by_caller))
 
 
-def fold(ledger: Ledger, consumers: list[Consumer], prefix: str) -> FeedAudit:
+def fold(
+    ledger: Ledger,
+    consumers: list[Consumer],
+    prefix: str,
+    refunds: Collection[tuple[str, str]] = (),
+) -> FeedAudit:
+    """`refunds`: (order, refund) of each refund a caller was told was made."""
     audit = FeedAudit(
         consumers=consumers,
         events_in_feed=len(ledger.events),
         paid_orders=sum(len(orders) for orders in ledger.paid.values()),
+        refunds_told=len(refunds),
     )
+    owners = {event.order_id: event.caller for event in ledger.events}
     for consumer in consumers:
         _fold_one(audit, ledger, consumer, prefix)
+        told = [
+            refund for order_id, refund in refunds if owners.get(order_id) == consumer.caller.name
+        ]
+        _refunds(audit, consumer, told)
+    # A refund whose order has no event at all belongs to no caller's feed: each consumer
+    # missed it.
+    audit.refund_not_once += [
+        (consumer.name, refund, 0)
+        for order_id, refund in refunds
+        if order_id not in owners
+        for consumer in consumers
+    ]
     return audit
+
+
+def _refunds(audit: FeedAudit, consumer: Consumer, told: list[str]) -> None:
+    """Each refund its caller was told was made, seen refunded once after dedupe by id."""
+    unique = {seen.event_id: seen for seen in consumer.seen}
+    refunded: defaultdict[str, int] = defaultdict(int)
+    for seen in unique.values():
+        if seen.type == events.Event.PAYMENT_REFUNDED:
+            refunded[seen.refund_id] += 1
+    audit.refund_not_once += [
+        (consumer.name, refund, refunded[refund]) for refund in told if refunded[refund] != 1
+    ]
 
 
 def _fold_one(audit: FeedAudit, ledger: Ledger, consumer: Consumer, prefix: str) -> None:
@@ -123,8 +161,11 @@ def _order_of_events(
     received: defaultdict[str, list[Seen]] = defaultdict(list)
     for one in seen:
         received[one.order_id].append(one)
+    written = {event.event_id for event in feed}
     for order_id, got in received.items():
-        ids = [one.event_id for one in got]
+        # An event written after the ledger was read (a payment's webhook retried late) is
+        # judged by its time only: it committed after every event of its order read before.
+        ids = [one.event_id for one in got if one.event_id in written]
         times = [one.update_time for one in got]
         in_feed = [i for i in committed[order_id] if i in set(ids)]
         if ids != in_feed or times != sorted(times):

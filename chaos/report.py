@@ -128,7 +128,7 @@ def _feed(outcome: Outcome) -> list[str]:
     rows = []
     for c in feed.consumers:
         unique = {seen.event_id: seen for seen in c.seen}
-        paid = sum(1 for seen in unique.values() if seen.type == events.Event.ORDER_PAID)
+        types = Counter(seen.type for seen in unique.values())
         rows.append(
             (
                 c.name,
@@ -139,7 +139,9 @@ def _feed(outcome: Outcome) -> list[str]:
                 len(c.seen),
                 len(c.seen) - len(unique),
                 len(unique),
-                paid,
+                types[events.Event.ORDER_PAID],
+                types[events.Event.PAYMENT_CAPTURED],
+                types[events.Event.PAYMENT_REFUNDED],
             )
         )
     header = (
@@ -152,6 +154,8 @@ def _feed(outcome: Outcome) -> list[str]:
         "again",
         "unique",
         "ORDER_PAID",
+        "PAYMENT_CAPTURED",
+        "PAYMENT_REFUNDED",
     )
     lines = [
         "Event feed (each caller's consumers hang up at random and go on from their last cursor "
@@ -164,7 +168,8 @@ def _feed(outcome: Outcome) -> list[str]:
         ended.update({f"refused {code}": n for code, n in c.refused.items()})
     lines.append(
         f"events in the run's feeds {feed.events_in_feed}; paid orders in the ledger "
-        f"{feed.paid_orders}; streams ended by the service, by code: {_counts(ended)}"
+        f"{feed.paid_orders}; refunds callers were told were made {feed.refunds_told}; "
+        f"streams ended by the service, by code: {_counts(ended)}"
     )
     return lines
 
@@ -240,6 +245,9 @@ def _details(outcome: Outcome) -> list[str]:
     if feed.out_of_order:
         lines.append("Orders whose events a consumer saw out of commit order (consumer order)")
         lines += [f"  {c} {o}" for c, o in feed.out_of_order[:_EXAMPLES]]
+    if feed.refund_not_once:
+        lines.append("Refunds told made, not seen refunded once (consumer refund times)")
+        lines += [f"  {c} {r} {n}" for c, r, n in feed.refund_not_once[:_EXAMPLES]]
     refunds = outcome.refunds
     if refunds.over_refunded:
         lines.append("Charges whose refunds exceed their capture (charge refunded captured)")

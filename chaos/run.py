@@ -90,6 +90,9 @@ class Outcome:
             "feed: streams or pages refused (OUT_OF_RANGE, a bad request, a bug)": (
                 self.feed.refused
             ),
+            "feed: refunds told made a consumer of their caller did not see refunded once": len(
+                self.feed.refund_not_once
+            ),
             "charges whose refunds exceed their capture": len(self.refunds.over_refunded),
             "refunds callers were told were made, not at Stripe once": len(
                 self.refunds.told_made_not_once
@@ -177,7 +180,8 @@ async def _with_sandbox(
         finally:
             stop_following.set()
             await following
-        feed = await _audit_feed(postgres, prefix, consumers, say)
+        told = [(r.order_id, r.refund_id) for r in load.tally.refunds if r.code == "OK"]
+        feed = await _audit_feed(postgres, prefix, consumers, told, say)
         result.dump(run_dir / "logs")
         refunds = await audit_refunds(sandbox, result.sessions, load.tally.refunds)
         say(
@@ -248,16 +252,21 @@ async def _load_and_faults(
 
 
 async def _audit_feed(
-    postgres: Postgres, prefix: str, consumers: FeedConsumers, say: Callable[[str], None]
+    postgres: Postgres,
+    prefix: str,
+    consumers: FeedConsumers,
+    refunds: list[tuple[str, str]],
+    say: Callable[[str], None],
 ) -> FeedAudit:
     """The database's events first, then each consumer reads on until it has them all (or
-    the bound passes), then what each saw is held against them."""
+    the bound passes), then what each saw is held against them and against the refunds
+    (order, refund) callers were told were made."""
     ledger = await read_ledger(postgres.admin_dsn, prefix)
     try:
         await consumers.catch_up(ledger.expected(), within=_FEED_CATCH_UP_SECONDS)
     except TimeoutError:
         say(f"feed: consumers still short of events after {_FEED_CATCH_UP_SECONDS:g} s")
-    audit = fold(ledger, consumers.consumers, prefix)
+    audit = fold(ledger, consumers.consumers, prefix, refunds)
     say(f"feed: {audit.events_in_feed} events, {len(consumers.consumers)} consumers audited")
     return audit
 
