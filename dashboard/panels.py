@@ -293,7 +293,9 @@ EVENT_FEED = Row(
             41,
             "Feed events written, by type",
             "Events written to the feed per second (each with the ledger change that caused it), "
-            "by type: order_paid, payment_processing, payment_failed, session_expired.",
+            "by type: order_paid, payment_processing, payment_failed, session_expired, and "
+            "after checkout payment_authorized, payment_captured, authorization_released, "
+            "payment_refunded, refund_failed, dispute_opened, dispute_closed.",
             "cps",
             (Query(per_second("checkout_feed_events_total", "type"), "{{type}}"),),
         ),

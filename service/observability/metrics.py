@@ -162,7 +162,9 @@ class Metrics:
         self.feed_events = Counter(
             "checkout_feed_events_total",
             "Events written to the feed, by type (order_paid, payment_processing, "
-            "payment_failed, session_expired), counted once by the replica that wrote each.",
+            "payment_failed, session_expired; after checkout payment_authorized, "
+            "payment_captured, authorization_released, payment_refunded, refund_failed, "
+            "dispute_opened, dispute_closed), counted once by the replica that wrote each.",
             ("type",),
             registry=r,
         )
@@ -185,7 +187,8 @@ class Metrics:
         )
 
     def count_event(self, event_type: str) -> None:
-        """An event was written to the feed (PostgresLedger's on_event)."""
+        """An event was written to the feed (PostgresLedger's and PostgresPayments'
+        on_event)."""
         self.feed_events.labels(event_type).inc()
 
     def _money(self, r: CollectorRegistry) -> None:
