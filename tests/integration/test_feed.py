@@ -1,12 +1,14 @@
 """The event feed against a real Postgres, where only Postgres can tell: that no event is passed
 over when transactions commit out of the order they began in (the trap of sequence-numbered
 outboxes, https://event-driven.io/en/ordering_in_postgres_outbox/), that each order's events
-come in the order they committed, and that the store's SQL announces what the domain's rule
-does. What every ledger does alike is in tests/contract/test_feed.py."""
+(its session's and its payment's) come in the order they committed, and that the store's SQL
+announces what the domain's rule does. What every ledger does alike is in
+tests/contract/test_feed.py."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -30,14 +32,17 @@ from service.domain.model import (
     SessionSnapshot,
     StripeEvent,
 )
-from service.domain.outcomes import announced
+from service.domain.outcomes import EventType, announced
+from service.domain.payment_model import DisputeSnapshot, PaymentSnapshot, WriteOutcome
 from service.store import outbox, repository
 from service.store.migrate import apply_migrations, load_migrations
+from service.store.payment_ledger import PostgresPayments
 from service.store.pool import create_pool
 from service.store.repository import PostgresLedger
 from tests.integration.test_ledger import claim, snapshot
 from tests.support import eventually
 from tests.unit.fakes import InMemoryChanges
+from tests.unit.test_payment_model import authorised, captured, refund
 
 WRITERS = 16
 ORDERS = 60
@@ -284,6 +289,124 @@ async def test_an_event_of_a_transaction_that_began_later_waits_for_the_older_on
 
     assert (held.events, held.tail, held.held_back) == ((), None, True)
     assert [e.type for e in after.events] == ["order_paid"] and not after.held_back
+
+
+async def store_payment(payments: PostgresPayments, row_id: int, view: PaymentSnapshot) -> None:
+    """A view of the payment stored as the service stores one: over the version it read, read
+    again when another write came first (payments.py)."""
+    while True:
+        record = await payments.payment(row_id)
+        written = await payments.record_payment(
+            row_id, view, seen=None if record is None else record.version
+        )
+        if written.outcome != WriteOutcome.STALE:
+            return
+
+
+MONEY_LIVES: dict[str, list[EventType]] = {
+    "shipped": [
+        EventType.PAYMENT_AUTHORIZED,
+        EventType.PAYMENT_CAPTURED,
+        EventType.PAYMENT_REFUNDED,
+        EventType.REFUND_FAILED,
+    ],
+    "cancelled": [EventType.PAYMENT_AUTHORIZED, EventType.AUTHORIZATION_RELEASED],
+    "disputed": [
+        EventType.PAYMENT_CAPTURED,
+        EventType.DISPUTE_OPENED,
+        EventType.DISPUTE_CLOSED,
+    ],
+}
+
+
+def money_views(life: str, payment_intent_id: str) -> list[PaymentSnapshot]:
+    first = dataclasses.replace(authorised(), id=payment_intent_id)
+    took = captured(first, 3990)
+    dispute = DisputeSnapshot("du_1", "needs_response", "fraudulent", 3990, 2)
+    return {
+        "shipped": [
+            first,
+            captured(first, 3000),
+            captured(first, 3000, refund("re_a", 500, request_id="r-1")),
+            captured(first, 3000, refund("re_a", 500, "failed", request_id="r-1")),
+        ],
+        "cancelled": [
+            first,
+            dataclasses.replace(
+                first, status="canceled", cancellation_reason="requested_by_customer"
+            ),
+        ],
+        "disputed": [
+            took,
+            dataclasses.replace(took, dispute=dispute),
+            dataclasses.replace(took, dispute=dataclasses.replace(dispute, status="lost")),
+        ],
+    }[life]
+
+
+async def a_payments_life(
+    ledger: PostgresLedger,
+    payments: PostgresPayments,
+    caller: str,
+    rng: random.Random,
+    order_number: int,
+) -> str:
+    """An order paid, then its money through one of its lives, each view of Stripe's stored
+    twice at once (the call that moved the money and its webhook, say); the life's name."""
+    entry = (await claim(ledger, f"money-{order_number}", caller=caller)).entry
+    sid = f"cs_test_{uuid.uuid4().hex}"
+    pi = f"pi_{uuid.uuid4().hex}"
+    paid = dataclasses.replace(snapshot(sid, "complete", "paid"), payment_intent_id=pi)
+    await asyncio.gather(
+        ledger.record_snapshot(entry.row_id, paid),
+        ledger.apply_event(_stripe_event(sid), entry.row_id, paid, payment_failed=False),
+    )
+    life = rng.choice(sorted(MONEY_LIVES))
+    for view in money_views(life, pi):
+        await asyncio.sleep(rng.uniform(0, 0.05))
+        await asyncio.gather(*(store_payment(payments, entry.row_id, view) for _ in range(2)))
+    return life
+
+
+async def test_the_money_of_many_orders_written_twice_with_late_commits_is_announced_once_each(
+    pool: asyncpg.Pool,
+) -> None:
+    """The payments' writes under the same guarantees as the sessions': every event once,
+    nothing for a write that changed nothing, and each order's events, its session's and its
+    money's, in the order they committed."""
+    rng = random.Random(21)
+    delayed: Any = DelayedCommits(pool, rng, Commits())
+    ledger = PostgresLedger(delayed, command_timeout=10)
+    payments = PostgresPayments(delayed, command_timeout=10)
+    caller = Caller(new_caller(), Role.CALLER)
+    feed = EventFeed(
+        PostgresLedger(pool, command_timeout=10), InMemoryChanges(), FeedCursors(bytes(32))
+    )
+    done = asyncio.Event()
+    lanes = asyncio.Semaphore(WRITERS)
+
+    async def one(number: int) -> tuple[str, str]:
+        async with lanes:
+            return f"money-{number}", await a_payments_life(
+                ledger, payments, caller.name, rng, number
+            )
+
+    consumer = asyncio.create_task(consume(feed, caller, done, page_size=3))
+    lives = dict(await asyncio.gather(*(one(n) for n in range(ORDERS // 2))))
+    done.set()
+    seen = await asyncio.wait_for(consumer, 60)
+
+    assert len({item.event.id for item in seen}) == len(seen)
+    by_order: defaultdict[str, list[Any]] = defaultdict(list)
+    for item in seen:
+        by_order[item.event.order_id].append(item.event)
+    assert {order_id: [event.type for event in got] for order_id, got in by_order.items()} == {
+        order_id: [EventType.ORDER_PAID, *MONEY_LIVES[life]] for order_id, life in lives.items()
+    }
+    for got in by_order.values():
+        times = [event.session.updated_at for event in got]
+        assert times == sorted(times)
+    assert set(lives.values()) == set(MONEY_LIVES)
 
 
 @pytest.mark.parametrize("state", list(LedgerState))
