@@ -21,6 +21,7 @@ import pytest_asyncio
 from checkout_client import CheckoutClient
 
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import event_pb2 as events
 from service.app import Application, start
 from service.config import Settings
 from tests.e2e.credentials import Authority, callers_document, new_token
@@ -147,22 +148,30 @@ async def test_the_recipe_fulfils_every_paid_order_once_whenever_the_consumer_is
         async with consumer(shop) as last:
             await said(last, "following")
 
-            async def all_fulfilled() -> bool:
+            async def all_handled() -> bool:
                 done = await db.fetchval("SELECT count(DISTINCT order_id) FROM fulfilments")
-                return bool(done == 5)
+                # The five payments, each one's capture once Stripe's webhook about its
+                # PaymentIntent is applied, and the expiry.
+                handled = await db.fetchval("SELECT count(*) FROM checkout_events_handled")
+                return bool(done == 5 and handled == 11)
 
-            await eventually(all_fulfilled, within_seconds=30)
+            await eventually(all_handled, within_seconds=30)
             await asyncio.sleep(0.5)  # anything more it would do, it has done by now
         fulfilled = await db.fetch(
             "SELECT order_id, count(*) AS times FROM fulfilments GROUP BY order_id"
         )
-        handled = await db.fetchval("SELECT count(*) FROM checkout_events_handled")
+        handled = {
+            str(r["event_id"]) for r in await db.fetch("SELECT * FROM checkout_events_handled")
+        }
     finally:
         await db.close()
+    async with CheckoutClient.connect(shop.target, token=shop.token, ca=shop.ca.read_bytes()) as c:
+        feed = await c.stub.ListEvents(events.ListEventsRequest(page_size=1000))
 
     # Each was killed holding a fulfilment it had not committed (webhooks, and so events, come
     # in any order: which order it was is not known beforehand).
     assert any(o in killed_at for o in orders[:3])
     assert any(o in killed_again_at for o in orders[:5])
     assert {row["order_id"]: row["times"] for row in fulfilled} == {o: 1 for o in orders[:5]}
-    assert handled == 6  # five payments and the expiry, each once
+    # Every event of the caller's feed handled once (the ids are the table's key).
+    assert handled == {e.id for e in feed.events} and len(feed.events) == 11
