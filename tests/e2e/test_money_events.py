@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+import pytest
+
 from checkout.v1 import event_pb2 as events
 from checkout.v1 import payments_pb2 as pay
 from tests.e2e.helpers import Sandbox, Stub
@@ -146,3 +149,47 @@ async def test_a_dispute_is_announced_when_it_opens_and_when_it_is_decided(
         Event.DISPUTE_OPENED,
         Event.DISPUTE_CLOSED,
     ]
+
+
+async def test_a_retried_refund_whose_answer_stripe_replays_announces_no_refund_again(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    """The first answer to a refund is lost; another refund is made meanwhile; the retry's
+    answer is Stripe's replay of the first, with the PaymentIntent as it was then. Stored, that
+    older view would drop the other refund until the next read brought it back, announced a
+    second time (found by make chaos)."""
+    session = await paid_order(stub, sandbox)
+    await until_payment(stub, session.order_id, status=pay.Payment.SUCCEEDED)
+    since = await latest_cursor(stub)
+    first = refund(session.order_id, 1000)
+    sandbox.control("POST", "/_sandbox/webhooks/pause")
+    try:
+        sandbox.control(
+            "POST",
+            "/_sandbox/faults",
+            {
+                "path_prefix": "/v1/refunds",
+                "method": "POST",
+                "status": 500,
+                "count": 1,
+                "phase": "after",
+            },
+        )
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as lost:
+                await stub.RefundPayment(first)
+        finally:
+            sandbox.control("DELETE", "/_sandbox/faults")
+        other = await stub.RefundPayment(refund(session.order_id, 500))
+        retried = await stub.RefundPayment(first)
+    finally:
+        sandbox.control("POST", "/_sandbox/webhooks/resume")
+
+    assert lost.value.code() == grpc.StatusCode.UNAVAILABLE
+    made = {retried.refund.id, other.refund.id}
+    assert {r.id for r in retried.session.payment.refunds} == made
+    assert retried.session.payment.amount_refunded == 1500
+    found = await all_of(stub, sandbox, since, session.order_id)
+    assert sorted((e.type, e.refund_id) for e in found) == sorted(
+        (Event.PAYMENT_REFUNDED, refund_id) for refund_id in made
+    )
