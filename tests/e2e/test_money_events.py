@@ -13,10 +13,13 @@ import pytest
 
 from checkout.v1 import event_pb2 as events
 from checkout.v1 import payments_pb2 as pay
-from tests.e2e.helpers import Sandbox, Stub
+from service.app import Application
+from tests.e2e.helpers import Sandbox, Stub, cart_request, new_order_id
 from tests.e2e.payments import TOTAL, cancel, capture, paid_order, refund, until_payment
-from tests.e2e.test_events import latest_cursor, next_event
+from tests.e2e.test_events import events_after, latest_cursor, next_event
 from tests.e2e.test_observability import webhooks_settled
+from tests.e2e.test_payment_webhooks import _event as stripe_event
+from tests.e2e.test_webhooks import deliver, signature
 from tests.support import eventually
 
 Event = events.Event
@@ -193,3 +196,37 @@ async def test_a_retried_refund_whose_answer_stripe_replays_announces_no_refund_
     assert sorted((e.type, e.refund_id) for e in found) == sorted(
         (Event.PAYMENT_REFUNDED, refund_id) for refund_id in made
     )
+
+
+async def test_a_delayed_payments_money_told_first_announces_the_order_paid_before_it(
+    app: Application, stub: Stub, sandbox: Sandbox, webhook_secret: str
+) -> None:
+    """A bank debit settles; Stripe's webhook about the PaymentIntent comes before the one
+    about the session: the session is read first, and the order announced paid before its
+    payment's capture."""
+    since = await latest_cursor(stub)
+    created = (await stub.CreateSession(cart_request(new_order_id()))).session
+    sandbox.pay(created.id, payment_status="unpaid")
+    await events_after(stub, since, created.order_id, 1)
+    sandbox.control("POST", "/_sandbox/webhooks/pause")
+    try:
+        sandbox.control(
+            "POST",
+            f"/_sandbox/checkout/sessions/{created.id}/async_payment",
+            {"outcome": "succeeded"},
+        )
+        at_stripe = await sandbox.client.v1.checkout.sessions.retrieve_async(created.id)
+        payload = await stripe_event(
+            sandbox, "payment_intent.succeeded", str(at_stripe.payment_intent), "payment_intents"
+        )
+        delivered = await deliver(app.http_port, payload, signature(payload, webhook_secret))
+        page = await stub.ListEvents(events.ListEventsRequest(after=since, page_size=1000))
+    finally:
+        sandbox.control("POST", "/_sandbox/webhooks/resume")
+
+    assert delivered == (200, {"received": True, "outcome": "applied"})
+    assert [e.type for e in page.events if e.order_id == created.order_id] == [
+        Event.PAYMENT_PROCESSING,
+        Event.ORDER_PAID,
+        Event.PAYMENT_CAPTURED,
+    ]
