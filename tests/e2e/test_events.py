@@ -27,6 +27,7 @@ from service.app import Application, start
 from service.config import Settings
 from tests.e2e.credentials import callers_document, new_token
 from tests.e2e.helpers import Sandbox, Stub, cart_request, detail, new_order_id, reason
+from tests.e2e.test_checkout_options import recovered_copy
 from tests.support import eventually
 
 Metadata = Sequence[tuple[str, str]]
@@ -139,6 +140,29 @@ async def test_a_delayed_payment_and_an_expiry_are_announced_in_order(
     }
     mine = [e for e in only_paid.events if e.order_id in (settled, failed, expired)]
     assert [(e.order_id, e.type) for e in mine] == [(settled, Event.ORDER_PAID)]
+
+
+async def test_a_recovered_cart_paid_announces_the_order_paid_with_the_copy(
+    stub: Stub, sandbox: Sandbox
+) -> None:
+    """The copy Stripe made of an expired session (recovery.py) is adopted with its event."""
+    since = await latest_cursor(stub)
+    order_id = new_order_id()
+    recovery = api.CreateSessionRequest.AfterExpiration(
+        recovery=api.CreateSessionRequest.Recovery(enabled=True)
+    )
+    abandoned = (
+        await stub.CreateSession(cart_request(order_id, after_expiration=recovery))
+    ).session
+    expired = (await stub.ExpireSession(api.ExpireSessionRequest(order_id=order_id))).session
+
+    copy_id = recovered_copy(expired.recovery.url)
+    sandbox.pay(copy_id, payment_status="paid")
+    gone, paid = await events_after(stub, since, order_id, 2)
+
+    assert (gone.type, gone.session.id) == (events.Event.SESSION_EXPIRED, abandoned.id)
+    assert (paid.type, paid.session.id) == (events.Event.ORDER_PAID, copy_id)
+    assert paid.session.recovered_from == abandoned.id
 
 
 async def test_a_stream_follows_payments_live_and_ends_at_the_callers_deadline(
