@@ -30,6 +30,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from chaos.callers import RunCaller
 from chaos.cluster import Cluster, Stub
 from chaos.sandbox import SandboxControl
 from chaos.scenario import Scenario
@@ -154,8 +155,12 @@ class Load:
         order_prefix: str,
         seed: int,
         trace: Path,
+        callers: tuple[RunCaller, ...],
     ) -> None:
         self._trace_path = trace
+        self._callers = callers
+        self._caller_of: dict[str, RunCaller] = {}
+        """Whose each order is: each worker's orders are one caller's."""
         self._trace: TextIO | None = None
         self._scenario = scenario
         self._cluster = cluster
@@ -182,6 +187,7 @@ class Load:
         while time.monotonic() < until and self._next_order < self._scenario.max_orders:
             self._next_order += 1
             order_id = f"{self._prefix}{self._next_order:05d}"
+            self._caller_of[order_id] = self._callers[index % len(self._callers)]
             self.tally.orders += 1
             await self._order(order_id, rng)
 
@@ -345,7 +351,7 @@ class Load:
                     target.stub,
                     self._scenario.deadline_seconds,
                     # The replica logs it with every line of the call.
-                    (("x-request-id", x_request_id),),
+                    (("x-request-id", x_request_id), *self._caller_of[order_id].metadata),
                 )
             except grpc.aio.AioRpcError as error:
                 code = error.code()

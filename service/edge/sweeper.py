@@ -50,11 +50,18 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
     repairs.labels("operation_resumed").inc(report.operations_resumed)
     repairs.labels("failed").inc(len(report.failed))
     metrics.pending_oldest_age.set(report.oldest_pending_seconds)
+    metrics.feed_pruned.inc(report.pruned)
     for session in report.orphans:
         log.warning("open session at Stripe without a ledger row expired", session=session)
     for session in report.missing:
         log.warning("session unknown to Stripe; its row is ended as expired", session=session)
-    if report.examined or report.caught_up or report.failed or report.operations_resumed:
+    if (
+        report.examined
+        or report.caught_up
+        or report.failed
+        or report.pruned
+        or report.operations_resumed
+    ):
         log.info(
             "sweep",
             examined=report.examined,
@@ -62,6 +69,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
             missing=len(report.missing),
             caught_up=report.caught_up,
             orphans=len(report.orphans),
+            pruned=report.pruned,
             payments_updated=report.payments_updated,
             operations_resumed=report.operations_resumed,
             failed=[{"session": s, "reason": e.reason} for s, e in report.failed],
