@@ -33,6 +33,8 @@ class Plan:
     watchers: int = 1000
     watch_sessions: int = 10
     watch_timeout_s: float = 15.0
+    feed_streams: int = 1000
+    feed_payments: int = 10
     direct_client: str = "aiohttp"
 
 

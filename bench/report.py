@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import workloads as w
+from bench.feed import FeedResult
 from bench.plan import Plan
 from bench.run import Measurements
 from bench.stats import paired_difference, paired_ratio, ratio
@@ -156,7 +157,64 @@ def figures(plan: Plan, m: Measurements) -> list[Figure]:
             at_most=0,
         ),
     ]
-    return out
+    return out + feed_figures(plan, m.feed)
+
+
+def feed_figures(plan: Plan, feed: FeedResult | None) -> list[Figure]:
+    """What the issue asks of the event feed (issue 19, item 4)."""
+    return [
+        Figure(
+            "feed_idle_db_tps",
+            f"{plan.feed_streams} idle StreamEvents streams: Postgres transactions/s",
+            feed.idle_db_tps if feed else 0,
+            "/s",
+            at_most=5,
+        ),
+        Figure(
+            "feed_rss_mb",
+            f"{plan.feed_streams} idle StreamEvents streams: RSS added",
+            (feed.rss_after_mb - feed.rss_before_mb) if feed else 0,
+            " MB",
+            at_most=50,
+        ),
+        # From the webhook's effect (the event is written as the webhook is applied, after the
+        # service re-read the session from Stripe) to the event on every stream.
+        Figure(
+            "feed_delivery_p99_ms",
+            "webhook applied (its event written) → the event on every stream, p99",
+            feed.written_p99_ms if feed else 0,
+            " ms",
+            at_most=1000,
+        ),
+        Figure(
+            "feed_payment_p99_ms",
+            "payment at the sandbox → its event on every stream, p99",
+            feed.delivery_p99_ms if feed else 0,
+            " ms",
+        ),
+    ]
+
+
+def feed_table(m: Measurements) -> list[str]:
+    feed = m.feed
+    if feed is None:
+        return []
+    return [
+        f"| {feed.streams} StreamEvents streams of one caller | |",
+        "|---|--:|",
+        f"| streams open (the service's gauge) | {feed.opened} in {feed.open_s:.1f} s |",
+        f"| Postgres transactions/s, no streams / streams idle | {feed.baseline_db_tps:.1f} / "
+        f"{feed.idle_db_tps:.1f} |",
+        f"| server cores, streams idle | {feed.idle_server_cores:.3f} |",
+        f"| server RSS before / after opening | {feed.rss_before_mb:.0f} / "
+        f"{feed.rss_after_mb:.0f} MB |",
+        f"| payment → its event on a stream: p50 / p99 / max | {feed.delivery_p50_ms:.0f} / "
+        f"{feed.delivery_p99_ms:.0f} / {feed.delivery_max_ms:.0f} ms |",
+        f"| webhook applied (its event written) → on a stream: p50 / p99 | "
+        f"{feed.written_p50_ms:.0f} / {feed.written_p99_ms:.0f} ms |",
+        f"| events delivered / expected / stream errors | {feed.delivered} / {feed.expected} / "
+        f"{feed.stream_errors} |",
+    ]
 
 
 def _create_figures(m: Measurements, rate: float) -> list[Figure]:
@@ -325,7 +383,8 @@ def write(plan: Plan, m: Measurements, wall_s: float, postgres: str, *, stolen_s
         f"{wall_s:.0f} s wall, {about['cpu_steal_percent']}% of the CPU time stolen by the "
         "hypervisor\n"
     )
-    for block in (load_table(m), create_table(plan, m), watch_table(plan, m), figure_table(figs)):
+    blocks = (load_table(m), create_table(plan, m), watch_table(plan, m), feed_table(m))
+    for block in (*blocks, figure_table(figs)):
         print("\n".join(block), end="\n\n")
     print(f"start → serving (s): {', '.join(f'{s:.2f}' for s in m.starts_s)}")
     if m.stderr.excerpt:
@@ -343,6 +402,7 @@ def write(plan: Plan, m: Measurements, wall_s: float, postgres: str, *, stolen_s
         workloads=[{"server": row.label, **asdict(row.result)} for row in m.rows],
         creates=[asdict(window) for window in m.creates],
         watch=asdict(m.watch) if m.watch else None,
+        feed=asdict(m.feed) if m.feed else None,
         service_stderr=asdict(m.stderr),
     )
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import procfs, servers
 from bench import workloads as w
+from bench.feed import Feed, FeedResult, run_feed
 from bench.plan import Plan
 from bench.postgres import Postgres
 from bench.sandbox_api import (
@@ -64,6 +65,7 @@ class Measurements:
     creates: list[OpenResult] = field(default_factory=list)
     """One per window: each rate and path, in each round."""
     watch: WatchResult | None = None
+    feed: FeedResult | None = None
     stderr: StderrCounts = field(default_factory=StderrCounts)
 
     def results(self, kind: str) -> list[LoadResult]:
@@ -134,6 +136,20 @@ def measure(plan: Plan, pg: Postgres, sandbox: SandboxProcess, log_dir: Path) ->
         )
         time.sleep(_GC_SETTLE_S)
         m.stderr.after_watch = _count(service.stderr, TASK_NEVER_RETRIEVED)
+        _say(f"{plan.feed_streams} StreamEvents streams: idle, then payments")
+        m.feed = run_feed(
+            Feed(
+                target=service.grpc,
+                metrics_url=f"http://{service.http}/metrics",
+                server_pid=service.pid,
+                sandbox_url=sandbox.url,
+                dsn=pg.dsn,
+                streams=plan.feed_streams,
+                payments=plan.feed_payments,
+                idle_s=plan.watch_idle_s,
+                timeout_s=plan.watch_timeout_s,
+            )
+        )
         # Last: the creates leave thousands of sessions behind, which the service's sweep then
         # works through, and the watchers' idle figures would carry that.
         rates = "/".join(f"{rate:g}" for rate in plan.create_rates)

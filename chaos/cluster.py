@@ -35,6 +35,7 @@ class Settings:
 
     database_url: str
     stripe_api_base: str
+    callers_file: Path
     sweep_interval_seconds: float = 1.0
     sweep_quiet_seconds: float = 5.0
     stripe_timeout_seconds: float = 3.0
@@ -63,7 +64,8 @@ class Settings:
             "GRPC_ADDR": "127.0.0.1:0",
             "HTTP_ADDR": "127.0.0.1:0",
             "LOG_LEVEL": "info",
-            # The load is one caller doing the work of many: no share of its own.
+            "CALLERS_FILE": str(self.callers_file),
+            # Each caller of the load does the work of many: no share of its own.
             "CALLER_STRIPE_CALLS_PER_SECOND": "10000",
             "CALLER_STRIPE_BURST": "100000",
             # Every line reaches the run's file at once: a SIGKILLed replica loses none.

@@ -27,7 +27,10 @@ import asyncpg
 import httpx
 
 from chaos.audit import Audit, RefundAudit, audit, audit_refunds
+from chaos.callers import run_callers, write_callers_file
 from chaos.cluster import Cluster, Settings
+from chaos.consumers import FeedConsumers
+from chaos.feed_audit import FeedAudit, Ledger, fold, read_ledger
 from chaos.load import Load, Tally
 from chaos.postgres import PAIR_PASSWORD, PostgresPair
 from chaos.processes import ReplicaLog
@@ -35,6 +38,9 @@ from chaos.sandbox import SandboxControl, SandboxProcess
 from chaos.scenario import Failover
 
 _READY_POLL_SECONDS = 0.1
+# How long the feed's consumers may take, once the run has settled, to have read every event
+# the database holds.
+_FEED_CATCH_UP_SECONDS = 30.0
 _SETTLE_POLL_SECONDS = 2.0
 _CLEAN_AUDITS = 2
 
@@ -90,7 +96,24 @@ class FailoverOutcome:
     password_lines: int
     """Replica log lines that show the database password (must be 0)."""
     wall_seconds: float
+    feed: FeedAudit
+    feed_ledger: Ledger
+    """The events and the paid orders the database holds at the end."""
     refunds: RefundAudit = field(default_factory=RefundAudit)
+
+    def feed_paid_unseen(self) -> list[tuple[str, str]]:
+        """(consumer, order) of paid orders a consumer never saw paid."""
+        return [(c, o) for c, o, seen in self.feed.paid_not_once if seen == 0]
+
+    def feed_paid_not_paid(self) -> list[tuple[str, str]]:
+        """(consumer, order) a consumer saw paid that the ledger does not hold paid."""
+        paid = {o for orders in self.feed_ledger.paid.values() for o in orders}
+        return [(c, o) for c, o, seen in self.feed.paid_not_once if seen and o not in paid]
+
+    def feed_paid_twice(self) -> int:
+        """Orders a consumer saw paid twice: the event the failover lost, then the one the
+        ledger wrote again when it learnt of the payment again (a new id: expected)."""
+        return sum(1 for _, _, seen in self.feed.paid_not_once if seen > 1)
 
     @property
     def known(self) -> set[str]:
@@ -171,6 +194,17 @@ class FailoverOutcome:
             "refunds at Stripe for a request callers were told was refused": len(
                 self.refunds.refused_but_made
             ),
+            "feed: paid orders a consumer never saw paid": len(self.feed_paid_unseen()),
+            "feed: orders a consumer saw paid that the ledger has not paid": len(
+                self.feed_paid_not_paid()
+            ),
+            "feed: events of its caller a consumer missed": len(self.feed.missed),
+            "feed: events of another caller a consumer saw": len(self.feed.foreign),
+            "feed: orders whose events a consumer saw out of order": len(self.feed.out_of_order),
+            "feed: refunds told made a consumer never saw refunded": sum(
+                1 for _, _, seen in self.feed.refund_not_once if seen == 0
+            ),
+            "feed: streams or pages refused (but cursors the failover lost)": self.feed.refused,
             "log lines showing the database password": self.password_lines,
         }
 
@@ -231,7 +265,11 @@ class _Run:
         self.prefix = prefix
         self.say = say
         self.began = began
-        self.cluster = Cluster(Settings(pair.dsn, sandbox.url), self.control, run_dir / "logs")
+        self.callers = run_callers()
+        callers_file = write_callers_file(run_dir / "callers.json", self.callers)
+        self.cluster = Cluster(
+            Settings(pair.dsn, sandbox.url, callers_file), self.control, run_dir / "logs"
+        )
         self.readiness = Readiness()
         self.timeline = Timeline()
         self.told_lost: list[str] = []
@@ -250,16 +288,29 @@ class _Run:
                 self.prefix,
                 self.seed,
                 self.run_dir / "logs" / "calls.jsonl",
+                self.callers,
             )
-            watching = asyncio.Event()
-            watcher = asyncio.create_task(self._watch_readiness(watching))
+            consumers = FeedConsumers(
+                self.scenario.load, self.cluster, self.callers, self.seed, rewind_unknown=True
+            )
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(self._watch_readiness(stop))
+            following = asyncio.create_task(consumers.follow(stop))
             try:
                 await self._load_and_failover(load)
                 result = await self._settle()
             finally:
-                watching.set()
+                stop.set()
                 await watcher
+                await following
             result.dump(self.run_dir / "logs")
+            told = [(r.order_id, r.refund_id) for r in load.tally.refunds if r.code == "OK"]
+            feed_ledger = await read_ledger(self.pair.admin_dsn, self.prefix)
+            try:
+                await consumers.catch_up(feed_ledger.expected(), within=_FEED_CATCH_UP_SECONDS)
+            except TimeoutError:
+                self.say(f"feed: consumers short of events after {_FEED_CATCH_UP_SECONDS:g} s")
+            feed = fold(feed_ledger, consumers.consumers, self.prefix, told)
             refunds = await audit_refunds(self.control, result.sessions, load.tally.refunds)
             lost = await self.pair.lost_commits()
             return FailoverOutcome(
@@ -277,6 +328,8 @@ class _Run:
                 told_lost=self.told_lost,
                 password_lines=_lines_with(self.run_dir / "logs", PAIR_PASSWORD),
                 wall_seconds=time.monotonic() - self.began,
+                feed=feed,
+                feed_ledger=feed_ledger,
                 refunds=refunds,
             )
         finally:

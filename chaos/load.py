@@ -30,6 +30,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from chaos.callers import RunCaller
 from chaos.cluster import Cluster, Stub
 from chaos.sandbox import SandboxControl
 from chaos.scenario import Scenario
@@ -158,8 +159,12 @@ class Load:
         order_prefix: str,
         seed: int,
         trace: Path,
+        callers: tuple[RunCaller, ...],
     ) -> None:
         self._trace_path = trace
+        self._callers = callers
+        self._caller_of: dict[str, RunCaller] = {}
+        """Whose each order is: each worker's orders are one caller's."""
         self._trace: TextIO | None = None
         self._scenario = scenario
         self._cluster = cluster
@@ -186,6 +191,7 @@ class Load:
         while time.monotonic() < until and self._next_order < self._scenario.max_orders:
             self._next_order += 1
             order_id = f"{self._prefix}{self._next_order:05d}"
+            self._caller_of[order_id] = self._callers[index % len(self._callers)]
             self.tally.orders += 1
             await self._order(order_id, rng)
 
@@ -362,7 +368,7 @@ class Load:
                     target.stub,
                     self._scenario.deadline_seconds,
                     # The replica logs it with every line of the call.
-                    (("x-request-id", x_request_id),),
+                    (("x-request-id", x_request_id), *self._caller_of[order_id].metadata),
                 )
             except grpc.aio.AioRpcError as error:
                 code = error.code()
@@ -434,8 +440,14 @@ def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str:
+    info = error_info(error)
+    return "-" if info is None else str(info.reason)
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The error's google.rpc.ErrorInfo, if it carries one."""
     for detail in _status(error):
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):  # type: ignore[attr-defined]
-            return str(info.reason)
-    return "-"
+            return info
+    return None

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from chaos.failover import FailoverOutcome
 from chaos.load import CREATE, EXPIRE, REFUND, Tally
 from chaos.run import Outcome
+from checkout.v1 import event_pb2 as events
 
 # Examples shown per failed check; the rest is in the logs.
 _EXAMPLES = 8
@@ -32,6 +33,8 @@ def render(outcome: Outcome) -> str:
     out += _requests(outcome)
     out.append("")
     out += _faults(outcome)
+    out.append("")
+    out += _feed(outcome)
     out.append("")
     out += _checks(outcome)
     out.append("")
@@ -127,6 +130,57 @@ def _faults(outcome: Outcome) -> list[str]:
     return lines
 
 
+def _feed(outcome: Outcome) -> list[str]:
+    feed = outcome.feed
+    rows = []
+    for c in feed.consumers:
+        unique = {seen.event_id: seen for seen in c.seen}
+        types = Counter(seen.type for seen in unique.values())
+        rows.append(
+            (
+                c.name,
+                c.streams,
+                c.hung_up,
+                sum(c.ended.values()),
+                sum(c.refused.values()),
+                len(c.seen),
+                len(c.seen) - len(unique),
+                len(unique),
+                types[events.Event.ORDER_PAID],
+                types[events.Event.PAYMENT_CAPTURED],
+                types[events.Event.PAYMENT_REFUNDED],
+            )
+        )
+    header = (
+        "consumer",
+        "streams",
+        "hung up",
+        "ended by the service",
+        "refused",
+        "received",
+        "again",
+        "unique",
+        "ORDER_PAID",
+        "PAYMENT_CAPTURED",
+        "PAYMENT_REFUNDED",
+    )
+    lines = [
+        "Event feed (each caller's consumers hang up at random and go on from their last cursor "
+        "on another replica)"
+    ]
+    lines += _table(header, rows)
+    ended: Counter[str] = Counter()
+    for c in feed.consumers:
+        ended.update(c.ended)
+        ended.update({f"refused {code}": n for code, n in c.refused.items()})
+    lines.append(
+        f"events in the run's feeds {feed.events_in_feed}; paid orders in the ledger "
+        f"{feed.paid_orders}; refunds callers were told were made {feed.refunds_told}; "
+        f"streams ended by the service, by code: {_counts(ended)}"
+    )
+    return lines
+
+
 def _checks(outcome: Outcome) -> list[str]:
     rows = [
         (name, count, "ok" if count == 0 else "FAIL") for name, count in outcome.checks().items()
@@ -185,6 +239,22 @@ def _details(outcome: Outcome) -> list[str]:
     if audit.paid_orders_with_open_session:
         lines.append("Paid orders with another session open at Stripe")
         lines += [f"  {o}" for o in audit.paid_orders_with_open_session[:_EXAMPLES]]
+    feed = outcome.feed
+    if feed.paid_not_once:
+        lines.append("Paid orders a consumer did not see paid exactly once (consumer order times)")
+        lines += [f"  {c} {o} {n}" for c, o, n in feed.paid_not_once[:_EXAMPLES]]
+    if feed.missed:
+        lines.append("Events of its caller a consumer never saw (consumer event)")
+        lines += [f"  {c} {e}" for c, e in feed.missed[:_EXAMPLES]]
+    if feed.foreign:
+        lines.append("Events of another caller a consumer saw (consumer order caller)")
+        lines += [f"  {c} {o} {who}" for c, o, who in feed.foreign[:_EXAMPLES]]
+    if feed.out_of_order:
+        lines.append("Orders whose events a consumer saw out of commit order (consumer order)")
+        lines += [f"  {c} {o}" for c, o in feed.out_of_order[:_EXAMPLES]]
+    if feed.refund_not_once:
+        lines.append("Refunds told made, not seen refunded once (consumer refund times)")
+        lines += [f"  {c} {r} {n}" for c, r, n in feed.refund_not_once[:_EXAMPLES]]
     refunds = outcome.refunds
     if refunds.over_refunded:
         lines.append("Charges whose refunds exceed their capture (charge refunded captured)")
@@ -289,6 +359,18 @@ def _failover_figures(outcome: FailoverOutcome) -> list[str]:
             ),
         ),
         ("answers LEDGER_RECONCILING (retried)", reconciling),
+        (
+            "feed: cursors the failover lost, gone on from latest_cursor",
+            sum(c.rewound for c in outcome.feed.consumers),
+        ),
+        (
+            "feed: paid orders a consumer saw paid twice (a lost event written again)",
+            outcome.feed_paid_twice(),
+        ),
+        (
+            "feed: events in the feed, read by each of its caller's consumers",
+            outcome.feed.events_in_feed,
+        ),
     ]
     lines = ["What the failover took away, and how it was repaired"]
     lines += _table(("figure", "count"), rows)
@@ -308,6 +390,19 @@ def _failover_details(outcome: FailoverOutcome) -> list[str]:
         (
             "Sessions callers were told of, not in the ledger nor expired (session order)",
             outcome.told_not_kept(),
+        ),
+        (
+            "Feed: paid orders a consumer never saw paid (consumer order)",
+            outcome.feed_paid_unseen(),
+        ),
+        (
+            "Feed: orders a consumer saw paid, not paid in the ledger (consumer order)",
+            outcome.feed_paid_not_paid(),
+        ),
+        ("Feed: events a consumer missed (consumer event)", outcome.feed.missed),
+        (
+            "Feed: orders whose events a consumer saw out of order (consumer order)",
+            outcome.feed.out_of_order,
         ),
     ):
         if items:

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from chaos.audit import Audit, RefundAudit, audit, audit_refunds
+from chaos.callers import run_callers, write_callers_file
 from chaos.cluster import Cluster, Settings
-from chaos.faults import FaultTally, Injector
+from chaos.consumers import FeedConsumers
+from chaos.faults import FaultKind, FaultTally, Injector
+from chaos.feed_audit import FeedAudit, fold, read_ledger
 from chaos.load import Load, Tally
 from chaos.postgres import Postgres
 from chaos.processes import ReplicaLog
@@ -25,6 +28,9 @@ from chaos.scenario import Scenario
 _SETTLE_POLL_SECONDS = 2.0
 # Clean this many audits in a row (one sweep pass and more apart) before it counts as settled.
 _CLEAN_AUDITS = 2
+# How long the feed's consumers may take, once the run has settled, to have read every event
+# the database holds.
+_FEED_CATCH_UP_SECONDS = 30.0
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Outcome:
     load_seconds: float
     wall_seconds: float
     """From the start of the run to the audit (stopping everything takes a few seconds more)."""
+    feed: FeedAudit
     webhooks: dict[str, Any] = field(default_factory=dict)
     refunds: RefundAudit = field(default_factory=RefundAudit)
 
@@ -74,6 +81,18 @@ class Outcome:
             "open Stripe sessions without a ledger row": len(self.audit.open_without_row),
             "INTERNAL answers": self.answered("INTERNAL")[0],
             "UNKNOWN answers": self.answered("UNKNOWN")[0],
+            "feed: paid orders a consumer did not see paid exactly once": len(
+                self.feed.paid_not_once
+            ),
+            "feed: events of its caller a consumer missed": len(self.feed.missed),
+            "feed: events of another caller a consumer saw": len(self.feed.foreign),
+            "feed: orders whose events a consumer saw out of order": len(self.feed.out_of_order),
+            "feed: streams or pages refused (OUT_OF_RANGE, a bad request, a bug)": (
+                self.feed.refused
+            ),
+            "feed: refunds told made a consumer of their caller did not see refunded once": len(
+                self.feed.refund_not_once
+            ),
             "charges whose refunds exceed their capture": len(self.refunds.over_refunded),
             "refunds callers were told were made, not at Stripe once": len(
                 self.refunds.told_made_not_once
@@ -134,7 +153,9 @@ async def _with_sandbox(
     began: float,
 ) -> Outcome:
     sandbox = SandboxControl(sandbox_process.url)
-    cluster = Cluster(Settings(postgres.dsn, sandbox.url), sandbox, run_dir / "logs")
+    callers = run_callers()
+    callers_file = write_callers_file(run_dir / "callers.json", callers)
+    cluster = Cluster(Settings(postgres.dsn, sandbox.url, callers_file), sandbox, run_dir / "logs")
     try:
         await cluster.start(scenario.replicas)
         say(f"{scenario.replicas} replicas serving")
@@ -142,41 +163,25 @@ async def _with_sandbox(
         kinds = await injector.usable()
         for skipped in injector.tally.skipped:
             say(f"skipped, this sandbox cannot inject it: {skipped}")
-        load = Load(scenario, cluster, sandbox, prefix, seed, run_dir / "logs" / "calls.jsonl")
-
-        start = time.monotonic()
-        length = scenario.load_seconds
-        say(f"load and faults for {length:g} s ({scenario.workers} orders at a time)")
-        # A task group: if one of them fails, the others are cancelled, not left running
-        # while everything is torn down.
-        async with asyncio.TaskGroup() as group:
-            group.create_task(load.run(until=start + length))
-            group.create_task(
-                injector.stripe_faults(kinds, until=start + length * (1 - scenario.calm_tail))
+        load = Load(
+            scenario, cluster, sandbox, prefix, seed, run_dir / "logs" / "calls.jsonl", callers
+        )
+        consumers = FeedConsumers(scenario, cluster, callers, seed)
+        stop_following = asyncio.Event()
+        following = asyncio.create_task(consumers.follow(stop_following))
+        try:
+            load_seconds = await _load_and_faults(
+                scenario, load, injector, kinds, postgres, cluster, say
             )
-            group.create_task(
-                injector.at(
-                    start + length * scenario.postgres_restart_at,
-                    postgres.outage_kind,
-                    lambda: _noted(
-                        say, "Postgres", postgres.outage(scenario.postgres_down_seconds)
-                    ),
-                )
-            )
-            group.create_task(
-                injector.at(
-                    start + length * scenario.replica_kill_at,
-                    "replica SIGKILL and restart",
-                    lambda: _noted(
-                        say, "replica", cluster.kill_and_restart(scenario.replica_down_seconds)
-                    ),
-                )
-            )
-        await injector.clear()
-        load_seconds = time.monotonic() - start
-        say(f"load done: {load.tally.orders} orders in {load_seconds:.1f} s; faults off, settling")
-        settled, result = await _settle(scenario, postgres, sandbox, prefix)
-        say(f"settled: {settled.how} after {settled.seconds:.1f} s")
+            orders = load.tally.orders
+            say(f"load done: {orders} orders in {load_seconds:.1f} s; faults off, settling")
+            settled, result = await _settle(scenario, postgres, sandbox, prefix)
+            say(f"settled: {settled.how} after {settled.seconds:.1f} s")
+        finally:
+            stop_following.set()
+            await following
+        told = [(r.order_id, r.refund_id) for r in load.tally.refunds if r.code == "OK"]
+        feed = await _audit_feed(postgres, prefix, consumers, told, say)
         result.dump(run_dir / "logs")
         refunds = await audit_refunds(sandbox, result.sessions, load.tally.refunds)
         say(
@@ -197,12 +202,73 @@ async def _with_sandbox(
             settled=settled,
             load_seconds=load_seconds,
             wall_seconds=time.monotonic() - began,
+            feed=feed,
             webhooks=webhooks,
             refunds=refunds,
         )
     finally:
         await cluster.stop()
         await sandbox.close()
+
+
+async def _load_and_faults(
+    scenario: Scenario,
+    load: Load,
+    injector: Injector,
+    kinds: list[FaultKind],
+    postgres: Postgres,
+    cluster: Cluster,
+    say: Callable[[str], None],
+) -> float:
+    """The load and the faults together, then the faults off; how long the load took."""
+    start = time.monotonic()
+    length = scenario.load_seconds
+    say(f"load and faults for {length:g} s ({scenario.workers} orders at a time)")
+    # A task group: if one of them fails, the others are cancelled, not left running
+    # while everything is torn down.
+    async with asyncio.TaskGroup() as group:
+        group.create_task(load.run(until=start + length))
+        group.create_task(
+            injector.stripe_faults(kinds, until=start + length * (1 - scenario.calm_tail))
+        )
+        group.create_task(
+            injector.at(
+                start + length * scenario.postgres_restart_at,
+                postgres.outage_kind,
+                lambda: _noted(say, "Postgres", postgres.outage(scenario.postgres_down_seconds)),
+            )
+        )
+        group.create_task(
+            injector.at(
+                start + length * scenario.replica_kill_at,
+                "replica SIGKILL and restart",
+                lambda: _noted(
+                    say, "replica", cluster.kill_and_restart(scenario.replica_down_seconds)
+                ),
+            )
+        )
+    await injector.clear()
+    return time.monotonic() - start
+
+
+async def _audit_feed(
+    postgres: Postgres,
+    prefix: str,
+    consumers: FeedConsumers,
+    refunds: list[tuple[str, str]],
+    say: Callable[[str], None],
+) -> FeedAudit:
+    """The database's events first, then each consumer reads on until it has them all (or
+    the bound passes), then what each saw is held against them and against the refunds
+    (order, refund) callers were told were made."""
+    ledger = await read_ledger(postgres.admin_dsn, prefix)
+    try:
+        await consumers.catch_up(ledger.expected(), within=_FEED_CATCH_UP_SECONDS)
+    except TimeoutError:
+        say(f"feed: consumers still short of events after {_FEED_CATCH_UP_SECONDS:g} s")
+    audit = fold(ledger, consumers.consumers, prefix, refunds)
+    say(f"feed: {audit.events_in_feed} events, {len(consumers.consumers)} consumers audited")
+    return audit
 
 
 async def _noted(say: Callable[[str], None], what: str, outage: Awaitable[str]) -> str:

@@ -36,6 +36,10 @@ class Scenario:
     """The last fraction of the load runs without Stripe faults, as after an incident."""
     think_seconds: tuple[float, float] = (0.05, 0.4)
     """A caller's pause between two steps of an order."""
+    feed_consumers: int = 2
+    """Consumers of each caller's event feed, each on whichever replica it lands on."""
+    feed_hangup_seconds: tuple[float, float] = (0.3, 4.0)
+    """A consumer hangs up after a random time in this range, and goes on elsewhere."""
     stubborn_customers: bool = False
     """At the end of each order, its customer tries to pay every session the order's caller
     was ever told of, each link they were given: the service must let at most one be paid."""

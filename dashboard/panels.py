@@ -285,6 +285,57 @@ CAPACITY = Row(
     ),
 )
 
+EVENT_FEED = Row(
+    40,
+    "Event feed",
+    (
+        Chart(
+            41,
+            "Feed events written, by type",
+            "Events written to the feed per second (each with the ledger change that caused it), "
+            "by type: order_paid, payment_processing, payment_failed, session_expired, and "
+            "after checkout payment_authorized, payment_captured, authorization_released, "
+            "payment_refunded, refund_failed, dispute_opened, dispute_closed.",
+            "cps",
+            (Query(per_second("checkout_feed_events_total", "type"), "{{type}}"),),
+        ),
+        Chart(
+            42,
+            "Feed delivery latency",
+            "From an event's writing to its sending on each open stream that follows the feed "
+            "live: the 99th percentile over 5 minutes, and the median. An old transaction left "
+            "running in the database holds every event back (docs/runbook.md, Replay a "
+            "caller's feed).",
+            "s",
+            (
+                Query(quantile(0.99, "checkout_feed_delivery_seconds", "", "5m"), "p99"),
+                Query(quantile(0.5, "checkout_feed_delivery_seconds", ""), "p50"),
+            ),
+        ),
+        Chart(
+            43,
+            "Open StreamEvents streams, by pod",
+            "Open event streams; with WatchSession's, each pod takes at most WATCH_MAX_STREAMS.",
+            "short",
+            (Query(f"sum by (pod) (checkout_feed_streams{{{SCRAPE}}})", "{{pod}}"),),
+        ),
+        Chart(
+            44,
+            "Feed events pruned in the last day",
+            "Events the sweep deleted as older than EVENT_RETENTION_DAYS in the day before each "
+            "point.",
+            "short",
+            (
+                Query(
+                    "sum by (namespace) "
+                    f"(increase(checkout_feed_events_pruned_total{{{SCRAPE}}}[1d]))",
+                    "pruned",
+                ),
+            ),
+        ),
+    ),
+)
+
 PAYMENTS = Row(
     60,
     "Payments after checkout",
@@ -337,4 +388,4 @@ PAYMENTS = Row(
     ),
 )
 
-ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, PAYMENTS)
+ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, EVENT_FEED, PAYMENTS)

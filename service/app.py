@@ -30,6 +30,8 @@ from service.config import (
 )
 from service.domain.checkout import Checkout
 from service.domain.errors import CheckoutError
+from service.domain.feed import EventFeed
+from service.domain.feed_cursors import FeedCursors
 from service.domain.page_tokens import PageTokens
 from service.domain.payment_sync import PaymentSync
 from service.domain.payments import Payments
@@ -145,12 +147,14 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     watch = ServerWatch(on_change=metrics.ledger_reconciling.set)
     pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor, watch)
     checkout, sync, payments = await _use_cases(settings, stack, pool, feed, ledger, metrics)
+    events = await _event_feed(pool, feed, ledger)
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
     readiness = _readiness(health_servicer, draining, pool, supervisor, watch, sync, metrics)
     grpc_server = build_grpc_server(
         checkout,
+        events,
         stopping,
         health_servicer,
         callers=callers,
@@ -309,6 +313,7 @@ async def _open_database(
         pool,
         command_timeout=settings.db_command_timeout_seconds,
         on_transition=metrics.count_transition,
+        on_event=metrics.count_event,
         watch=watch,
     )
     if settings.tracing is not None:
@@ -361,6 +366,7 @@ async def _use_cases(
         SYSTEM,
         quiet_after=timedelta(seconds=settings.sweep_quiet_seconds),
         pending_grace=pending_grace,
+        event_retention=timedelta(days=settings.event_retention_days),
         money=money_sync,
     )
     return checkout, sync, money
@@ -380,6 +386,7 @@ def _payments(
         pool,
         command_timeout=settings.db_command_timeout_seconds,
         on_transition=metrics.count_payment,
+        on_event=metrics.count_event,
     )
     if settings.tracing is not None:
         store.trace_calls()
@@ -401,6 +408,12 @@ def _payments(
         pending_grace=timedelta(seconds=gateway.call_timeout + 5),
     )
     return money, sync
+
+
+async def _event_feed(pool: asyncpg.Pool, feed: ChangeFeed, ledger: CachedLedger) -> EventFeed:
+    """The event feed: the ledger's events, woken by the change feed, its cursors sealed with
+    the key every replica shares (as page tokens are, under a key of their own)."""
+    return EventFeed(ledger, feed, FeedCursors(await signing_key(pool)))
 
 
 def _webhook_verifier(settings: Settings) -> StripeWebhookVerifier | None:

@@ -123,6 +123,8 @@ class Settings:
     """Each caller's calls to Stripe a second on one replica (a token bucket), unless its
     entry in CALLERS_FILE says: Stripe's rate limit is the whole account's."""
     caller_stripe_burst: int = 20
+    event_retention_days: float = 30.0
+    """How long the event feed keeps an event; older ones are pruned by the sweep."""
     http_header_timeout_seconds: float = 10.0
     """How long an HTTP connection may take to deliver a complete request head, from when it
     opens or the previous response was sent: also how long an idle keep-alive connection is
@@ -185,6 +187,7 @@ class Settings:
                 "CALLER_STRIPE_CALLS_PER_SECOND", 10.0, low=0.001, high=10_000
             ),
             caller_stripe_burst=int(reader.number("CALLER_STRIPE_BURST", 20, low=1, high=100_000)),
+            event_retention_days=reader.number("EVENT_RETENTION_DAYS", 30.0, low=1, high=3650),
             http_header_timeout_seconds=reader.number(
                 "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, low=0.1, high=3600
             ),

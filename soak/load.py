@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import grpc
 
+from chaos.callers import RunCaller
 from chaos.cluster import Cluster, Stub
 from chaos.load import new_cart
 from chaos.sandbox import SandboxControl
 from checkout.v1 import checkout_service_pb2 as api
+from checkout.v1 import event_pb2 as events
 from checkout.v1 import session_pb2 as pb
 from soak.plan import Plan
 
@@ -28,8 +30,11 @@ _REMEMBERED = 500
 # A changed cart follows this share of the new orders, this long after.
 _CHANGED_SHARE = 0.2
 _CHANGE_AFTER_SECONDS = 0.5
-# How long a watcher keeps its stream open, unless its session ends first.
+# How long a watcher keeps its stream open, unless its session ends first; and a feed reader.
 _WATCH_SECONDS = (2.0, 10.0)
+_FEED_SECONDS = (3.0, 15.0)
+# Each caller's order services that read its feed, each from a cursor of its own.
+_FEED_READERS_PER_CALLER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +42,31 @@ class Order:
     order_id: str
     session_id: str
     amount: int
+    caller: RunCaller
+
+
+@dataclass
+class FeedReader:
+    caller: RunCaller
+    cursor: str = ""
+    events: int = 0
 
 
 class SoakLoad:
     def __init__(
-        self, plan: Plan, cluster: Cluster, sandbox: SandboxControl, prefix: str, seed: int
+        self,
+        plan: Plan,
+        cluster: Cluster,
+        sandbox: SandboxControl,
+        callers: tuple[RunCaller, ...],
+        prefix: str,
+        seed: int,
     ) -> None:
         self._plan = plan
+        self._callers = callers
+        self._readers = deque(
+            FeedReader(caller) for caller in callers for _ in range(_FEED_READERS_PER_CALLER)
+        )
         self._cluster = cluster
         self._sandbox = sandbox
         self._prefix = prefix
@@ -66,6 +89,7 @@ class SoakLoad:
             "refund": (rates.refunds, self._refund),
             "expire": (rates.expiries, self._expire),
             "watch": (rates.watchers, self._watch),
+            "feed": (rates.feed_readers, self._read_feed),
         }
         async with asyncio.TaskGroup() as group:
             for kind, (rate, operation) in kinds.items():
@@ -106,19 +130,22 @@ class SoakLoad:
     async def _create(self) -> str:
         self._next_order += 1
         order_id = f"{self._prefix}{self._next_order:06d}"
+        caller = self._callers[self._next_order % len(self._callers)]
         cart = new_cart(self._rng)
         created = await self._stub().CreateSession(
             cart.request(order_id, request_id=str(uuid.uuid4())),
             timeout=self._plan.deadline_seconds,
+            metadata=caller.metadata,
         )
-        order = Order(order_id, created.session.id, created.session.amount_total)
+        order = Order(order_id, created.session.id, created.session.amount_total, caller)
         if self._rng.random() < _CHANGED_SHARE:
             await asyncio.sleep(_CHANGE_AFTER_SECONDS)
             changed = await self._stub().CreateSession(
                 cart.changed(self._rng).request(order_id, request_id=str(uuid.uuid4())),
                 timeout=self._plan.deadline_seconds,
+                metadata=caller.metadata,
             )
-            order = Order(order_id, changed.session.id, changed.session.amount_total)
+            order = Order(order_id, changed.session.id, changed.session.amount_total, caller)
         self._open.append(order)
         self._recent.append(order)
         return "OK"
@@ -128,16 +155,23 @@ class SoakLoad:
             return "nothing yet"
         order = self._rng.choice(self._recent)
         stub, timeout = self._stub(), self._plan.deadline_seconds
+        metadata = order.caller.metadata
         which = self._rng.randrange(3)
         if which == 0:
-            await stub.GetSession(api.GetSessionRequest(order_id=order.order_id), timeout=timeout)
+            await stub.GetSession(
+                api.GetSessionRequest(order_id=order.order_id), timeout=timeout, metadata=metadata
+            )
         elif which == 1:
             await stub.GetSession(
-                api.GetSessionRequest(session_id=order.session_id), timeout=timeout
+                api.GetSessionRequest(session_id=order.session_id),
+                timeout=timeout,
+                metadata=metadata,
             )
         else:
             await stub.ListSessions(
-                api.ListSessionsRequest(order_id=order.order_id), timeout=timeout
+                api.ListSessionsRequest(order_id=order.order_id),
+                timeout=timeout,
+                metadata=metadata,
             )
         return "OK"
 
@@ -161,6 +195,7 @@ class SoakLoad:
                 amount=max(1, order.amount // 4),
             ),
             timeout=self._plan.deadline_seconds,
+            metadata=order.caller.metadata,
         )
         return "OK"
 
@@ -171,6 +206,7 @@ class SoakLoad:
         await self._stub().ExpireSession(
             api.ExpireSessionRequest(order_id=order.order_id),
             timeout=self._plan.deadline_seconds,
+            metadata=order.caller.metadata,
         )
         return "OK"
 
@@ -182,7 +218,9 @@ class SoakLoad:
         order = self._rng.choice(self._recent)
         hold = self._rng.uniform(*_WATCH_SECONDS)
         stream = self._stub().WatchSession(
-            api.WatchSessionRequest(session_id=order.session_id), timeout=hold + 5.0
+            api.WatchSessionRequest(session_id=order.session_id),
+            timeout=hold + 5.0,
+            metadata=order.caller.metadata,
         )
         try:
             async with asyncio.timeout(hold):
@@ -193,4 +231,26 @@ class SoakLoad:
             return "hung up"
         finally:
             stream.cancel()
+        return "ended"
+
+    async def _read_feed(self) -> str:
+        """An order service reads its caller's feed from where it stopped, on whichever
+        replica it lands, and hangs up after a while."""
+        if not self._readers:
+            return "busy"  # every reader is reading already
+        reader = self._readers.popleft()
+        hold = self._rng.uniform(*_FEED_SECONDS)
+        stream = self._stub().StreamEvents(
+            events.StreamEventsRequest(after=reader.cursor), metadata=reader.caller.metadata
+        )
+        try:
+            async with asyncio.timeout(hold):
+                async for response in stream:
+                    reader.cursor = response.event.cursor
+                    reader.events += 1
+        except TimeoutError:
+            return "hung up"
+        finally:
+            stream.cancel()
+            self._readers.append(reader)
         return "ended"

@@ -21,6 +21,9 @@ class Rates:
     expiries: float = 0.5
     watchers: float = 1.0
     """WatchSession streams opened, each held a few seconds (or until its session ends)."""
+    feed_readers: float = 0.3
+    """StreamEvents streams opened by the callers' order services, each held a few seconds and
+    resumed later from its cursor."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from chaos.callers import run_callers, write_callers_file
 from chaos.cluster import Cluster, Settings
 from chaos.postgres import Postgres
 from chaos.sandbox import SandboxControl, SandboxProcess
@@ -85,9 +86,11 @@ async def _soak(
 ) -> None:
     plan = soak.plan
     sandbox = SandboxControl(sandbox_process.url)
+    callers = run_callers()
     settings = Settings(
         postgres.dsn,
         sandbox.url,
+        write_callers_file(soak.run_dir / "callers.json", callers),
         # The sweep a little more often than production's 30 s, and quiet rows re-read after
         # 5 minutes: more of its work in half an hour.
         sweep_interval_seconds=10.0,
@@ -98,7 +101,7 @@ async def _soak(
     try:
         await cluster.start(plan.replicas)
         say(f"{plan.replicas} replicas serving; load for {plan.minutes:g} min")
-        load = SoakLoad(plan, cluster, sandbox, f"{name}-", seed)
+        load = SoakLoad(plan, cluster, sandbox, callers, f"{name}-", seed)
         start = time.monotonic()
         until = start + plan.minutes * 60
         soak.load_average = (os.getloadavg(), soak.load_average[1])

@@ -11,6 +11,7 @@
     ├── DeadlineExceeded      too little of the caller's deadline was left to go on
     ├── TooManyWatchers       this replica serves as many WatchSession streams as it may
     ├── QuotaExceeded         the caller used up its share (open streams, Stripe calls per second)
+    ├── CursorOutOfRange      an event feed cursor that cannot be resumed from without a gap
     ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
     │   ├── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
     │   ├── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
@@ -137,6 +138,19 @@ class QuotaExceeded(CheckoutError):
         """Which share: `streams` or `stripe_calls` (a metric label)."""
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
+
+
+class CursorOutOfRange(CheckoutError):
+    """An event feed cursor that the feed cannot resume from without leaving out events:
+    older than the oldest event retained (`CURSOR_EXPIRED`), or naming an event the database
+    does not have, as after a failover that lost the last commits (`CURSOR_UNKNOWN`). Never a
+    silent restart: the caller learns it, and `resume` names the cursor it may go on from
+    (`oldest_cursor` or `latest_cursor`, and the cursor itself), knowing what it missed."""
+
+    def __init__(self, message: str, *, reason: str, resume: tuple[str, str]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.resume = resume
 
 
 class Unavailable(CheckoutError):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
 
 if TYPE_CHECKING:
     from service.domain.payment_model import PaymentSnapshot
@@ -507,3 +508,65 @@ class CreateResult:
 class Page:
     entries: tuple[LedgerEntry, ...]
     next_page_token: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FeedPosition:
+    """Where an event is in its caller's feed: the id of the transaction that wrote it
+    (Postgres's `pg_current_xact_id()`), then its own id. A feed is read in this order, and only
+    below the oldest transaction still running, so that an event whose transaction began
+    earlier but committed later is never passed over (docs/architecture.md, "The event feed").
+    Ordered as Postgres orders `(txid, id)`: a UUID compares by its bytes, as its int does."""
+
+    txid: int
+    event_id: UUID
+    written_at: datetime = field(default=datetime(1970, 1, 1, tzinfo=UTC), compare=False)
+    """When the event was written. Not part of the order: what tells, after a failover that
+    handed transaction ids out again, an event written since from one written before."""
+
+
+FEED_START = FeedPosition(0, UUID(int=0))
+"""Before every event."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One event of a caller's feed: an outcome of its order that the order service acts on,
+    written with the ledger change that caused it (outcomes.py says which changes write one)."""
+
+    position: FeedPosition
+    type: str
+    """An outcomes.EventType's value; a string, so that a type a newer replica wrote passes
+    through this one (its callers skip types they do not know)."""
+    caller: str
+    order_id: str
+    session: LedgerEntry
+    """The ledger row as the change left it, without the Stripe parameters of its create
+    (which no Session shows): the session as GetSession showed it then."""
+    refund_id: str | None = None
+    """For a refund's events (made, failed): which of the session's payment's refunds."""
+
+    @property
+    def id(self) -> UUID:
+        return self.position.event_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.position.written_at
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRead:
+    """What one read of a caller's feed found, in one snapshot of the database."""
+
+    events: tuple[FeedEvent, ...]
+    """After the position asked for, oldest first, of the types asked for; only those below the
+    horizon (the oldest transaction still running), which every later read finds too."""
+    tail: FeedPosition | None
+    """The caller's latest event below the horizon, of any type; None if it has none."""
+    held_back: bool
+    """Some of the caller's committed events are above the horizon: a later read finds them."""
+    pruned_through: FeedPosition | None
+    """The caller's latest event that retention removed; None if none was."""
+    after_found: bool
+    """The event at the position read after is in the feed."""

@@ -204,34 +204,55 @@ class PaymentSnapshot:
         return cls(**values)
 
 
-def transitions(before: PaymentSnapshot | None, after: PaymentSnapshot) -> list[str]:
-    """The money's transitions from one snapshot to the next, each once: `authorised`,
-    `captured`, `released`, `lapsed`, `refunded`, `refund_failed`, `dispute_opened`,
-    `dispute_closed`."""
+class Transition(StrEnum):
+    """What happened to a payment between two of Stripe's views of it (`transitions`)."""
+
+    AUTHORISED = "authorised"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    LAPSED = "lapsed"
+    REFUNDED = "refunded"
+    REFUND_FAILED = "refund_failed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_CLOSED = "dispute_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentChange:
+    transition: Transition
+    refund_id: str | None = None
+    """For `refunded` and `refund_failed`: which of the payment's refunds."""
+
+
+def transitions(before: PaymentSnapshot | None, after: PaymentSnapshot) -> list[PaymentChange]:
+    """The money's transitions from one snapshot to the next, each once, in the order they
+    happen: authorised, captured, released or lapsed, then each refund made or failed (oldest
+    first), then the dispute opened and closed."""
     found = []
     status = before.status if before is not None else None
     if after.status == IntentStatus.REQUIRES_CAPTURE and status != after.status:
-        found.append("authorised")
+        found.append(PaymentChange(Transition.AUTHORISED))
     if after.amount_captured > (before.amount_captured if before is not None else 0):
-        found.append("captured")
+        found.append(PaymentChange(Transition.CAPTURED))
     if after.status == IntentStatus.CANCELED and status != after.status:
-        found.append("lapsed" if after.cancellation_reason == LAPSED else "released")
+        lapsed = after.cancellation_reason == LAPSED
+        found.append(PaymentChange(Transition.LAPSED if lapsed else Transition.RELEASED))
     known = {} if before is None else {r.id: r for r in before.customer_refunds}
     for refund in after.customer_refunds:
         was = known.get(refund.id)
         if was is None and not refund.undone:
-            found.append("refunded")
+            found.append(PaymentChange(Transition.REFUNDED, refund.id))
         if refund.undone and (was is None or not was.undone):
-            found.append("refund_failed")
+            found.append(PaymentChange(Transition.REFUND_FAILED, refund.id))
     dispute, was_disputed = after.dispute, before.dispute if before is not None else None
     if dispute is not None and was_disputed is None:
-        found.append("dispute_opened")
+        found.append(PaymentChange(Transition.DISPUTE_OPENED))
     if (
         dispute is not None
         and not dispute.is_open
         and (was_disputed is None or was_disputed.is_open)
     ):
-        found.append("dispute_closed")
+        found.append(PaymentChange(Transition.DISPUTE_CLOSED))
     return found
 
 

@@ -41,6 +41,7 @@ from service.domain.model import (
     Caller,
     LedgerEntry,
     LedgerState,
+    PaymentStatus,
     service_metadata,
     session_name,
 )
@@ -185,10 +186,16 @@ class Payments:
         """Read the session's payment from Stripe and store it (with the event, if one brought
         it), settling the operations it shows done; read again while another write wins."""
         assert entry.snapshot is not None and entry.snapshot.payment_intent_id is not None
+        payment_intent_id = entry.snapshot.payment_intent_id
+        if _delayed_payment_under_way(entry):
+            # Its money arriving is the session's payment too (one moment at Stripe): the
+            # session is read first, so that the order is announced paid before its payment
+            # is captured on the event feed, whichever of Stripe's webhooks comes first.
+            await self._checkout.bring_up_to_date(entry)
         for _ in range(_READ_ROUNDS):
             record = await self._payments.payment(entry.row_id)
             operations = await self._payments.operations(entry.row_id) if record else []
-            snapshot = await self._gateway.retrieve_payment(entry.snapshot.payment_intent_id)
+            snapshot = await self._gateway.retrieve_payment(payment_intent_id)
             written = await self._payments.record_payment(
                 entry.row_id,
                 snapshot,
@@ -574,6 +581,15 @@ def _shows(stored: PaymentSnapshot, op: Operation, answered: PaymentSnapshot) ->
     if op.kind == OperationKind.REFUND:
         return op.refund_id is not None and stored.refund(op.refund_id) is not None
     return (stored.status, stored.amount_captured) == (answered.status, answered.amount_captured)
+
+
+def _delayed_payment_under_way(entry: LedgerEntry) -> bool:
+    return (
+        entry.state == LedgerState.COMPLETE
+        and entry.snapshot is not None
+        and entry.snapshot.payment_status == PaymentStatus.UNPAID
+        and not entry.async_payment_failed
+    )
 
 
 def _refund_of(entry: LedgerEntry, op: Operation) -> RefundSnapshot | None:

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from service.domain.model import (
     Attempt,
     Claim,
+    FeedPosition,
+    FeedRead,
     LedgerEntry,
     RequestRecord,
     SessionSnapshot,
@@ -241,12 +243,40 @@ class SweepLedger(Protocol):
 
     async def advance_watermark(self, name: str, to: int) -> None: ...
 
+    async def prune_feed(self, *, created_before: datetime, limit: int) -> int:
+        """Delete at most `limit` of the oldest events of the feed (in feed order, every
+        caller's), as long as they were written before `created_before`, in one short
+        transaction; remember for each caller its latest event deleted (`FeedRead.
+        pruned_through`). How many were deleted."""
+        ...
+
 
 class SyncLedger(EventLedger, SweepLedger, Protocol):
     """What StripeSync needs: events applied, and the sweep."""
 
 
-class SessionLedger(OrderLedger, SyncLedger, Protocol):
+class FeedLedger(Protocol):
+    """What the event feed needs of the ledger: the events each write that changes what a row
+    announces (outcomes.py) writes with the change, in one transaction."""
+
+    async def read_feed(
+        self, caller: str, after: FeedPosition, *, limit: int, types: Collection[str] = ()
+    ) -> FeedRead:
+        """Up to `limit` of the caller's events after `after`, in feed order, of `types` (every
+        type if empty), and what else `FeedRead` tells, all in one snapshot. Only events that
+        every later read finds too are returned: committed, and written by a transaction older
+        than any still running."""
+        ...
+
+    async def feed_position_at_or_before(
+        self, caller: str, position: FeedPosition
+    ) -> FeedPosition | None:
+        """The caller's latest event, of any type, at or before `position` and written at or
+        before its `written_at`, among those every later read finds too; None if none."""
+        ...
+
+
+class SessionLedger(OrderLedger, SyncLedger, FeedLedger, Protocol):
     """The whole ledger, as the adapters implement it (PostgresLedger, CachedLedger, and the
     unit tests' InMemoryLedger; tests/contract/ holds all of them to these docstrings)."""
 
@@ -357,6 +387,15 @@ class SessionChanges(Protocol):
     """Notifications that a session changed, from whichever replica changed it."""
 
     def subscribe(self, session_id: str) -> AbstractAsyncContextManager[ChangeSignal]: ...
+
+
+class FeedChanges(Protocol):
+    """Notifications that a caller's feed may have grown, from whichever replica wrote to it."""
+
+    def subscribe_feed(self, caller: str) -> AbstractAsyncContextManager[ChangeSignal]:
+        """A signal set when an event of the caller's may have been committed, and again when
+        notices may have been missed (the notifications' connection is back after a loss)."""
+        ...
 
 
 class LeaderLock(Protocol):

@@ -1,5 +1,6 @@
 """Keeping the ledger converging on Stripe, which is the truth about payment: signed webhooks as
 they come, and a sweep for whatever they missed (docs/architecture.md, "Webhooks and the sweep").
+The sweep also keeps the event feed to its retention.
 
 A webhook is a hint, not a state: events arrive late, twice, or out of order
 (https://docs.stripe.com/webhooks#event-ordering,
@@ -53,6 +54,11 @@ _OVERLAP_SECONDS = 60
 # an attempt of ours in flight.
 _EVENTS, _OPEN_SESSIONS, _LAST_PASS = "events", "open_sessions", "last_pass"
 _ORPHAN_WINDOW = timedelta(hours=24)
+# The feed's old events go in small batches, each its own short transaction, so that pruning
+# never holds locks for long; a pass prunes at most this many batches and leaves the rest to
+# the next one.
+_PRUNE_BATCH = 500
+_PRUNE_BATCHES_PER_PASS = 100
 SESSION_EVENTS = frozenset({COMPLETED, ASYNC_PAYMENT_SUCCEEDED, ASYNC_PAYMENT_FAILED, EXPIRED})
 HANDLED_EVENTS = SESSION_EVENTS | PAYMENT_EVENTS
 
@@ -95,6 +101,8 @@ class SweepReport:
     """Rows whose stored state changed: they lagged Stripe's."""
     oldest_pending_seconds: float = 0.0
     """Age of the oldest row still waiting for Stripe's answer after the pass (0: none)."""
+    pruned: int = 0
+    """Events of the feed deleted as older than its retention."""
     payments_updated: int = 0
     """Payments whose stored state changed: they lagged Stripe's (payment_sync.py)."""
     operations_resumed: int = 0
@@ -112,6 +120,7 @@ class StripeSync:
         pending_grace: timedelta = timedelta(seconds=10),
         quiet_after: timedelta = timedelta(minutes=10),
         batch_size: int = 100,
+        event_retention: timedelta = timedelta(days=30),
         money: PaymentSync | None = None,
     ) -> None:
         """`money`: the payments after checkout, their events and their part of the sweep."""
@@ -119,6 +128,8 @@ class StripeSync:
         self._gateway = gateway
         self._checkout = checkout
         self._clock = clock
+        # How long the event feed keeps an event (EVENT_RETENTION_DAYS).
+        self._event_retention = event_retention
         # A pending row younger than this is most likely still in its creator's hands.
         self._pending_grace = pending_grace
         # A session that is not final and has heard nothing for this long is re-read.
@@ -201,6 +212,11 @@ class StripeSync:
         except CheckoutError as exc:
             step_failures.append(("orphans", exc))
         step_failures += orphans.failed
+        pruned = 0
+        try:
+            pruned = await self.prune_feed()
+        except CheckoutError as exc:
+            step_failures.append(("feed", exc))
         money = await self._money_sweep(step_failures)
         await self._ledger.advance_watermark(_LAST_PASS, int(self._clock.now().timestamp()))
         oldest = await self._ledger.oldest_pending()
@@ -213,6 +229,7 @@ class StripeSync:
             adopted=tuple(orphans.adopted),
             paid_twice=tuple(orphans.paid_twice),
             oldest_pending_seconds=max(0.0, waited),
+            pruned=pruned,
             payments_updated=money.updated,
             operations_resumed=money.resumed,
         )
@@ -394,6 +411,20 @@ class StripeSync:
         except UpstreamRejected:
             return False
         return True
+
+    async def prune_feed(self) -> int:
+        """Delete the feed's events older than its retention, oldest first, a small batch at a
+        time; how many were deleted."""
+        created_before = self._clock.now() - self._event_retention
+        pruned = 0
+        for _ in range(_PRUNE_BATCHES_PER_PASS):
+            deleted = await self._ledger.prune_feed(
+                created_before=created_before, limit=_PRUNE_BATCH
+            )
+            pruned += deleted
+            if deleted < _PRUNE_BATCH:
+                break
+        return pruned
 
     async def _retry_later(self, entry: LedgerEntry, now: datetime) -> None:
         delay = min(_FIRST_RETRY_SECONDS * 2**entry.sweep_attempts, _MAX_RETRY_SECONDS)

@@ -360,7 +360,8 @@ def _final_code(context: Context, raised: BaseException | None) -> str:
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
     if raised is None:
         return "OK"
-    if isinstance(raised, asyncio.CancelledError):
-        # The caller's deadline passed or it went away; gRPC cancelled the handler.
+    if isinstance(raised, asyncio.CancelledError | GeneratorExit):
+        # The caller's deadline passed or it went away; gRPC cancelled the handler, or, when a
+        # stream's caller left while a message was on its way, closed the stream's generator.
         return "CANCELLED"
     return "UNKNOWN"

@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from checkout.v1 import checkout_service_pb2, checkout_service_pb2_grpc
 from service.domain.checkout import Checkout
+from service.domain.feed import EventFeed
 from service.edge.auth import Authenticator
 from service.edge.callers import CallerDirectory
 from service.edge.interceptors import EdgeInterceptor
@@ -27,6 +28,7 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 def build_grpc_server(
     checkout: Checkout,
+    feed: EventFeed,
     stopping: asyncio.Event,
     health_servicer: health.aio.HealthServicer,
     *,
@@ -58,7 +60,8 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, payments), server
+        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, feed, payments),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_mode != "off":

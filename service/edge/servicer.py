@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from contextlib import aclosing, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
+from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
+from uuid import UUID
 
 import grpc
 import structlog
+from prometheus_client import Gauge
 
 from checkout.v1 import checkout_service_pb2 as api
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from checkout.v1 import event_pb2 as events
 from checkout.v1 import session_pb2 as pb
 from service.domain.checkout import Checkout, Lookup
 from service.domain.errors import (
@@ -24,8 +28,9 @@ from service.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
+from service.domain.feed import EventFeed, FeedItem
 from service.domain.model import Caller, LedgerEntry
-from service.edge import mapping, payment_mapping
+from service.edge import feed_mapping, mapping, payment_mapping
 from service.edge.auth import current_caller
 from service.edge.payment_calls import PaymentCalls
 from service.edge.quotas import CallerQuotas
@@ -39,9 +44,11 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class WatchLimits:
     max_streams: int
-    """WatchSession streams one process serves at once; more get RESOURCE_EXHAUSTED."""
+    """Streams (WatchSession and StreamEvents) one process serves at once; more get
+    RESOURCE_EXHAUSTED."""
     max_seconds: float
-    """How long one stream lives before it ends with OK for the caller to watch again."""
+    """How long one WatchSession stream lives before it ends with OK for the caller to watch
+    again."""
 
 
 class CheckoutServicer(api_grpc.CheckoutServiceServicer):
@@ -52,15 +59,19 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         limits: WatchLimits,
         quotas: CallerQuotas,
         metrics: Metrics,
+        feed: EventFeed,
         payments: PaymentCalls,
     ) -> None:
         self._checkout = checkout
+        self._feed = feed
         self._payments = payments
         self._limits = limits
         self._quotas = quotas
         self._metrics = metrics
         self._rendered = _RenderedSessions()
+        self._rendered_events = _RenderedEvents(self._rendered)
         self._watchers = 0
+        """Open streams, of both kinds."""
         # Set at SIGTERM: streams end at once, so that the drain waits only for unary calls.
         self._stopping = stopping
 
@@ -142,31 +153,65 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         self, request: api.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[api.WatchSessionResponse]:
         caller = current_caller()
-        if self._watchers >= self._limits.max_streams:
-            await self._abort(
-                context,
-                TooManyWatchers(
-                    f"this replica already serves {self._limits.max_streams} WatchSession "
-                    "streams, its limit; retry later, another replica may answer"
-                ),
-            )
         try:
-            # One of the caller's streams (QuotaExceeded at its limit), which ends when the
-            # caller is revoked.
-            with self._quotas.stream(caller) as revoked:
-                self._watchers += 1
-                self._metrics.watch_streams.inc()
-                try:
-                    # Closed here, not whenever the collector gets to it: its clean-up
-                    # (unsubscribing, the step in flight) must run when the stream ends.
-                    async with aclosing(self._watch(request, caller, revoked)) as messages:
-                        async for response in messages:
-                            yield response
-                finally:
-                    self._watchers -= 1
-                    self._metrics.watch_streams.dec()
+            with self._stream(caller, self._metrics.watch_streams) as revoked:
+                # Closed here, not whenever the collector gets to it: its clean-up
+                # (unsubscribing, the step in flight) must run when the stream ends.
+                async with aclosing(self._watch(request, caller, revoked)) as messages:
+                    async for response in messages:
+                        yield response
         except Exception as exc:
             await self._abort(context, exc)
+
+    async def StreamEvents(
+        self, request: events.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[events.StreamEventsResponse]:
+        caller = current_caller()
+        query = feed_mapping.feed_query(request)
+        try:
+            with self._stream(caller, self._metrics.feed_streams) as revoked:
+                batches = self._interruptible(self._feed.stream_events(caller, query), revoked)
+                async with aclosing(batches) as followed:
+                    async for batch in followed:
+                        for item in batch:
+                            yield self._rendered_events.streamed(item, caller)
+                            if item.live:
+                                delivered = time.time() - item.event.created_at.timestamp()
+                                self._metrics.feed_delivery.observe(max(0.0, delivered))
+        except Exception as exc:
+            await self._abort(context, exc)
+
+    async def ListEvents(
+        self, request: events.ListEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> events.ListEventsResponse:
+        caller = current_caller()
+        page = await self._answer(
+            context,
+            self._feed.list_events(caller, feed_mapping.feed_query(request), request.page_size),
+        )
+        return events.ListEventsResponse(
+            events=[self._rendered_events.event(item, caller) for item in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    @contextmanager
+    def _stream(self, caller: Caller, gauge: Gauge) -> Iterator[asyncio.Future[None]]:
+        """One of this replica's streams (TooManyWatchers beyond WATCH_MAX_STREAMS) and of the
+        caller's (QuotaExceeded beyond its limit); the future is done when the caller is
+        revoked: the stream must then end."""
+        if self._watchers >= self._limits.max_streams:
+            raise TooManyWatchers(
+                f"this replica already serves {self._limits.max_streams} WatchSession and "
+                "StreamEvents streams, its limit; retry later, another replica may answer"
+            )
+        with self._quotas.stream(caller) as revoked:
+            self._watchers += 1
+            gauge.inc()
+            try:
+                yield revoked
+            finally:
+                self._watchers -= 1
+                gauge.dec()
 
     async def _watch(
         self, request: api.WatchSessionRequest, caller: Caller, revoked: asyncio.Future[None]
@@ -176,39 +221,48 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         updates = self._checkout.watch_session(
             caller, Lookup(request.session_id, request.order_id, request.caller)
         )
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        update: asyncio.Future[LedgerEntry] | None = None
         try:
             # A stream lives at most this long, then ends with OK: the caller watches again,
             # perhaps on another replica, so that long watches do not pin one forever.
-            async with asyncio.timeout(self._limits.max_seconds):
-                while True:
-                    update = asyncio.ensure_future(anext(updates))
-                    # Whatever ends the wait (a change, shutdown, revocation, the caller
-                    # leaving), the step's outcome is always collected, never left for asyncio
-                    # to report.
-                    update.add_done_callback(_collect)
-                    await asyncio.wait(
-                        (update, stopping, revoked), return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if not update.done():
-                        raise _interrupted(revoked)
-                    try:
-                        entry = update.result()
-                    except StopAsyncIteration:
-                        return
+            async with (
+                asyncio.timeout(self._limits.max_seconds),
+                aclosing(self._interruptible(updates, revoked)) as entries,
+            ):
+                async for entry in entries:
                     yield api.WatchSessionResponse(session=self._rendered.session(entry, caller))
         except TimeoutError:
             return
+
+    async def _interruptible(
+        self, steps: AsyncGenerator[T, None], revoked: asyncio.Future[None]
+    ) -> AsyncGenerator[T, None]:
+        """What `steps` yields, until it ends; raises when the server stops or the caller is
+        revoked."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        step: asyncio.Future[T] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(steps))
+                # Whatever ends the wait (a step, shutdown, revocation, the caller leaving),
+                # the step's outcome is always collected, never left for asyncio to report.
+                step.add_done_callback(_collect)
+                await asyncio.wait((step, stopping, revoked), return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    raise _interrupted(revoked)
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
         finally:
             # Whether the server stops or the caller goes (deadline, disconnect), the generator
             # must not be mid-step when it is closed.
             stopping.cancel()
-            if update is not None and not update.done():
-                update.cancel()
+            if step is not None and not step.done():
+                step.cancel()
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await update
-            await updates.aclose()
+                    await step
+            await steps.aclose()
 
     async def _answer(self, context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
         try:
@@ -228,14 +282,15 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
 
 
 def _interrupted(revoked: asyncio.Future[None]) -> CheckoutError:
-    """Why a stream ends before its session is final."""
+    """Why a stream ends before its session is final, or (StreamEvents) at all."""
     if revoked.done():
         return Unauthenticated(
             "the caller's entry in CALLERS_FILE was removed or changed; call again with "
             "credentials it names"
         )
     return Unavailable(
-        "the server is shutting down; watch again, another replica will answer",
+        "the server is shutting down; call again (from the last cursor, for events), another "
+        "replica will answer",
         reason="SERVER_SHUTTING_DOWN",
         retry_after_seconds=0.0,
     )
@@ -262,6 +317,33 @@ class _RenderedSessions:
         return message
 
 
-def _collect(step: asyncio.Future[LedgerEntry]) -> None:
+class _RenderedEvents:
+    """Event messages already built, by event and role: the streams of one caller (and its
+    operators) send the same events, and a message is built once for all of them, as the
+    StreamEvents message that wraps it (a message given to another is copied into it). Any of an
+    event's cursors will do for any stream of its feed: each resumes right after the event."""
+
+    _MAX = 10_000
+
+    def __init__(self, sessions: _RenderedSessions) -> None:
+        self._sessions = sessions
+        self._built: OrderedDict[tuple[UUID, bool], events.StreamEventsResponse] = OrderedDict()
+
+    def streamed(self, item: FeedItem, caller: Caller) -> events.StreamEventsResponse:
+        key = (item.event.id, caller.sees_client_secrets)
+        message = self._built.get(key)
+        if message is None:
+            session = self._sessions.session(item.event.session, caller)
+            message = events.StreamEventsResponse(event=feed_mapping.event_message(item, session))
+            self._built[key] = message
+            if len(self._built) > self._MAX:
+                self._built.popitem(last=False)
+        return message
+
+    def event(self, item: FeedItem, caller: Caller) -> events.Event:
+        return self.streamed(item, caller).event
+
+
+def _collect(step: asyncio.Future[Any]) -> None:
     if not step.cancelled():
         step.exception()

@@ -5,6 +5,8 @@ Every error carries ErrorInfo{reason, domain}; each kind adds the detail a clien
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
@@ -15,6 +17,7 @@ from service.domain.errors import (
     BadSignature,
     CheckoutError,
     Conflict,
+    CursorOutOfRange,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidRequest,
@@ -41,6 +44,7 @@ CODES: dict[type[CheckoutError], int] = {
     DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     TooManyWatchers: code_pb2.RESOURCE_EXHAUSTED,
     QuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
+    CursorOutOfRange: code_pb2.OUT_OF_RANGE,
     Unavailable: code_pb2.UNAVAILABLE,
     # A refusal that a use case did not turn into InvalidRequest is about the session's state
     # at Stripe, not the caller's input.
@@ -61,6 +65,10 @@ def status_for(exc: CheckoutError) -> grpc.Status:
         info.metadata["stripe_request_id"] = exc.upstream_request_id
     if isinstance(exc, UpstreamRejected) and exc.code:
         info.metadata["stripe_code"] = exc.code
+    if isinstance(exc, CursorOutOfRange):
+        # The cursor to go on from, where a client reads machine-readable facts.
+        key, cursor = exc.resume
+        info.metadata[key] = cursor
     details = [info, *_details(exc)]
     status = status_pb2.Status(code=code, message=exc.message)
     for detail in details:
@@ -77,16 +85,7 @@ def internal_status() -> grpc.Status:
 
 def _details(exc: CheckoutError) -> list[Message]:
     if isinstance(exc, InvalidRequest):
-        return [
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in exc.violations
-                ]
-            )
-        ]
+        return [_bad_request((v.field, v.description) for v in exc.violations)]
     if isinstance(exc, FailedPrecondition):
         v = exc.violation
         return [
@@ -116,6 +115,9 @@ def _details(exc: CheckoutError) -> list[Message]:
                 ]
             )
         ]
+    if isinstance(exc, CursorOutOfRange):
+        # https://cloud.google.com/apis/design/errors#error_payloads: BadRequest for OUT_OF_RANGE.
+        return [_bad_request([("after", exc.message)])]
     if isinstance(exc, Unavailable):
         return [_retry_info(exc.retry_after_seconds)]
     if isinstance(exc, QuotaExceeded):
@@ -128,6 +130,16 @@ def _details(exc: CheckoutError) -> list[Message]:
             _retry_info(exc.retry_after_seconds),
         ]
     return []
+
+
+def _bad_request(violations: Iterable[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    """Each (field, description) as a field violation."""
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+            for field, description in violations
+        ]
+    )
 
 
 def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:

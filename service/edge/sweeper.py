@@ -93,6 +93,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
     repairs.labels("operation_resumed").inc(report.operations_resumed)
     repairs.labels("failed").inc(len(report.failed))
     metrics.pending_oldest_age.set(report.oldest_pending_seconds)
+    metrics.feed_pruned.inc(report.pruned)
     _adopted_and_expired(report.adopted, report.orphans)
     _paid_twice(report.paid_twice, metrics)
     for session in report.missing:
@@ -101,6 +102,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
         report.examined
         or report.caught_up
         or report.failed
+        or report.pruned
         or report.operations_resumed
         or report.adopted
     ):
@@ -112,6 +114,7 @@ def _report(report: SweepReport, metrics: Metrics) -> None:
             caught_up=report.caught_up,
             orphans=len(report.orphans),
             adopted=len(report.adopted),
+            pruned=report.pruned,
             payments_updated=report.payments_updated,
             operations_resumed=report.operations_resumed,
             failed=[{"session": s, "reason": e.reason} for s, e in report.failed],

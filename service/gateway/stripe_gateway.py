@@ -290,6 +290,8 @@ class StripeGateway:
             ),
         )
         refund = response.data
+        if _replayed(response):
+            return refund_from_stripe(refund), await self.retrieve_payment(payment_intent_id)
         return refund_from_stripe(refund), await self._payment_of(refund["payment_intent"])
 
     async def session_of_payment_intent(self, payment_intent_id: str) -> SessionSnapshot | None:
@@ -319,6 +321,8 @@ class StripeGateway:
                 method, path, **params, expand=[_CHARGE_REFUNDS], **(options or {})
             ),
         )
+        if _replayed(response):
+            return await self.retrieve_payment(response.data["id"])
         return await self._payment_of(response.data)
 
     async def _payment_of(self, intent: Mapping[str, Any]) -> PaymentSnapshot:
@@ -474,6 +478,15 @@ async def translate_stripe_errors() -> AsyncIterator[None]:
             reason="STRIPE_ERROR",
             upstream_request_id=exc.request_id,
         ) from exc
+
+
+def _replayed(response: stripe.StripeResponse) -> bool:
+    """Whether Stripe answered with the response it saved for the idempotency key
+    (https://docs.stripe.com/api/idempotent_requests): the objects in it are as they were then,
+    and a capture's, release's or refund's PaymentIntent may have changed since (another
+    refund, a dispute). Stored under the version read now, that older view would overwrite a
+    newer one, so the payment is read again instead."""
+    return response.headers.get("idempotent-replayed") == "true"
 
 
 def _outcome(exc: CheckoutError) -> str:

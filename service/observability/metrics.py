@@ -26,6 +26,9 @@ from service.domain.model import LedgerState
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Webhooks arrive within a second normally, and up to days later when Stripe retries.
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 15, 60, 300, 900, 3600, 21600, 86400, 259200)
+# An event reaches open streams within tens of milliseconds normally; a second is the bound
+# asked of it, and one held back by a long transaction waits as long as that transaction.
+_DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60)
 
 
 class Metrics:
@@ -36,6 +39,7 @@ class Metrics:
         self._calls(self.registry)
         self._background(self.registry)
         self._shares(self.registry)
+        self._feed(self.registry)
         self.db_pool_in_use = Gauge(
             "checkout_db_pool_in_use",
             "Postgres connections of the pool in use.",
@@ -173,6 +177,40 @@ class Metrics:
             ("task",),
             registry=r,
         )
+
+    def _feed(self, r: CollectorRegistry) -> None:
+        """The event feed: what is written to it, and how it reaches the open streams."""
+        self.feed_events = Counter(
+            "checkout_feed_events_total",
+            "Events written to the feed, by type (order_paid, payment_processing, "
+            "payment_failed, session_expired; after checkout payment_authorized, "
+            "payment_captured, authorization_released, payment_refunded, refund_failed, "
+            "dispute_opened, dispute_closed), counted once by the replica that wrote each.",
+            ("type",),
+            registry=r,
+        )
+        self.feed_streams = Gauge(
+            "checkout_feed_streams",
+            "Open StreamEvents streams on this replica.",
+            registry=r,
+        )
+        self.feed_delivery = Histogram(
+            "checkout_feed_delivery_seconds",
+            "From an event's writing to its sending on an open stream, for each stream that "
+            "follows the feed live (not events replayed from a cursor).",
+            buckets=_DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.feed_pruned = Counter(
+            "checkout_feed_events_pruned_total",
+            "Events deleted from the feed as older than EVENT_RETENTION_DAYS.",
+            registry=r,
+        )
+
+    def count_event(self, event_type: str) -> None:
+        """An event was written to the feed (PostgresLedger's and PostgresPayments'
+        on_event)."""
+        self.feed_events.labels(event_type).inc()
 
     def _money(self, r: CollectorRegistry) -> None:
         """The money after checkout: what callers asked, and what happened to payments."""

@@ -21,6 +21,8 @@ from service.domain.errors import AttemptDropped
 from service.domain.model import (
     Attempt,
     Claim,
+    FeedPosition,
+    FeedRead,
     LedgerEntry,
     RequestRecord,
     SessionSnapshot,
@@ -199,6 +201,22 @@ class CachedLedger:
 
     async def advance_watermark(self, name: str, to: int) -> None:
         await self._ledger.advance_watermark(name, to)
+
+    async def prune_feed(self, *, created_before: datetime, limit: int) -> int:
+        return await self._ledger.prune_feed(created_before=created_before, limit=limit)
+
+    # The event feed is read by each caller's one reader (service/domain/feed.py), which keeps
+    # its own place: nothing here to keep.
+
+    async def read_feed(
+        self, caller: str, after: FeedPosition, *, limit: int, types: Collection[str] = ()
+    ) -> FeedRead:
+        return await self._ledger.read_feed(caller, after, limit=limit, types=types)
+
+    async def feed_position_at_or_before(
+        self, caller: str, position: FeedPosition
+    ) -> FeedPosition | None:
+        return await self._ledger.feed_position_at_or_before(caller, position)
 
     # -- internals --
 

@@ -1,5 +1,6 @@
 """Session-change notifications from every replica: one LISTEN connection per process, fanned
-out to the watchers of each session and told to the read cache (CachedLedger)
+out to the watchers of each session, to the event feed's reader of each caller (for a notice
+that names an event), and told to the read cache (CachedLedger)
 (https://www.postgresql.org/docs/current/sql-listen.html,
 https://www.postgresql.org/docs/current/sql-notify.html).
 
@@ -7,8 +8,9 @@ LISTEN needs a session-level connection of its own, outside the pool: it does no
 pooler in transaction mode (https://www.pgbouncer.org/features.html). If the connection drops,
 every watcher is woken (they re-read the ledger), the feed reconnects in the background, and
 every watcher is woken once more when it is back: a change made in between is read then, so
-watchers never poll. A heartbeat query finds a connection that died without a word (a
-half-open TCP connection), which asyncpg alone would not notice.
+watchers never poll. The event feed's readers are woken only when it is back: one catch-up read
+each. A heartbeat query finds a connection that died without a word (a half-open TCP
+connection), which asyncpg alone would not notice.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class ChangeFeed:
         self._connect_timeout = connect_timeout
         self._spawn = spawn
         self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
+        self._feeds: defaultdict[str, set[Signal]] = defaultdict(set)
+        """The feed readers of each caller (service/domain/feed.py)."""
         self._conn: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -124,6 +128,18 @@ class ChangeFeed:
             if not watchers:
                 del self._watchers[session_id]
 
+    @asynccontextmanager
+    async def subscribe_feed(self, caller: str) -> AsyncIterator[Signal]:
+        signal = Signal()
+        self._feeds[caller].add(signal)
+        try:
+            yield signal
+        finally:
+            readers = self._feeds[caller]
+            readers.discard(signal)
+            if not readers:
+                del self._feeds[caller]
+
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
         await conn.add_listener(NOTIFY_CHANNEL, self._notified)
@@ -142,11 +158,16 @@ class ChangeFeed:
             if self._listener is not None:
                 self._listener.changed_unknown()
             self._wake_all()
+            self._wake_feeds()
             return
         if self._listener is not None:
             self._listener.changed(session_id, caller, order_id)
         for signal in self._watchers.get(session_id, ()):
             signal.set()
+        # A notice from a replica of a version before the feed names no event: it may have.
+        if notice.get("event", True) is not None:
+            for signal in self._feeds.get(caller, ()):
+                signal.set()
 
     def _lost(self, _conn: object) -> None:
         self._conn = None
@@ -159,6 +180,11 @@ class ChangeFeed:
     def _wake_all(self) -> None:
         for watchers in self._watchers.values():
             for signal in watchers:
+                signal.set()
+
+    def _wake_feeds(self) -> None:
+        for readers in self._feeds.values():
+            for signal in readers:
                 signal.set()
 
     async def _reconnect(self) -> None:
@@ -174,6 +200,8 @@ class ChangeFeed:
                 continue
             log.info("change feed reconnected")
             # Whatever changed while it was away was not notified: every watcher reads its
-            # session once more, which is all the polling there is.
+            # session once more, and every feed reader its caller's feed, which is all the
+            # polling there is.
             self._wake_all()
+            self._wake_feeds()
             return

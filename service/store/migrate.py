@@ -34,12 +34,8 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
             raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
         found.append(Migration(int(match.group(1)), path.name, path.read_text()))
     versions = [m.version for m in found]
-    # Numbers are handed out ahead to changes made in parallel (the payments' 0005 before the
-    # event feed's 0004), so a number may be missing for a while; a database that lacks one
-    # gets it when it comes (`apply_migrations` applies whatever is missing). Each number is
-    # used once.
-    if len(set(versions)) != len(versions) or 0 in versions:
-        raise ValueError(f"migration versions must be distinct and from 1, got {versions}")
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must run 1..N without gaps, got {versions}")
     return found
 
 

@@ -10,14 +10,19 @@ Two rules hold here by construction, whatever the replicas do at once:
 
 Locks are always taken in one order, the session's row, then the payment's, then operations,
 so that two writers never wait on each other. Every write of Stripe's view also moves the
-session's `updated_at` and notifies its watchers in the same statement, as repository.py
-does for sessions: each money transition (authorised, captured, released or lapsed, refunded,
-refund failed, dispute opened or closed) is one such write.
+session's `updated_at`, writes the events of the event feed it causes and notifies in the same
+statement, as repository.py does for sessions: each money transition (authorised, captured,
+released or lapsed, refunded, refund failed, dispute opened or closed) is one such write, and
+the domain decides its events (outcomes.payment_events) inside the transaction, from the
+payment as the locked row holds it. The session's row is locked first, before anything gives
+the transaction an id, so that the feed's order (by transaction id) is the order's commit order
+for its payment's events as for its session's (outbox.py).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -28,6 +33,7 @@ import asyncpg
 from service.domain import deadlines
 from service.domain.errors import AttemptDropped
 from service.domain.model import LedgerEntry, field_values
+from service.domain.outcomes import PaymentAnnouncement, payment_events
 from service.domain.payment_model import (
     Failure,
     IntentStatus,
@@ -42,9 +48,9 @@ from service.domain.payment_model import (
     PaymentWrite,
     Settlement,
     WriteOutcome,
-    transitions,
 )
 from service.observability import tracing
+from service.store import outbox
 from service.store.db_errors import translate_db_errors
 from service.store.repository import _NOTIFY, Connection, _entry
 
@@ -67,12 +73,15 @@ class PostgresPayments:
         *,
         command_timeout: float,
         on_transition: Callable[[str], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         """`on_transition(kind)` hears of every money transition stored here, once whichever
-        replica stores it (payment_model.transitions; Metrics.count_payment)."""
+        replica stores it (payment_model.transitions; Metrics.count_payment); `on_event(type)`
+        of every event it wrote to the feed (Metrics.count_event)."""
         self._pool = pool
         self._command_timeout = command_timeout
         self._on_transition = on_transition
+        self._on_event = on_event
         self._traced = False
 
     def trace_calls(self) -> None:
@@ -137,19 +146,24 @@ class PostgresPayments:
                 if version is not None and not moved and before["payment"] == _stored(snapshot):
                     # Nothing new (a redelivery, or our own write read back): nothing moves.
                     return PaymentWrite(WriteOutcome.WRITTEN, await _locked(conn, session_row))
-                entry = await _store(conn, session_row, snapshot, version, released)
+                was = before["payment"]
+                events = payment_events(
+                    None if was is None else PaymentSnapshot.from_json(was), snapshot
+                )
+                await _keep(conn, session_row, snapshot, version, released)
+                entry = await _announce(conn, session_row, snapshot, events)
         except _Undo as undo:
             written: PaymentWrite = undo.answer
             return written
-        self._tell(before["payment"], snapshot)
+        self._tell(events)
         return PaymentWrite(WriteOutcome.WRITTEN, entry)
 
-    def _tell(self, before: dict[str, Any] | None, after: PaymentSnapshot) -> None:
-        if self._on_transition is None:
-            return
-        was = None if before is None else PaymentSnapshot.from_json(before)
-        for kind in transitions(was, after):
-            self._on_transition(kind)
+    def _tell(self, events: Collection[PaymentAnnouncement]) -> None:
+        for event in events:
+            if self._on_transition is not None:
+                self._on_transition(event.transition)
+            if self._on_event is not None:
+                self._on_event(event.type)
 
     async def skip_payment_event(self, event: PaymentEvent) -> bool:
         async with self._db(), self._pool.acquire() as conn:
@@ -315,11 +329,11 @@ async def _settle(
     return moved, released
 
 
-async def _store(
+async def _keep(
     conn: Connection, session_row: int, snapshot: PaymentSnapshot, version: int | None, back: int
-) -> LedgerEntry:
-    """The payment's row (made, or moved on a version) and the session's view of it, with the
-    notice, for a write that has passed its version check under the locks."""
+) -> None:
+    """The payment's row, made or moved on a version, for a write that has passed its version
+    check under the locks; `back`: what refunds that failed give back of the reservations."""
     values = (
         session_row,
         snapshot.amount_captured,
@@ -345,13 +359,27 @@ async def _store(
             *values,
             back,
         )
+
+
+async def _announce(
+    conn: Connection,
+    session_row: int,
+    snapshot: PaymentSnapshot,
+    events: Collection[PaymentAnnouncement],
+) -> LedgerEntry:
+    """The session's view of the payment, the events its change causes and the notice, in one
+    statement. The events' ids ascend in the order of `events` (outbox.payment_events)."""
     row = await conn.fetchrow(
         f"""WITH changed AS (
                UPDATE checkout_sessions SET payment = $2, updated_at = clock_timestamp()
-               WHERE id = $1 AND payment IS DISTINCT FROM $2::jsonb RETURNING *)
-           SELECT changed.*, {_NOTIFY} FROM changed""",
+               WHERE id = $1 AND payment IS DISTINCT FROM $2::jsonb RETURNING *),
+           {outbox.payment_events(3)}
+           SELECT changed.*, {_NOTIFY} FROM changed LEFT JOIN event ON true""",
         session_row,
         snapshot.to_json(),
+        sorted(uuid.uuid4() for _ in events),
+        [event.type for event in events],
+        [event.refund_id for event in events],
     )
     return _entry(row) if row is not None else await _locked(conn, session_row)
 

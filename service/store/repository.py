@@ -24,6 +24,8 @@ from service.domain.model import (
     HELD_UNLESS_PAYMENT_FAILED,
     Attempt,
     Claim,
+    FeedPosition,
+    FeedRead,
     LedgerEntry,
     LedgerState,
     Progress,
@@ -35,17 +37,31 @@ from service.domain.model import (
 )
 from service.domain.payment_model import PaymentSnapshot
 from service.observability import tracing
+from service.store import outbox
 from service.store.db_errors import translate_db_errors
 from service.store.failover import ServerWatch
+from service.store.outbox import Written
 
 NOTIFY_CHANNEL = "checkout_session_changed"
 # The notice that tells every replica's watchers and read cache that a row changed, as a select
 # item over the changed rows (`changed`), so that the write and its notice are one statement;
 # delivered when the transaction commits (https://www.postgresql.org/docs/current/sql-notify.html).
+# It names the event the change wrote (null if none): only those wake the feed's readers.
 # change_feed.py reads the JSON.
 _NOTIFY = f"""pg_notify('{NOTIFY_CHANNEL}', json_build_object(
-    'session', changed.session_id, 'caller', changed.caller, 'order', changed.order_id)::text
+    'session', changed.session_id, 'caller', changed.caller, 'order', changed.order_id,
+    'event', event.type)::text
 ) AS notified"""
+# How every write that can change what a row announces (service/domain/outcomes.py) ends: the
+# event it causes, if any (outbox.py), then the changed row, that event's type, and the notice.
+# Such a write locks its row (FOR UPDATE) before anything else in its transaction: the
+# transaction's id is assigned only then, after every earlier writer of the row has committed,
+# so that the feed's order (by transaction id) is each order's commit order. (An UPDATE, or an
+# earlier INSERT, takes its id before it waits for the row.)
+_ANNOUNCED = f"""{outbox.EVENT}
+SELECT changed.*, event.type AS event_type, {_NOTIFY} FROM changed LEFT JOIN event ON true"""
+_LOCKED = f"""SELECT id, state, {outbox.announced_sql("checkout_sessions")} AS announced
+    FROM checkout_sessions WHERE id = $1 FOR UPDATE"""
 
 
 def _state_in(states: Iterable[LedgerState]) -> str:
@@ -67,10 +83,14 @@ HOLDS_ORDER_PREDICATE = (
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
-# A session Stripe made without being asked (PostgresLedger.adopt), inserted with its notice in
-# one statement. Nothing is inserted while a row holds the order (a copy that would not hold it
-# either included), nor when the session has its row, whose key (`adopted-` and the session
-# id) the conflict catches too.
+# A session Stripe made without being asked (PostgresLedger.adopt), inserted with the event it
+# announces and its notice in one statement, as every write that can change what a row
+# announces (_ANNOUNCED): a new row announced nothing before, so a paid copy announces that the
+# order was paid, an open one what the rule says of an open row. Nothing is inserted while a
+# row holds the order (a copy that would not hold it either included), nor when the session has
+# its row, whose key (`adopted-` and the session id) the conflict catches too. The row has no
+# earlier writer to lock: the order's rows that let go of it committed before this statement
+# began (the index admits no other), so their events' transaction ids are smaller than its.
 _ADOPT = f"""WITH changed AS (
        INSERT INTO checkout_sessions
            (order_id, state, progress, fingerprint, idempotency_key, stripe_params, expires_at,
@@ -80,8 +100,8 @@ _ADOPT = f"""WITH changed AS (
            SELECT 1 FROM checkout_sessions
            WHERE caller = $8 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE})
        ON CONFLICT DO NOTHING
-       RETURNING *)
-   SELECT changed.*, {_NOTIFY} FROM changed"""
+       RETURNING *, NULL::text AS previous_state, NULL::text AS previous_announced),
+   {_ANNOUNCED}"""
 
 
 class PostgresLedger:
@@ -91,24 +111,30 @@ class PostgresLedger:
         *,
         command_timeout: float,
         on_transition: Callable[[LedgerState, LedgerState], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
         watch: ServerWatch | None = None,
     ) -> None:
         """`on_transition(before, after)` hears of every change of a row's state made here,
-        once per change whichever replica makes it (Metrics.count_transition). `watch`: claims
-        are refused while the ledger may lack sessions Stripe has (failover.py)."""
+        once per change whichever replica makes it (Metrics.count_transition); `on_event(type)`
+        of every event written to the feed (Metrics.count_event). `watch`: claims are refused
+        while the ledger may lack sessions Stripe has (failover.py)."""
         self._pool = pool
         self._watch = watch
         self._command_timeout = command_timeout
         self._on_transition = on_transition
+        self._on_event = on_event
         self._traced = False
 
     def trace_calls(self) -> None:
         """Give each trip to Postgres a span of its own (tracing is on)."""
         self._traced = True
 
-    def _changed(self, previous: LedgerState | None, entry: LedgerEntry) -> None:
+    def _changed(self, written: Written) -> None:
+        entry, previous = written.entry, written.previous
         if self._on_transition is not None and previous is not None and previous != entry.state:
             self._on_transition(previous, entry.state)
+        if self._on_event is not None and written.event is not None:
+            self._on_event(written.event)
 
     @asynccontextmanager
     async def _db(self) -> AsyncIterator[None]:
@@ -166,18 +192,20 @@ class PostgresLedger:
 
     async def record_snapshot(self, row_id: int, snapshot: SessionSnapshot) -> LedgerEntry:
         async with self._db(), self._pool.acquire() as conn:
-            entry, previous = await _record(conn, row_id, snapshot, payment_failed=False)
-        self._changed(previous, entry)
-        return entry
+            written = await _record(conn, row_id, snapshot, payment_failed=False)
+        self._changed(written)
+        return written.entry
 
     async def apply_event(
         self, event: StripeEvent, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
     ) -> bool:
         async with self._db(), self._pool.acquire() as conn, conn.transaction():
+            # The row first, before the event id's INSERT takes a transaction id (_ANNOUNCED).
+            await conn.execute(_LOCKED, row_id)
             if not await _insert_event(conn, event):
                 return False
-            entry, previous = await _record(conn, row_id, snapshot, payment_failed=payment_failed)
-        self._changed(previous, entry)
+            written = await _record(conn, row_id, snapshot, payment_failed=payment_failed)
+        self._changed(written)
         return True
 
     async def skip_event(self, event: StripeEvent) -> bool:
@@ -211,10 +239,13 @@ class PostgresLedger:
                     snapshot.payment_status,
                     snapshot.to_json(),
                 )
-                if row is None:
-                    row = await conn.fetchrow(
-                        "SELECT * FROM checkout_sessions WHERE session_id = $1", snapshot.id
-                    )
+                if row is not None:
+                    written = Written(_entry(row), None, row["event_type"])
+                    self._changed(written)
+                    return Claim(won=True, entry=written.entry)
+                row = await conn.fetchrow(
+                    "SELECT * FROM checkout_sessions WHERE session_id = $1", snapshot.id
+                )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
                 row = await conn.fetchrow(
@@ -321,13 +352,16 @@ class PostgresLedger:
     async def end_missing(self, row_id: int) -> LedgerEntry | None:
         async with self._db():
             row = await self._pool.fetchrow(
-                f"""WITH changed AS (
-                       UPDATE checkout_sessions
+                f"""WITH before AS ({_LOCKED}),
+                   changed AS (
+                       UPDATE checkout_sessions AS s
                        SET state = $2, progress = $3, missing_at_stripe = true,
                            updated_at = clock_timestamp()
-                       WHERE id = $1 AND state = $4
-                       RETURNING *)
-                   SELECT changed.*, {_NOTIFY} FROM changed""",
+                       FROM before
+                       WHERE s.id = before.id AND s.state = $4
+                       RETURNING s.*, before.state AS previous_state,
+                                 before.announced AS previous_announced),
+                   {_ANNOUNCED}""",
                 row_id,
                 LedgerState.EXPIRED,
                 Progress.CLOSED,
@@ -335,9 +369,9 @@ class PostgresLedger:
             )
         if row is None:
             return None
-        entry = _entry(row)
-        self._changed(LedgerState.OPEN, entry)
-        return entry
+        written = Written(_entry(row), LedgerState.OPEN, row["event_type"])
+        self._changed(written)
+        return written.entry
 
     async def discard_pending(self, row_id: int) -> None:
         async with self._db():
@@ -437,6 +471,33 @@ class PostgresLedger:
             raise AttemptDropped(f"the row of request {record.request_id} is gone")
         return _request(row)
 
+    async def read_feed(
+        self, caller: str, after: FeedPosition, *, limit: int, types: Collection[str] = ()
+    ) -> FeedRead:
+        async with self._db():
+            rows = await self._pool.fetch(
+                outbox.READ, caller, after.txid, after.event_id, limit, list(types)
+            )
+        return outbox.feed_read(rows, _entry)
+
+    async def feed_position_at_or_before(
+        self, caller: str, position: FeedPosition
+    ) -> FeedPosition | None:
+        async with self._db():
+            row = await self._pool.fetchrow(
+                outbox.AT_OR_BEFORE,
+                caller,
+                position.txid,
+                position.event_id,
+                position.written_at,
+            )
+        return outbox.position_of(row)
+
+    async def prune_feed(self, *, created_before: datetime, limit: int) -> int:
+        async with self._db():
+            deleted: int = await self._pool.fetchval(outbox.PRUNE, created_before, limit)
+        return deleted
+
     async def _one(self, query: str, *args: object) -> LedgerEntry | None:
         async with self._db():
             row = await self._pool.fetchrow(query, *args)
@@ -457,16 +518,17 @@ async def _insert_event(conn: Connection, event: StripeEvent) -> bool:
 
 async def _record(
     conn: Connection, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
-) -> tuple[LedgerEntry, LedgerState | None]:
+) -> Written:
     """Store what Stripe said unless the row is already further along (a stale read, as
     webhooks arrive in any order) or already says exactly that (a redelivery, or our own
-    write coming back as a webhook), and tell watchers on every replica. Returns the row and,
-    if this changed it, the state it had before. One statement, so one round trip: the lock,
-    the update and the notice commit together."""
+    write coming back as a webhook), write the event the change causes, and tell watchers on
+    every replica. Returns the row and, if this changed it, the state it had before and the
+    event written. One statement, so one round trip: the lock, the update, the event and the
+    notice commit together."""
     state = ledger_state(snapshot)
     rank = progress_of(state, snapshot.payment_status)
     row = await conn.fetchrow(
-        f"""WITH before AS (SELECT id, state FROM checkout_sessions WHERE id = $1 FOR UPDATE),
+        f"""WITH before AS ({_LOCKED}),
            changed AS (
                UPDATE checkout_sessions AS s
                SET state = $2, progress = $3, session_id = $4, payment_status = $5,
@@ -478,8 +540,9 @@ async def _record(
                  AND (s.snapshot IS DISTINCT FROM $6::jsonb
                       OR s.state IS DISTINCT FROM $2
                       OR (NOT s.async_payment_failed AND $8))
-               RETURNING s.*, before.state AS previous_state)
-           SELECT changed.*, {_NOTIFY} FROM changed""",
+               RETURNING s.*, before.state AS previous_state,
+                         before.announced AS previous_announced),
+           {_ANNOUNCED}""",
         row_id,
         state,
         rank,
@@ -489,17 +552,15 @@ async def _record(
         snapshot.expires_at,
         payment_failed,
     )
-    previous = None
-    if row is None:
-        row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
-    else:
-        previous = LedgerState(row["previous_state"])
+    if row is not None:
+        return Written(_entry(row), LedgerState(row["previous_state"]), row["event_type"])
+    row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
     if row is None:
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
-    return _entry(row), previous
+    return Written(_entry(row), None, None)
 
 
-def _entry(row: asyncpg.Record) -> LedgerEntry:
+def _entry(row: asyncpg.Record | Mapping[str, Any]) -> LedgerEntry:
     snapshot = row["snapshot"]
     return LedgerEntry(
         row_id=row["id"],

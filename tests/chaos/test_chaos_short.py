@@ -5,7 +5,10 @@ paid orders are refunded in parts on several replicas at once. Then no order has
 sessions at Stripe, every paid session is complete in the ledger, nothing open at Stripe lacks
 its ledger row, no charge's refunds exceed its capture, every refund a caller was told was made
 exists at Stripe once and none exists for a request that was refused, and nothing was answered
-INTERNAL or UNKNOWN.
+INTERNAL or UNKNOWN; and each caller's event feed consumers, hanging up at random and going on
+elsewhere, saw every paid order paid exactly once, every refund their caller was told of
+refunded exactly once, every event, nothing of another caller, and each order's events in the
+order they committed.
 
 The run is the same code as `make chaos` (chaos/), at its smallest size; on failure the
 assertion message is the run's whole table, with the order and session ids to look up in the
@@ -38,3 +41,8 @@ async def test_a_short_chaos_run_keeps_every_invariant(
     assert any(refund.code == "OK" for refund in outcome.tally.refunds), table
     assert any(refund.code == "FAILED_PRECONDITION" for refund in outcome.tally.refunds), table
     assert outcome.audit.stripe_states, table
+    # The feed's consumers read events, hung up and went on elsewhere.
+    assert outcome.feed.events_in_feed > 0 and outcome.feed.paid_orders > 0, table
+    assert all(c.seen and c.hung_up for c in outcome.feed.consumers), table
+    # Refunds the callers were told of were looked for in their feeds.
+    assert outcome.feed.refunds_told > 0, table

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
-from service.domain.ports import PaymentLedger, SessionChanges, SessionLedger
+from service.domain.ports import FeedChanges, PaymentLedger, SessionChanges, SessionLedger
 from service.store.cached_ledger import CachedLedger
 from service.store.cached_payments import CachedPayments
 from service.store.change_feed import ChangeFeed
@@ -39,14 +40,19 @@ class WallClock:
         return datetime.now(UTC)
 
 
+class Changes(SessionChanges, FeedChanges, Protocol):
+    """Where a ledger's changes are notified: to the watchers of a session, and to the feed
+    readers of a caller."""
+
+
 @dataclass
 class Ledgers:
     """One ledger under test, and what the tests reach it through."""
 
     kind: str
     ledger: SessionLedger
-    changes: SessionChanges
-    """Where the ledger's changes are notified: watchers subscribe here."""
+    changes: Changes
+    """Where the ledger's changes are notified: watchers and feed readers subscribe here."""
     underneath: SessionLedger
     """The ledger a cached one wraps (the ledger itself otherwise): writing to it is another
     replica's write, which this process hears of only by its notice."""
@@ -123,7 +129,7 @@ async def _ledgers(kind: str, dsn: str, pool: asyncpg.Pool) -> AsyncIterator[Led
         return
     await pool.execute(
         "TRUNCATE checkout_sessions, create_requests, stripe_events, sync_watermarks, "
-        "payments, payment_operations"
+        "feed_events, feed_pruned, payments, payment_operations"
     )
     postgres = PostgresLedger(pool, command_timeout=5)
     cache = CachedLedger(postgres) if wrap else None

@@ -18,10 +18,16 @@ def test_every_method_has_a_deadline_or_is_a_stream_and_retries_unavailable() ->
     methods = {name["method"]: entry for entry in config["methodConfig"] for name in entry["name"]}
     service = checkout_service_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
     assert set(methods) == {method.name for method in service.methods}
-    assert {"CapturePayment", "CancelPayment", "RefundPayment"} <= set(methods)
+    assert {
+        "ListEvents",
+        "StreamEvents",
+        "CapturePayment",
+        "CancelPayment",
+        "RefundPayment",
+    } <= set(methods)
     for method, entry in methods.items():
         assert entry["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
-        assert ("timeout" in entry) == (method != "WatchSession")
+        assert ("timeout" in entry) == (method not in ("WatchSession", "StreamEvents"))
 
 
 async def test_a_brief_stripe_outage_is_retried_by_the_channel(

@@ -1,9 +1,11 @@
 """The README, run as written: every `sh` block in order, with real grpcurl and curl, against a
 real server and the sandbox. A `json` block after a command is what it prints: each value shown
 must match (a value with `…` matches by its prefix, `null` means the field is absent, and
-fields not shown are not checked). A plain block starting with `ERROR:` is what grpcurl prints
-for a refused call, and one starting with `Error invoking method` what it prints when even
-reflection is refused."""
+fields not shown are not checked). A stream prints a message after another: each message shown
+must be among them, in that order. A command with grpcurl's `-max-time` may end at that
+deadline (a stream that does not end by itself). A plain block starting with `ERROR:` is what
+grpcurl prints for a refused call, and one starting with `Error invoking method` what it prints
+when even reflection is refused."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ README_SANDBOX = "http://127.0.0.1:12111"
 README_GUARDED = "localhost:50443"
 README_BILLING = "spiffe://cluster.local/ns/billing/sa/billing"
 PLACEHOLDER_SESSION = "cs_test_…"
+# What grpcurl exits with, and says, when `-max-time` ends a call: 64 + the status code.
+DEADLINE_EXCEEDED = 64 + 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,24 @@ async def run(command: str, *, cwd: Path, token: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+def json_values(text: str) -> list[Any]:
+    """Every JSON value in `text`, one after another (a stream prints one per message)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def streamed(shown: list[Any], actual: list[Any]) -> list[str]:
+    """Where the messages shown are not among those printed, in that order."""
+    rest = iter(enumerate(actual))
+    for want in shown:
+        if not any(not matches(want, got, f"$[{i}]") for i, got in rest):
+            return [f"no message matching {want!r}, in order, among {len(actual)} printed"]
+    return []
 
 
 def matches(shown: Any, actual: Any, path: str = "$") -> list[str]:
@@ -161,15 +183,22 @@ async def test_the_readme_runs_as_written(
             for line in shown.text.strip().splitlines():
                 assert line.strip() in err, f"{command}\n{err}"
             continue
-        assert code == 0, f"{command}\n{err}"
+        if "-max-time" in command and code == DEADLINE_EXCEEDED:
+            assert "Code: DeadlineExceeded" in err, f"{command}\n{err}"
+        else:
+            assert code == 0, f"{command}\n{err}"
         if shown is None or shown.kind != "json":
             continue
-        actual = json.loads(out)
-        problems = matches(json.loads(shown.text.replace(README_SANDBOX, sandbox.url)), actual)
+        printed = json_values(out)
+        wanted = json_values(shown.text.replace(README_SANDBOX, sandbox.url))
+        if len(printed) == len(wanted) == 1:
+            problems = matches(wanted[0], printed[0])
+        else:
+            problems = streamed(wanted, printed)
         assert not problems, f"{block.text}\n" + "\n".join(problems)
         if "/CreateSession" not in block.text:
             continue
-        session_id = actual["session"]["id"]
+        session_id = printed[0]["session"]["id"]
         if not checked_reuse:
             # What the README says in prose: the same request again is reused, no Stripe call.
             again = json.loads((await run(command, cwd=guarded.folder, token=guarded.token))[1])

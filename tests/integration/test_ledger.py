@@ -147,7 +147,12 @@ async def test_recording_a_change_notifies_listeners(pg_dsn: str, pool: asyncpg.
     try:
         await ledger.record_snapshot(entry.row_id, snapshot(session_id, "open"))
         notice = json.loads(await asyncio.wait_for(heard.get(), timeout=5))
-        assert notice == {"session": session_id, "caller": "orders", "order": entry.order_id}
+        named = {"session": session_id, "caller": "orders", "order": entry.order_id}
+        # Opened: no outcome yet, so no event for the feed's readers to read.
+        assert notice == {**named, "event": None}
+        await ledger.record_snapshot(entry.row_id, snapshot(session_id, "complete", "paid"))
+        notice = json.loads(await asyncio.wait_for(heard.get(), timeout=5))
+        assert notice == {**named, "event": "order_paid"}
     finally:
         await listener.close()
 

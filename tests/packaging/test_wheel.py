@@ -102,6 +102,8 @@ def test_the_wheel_carries_the_service_its_migrations_and_the_contract(
         "checkout/v1/checkout_service_pb2_grpc.pyi",
         "checkout/v1/session_pb2.py",
         "checkout/v1/session_pb2.pyi",
+        "checkout/v1/event_pb2.py",
+        "checkout/v1/event_pb2.pyi",
     }
     assert expected <= wheel_files
     migrations = {p.name for p in (ROOT / "service/store/migrations").glob("*.sql")}

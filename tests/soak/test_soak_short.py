@@ -34,7 +34,7 @@ async def test_a_short_soak_grows_nothing_without_bound(
         for (kind, outcome), n in soak.outcomes.items()
         if n and outcome in ("OK", "paid", "ended", "hung up")
     }
-    assert done == {"create", "read", "pay", "refund", "expire", "watch"}, table
+    assert done == {"create", "read", "pay", "refund", "expire", "watch", "feed"}, table
     assert set(soak.samples) == {"replica-1", "replica-2"}, table
     for samples in soak.samples.values():
         assert len(judged(samples, SHORT)) >= 12, table

@@ -15,8 +15,13 @@ Checkout and StripeSync.
   their `expires_at`, expiring only open sessions. A test can make the next call of an
   operation refuse or fail (before or after Stripe acted), hold it mid-way, and pay, settle,
   expire or forget a session "at Stripe".
-- `InMemoryChanges` fans change notifications out to the watchers of a session, and tells its
-  listeners (a CachedLedger) as the change feed does; a test can disconnect and reconnect it.
+- `InMemoryLedger` writes the event feed's events as PostgresLedger does, with the change that
+  causes them and by the domain's rule (service/domain/outcomes.py), in transaction-id order;
+  it reads a caller's feed below a horizon, which `running_transaction` holds back as a
+  transaction still running in Postgres does, and prunes it as Postgres does.
+- `InMemoryChanges` fans change notifications out to the watchers of a session and, for a change
+  that wrote an event, to the feed readers of its caller, and tells its listeners (a
+  CachedLedger) as the change feed does; a test can disconnect and reconnect it.
 - `FakeClock` is set by the test.
 """
 
@@ -26,11 +31,12 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
+from uuid import uuid4
 
 from service.domain.errors import (
     AttemptDropped,
@@ -44,6 +50,9 @@ from service.domain.model import (
     ACTIVE_STATES,
     Attempt,
     Claim,
+    FeedEvent,
+    FeedPosition,
+    FeedRead,
     LedgerEntry,
     LedgerState,
     LineItemSnapshot,
@@ -55,6 +64,13 @@ from service.domain.model import (
     holds_order,
     ledger_state,
     progress_of,
+)
+from service.domain.outcomes import (
+    EventType,
+    PaymentAnnouncement,
+    announced,
+    event_for,
+    payment_events,
 )
 from service.domain.payment_model import (
     Failure,
@@ -112,6 +128,7 @@ class InMemoryChanges:
 
     def __init__(self) -> None:
         self._watchers: defaultdict[str, set[Signal]] = defaultdict(set)
+        self._feeds: defaultdict[str, set[Signal]] = defaultdict(set)
         self._listeners: list[ChangeListener] = []
         self._connected = True
         self.notified: list[str] = []
@@ -128,12 +145,26 @@ class InMemoryChanges:
             if not self._watchers[session_id]:
                 del self._watchers[session_id]
 
+    @asynccontextmanager
+    async def subscribe_feed(self, caller: str) -> AsyncIterator[Signal]:
+        signal = Signal()
+        self._feeds[caller].add(signal)
+        try:
+            yield signal
+        finally:
+            self._feeds[caller].discard(signal)
+            if not self._feeds[caller]:
+                del self._feeds[caller]
+
     def listen(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
         if self._connected:
             listener.connected()
 
-    def notify(self, session_id: str, caller: str, order_id: str) -> None:
+    def notify(
+        self, session_id: str, caller: str, order_id: str, *, event: str | None = None
+    ) -> None:
+        """A change of the session's row, which wrote `event` to the feed (None: none)."""
         self.notified.append(session_id)
         if not self._connected:
             return  # lost, as a notice sent while the feed is down is
@@ -141,6 +172,9 @@ class InMemoryChanges:
             listener.changed(session_id, caller, order_id)
         for signal in self._watchers.get(session_id, ()):
             signal.set()
+        if event is not None:
+            for signal in self._feeds.get(caller, ()):
+                signal.set()
 
     def disconnect(self) -> None:
         """The feed's connection drops: listeners hear nothing until `reconnect`, and every
@@ -151,10 +185,15 @@ class InMemoryChanges:
         self._wake_all()
 
     def reconnect(self) -> None:
+        """Back: listeners hear again, every watcher reads its session once more and every
+        feed reader its caller's feed (the change feed wakes only those then)."""
         self._connected = True
         for listener in self._listeners:
             listener.connected()
         self._wake_all()
+        for readers in self._feeds.values():
+            for signal in readers:
+                signal.set()
 
     def _wake_all(self) -> None:
         for watchers in self._watchers.values():
@@ -163,6 +202,9 @@ class InMemoryChanges:
 
     def watchers(self, session_id: str) -> int:
         return len(self._watchers.get(session_id, ()))
+
+    def feed_readers(self, caller: str) -> int:
+        return len(self._feeds.get(caller, ()))
 
 
 class IntegrityError(Exception):
@@ -226,6 +268,14 @@ class InMemoryLedger:
         self._events: dict[str, StripeEvent | PaymentEvent] = {}
         self._last_stamp: datetime | None = None
         self._watermarks: dict[str, int] = {}
+        self._feed: list[FeedEvent] = []
+        """Every caller's events, in feed order."""
+        self._txids = itertools.count(1)
+        self._running: list[int] = []
+        """Transaction ids of `running_transaction`s: the horizon is the oldest."""
+        self._pruned: dict[str, FeedPosition] = {}
+        self.feed_reads = 0
+        """How many times `read_feed` was asked."""
 
     # -- the port --
 
@@ -362,8 +412,9 @@ class InMemoryLedger:
             snapshot=_jsonb(snapshot.to_json()),
         )
         self._rows[row.id] = row
+        event = self._write_event(row, None)
         if self._changes is not None:
-            self._changes.notify(snapshot.id, caller, order_id)
+            self._changes.notify(snapshot.id, caller, order_id, event=event)
         return Claim(won=True, entry=row.entry())
 
     async def event_seen(self, event_id: str) -> bool:
@@ -425,11 +476,13 @@ class InMemoryLedger:
         row = self._rows.get(row_id)
         if row is None or row.state != LedgerState.OPEN:
             return None
+        before = _announced(row)
         row.state, row.progress = LedgerState.EXPIRED, Progress.CLOSED
         row.missing_at_stripe = True
         row.updated_at = self._stamp()
+        event = self._write_event(row, before)
         if row.session_id is not None and self._changes is not None:
-            self._changes.notify(row.session_id, row.caller, row.order_id)
+            self._changes.notify(row.session_id, row.caller, row.order_id, event=event)
         return row.entry()
 
     async def save_request(self, record: RequestRecord) -> RequestRecord:
@@ -442,7 +495,70 @@ class InMemoryLedger:
         self._requests[key] = record
         return record
 
+    async def read_feed(
+        self, caller: str, after: FeedPosition, *, limit: int, types: Collection[str] = ()
+    ) -> FeedRead:
+        self.feed_reads += 1
+        horizon = min(self._running, default=None)
+        mine = [e for e in self._feed if e.caller == caller]
+        below = [e for e in mine if horizon is None or e.position.txid < horizon]
+        page = [e for e in below if e.position > after and (not types or e.type in types)]
+        return FeedRead(
+            events=tuple(page[:limit]),
+            tail=below[-1].position if below else None,
+            held_back=len(below) < len(mine),
+            pruned_through=self._pruned.get(caller),
+            after_found=any(e.position == after for e in mine),
+        )
+
+    async def feed_position_at_or_before(
+        self, caller: str, position: FeedPosition
+    ) -> FeedPosition | None:
+        horizon = min(self._running, default=None)
+        found = [
+            e.position
+            for e in self._feed
+            if e.caller == caller
+            and e.position <= position
+            and e.position.written_at <= position.written_at
+            and (horizon is None or e.position.txid < horizon)
+        ]
+        return found[-1] if found else None
+
+    async def prune_feed(self, *, created_before: datetime, limit: int) -> int:
+        oldest = self._feed[:limit]
+        doomed = list(itertools.takewhile(lambda e: e.created_at < created_before, oldest))
+        del self._feed[: len(doomed)]
+        for event in doomed:
+            self._pruned[event.caller] = max(
+                self._pruned.get(event.caller, event.position), event.position
+            )
+        return len(doomed)
+
     # -- for tests to look at --
+
+    @contextmanager
+    def running_transaction(self) -> Iterator[None]:
+        """A transaction that took its id now and is still running: the events written
+        meanwhile are held back (above the horizon) until it ends."""
+        txid = next(self._txids)
+        self._running.append(txid)
+        try:
+            yield
+        finally:
+            self._running.remove(txid)
+
+    @property
+    def feed(self) -> list[FeedEvent]:
+        """Every caller's events, in feed order."""
+        return list(self._feed)
+
+    def lose_last_events(self, count: int) -> None:
+        """A failover to a standby that had not received the last `count` events: they are
+        gone, and their transaction ids are handed out again."""
+        lost = self._feed[-count:]
+        del self._feed[-count:]
+        self._txids = itertools.count(lost[0].position.txid)
 
     def forget(self, row_id: int) -> None:
         """Drop a row as if it never was (a test's way to make an orphan at Stripe)."""
@@ -508,6 +624,7 @@ class InMemoryLedger:
             return row.entry()
         if any(r.session_id == snapshot.id and r.id != row_id for r in self._rows.values()):
             raise IntegrityError(f"session {snapshot.id} is already stored on another row")
+        before = _announced(row)
         row.state = state
         row.progress = rank
         row.session_id = snapshot.id
@@ -515,9 +632,51 @@ class InMemoryLedger:
         row.expires_at = datetime.fromtimestamp(snapshot.expires_at, UTC)
         row.async_payment_failed = row.async_payment_failed or payment_failed
         row.updated_at = self._stamp()
+        event = self._write_event(row, before)
         if self._changes is not None:
-            self._changes.notify(snapshot.id, row.caller, row.order_id)
+            self._changes.notify(snapshot.id, row.caller, row.order_id, event=event)
         return row.entry()
+
+    def _write_event(self, row: _Row, before: EventType | None) -> str | None:
+        """The event the change of `row` from announcing `before` causes, written to the feed
+        with a new transaction id, as PostgresLedger's statement does; its type, or None."""
+        event = event_for(before, _announced(row))
+        if event is None:
+            return None
+        self._feed.append(
+            FeedEvent(
+                position=FeedPosition(next(self._txids), uuid4(), row.updated_at),
+                type=event,
+                caller=row.caller,
+                order_id=row.order_id,
+                session=replace(row.entry(), stripe_params={}),
+            )
+        )
+        return event
+
+    def _write_payment_events(
+        self, row: _Row, events: Collection[PaymentAnnouncement]
+    ) -> str | None:
+        """The events a payment's write decided, written to the feed in their order under one
+        new transaction id, as PostgresPayments' statement does; one of their types, or None."""
+        txid = next(self._txids)
+        for event_id, event in zip(sorted(uuid4() for _ in events), events, strict=True):
+            self._feed.append(
+                FeedEvent(
+                    position=FeedPosition(txid, event_id, row.updated_at),
+                    type=event.type,
+                    caller=row.caller,
+                    order_id=row.order_id,
+                    session=replace(row.entry(), stripe_params={}),
+                    refund_id=event.refund_id,
+                )
+            )
+        return max((event.type for event in events), default=None)
+
+
+def _announced(row: _Row) -> EventType | None:
+    payment_status = None if row.snapshot is None else row.snapshot.get("payment_status")
+    return announced(row.state, payment_status, row.async_payment_failed)
 
 
 def _newest(row: _Row) -> tuple[datetime, int]:
@@ -604,11 +763,13 @@ class InMemoryPayments:
         stored = _jsonb(snapshot.to_json())
         if found is not None and not moved and row.payment == stored:
             return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
+        was = None if row.payment is None else PaymentSnapshot.from_json(row.payment)
         self._store(session_row, found, snapshot, released)
         if row.payment != stored:
             row.payment = stored
             row.updated_at = self._ledger._stamp()
-            self._notify(row)
+            written = self._ledger._write_payment_events(row, payment_events(was, snapshot))
+            self._notify(row, written)
         return PaymentWrite(WriteOutcome.WRITTEN, row.entry())
 
     async def skip_payment_event(self, event: PaymentEvent) -> bool:
@@ -810,9 +971,9 @@ class InMemoryPayments:
             raise IntegrityError("payments_refunds_within_capture")
         payment.reserved += amount
 
-    def _notify(self, row: _Row) -> None:
+    def _notify(self, row: _Row, event: str | None) -> None:
         if row.session_id is not None and self._ledger._changes is not None:
-            self._ledger._changes.notify(row.session_id, row.caller, row.order_id)
+            self._ledger._changes.notify(row.session_id, row.caller, row.order_id, event=event)
 
 
 _NEW_OPERATION_FIELDS = (

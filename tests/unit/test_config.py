@@ -59,6 +59,7 @@ def test_every_variable_is_honoured() -> None:
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "console",
             "DEFAULT_TAX_BEHAVIOR": "Exclusive",
+            "EVENT_RETENTION_DAYS": "45",
         }
     )
     assert (settings.grpc_addr.host, settings.grpc_addr.port) == ("0.0.0.0", 6000)
@@ -74,7 +75,9 @@ def test_every_variable_is_honoured() -> None:
     assert settings.reflection == "off"
     assert str(settings.health_addr) == "0.0.0.0:6002"
     assert settings.default_tax_behavior == "exclusive"
+    assert settings.event_retention_days == 45
     assert Settings.from_environ({"DATABASE_URL": DSN}).default_tax_behavior is None
+    assert Settings.from_environ({"DATABASE_URL": DSN}).event_retention_days == 30
 
 
 @pytest.mark.parametrize(
@@ -90,6 +93,8 @@ def test_every_variable_is_honoured() -> None:
         ("LOG_LEVEL", "loud"),
         ("LOG_FORMAT", "xml"),
         ("DEFAULT_TAX_BEHAVIOR", "inferred_by_currency"),
+        ("EVENT_RETENTION_DAYS", "0"),
+        ("EVENT_RETENTION_DAYS", "a month"),
     ],
 )
 def test_a_malformed_variable_fails_fast_naming_it(name: str, value: str) -> None:

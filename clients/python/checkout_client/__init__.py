@@ -12,11 +12,17 @@ The channel carries the service config the service's authors recommend
 transparent retries of UNAVAILABLE with backoff. Retrying CreateSession is safe: the service
 answers the same request for the same order with the same session (send a `request_id` to be
 sure across your own restarts).
+
+Every payment outcome of your orders, from any cursor, as it commits (feed.py):
+
+    async for event in client.events(after=stored_cursor):
+        ...  # handle it and store event.cursor in one transaction of your own
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
@@ -25,6 +31,10 @@ from typing import Any
 import grpc
 
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
+from checkout.v1 import event_pb2 as events
+from checkout_client.feed import follow_events
+
+__all__ = ["CheckoutClient", "follow_events", "service_config"]
 
 
 def service_config() -> str:
@@ -79,6 +89,17 @@ class CheckoutClient:
                 credentials, grpc.metadata_call_credentials(_BearerToken(token))
             )
         return cls(grpc.aio.secure_channel(target, credentials, options=options))
+
+    def events(
+        self,
+        *,
+        after: str = "",
+        types: Iterable[events.Event.Type.ValueType] = (),
+        caller: str = "",
+    ) -> AsyncIterator[events.Event]:
+        """The caller's events after `after`, then each as it commits, riding out UNAVAILABLE
+        from the last cursor handed out (feed.follow_events)."""
+        return follow_events(self.stub, after=after, types=types, caller=caller)
 
     async def close(self) -> None:
         await self.channel.close()
