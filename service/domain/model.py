@@ -363,6 +363,20 @@ class SessionSnapshot:
         return cls(**values)
 
 
+def may_store(
+    snapshot: SessionSnapshot, *, session_id: str | None, caller: str, order_id: str
+) -> bool:
+    """Whether a row (its session, caller and order) may store this snapshot: its own session's,
+    or, on a row that has no session yet, one whose metadata names the row's caller and order
+    (a session made before the caller went into the metadata tells nothing). Anything else is
+    another row's: after a database failover lost a row, Postgres may hand its id out again,
+    and the attempt that wrote the lost row must not write into the new one."""
+    if session_id is not None:
+        return session_id == snapshot.id
+    whose = snapshot.metadata.get(CALLER_KEY)
+    return whose is None or (whose == caller and snapshot.metadata.get(ORDER_ID_KEY) == order_id)
+
+
 def field_names(cls: type) -> tuple[str, ...]:
     """A dataclass's field names, looked up once per class; empty for anything else."""
     names = _FIELD_NAMES.get(cls)

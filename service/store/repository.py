@@ -21,7 +21,9 @@ from service.domain import deadlines
 from service.domain.errors import AttemptDropped, Unavailable
 from service.domain.model import (
     ACTIVE_STATES,
+    CALLER_KEY,
     HELD_UNLESS_PAYMENT_FAILED,
+    ORDER_ID_KEY,
     Attempt,
     Claim,
     FeedPosition,
@@ -33,6 +35,7 @@ from service.domain.model import (
     SessionSnapshot,
     StripeEvent,
     ledger_state,
+    may_store,
     progress_of,
 )
 from service.domain.payment_model import PaymentSnapshot
@@ -540,6 +543,10 @@ async def _record(
                  AND (s.snapshot IS DISTINCT FROM $6::jsonb
                       OR s.state IS DISTINCT FROM $2
                       OR (NOT s.async_payment_failed AND $8))
+                 -- The row's own session, or one of its order (model.may_store).
+                 AND (s.session_id = $4
+                      OR (s.session_id IS NULL
+                          AND ($10::text IS NULL OR (s.caller = $10 AND s.order_id = $9))))
                RETURNING s.*, before.state AS previous_state,
                          before.announced AS previous_announced),
            {_ANNOUNCED}""",
@@ -551,11 +558,15 @@ async def _record(
         snapshot.to_json(),
         snapshot.expires_at,
         payment_failed,
+        snapshot.metadata.get(ORDER_ID_KEY),
+        snapshot.metadata.get(CALLER_KEY),
     )
     if row is not None:
         return Written(_entry(row), LedgerState(row["previous_state"]), row["event_type"])
     row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
-    if row is None:
+    if row is None or not may_store(
+        snapshot, session_id=row["session_id"], caller=row["caller"], order_id=row["order_id"]
+    ):
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return Written(_entry(row), None, None)
 

@@ -63,6 +63,7 @@ from service.domain.model import (
     StripeEvent,
     holds_order,
     ledger_state,
+    may_store,
     progress_of,
 )
 from service.domain.outcomes import (
@@ -610,7 +611,9 @@ class InMemoryLedger:
         self, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
     ) -> LedgerEntry:
         row = self._rows.get(row_id)
-        if row is None:
+        if row is None or not may_store(
+            snapshot, session_id=row.session_id, caller=row.caller, order_id=row.order_id
+        ):
             raise AttemptDropped(f"ledger row {row_id} is gone")
         state = ledger_state(snapshot)
         rank = progress_of(state, snapshot.payment_status)
