@@ -136,8 +136,7 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        reader = _Reader(env)
+        reader = _Reader(os.environ if environ is None else environ)
         api_key, api_base, webhook_secret = _stripe(reader)
         settings = cls(
             grpc_addr=reader.address("GRPC_ADDR", DEFAULT_GRPC_ADDR),
@@ -170,7 +169,7 @@ class Settings:
             max_receive_bytes=int(
                 reader.number("GRPC_MAX_RECEIVE_BYTES", 1 << 20, low=1024, high=64 << 20)
             ),
-            tracing=exporter_from(env),
+            tracing=exporter_from(reader.env),
             migrate_on_start=reader.flag("MIGRATE_ON_START", True),
             drain_delay_seconds=reader.number("DRAIN_DELAY_SECONDS", 0.0, low=0, high=60),
             watch_max_streams=int(reader.number("WATCH_MAX_STREAMS", 5000, low=1, high=1_000_000)),
@@ -402,10 +401,10 @@ def _port(port: str) -> str:
 
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+        self.env = env
 
     def optional(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
+        value = self.env.get(name, "").strip()
         return value or None
 
     def choice(

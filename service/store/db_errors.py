@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import asyncpg
 
+from service.domain import deadlines
 from service.domain.errors import Unavailable
+from service.observability import tracing
 
 # SQLSTATEs that say "not now" rather than "never": the connection failed (class 08), the
 # server is out of resources (53) or shutting down (57P01-57P03), a transaction lost a race
@@ -78,3 +80,16 @@ async def translate_db_errors(*, within: float | None = None) -> AsyncIterator[N
                 retry_after_seconds=30.0,
             ) from exc
         raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+
+
+@asynccontextmanager
+async def bounded_trip(command_timeout: float, *, traced: bool) -> AsyncIterator[None]:
+    """One bounded trip to the database, for the ledgers' queries: its own limit, or less of the
+    caller's deadline; a span of its own when tracing is on; its failures translated."""
+    within = deadlines.budget(command_timeout, what="reach the database")
+    span = (
+        tracing.client_span("postgres", **{"db.system": "postgresql"}) if traced else nullcontext()
+    )
+    with span:
+        async with translate_db_errors(within=within):
+            yield

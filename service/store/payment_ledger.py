@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Callable, Collection
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from service.domain import deadlines
 from service.domain.errors import AttemptDropped
 from service.domain.model import LedgerEntry, field_values
 from service.domain.outcomes import PaymentAnnouncement, payment_events
@@ -49,9 +48,8 @@ from service.domain.payment_model import (
     Settlement,
     WriteOutcome,
 )
-from service.observability import tracing
 from service.store import outbox
-from service.store.db_errors import translate_db_errors
+from service.store.db_errors import bounded_trip
 from service.store.repository import _NOTIFY, Connection, _entry
 
 # A payment's events are kept by Stripe this long, and so is a missing payment looked for.
@@ -87,18 +85,8 @@ class PostgresPayments:
     def trace_calls(self) -> None:
         self._traced = True
 
-    @asynccontextmanager
-    async def _db(self) -> AsyncIterator[None]:
-        """One bounded trip to the database, as PostgresLedger's."""
-        within = deadlines.budget(self._command_timeout, what="reach the database")
-        span = (
-            tracing.client_span("postgres", **{"db.system": "postgresql"})
-            if self._traced
-            else nullcontext()
-        )
-        with span:
-            async with translate_db_errors(within=within):
-                yield
+    def _db(self) -> AbstractAsyncContextManager[None]:
+        return bounded_trip(self._command_timeout, traced=self._traced)
 
     # -- payments --
 

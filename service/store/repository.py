@@ -9,15 +9,14 @@ process has read is kept by CachedLedger, which wraps this one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Callable, Collection, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service.domain import deadlines
 from service.domain.errors import AttemptDropped, Unavailable
 from service.domain.model import (
     ACTIVE_STATES,
@@ -39,9 +38,8 @@ from service.domain.model import (
     progress_of,
 )
 from service.domain.payment_model import PaymentSnapshot
-from service.observability import tracing
 from service.store import outbox
-from service.store.db_errors import translate_db_errors
+from service.store.db_errors import bounded_trip
 from service.store.failover import ServerWatch
 from service.store.outbox import Written
 
@@ -139,18 +137,8 @@ class PostgresLedger:
         if self._on_event is not None and written.event is not None:
             self._on_event(written.event)
 
-    @asynccontextmanager
-    async def _db(self) -> AsyncIterator[None]:
-        """One bounded trip to the database: its own limit, or less of the caller's deadline."""
-        within = deadlines.budget(self._command_timeout, what="reach the database")
-        span = (
-            tracing.client_span("postgres", **{"db.system": "postgresql"})
-            if self._traced
-            else nullcontext()
-        )
-        with span:
-            async with translate_db_errors(within=within):
-                yield
+    def _db(self) -> AbstractAsyncContextManager[None]:
+        return bounded_trip(self._command_timeout, traced=self._traced)
 
     async def claim(
         self, *, caller: str, order_id: str, fingerprint: str, attempt: Callable[[], Attempt]
