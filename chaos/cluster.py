@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from chaos.postgres import application_name_of, with_application_name
 from chaos.processes import Replica, ReplicaLog
 from chaos.sandbox import API_KEY, SandboxControl
 from checkout.v1 import checkout_service_pb2_grpc as api_grpc
@@ -39,13 +40,20 @@ class Settings:
     sweep_quiet_seconds: float = 5.0
     stripe_timeout_seconds: float = 3.0
     stripe_max_network_retries: int = 1
+    connections_named_by_replica: bool = False
+    """Each replica connects as `<the URL's application_name>-<replica>`, so that its
+    connections are told apart in pg_stat_activity (make soak)."""
 
-    def environ(self, webhook_secret: str) -> dict[str, str]:
+    def environ(self, webhook_secret: str, replica: str = "") -> dict[str, str]:
+        database_url = self.database_url
+        if self.connections_named_by_replica:
+            name = f"{application_name_of(database_url)}-{replica}"
+            database_url = with_application_name(database_url, name)
         # Built from nothing but what the service needs: an exported STRIPE_API_KEY must not
         # send the run to real Stripe.
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": database_url,
             "STRIPE_API_BASE": self.stripe_api_base,
             "STRIPE_API_KEY": API_KEY,
             "STRIPE_WEBHOOK_SECRET": webhook_secret,
@@ -116,6 +124,12 @@ class Cluster:
         others = [target for target in live if target.name != avoid] or live
         return rng.choice(others) if others else None
 
+    def http_ports(self) -> dict[str, int]:
+        """Each live replica's HTTP port (its /readyz)."""
+        return {
+            slot.name: slot.replica.http_port for slot in self._slots if slot.replica is not None
+        }
+
     def nth(self, index: int) -> Target | None:
         """The live replicas in turn: concurrent calls that ask for 0, 1, 2… each go to
         another replica while there are as many."""
@@ -158,7 +172,10 @@ class Cluster:
         with slot.log_file.open("a", encoding="utf-8") as marker:
             marker.write(f'{{"event": "chaos: start #{slot.incarnations}"}}\n')
         replica = await Replica.start(
-            slot.name, self._settings.environ(slot.webhook_secret), slot.log_file, slot.log
+            slot.name,
+            self._settings.environ(slot.webhook_secret, slot.name),
+            slot.log_file,
+            slot.log,
         )
         await self._sandbox.point_webhook_endpoint(
             slot.endpoint_id, f"http://127.0.0.1:{replica.http_port}{WEBHOOK_PATH}"

@@ -17,6 +17,7 @@ import grpc
 
 from chaos.callers import RunCaller
 from chaos.cluster import Cluster, Target
+from chaos.load import error_info
 from chaos.scenario import Scenario
 from checkout.v1 import event_pb2 as events
 
@@ -62,6 +63,10 @@ class Consumer:
     """Streams the service ended, by code."""
     refused: Counter[str] = field(default_factory=Counter)
     """Answers a consumer never expects (OUT_OF_RANGE, INVALID_ARGUMENT, a bug), by code."""
+    rewound: int = 0
+    """After a failover: cursors refused as naming an event the database lost
+    (`CURSOR_UNKNOWN`), from which the consumer went on from `latest_cursor`, as the runbook's
+    "Replay a caller's feed" says."""
 
     def take(self, event: events.Event) -> None:
         self.seen.append(
@@ -79,8 +84,17 @@ class Consumer:
 
 class FeedConsumers:
     def __init__(
-        self, scenario: Scenario, cluster: Cluster, callers: tuple[RunCaller, ...], seed: int
+        self,
+        scenario: Scenario,
+        cluster: Cluster,
+        callers: tuple[RunCaller, ...],
+        seed: int,
+        *,
+        rewind_unknown: bool = False,
     ) -> None:
+        """`rewind_unknown`: a cursor the database lost (a failover) is expected, and the
+        consumer goes on from the cursor the refusal names; otherwise it is refused, counted."""
+        self._rewind_unknown = rewind_unknown
         self._scenario = scenario
         self._cluster = cluster
         self._seed = seed
@@ -141,12 +155,25 @@ class FeedConsumers:
             consumer.hung_up += 1
             return True
         except grpc.aio.AioRpcError as error:
-            code = error.code()
-            (consumer.ended if code in _RESUMABLE else consumer.refused)[code.name] += 1
+            self._ended(consumer, error)
             return False
         finally:
             call.cancel()
         return True
+
+    def _ended(self, consumer: Consumer, error: grpc.aio.AioRpcError) -> None:
+        code = error.code()
+        info = error_info(error)
+        if (
+            self._rewind_unknown
+            and code == grpc.StatusCode.OUT_OF_RANGE
+            and info is not None
+            and info.reason == "CURSOR_UNKNOWN"
+        ):
+            consumer.cursor = info.metadata["latest_cursor"]
+            consumer.rewound += 1
+            return
+        (consumer.ended if code in _RESUMABLE else consumer.refused)[code.name] += 1
 
     async def _page(self, consumer: Consumer, rng: random.Random) -> bool:
         """One page of ListEvents from the consumer's cursor; whether it was full."""
@@ -159,8 +186,7 @@ class FeedConsumers:
                 request, timeout=_CALL_SECONDS, metadata=consumer.caller.metadata
             )
         except grpc.aio.AioRpcError as error:
-            code = error.code()
-            (consumer.ended if code in _RESUMABLE else consumer.refused)[code.name] += 1
+            self._ended(consumer, error)
             return False
         for event in page.events:
             consumer.take(event)

@@ -93,6 +93,10 @@ class Tally:
     """Paid orders refunded in parts, several refunds at once on different replicas."""
     refunds: list[ToldRefund] = field(default_factory=list)
     """Each refund asked for, and what its caller was told in the end."""
+    told: dict[str, list[str]] = field(default_factory=dict)
+    """Each order's sessions, as its caller was told of them (CreateSession answered OK)."""
+    stubborn_payments: int = 0
+    """With stubborn customers: the links of earlier sessions the sandbox let them pay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,18 @@ class Load:
             await asyncio.gather(
                 self._expire(order_id, rng), self._create(order_id, cart.changed(rng), rng)
             )
+        if self._scenario.stubborn_customers:
+            await self._pay_every_link(order_id, rng)
+
+    async def _pay_every_link(self, order_id: str, rng: random.Random) -> None:
+        """The customer pays each session they were given a link to, in any order: every one
+        but the order's payable session must be refused (expired, or the order paid)."""
+        links = list(dict.fromkeys(self.tally.told.get(order_id, ())))
+        rng.shuffle(links)
+        for session_id in links:
+            await self._think(rng)
+            if await self._sandbox.pay(session_id):
+                self.tally.stubborn_payments += 1
 
     async def _pay(
         self,
@@ -308,6 +324,7 @@ class Load:
             return None
         if answer.reused:
             self.tally.reused += 1
+        self.tally.told.setdefault(order_id, []).append(answer.session.id)
         return answer.session
 
     async def _expire(self, order_id: str, rng: random.Random) -> None:
@@ -423,8 +440,14 @@ def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str:
+    info = error_info(error)
+    return "-" if info is None else str(info.reason)
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The error's google.rpc.ErrorInfo, if it carries one."""
     for detail in _status(error):
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):  # type: ignore[attr-defined]
-            return str(info.reason)
-    return "-"
+            return info
+    return None

@@ -1,7 +1,8 @@
 """The run's Postgres: a pgserver of its own in the run's folder (`pg_keeper.py`, a process that
 can stop it and start it again on the same data); or an exported DATABASE_URL, which the run
 cannot restart, so there the outage is every replica's connection terminated at once, as a
-failover does to them.
+failover does to them. For the failover run, a primary and its streaming standby
+(`PostgresPair`, over `pg_pair.py`).
 
 The replicas connect with an `application_name` of the run's own, so that terminating their
 connections on a shared server touches nobody else's.
@@ -41,7 +42,7 @@ class Postgres:
 
     def _use(self, dsn: str) -> Postgres:
         self.admin_dsn = dsn
-        self.dsn = _with_application_name(dsn, self.application_name)
+        self.dsn = with_application_name(dsn, self.application_name)
         return self
 
     @property
@@ -135,7 +136,104 @@ class Postgres:
             await conn.close()
 
 
-def _with_application_name(dsn: str, name: str) -> str:
+class PostgresPair:
+    """A primary and its asynchronous standby (pg_pair.py), both listed in the replicas'
+    DATABASE_URL with `target_session_attrs=read-write`: a connection goes to whichever of the
+    two accepts writes, the primary until the standby is promoted."""
+
+    def __init__(self, application_name: str, keeper: asyncio.subprocess.Process) -> None:
+        self._keeper: asyncio.subprocess.Process | None = keeper
+        self.application_name = application_name
+        self.dsn = ""
+        """For the replicas: both hosts, the run's name."""
+        self.admin_dsn = ""
+        """For the run itself: both hosts, whichever is the primary."""
+        self.ports: tuple[int, int] = (0, 0)
+
+    @classmethod
+    async def open(cls, folder: Path, application_name: str) -> PostgresPair:
+        keeper = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chaos.pg_pair",
+            str(folder / "pair"),
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        pair = cls(application_name, keeper)
+        try:
+            primary, standby = (int(p) for p in (await pair._answer("ready")).split())
+        except BaseException:
+            await pair.close()
+            raise
+        pair.ports = (primary, standby)
+        hosts = f"127.0.0.1:{primary},127.0.0.1:{standby}"
+        # A password that trust authentication ignores: no log line may show it.
+        pair.admin_dsn = (
+            f"postgresql://postgres:{PAIR_PASSWORD}@{hosts}/postgres"
+            "?target_session_attrs=read-write"
+        )
+        pair.dsn = with_application_name(pair.admin_dsn, application_name)
+        return pair
+
+    def describe(self) -> str:
+        return (
+            f"a primary (127.0.0.1:{self.ports[0]}) and its asynchronous streaming standby "
+            f"(127.0.0.1:{self.ports[1]}), pgserver's binaries"
+        )
+
+    async def hold(self) -> str:
+        """Stop the standby's WAL receiver: what the primary commits from now on is lost at
+        the failover. Where the standby's WAL ends."""
+        return await self._command("hold", "held")
+
+    async def kill_primary(self) -> None:
+        await self._command("kill", "killed")
+
+    async def promote(self) -> None:
+        await self._command("promote", "promoted")
+
+    async def lost_commits(self) -> int:
+        """Commits the primary acknowledged that the standby never received."""
+        return int(await self._command("lost", "lost"))
+
+    async def close(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is None:
+            return
+        assert keeper.stdin is not None
+        keeper.stdin.close()  # end of input: the keeper stops both servers and exits
+        try:
+            await asyncio.wait_for(keeper.wait(), _KEEPER_ANSWER_SECONDS)
+        except TimeoutError:
+            keeper.kill()
+            await keeper.wait()
+
+    async def _command(self, command: str, expected: str) -> str:
+        assert self._keeper is not None and self._keeper.stdin is not None
+        self._keeper.stdin.write(f"{command}\n".encode())
+        await self._keeper.stdin.drain()
+        return await self._answer(expected)
+
+    async def _answer(self, expected: str) -> str:
+        assert self._keeper is not None and self._keeper.stdout is not None
+        raw = await asyncio.wait_for(self._keeper.stdout.readline(), _KEEPER_ANSWER_SECONDS)
+        line = raw.decode().strip()
+        if not line.startswith(f"{expected} ") and line != expected:
+            raise RuntimeError(f"the Postgres pair answered {line!r}, not {expected!r}")
+        return line.removeprefix(expected).strip()
+
+
+# Trust authentication lets any password in; the run checks that none reaches a log line.
+PAIR_PASSWORD = "chaos-never-logged-0f3a"
+
+
+def application_name_of(dsn: str) -> str:
+    return dict(parse_qsl(urlsplit(dsn).query)).get("application_name", "")
+
+
+def with_application_name(dsn: str, name: str) -> str:
     """asyncpg passes unknown URL parameters to the server as settings
     (https://magicstack.github.io/asyncpg/current/api/index.html#connection)."""
     parts = urlsplit(dsn)

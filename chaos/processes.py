@@ -41,11 +41,17 @@ class ReplicaLog:
     """Lines that say a bug happened: unexpected errors, webhook 500s, failed sweeps."""
     orphans_expired: list[str] = field(default_factory=list)
     """Sessions the sweep found open at Stripe without a ledger row, and expired."""
+    adopted: list[str] = field(default_factory=list)
+    """Sessions found at Stripe without a ledger row, and adopted (by the sweep, or by the
+    reconciliation after the database changed)."""
+    events: Counter[str] = field(default_factory=Counter)
+    """Lines by event, for the few a run reports on (the database changes, reconciliations)."""
     webhooks_deferred: Counter[str] = field(default_factory=Counter)
     raw_lines: int = 0
 
     def read(self, line: dict[str, Any]) -> None:
         event = line.get("event")
+        self.events[str(event)] += 1
         if event == "rpc":
             method = str(line.get("method", "")).rsplit("/", 1)[-1]
             self.codes[f"{method} {line.get('code')}"] += 1
@@ -53,6 +59,8 @@ class ReplicaLog:
             self.bugs.append(line)
         elif event == "open session at Stripe without a ledger row expired":
             self.orphans_expired.append(str(line.get("session")))
+        elif event == "session at Stripe without a ledger row adopted":
+            self.adopted.append(str(line.get("session")))
         elif event == "webhook deferred":
             self.webhooks_deferred[str(line.get("reason"))] += 1
         elif "raw" in line:

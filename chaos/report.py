@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from chaos.load import CREATE, EXPIRE, REFUND
+from chaos.failover import FailoverOutcome
+from chaos.load import CREATE, EXPIRE, REFUND, Tally
 from chaos.run import Outcome
 from checkout.v1 import event_pb2 as events
 
@@ -60,7 +61,10 @@ def _table(header: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> list[
 
 
 def _requests(outcome: Outcome) -> list[str]:
-    tally = outcome.tally
+    return _calls(outcome.tally) + _refunds(outcome) + _reasons(outcome.tally)
+
+
+def _calls(tally: Tally) -> list[str]:
     codes = sorted({code for _, code in tally.final} | {code for _, code in tally.answers})
     codes.sort(key=lambda code: (code != "OK", code))
     methods = (CREATE, EXPIRE, REFUND)
@@ -85,14 +89,17 @@ def _requests(outcome: Outcome) -> list[str]:
         f"creates after payment refused as paid: {tally.paid_then_refused}, "
         f"given a session (must be 0): {tally.paid_then_created}"
     )
-    lines += _refunds(outcome)
-    reasons = Counter({f"{code} {reason}": n for (code, reason), n in tally.reasons.items()})
-    if reasons:
-        lines.append(
-            "answers that were not OK, by reason: "
-            + ", ".join(f"{name} {n}" for name, n in reasons.most_common())
-        )
     return lines
+
+
+def _reasons(tally: Tally) -> list[str]:
+    reasons = Counter({f"{code} {reason}": n for (code, reason), n in tally.reasons.items()})
+    if not reasons:
+        return []
+    return [
+        "answers that were not OK, by reason: "
+        + ", ".join(f"{name} {n}" for name, n in reasons.most_common())
+    ]
 
 
 def _refunds(outcome: Outcome) -> list[str]:
@@ -284,3 +291,129 @@ def _details(outcome: Outcome) -> list[str]:
 
 def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{k} {n}" for k, n in counter.most_common()) or "none"
+
+
+def render_failover(outcome: FailoverOutcome) -> str:
+    """The failover run as a table: what was asked, how much the failover took away, what
+    holds; and, for any check that failed, the ids to look up."""
+    s, tally, when = outcome.scenario, outcome.tally, outcome.timeline
+    out = [
+        f"failover run '{s.name}': seed {outcome.seed}, {s.replicas} replicas, "
+        f"{tally.orders} orders ({outcome.order_prefix}*), {outcome.wall_seconds:.0f} s in all",
+        f"Postgres: {outcome.postgres}",
+        f"logs: {outcome.run_dir / 'logs'}",
+        "",
+        f"at {when.held:.1f} s the standby stopped receiving; the primary committed alone for "
+        f"{s.hold_seconds:g} s, was SIGKILLed at {when.killed:.1f} s; the standby was promoted "
+        f"at {when.promoted:.1f} s; the ledger agreed with Stripe at {when.settled:.1f} s",
+        "",
+    ]
+    out += _calls(tally) + _reasons(tally)
+    out.append(
+        f"customers paying every link they were given: {tally.stubborn_payments} accepted by "
+        "the sandbox (at most one per order may be paid)"
+    )
+    out.append("")
+    out += _failover_figures(outcome)
+    out.append("")
+    rows = [(name, n, "ok" if n == 0 else "FAIL") for name, n in outcome.checks().items()]
+    out.append("Invariants (each must be 0)")
+    out += _table(("check", "count", ""), rows)
+    out.append("PASS" if outcome.passed else "FAIL")
+    details = _failover_details(outcome)
+    if details:
+        out.append("")
+        out += details
+    return "\n".join(out)
+
+
+def _failover_figures(outcome: FailoverOutcome) -> list[str]:
+    logs = outcome.replica_logs.values()
+    when = outcome.timeline
+    readiness = []
+    for name in outcome.replica_logs:
+        dropped = outcome.readiness.dropped(name, when.killed)
+        back = outcome.readiness.back(name, when.promoted)
+        readiness.append(
+            f"{name}: unready {'-' if dropped is None else f'{dropped - when.killed:+.1f} s'} "
+            f"from the kill, ready {'never' if back is None else f'{back - when.promoted:+.1f} s'}"
+            " from the promotion"
+        )
+    reconciling = sum(n for (_, r), n in outcome.tally.reasons.items() if r == "LEDGER_RECONCILING")
+    rows: list[tuple[object, ...]] = [
+        ("commits the primary made that the standby never received", outcome.lost_commits),
+        ("sessions callers were told of that the promoted standby lacked", len(outcome.told_lost)),
+        ("sessions adopted from Stripe", sum(len(log.adopted) for log in logs)),
+        ("open sessions expired as orphans", sum(len(log.orphans_expired) for log in logs)),
+        (
+            "database changes noticed by the replicas",
+            sum(
+                n for log in logs for e, n in log.events.items() if e.startswith("database server")
+            ),
+        ),
+        (
+            "reconciliations with Stripe",
+            sum(
+                log.events["ledger reconciled with Stripe after the database changed"]
+                for log in logs
+            ),
+        ),
+        ("answers LEDGER_RECONCILING (retried)", reconciling),
+        (
+            "feed: cursors the failover lost, gone on from latest_cursor",
+            sum(c.rewound for c in outcome.feed.consumers),
+        ),
+        (
+            "feed: paid orders a consumer saw paid twice (a lost event written again)",
+            outcome.feed_paid_twice(),
+        ),
+        (
+            "feed: events in the feed, read by each of its caller's consumers",
+            outcome.feed.events_in_feed,
+        ),
+    ]
+    lines = ["What the failover took away, and how it was repaired"]
+    lines += _table(("figure", "count"), rows)
+    lines += [f"  {line}" for line in readiness]
+    return lines
+
+
+def _failover_details(outcome: FailoverOutcome) -> list[str]:
+    lines: list[str] = []
+    for title, items in (
+        ("Replicas slow to be ready again", outcome.slow_readiness()),
+        (
+            "Stripe sessions neither in the ledger nor expired (session order status)",
+            outcome.unknown_not_expired(),
+        ),
+        ("Orders with two paid sessions (order: sessions)", list(outcome.paid_twice().items())),
+        (
+            "Sessions callers were told of, not in the ledger nor expired (session order)",
+            outcome.told_not_kept(),
+        ),
+        (
+            "Feed: paid orders a consumer never saw paid (consumer order)",
+            outcome.feed_paid_unseen(),
+        ),
+        (
+            "Feed: orders a consumer saw paid, not paid in the ledger (consumer order)",
+            outcome.feed_paid_not_paid(),
+        ),
+        ("Feed: events a consumer missed (consumer event)", outcome.feed.missed),
+        (
+            "Feed: orders whose events a consumer saw out of order (consumer order)",
+            outcome.feed.out_of_order,
+        ),
+    ):
+        if items:
+            lines.append(title)
+            lines += [f"  {item}" for item in items[:_EXAMPLES]]
+    if outcome.audit.paid_not_complete:
+        lines.append("Paid Stripe sessions whose ledger row is not complete (session order row)")
+        lines += [f"  {s} {o} {st}" for s, o, st in outcome.audit.paid_not_complete[:_EXAMPLES]]
+    bug_lines = [(n, line) for n, log in outcome.replica_logs.items() for line in log.bugs]
+    if bug_lines:
+        lines.append("Replica log lines at error level (replica: event, request id)")
+        for name, line in bug_lines[:_EXAMPLES]:
+            lines.append(f"  {name}: {line.get('event')} {line.get('request_id', '-')}")
+    return lines

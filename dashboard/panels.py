@@ -282,6 +282,89 @@ CAPACITY = Row(
             "short",
             (Query(f"sum by (pod) (checkout_watch_streams{{{SCRAPE}}})", "{{pod}}"),),
         ),
+        Chart(
+            33,
+            "Resident memory, by pod",
+            "Each pod's resident memory. It grows as the read caches fill with the orders "
+            "callers ask about, and then holds (the README's Soak says how far).",
+            "bytes",
+            (Query(f"max by (pod) (process_resident_memory_bytes{{{SCRAPE}}})", "{{pod}}"),),
+        ),
+        Chart(
+            34,
+            "Open file descriptors and asyncio tasks, by pod",
+            "File descriptors the process holds (sockets: gRPC, Postgres, Stripe) and the event "
+            "loop's tasks not done (one per RPC in flight, per open stream, per background "
+            "task): both follow the load, and neither grows with time.",
+            "short",
+            (
+                Query(f"max by (pod) (process_open_fds{{{SCRAPE}}})", "{{pod}} descriptors"),
+                Query(f"max by (pod) (checkout_asyncio_tasks{{{SCRAPE}}})", "{{pod}} tasks"),
+            ),
+        ),
+        Chart(
+            35,
+            "Postgres connections the pool holds, by pod",
+            "Pooled connections open, in use or idle: at most DB_POOL_MAX_SIZE (beside the "
+            "change feed's and the sweep lock's).",
+            "short",
+            (Query(f"max by (pod) (checkout_db_pool_connections{{{SCRAPE}}})", "{{pod}}"),),
+        ),
+    ),
+)
+
+FAILOVER = Row(
+    50,
+    "Database failover and adoption",
+    (
+        Chart(
+            51,
+            "Pods reconciling their ledger with Stripe",
+            "1 while a pod's database changed (a failover or a restart) and it has not yet "
+            "reconciled its ledger with Stripe: it is not ready, and CreateSession, "
+            "ExpireSession and the money calls answer LEDGER_RECONCILING. Seconds normally; "
+            "long, Stripe cannot be reached (docs/runbook.md, A Postgres failover).",
+            "short",
+            (
+                Query(
+                    f"max by (pod) (checkout_ledger_reconciling{{{SCRAPE}}})",
+                    "{{pod}}",
+                ),
+            ),
+            alert="CheckoutLedgerReconciling",
+            threshold=0,
+        ),
+        Chart(
+            52,
+            "Orders paid twice in the last hour",
+            "Times in the hour before each point that an order was found paid through two "
+            "sessions, one the ledger did not know (a recovered cart's copy, a session a "
+            "failover lost): refund one of the two (docs/runbook.md, An order paid twice).",
+            "short",
+            (
+                Query(
+                    "sum by (namespace) "
+                    f"(increase(checkout_orders_paid_twice_total{{{SCRAPE}}}[1h]))",
+                    "orders paid twice",
+                ),
+            ),
+            alert="CheckoutOrderPaidTwice",
+            threshold=0,
+        ),
+        Chart(
+            53,
+            "Sessions adopted from Stripe in the last hour",
+            "Sessions Stripe had and the ledger did not, adopted into it in the hour before each "
+            "point, by pod: a recovered cart's copy, an answer lost, a row a failover lost.",
+            "short",
+            (
+                Query(
+                    "sum by (pod) (increase(checkout_sweep_repairs_total"
+                    f'{{{SCRAPE}, kind="adopted"}}[1h]))',
+                    "{{pod}}",
+                ),
+            ),
+        ),
     ),
 )
 
@@ -388,4 +471,4 @@ PAYMENTS = Row(
     ),
 )
 
-ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, EVENT_FEED, PAYMENTS)
+ROWS = (CALLS, STRIPE, WEBHOOKS_AND_SWEEP, CAPACITY, EVENT_FEED, FAILOVER, PAYMENTS)

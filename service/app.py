@@ -45,7 +45,7 @@ from service.edge.readiness import Readiness
 from service.edge.server import build_grpc_server, build_health_server, set_serving
 from service.edge.servicer import WatchLimits
 from service.edge.supervisor import Supervisor
-from service.edge.sweeper import sweep_forever
+from service.edge.sweeper import reconcile_after_failover, sweep_forever
 from service.edge.tls import RotatingCertificate, TlsFilesError
 from service.gateway.faults import CrashAfterCreate, CrashAfterRefund
 from service.gateway.stripe_gateway import StripeGateway
@@ -57,6 +57,7 @@ from service.store.cached_ledger import CachedLedger
 from service.store.cached_payments import CachedPayments
 from service.store.change_feed import ChangeFeed
 from service.store.db_errors import translate_db_errors
+from service.store.failover import ServerWatch
 from service.store.leader import AdvisoryLock
 from service.store.migrate import apply_migrations, load_migrations, missing_migrations
 from service.store.payment_ledger import PostgresPayments
@@ -143,13 +144,14 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
     if settings.tracing is not None:
         provider = start_tracing(settings.tracing)
         stack.callback(provider.shutdown)
-    pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor)
+    watch = ServerWatch(on_change=metrics.ledger_reconciling.set)
+    pool, feed, ledger = await _open_database(settings, stack, metrics, supervisor, watch)
     checkout, sync, payments = await _use_cases(settings, stack, pool, feed, ledger, metrics)
     events = await _event_feed(pool, feed, ledger)
     quotas = _caller_quotas(settings, callers, metrics)
     draining, stopping = asyncio.Event(), asyncio.Event()
     health_servicer = health.aio.HealthServicer()
-    readiness = _readiness(health_servicer, draining, pool, supervisor)
+    readiness = _readiness(health_servicer, draining, pool, supervisor, watch, sync, metrics)
     grpc_server = build_grpc_server(
         checkout,
         events,
@@ -163,6 +165,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Application:
         metrics=metrics,
         traced=settings.tracing is not None,
         payments=PaymentCalls(payments, metrics),
+        hold_writes=watch.refuse_while_behind,
     )
     grpc_port = await _serve_grpc(settings, stack, grpc_server, certificate)
     health_port = await _serve_health(settings, stack, health_servicer)
@@ -190,13 +193,19 @@ def _readiness(
     draining: asyncio.Event,
     pool: asyncpg.Pool,
     supervisor: Supervisor,
+    watch: ServerWatch,
+    sync: StripeSync,
+    metrics: Metrics,
 ) -> Readiness:
-    """Ready while not draining, Postgres answers and no background task is down."""
+    """Ready while not draining, Postgres answers, the ledger is not behind Stripe after the
+    database changed (which the probe's loop reconciles), and no background task is down."""
     readiness = Readiness(
         health_servicer,
         draining,
         lambda: database_answers(pool, within=_READINESS_PROBE_SECONDS),
         tasks_up=lambda: supervisor.all_up,
+        ledger_behind=lambda: watch.behind,
+        reconcile=partial(watch.reconcile, partial(reconcile_after_failover, sync, metrics)),
         interval_seconds=_READINESS_PROBE_SECONDS,
     )
     supervisor.on_change = readiness.recheck
@@ -264,18 +273,27 @@ async def _serve_health(
 
 
 async def _open_database(
-    settings: Settings, stack: AsyncExitStack, metrics: Metrics, supervisor: Supervisor
+    settings: Settings,
+    stack: AsyncExitStack,
+    metrics: Metrics,
+    supervisor: Supervisor,
+    watch: ServerWatch,
 ) -> tuple[asyncpg.Pool, ChangeFeed, CachedLedger]:
-    """The pool, the migrations (or the check that they were applied), the ledger (its reads
-    cached, kept coherent by the change feed) and the change feed."""
+    """The pool (`watch` noting each new connection's server), the migrations (or the check
+    that they were applied), the ledger (its reads cached, kept coherent by the change feed)
+    and the change feed."""
     dsn = settings.database_url.value
     pool = await create_pool(
         dsn,
         max_size=settings.db_pool_max_size,
         command_timeout=settings.db_command_timeout_seconds,
+        watch=watch,
     )
     stack.push_async_callback(pool.close)
-    metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size())
+    metrics.track_pool(lambda: pool.get_size() - pool.get_idle_size(), pool.get_size)
+    # Read at each scrape, in the loop's own thread (the HTTP listener's handler).
+    loop = asyncio.get_running_loop()
+    metrics.track_tasks(lambda: len(asyncio.all_tasks(loop)))
     if settings.migrate_on_start:
         # A connection of its own, without the pool's per-statement bound: a migration, or the
         # wait for another replica's, may take longer than any query should.
@@ -296,6 +314,7 @@ async def _open_database(
         command_timeout=settings.db_command_timeout_seconds,
         on_transition=metrics.count_transition,
         on_event=metrics.count_event,
+        watch=watch,
     )
     if settings.tracing is not None:
         postgres.trace_calls()

@@ -346,8 +346,10 @@ def _refuse_unsafe(settings: Settings) -> None:
 
 
 def describe_dsn(dsn: str) -> str:
-    """Host, port, database and user of a DSN, fit for a log line. Nothing else is taken from
-    it: a password may hide in the user info, in `?password=`, `sslpassword=` or elsewhere
+    """User, hosts and ports, database (and `target_session_attrs`, which says how a host is
+    chosen among several) of a DSN, fit for a log line: `svc@db1:5432,db2:5432/checkout`.
+    Nothing else is taken from it: a password may hide in the user info, in `?password=`,
+    `sslpassword=` or elsewhere
     (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)."""
     parts = urlsplit(dsn)
     query = parse_qs(parts.query)
@@ -356,14 +358,45 @@ def describe_dsn(dsn: str) -> str:
         values = query.get(name)
         return values[0] if values else None
 
-    try:
-        port = first("port") or (str(parts.port) if parts.port else "5432")
-    except ValueError:
-        port = "?"
-    host = first("host") or parts.hostname or "localhost"
-    user = first("user") or (unquote(parts.username) if parts.username else "(default)")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username = userinfo.partition(":")[0]
+    user = first("user") or (unquote(username) if username else "(default)")
     database = first("dbname") or parts.path.lstrip("/") or "(default)"
-    return f"{user}@{host}:{port}/{database}"
+    hosts = ",".join(_hosts(hostlist, first("host"), first("port")))
+    attrs = first("target_session_attrs")
+    return f"{user}@{hosts}/{database}" + (f" (target_session_attrs={attrs})" if attrs else "")
+
+
+def _hosts(hostlist: str, hosts: str | None, ports: str | None) -> list[str]:
+    """`host:port` of each host a DSN lists, in its netloc (`h1:5432,h2`) or in `host=` and
+    `port=` (comma-separated too); 5432 where no port is given, `?` where one cannot be read."""
+    if hosts is not None:
+        names = hosts.split(",")
+        given = (ports or "").split(",")
+        # One port for every host, or one each:
+        # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-MULTIPLE-HOSTS
+        numbers = given * len(names) if len(given) == 1 else given + [""] * len(names)
+        pairs = list(zip(names, numbers, strict=False))
+    else:
+        pairs = [_split_host(entry) for entry in hostlist.split(",")]
+        if ports is not None:
+            pairs = [(name, ports) for name, _ in pairs]
+    return [f"{name or 'localhost'}:{_port(port)}" for name, port in pairs]
+
+
+def _split_host(entry: str) -> tuple[str, str]:
+    """`host:port`, `[::1]:port` or a bare host, as a netloc lists them."""
+    if entry.startswith("["):
+        name, _, rest = entry[1:].partition("]")
+        return name, rest.removeprefix(":")
+    name, _, port = entry.partition(":")
+    return name, port
+
+
+def _port(port: str) -> str:
+    if not port:
+        return "5432"
+    return port if port.isdigit() else "?"
 
 
 class _Reader:

@@ -96,7 +96,7 @@ class Checkout:
             replay = await self._replay(caller.name, cmd.request_id, checked.fingerprint)
             if replay is not None:
                 return replay
-        attempt = partial(self._attempt, cmd, checked, now)
+        attempt = partial(self._attempt, caller.name, cmd, checked, now)
         claim = await self._ledger.claim(
             caller=caller.name,
             order_id=checked.order_id,
@@ -205,7 +205,9 @@ class Checkout:
         if stored.fingerprint != fingerprint:
             raise _request_id_reused()
 
-    def _attempt(self, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime) -> Attempt:
+    def _attempt(
+        self, caller: str, cmd: CreateSessionCommand, checked: CheckedCreate, now: datetime
+    ) -> Attempt:
         """A new pending row for the request, asked for only when a claim is about to insert
         one: a fresh idempotency key, and the exact Stripe parameters (building them is a good
         part of a create's work, which a repeated create does not need). A request to Stripe
@@ -213,7 +215,11 @@ class Checkout:
         refused before anything is written (rate_limits.py)."""
         rate_limits.reserve()
         plan = plan_create(
-            cmd, now, default_tax_behavior=self._default_tax_behavior, checked=checked
+            cmd,
+            now,
+            caller=caller,
+            default_tax_behavior=self._default_tax_behavior,
+            checked=checked,
         )
         return Attempt(self._new_key(), plan.stripe_params, plan.expires_at)
 

@@ -6,6 +6,7 @@ payment methods, excluded payment method types, the pay button, names and 3D Sec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from service.domain.commands import (
@@ -17,10 +18,11 @@ from service.domain.commands import (
     SavedPaymentMethodOptions,
     TextSettings,
 )
-from service.domain.model import ORDER_ID_KEY
 
 
-def option_params(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
+def option_params(cmd: CreateSessionCommand, service: Mapping[str, str]) -> dict[str, Any]:
+    """`service`: the metadata the service adds to what it has Stripe make
+    (model.service_metadata)."""
     params: dict[str, Any] = {}
     if cmd.custom_fields:
         params["custom_fields"] = [_custom_field(custom) for custom in cmd.custom_fields]
@@ -40,7 +42,7 @@ def option_params(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
     if cmd.consent_collection is not None and (consent := _consent(cmd.consent_collection)):
         params["consent_collection"] = consent
     if cmd.invoice_creation is not None:
-        params["invoice_creation"] = _invoice_creation(cmd.invoice_creation, order_id)
+        params["invoice_creation"] = _invoice_creation(cmd.invoice_creation, service)
     if cmd.recovery is not None:
         recovery: dict[str, Any] = {"enabled": cmd.recovery.enabled}
         if cmd.recovery.allow_promotion_codes:
@@ -63,9 +65,10 @@ def option_params(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
     return params
 
 
-def payment_intent_data(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
-    """`payment_intent_data`: what the caller set of it, and the order id in its metadata."""
-    data: dict[str, Any] = {"metadata": {ORDER_ID_KEY: order_id}}
+def payment_intent_data(cmd: CreateSessionCommand, service: Mapping[str, str]) -> dict[str, Any]:
+    """`payment_intent_data`: what the caller set of it, and the caller and the order in its
+    metadata (`service`)."""
+    data: dict[str, Any] = {"metadata": dict(service)}
     given = cmd.payment_intent_data
     if given is not None:
         optional = {
@@ -125,15 +128,13 @@ def _consent(consent: ConsentCollection) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value}
 
 
-def _invoice_creation(invoice: InvoiceCreation, order_id: str) -> dict[str, Any]:
-    """The invoice carries the order id in its metadata too, as everything the service has
-    Stripe make does (docs/architecture.md, "Invariants")."""
+def _invoice_creation(invoice: InvoiceCreation, service: Mapping[str, str]) -> dict[str, Any]:
+    """The invoice carries the caller and the order in its metadata too, as everything the
+    service has Stripe make does (docs/architecture.md, "Invariants")."""
     if not invoice.enabled:
         return {"enabled": False}
     given = invoice.data
-    data: dict[str, Any] = {
-        "metadata": {**(given.metadata if given else {}), ORDER_ID_KEY: order_id}
-    }
+    data: dict[str, Any] = {"metadata": {**(given.metadata if given else {}), **service}}
     if given is not None:
         optional: dict[str, Any] = {
             "description": given.description,

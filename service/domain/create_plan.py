@@ -25,7 +25,7 @@ from service.domain.commands import (
     SubscriptionData,
     UiMode,
 )
-from service.domain.model import ORDER_ID_KEY, field_names, field_values
+from service.domain.model import field_names, field_values, service_metadata
 from service.domain.validation import MAX_EXPIRY, validate
 
 # What the ledger keeps of a session is only in Stripe's answer when expanded: the line items,
@@ -67,11 +67,14 @@ def plan_create(
     cmd: CreateSessionCommand,
     now: datetime,
     *,
+    caller: str,
     default_tax_behavior: str | None = None,
     checked: CheckedCreate | None = None,
 ) -> CreatePlan:
     """The exact Stripe parameters for a valid request (InvalidRequest otherwise), its
     fingerprint and its session's expiry: `expire_time`, or a day after `now`, Stripe's longest.
+    `caller` names whose order it is in the metadata, beside the order id; it is not in the
+    fingerprint (each caller's orders are its own: the ledger keys them by caller).
     `default_tax_behavior` (`exclusive` or `inclusive`, the operator's DEFAULT_TAX_BEHAVIOR)
     goes on every inline price that gives none: automatic tax needs one on each price, or a
     default in the account's Tax settings, or Stripe refuses the session
@@ -83,11 +86,12 @@ def plan_create(
     mode = cmd.mode or Mode.PAYMENT
     currency = cmd.currency.strip().lower()
     expires_at = cmd.expire_time or now + MAX_EXPIRY
+    service = service_metadata(caller, order_id)
     params: dict[str, Any] = {
         "mode": mode.value,
         "ui_mode": (cmd.ui_mode or UiMode.HOSTED_PAGE).value,
         "client_reference_id": order_id,
-        "metadata": {**cmd.metadata, ORDER_ID_KEY: order_id},
+        "metadata": {**cmd.metadata, **service},
         "expires_at": int(expires_at.timestamp()),
         "expand": list(SESSION_EXPANSIONS),
     }
@@ -97,18 +101,18 @@ def plan_create(
         ]
     params.update(_given(cmd, currency))
     params.update(_settings(cmd))
-    params.update(option_params(cmd, order_id))
+    params.update(option_params(cmd, service))
     if cmd.shipping_options:
         params["shipping_options"] = [_shipping_option(o, currency) for o in cmd.shipping_options]
-    # The order id also goes on the object that moves the money, which Stripe does not copy
-    # from the session's metadata:
+    # The caller and the order also go on the object that moves the money, which Stripe does
+    # not copy from the session's metadata:
     # https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-payment_intent_data-metadata
     if mode is Mode.SUBSCRIPTION:
-        params["subscription_data"] = _subscription_data(cmd, order_id)
+        params["subscription_data"] = _subscription_data(cmd, service)
     elif mode is Mode.PAYMENT:
-        params["payment_intent_data"] = payment_intent_data(cmd, order_id)
+        params["payment_intent_data"] = payment_intent_data(cmd, service)
     else:
-        params["setup_intent_data"] = {"metadata": {ORDER_ID_KEY: order_id}}
+        params["setup_intent_data"] = {"metadata": service}
     return CreatePlan(
         order_id=order_id,
         fingerprint=checked.fingerprint,
@@ -317,11 +321,9 @@ def _bound(bound: DeliveryBound) -> dict[str, Any]:
     return {"unit": bound.unit, "value": bound.value}
 
 
-def _subscription_data(cmd: CreateSessionCommand, order_id: str) -> dict[str, Any]:
+def _subscription_data(cmd: CreateSessionCommand, service: Mapping[str, str]) -> dict[str, Any]:
     given = cmd.subscription_data
-    data: dict[str, Any] = {
-        "metadata": {**(given.metadata if given else {}), ORDER_ID_KEY: order_id}
-    }
+    data: dict[str, Any] = {"metadata": {**(given.metadata if given else {}), **service}}
     if given is not None and given.trial_period_days:
         data["trial_period_days"] = given.trial_period_days
     if given is not None and given.description:

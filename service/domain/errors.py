@@ -14,7 +14,8 @@
     ├── CursorOutOfRange      an event feed cursor that cannot be resumed from without a gap
     ├── Unavailable           Stripe or Postgres is unreachable or slow; retry later
     │   ├── StripeMisconfigured   Stripe refuses our key or its permissions: an operator's fix
-    │   └── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
+    │   ├── IdempotencyKeySpent   Stripe replays a saved failure for an attempt's key
+    │   └── OrderPaidTwice        two sessions of one order were paid: an operator's fix
     ├── UpstreamRejected      Stripe definitely refused a request; nothing was changed there
     │   └── UpstreamMissing   ... because the object does not exist at Stripe (404)
     └── BadSignature          a webhook whose signature is missing, wrong or stale
@@ -182,6 +183,25 @@ class StripeMisconfigured(Unavailable):
             retry_after_seconds=30.0,
             upstream_request_id=upstream_request_id,
         )
+
+
+class OrderPaidTwice(Unavailable):
+    """An order was paid through two sessions: one the ledger holds, and one it did not know
+    (a recovered cart's copy, or a session whose row a database failover lost) that the
+    customer paid too. Nothing automatic can undo it and the ledger keeps one payment per order:
+    an operator refunds one of the two (the runbook). The event stays unapplied, so that Stripe
+    keeps retrying it, and is said once more each time."""
+
+    def __init__(self, caller: str, order_id: str, held: str, other: str) -> None:
+        super().__init__(
+            f"order {order_id} was paid by session {held} and by {other}, which the ledger did "
+            "not know: refund one of them",
+            reason="ORDER_PAID_TWICE",
+            retry_after_seconds=3600.0,
+        )
+        self.caller = caller
+        self.order_id = order_id
+        self.sessions = (held, other)
 
 
 class UpstreamRejected(CheckoutError):

@@ -52,6 +52,20 @@ ORDER_ID_KEY = "order_id"
 """Metadata key the service adds to the session and to the PaymentIntent, Subscription or
 SetupIntent, so that anything seen in the Stripe dashboard leads back to the order; the webhooks
 and the sweep read the order back from it."""
+CALLER_KEY = "checkout_caller"
+"""Metadata key beside ORDER_ID_KEY, on everything the service has Stripe make (and on its
+refunds): the name of the caller whose order it is. With the two, what Stripe holds names the
+ledger row it belongs to, so that the ledger can be rebuilt from Stripe: a session the ledger
+does not know (an answer lost, commits a database failover lost) is adopted by them
+(adoption.py)."""
+SERVICE_METADATA_KEYS = (ORDER_ID_KEY, CALLER_KEY)
+"""The metadata keys the service sets itself; a request's metadata may not name them, and they
+count in Stripe's limit of keys (validation.py)."""
+
+
+def service_metadata(caller: str, order_id: str) -> dict[str, str]:
+    """What the service adds to the metadata of each object it has Stripe make."""
+    return {ORDER_ID_KEY: order_id, CALLER_KEY: caller}
 
 
 class PaymentStatus(StrEnum):
@@ -349,6 +363,20 @@ class SessionSnapshot:
         return cls(**values)
 
 
+def may_store(
+    snapshot: SessionSnapshot, *, session_id: str | None, caller: str, order_id: str
+) -> bool:
+    """Whether a row (its session, caller and order) may store this snapshot: its own session's,
+    or, on a row that has no session yet, one whose metadata names the row's caller and order
+    (a session made before the caller went into the metadata tells nothing). Anything else is
+    another row's: after a database failover lost a row, Postgres may hand its id out again,
+    and the attempt that wrote the lost row must not write into the new one."""
+    if session_id is not None:
+        return session_id == snapshot.id
+    whose = snapshot.metadata.get(CALLER_KEY)
+    return whose is None or (whose == caller and snapshot.metadata.get(ORDER_ID_KEY) == order_id)
+
+
 def field_names(cls: type) -> tuple[str, ...]:
     """A dataclass's field names, looked up once per class; empty for anything else."""
     names = _FIELD_NAMES.get(cls)
@@ -449,7 +477,10 @@ class StripeEvent:
     created: int = 0
     """When Stripe made the event (Unix seconds)."""
     recovered_from: str | None = None
-    """The expired session a recovered session is the copy of (recovery.py)."""
+    """The expired session a recovered session is the copy of (adoption.py)."""
+    caller: str | None = None
+    """The caller the service put in the session's metadata: sessions made before it did
+    carry none."""
 
 
 class Claim(NamedTuple):

@@ -20,9 +20,9 @@ from typing import Any
 from service.domain.errors import CheckoutError
 from service.domain.model import LedgerEntry, field_values
 
-# Metadata the service puts on each refund it asks for, naming the request that made it: a
-# refund found at Stripe with them is that request's, whatever happened to the answer.
-REFUND_CALLER_KEY = "checkout_caller"
+# Metadata the service puts on each refund it asks for beside the caller and the order
+# (model.service_metadata), naming the request that made it: a refund found at Stripe with them
+# is that request's, whatever happened to the answer.
 REFUND_REQUEST_KEY = "checkout_request_id"
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from service.domain.adoption import Adoption
 from service.domain.checkout import Checkout
-from service.domain.errors import CheckoutError, FailedPrecondition, InvalidRequest, Unavailable
-from service.domain.model import ORDER_ID_KEY, LedgerEntry
+from service.domain.errors import CheckoutError, FailedPrecondition, InvalidRequest
+from service.domain.model import LedgerEntry
 from service.domain.payment_model import PAYMENT_EVENTS, MoneySweep, PaymentEvent, WriteOutcome
 from service.domain.payments import Payments
-from service.domain.ports import Clock, EventLedger, MoneyGateway, PaymentLedger
+from service.domain.ports import Clock, MoneyGateway, PaymentLedger, SyncLedger
 from service.domain.sync import EventOutcome
 
 # An operation the sweep fails to resume waits 30 s, then 1, 2, 4… minutes, at most an hour; a
@@ -31,7 +32,7 @@ _PAYMENT_RETRY = timedelta(minutes=1)
 class PaymentSync:
     def __init__(
         self,
-        ledger: EventLedger,
+        ledger: SyncLedger,
         payments: PaymentLedger,
         money: Payments,
         checkout: Checkout,
@@ -52,6 +53,7 @@ class PaymentSync:
         self._pending_grace = pending_grace
         self._quiet_after = quiet_after
         self._batch_size = batch_size
+        self._adoption = Adoption(ledger, checkout)
 
     async def handle_event(self, event: PaymentEvent) -> EventOutcome:
         """Apply a verified payment event exactly once (its effect and its id in one
@@ -76,7 +78,8 @@ class PaymentSync:
     async def _session_of(self, event: PaymentEvent) -> LedgerEntry | None:
         """The completed session whose payment the event is about. The payment's first events
         can come before the session's own: then the session is found at Stripe by its
-        PaymentIntent, and its completion stored first."""
+        PaymentIntent, and its completion stored first; a session the ledger does not know is
+        adopted if it may be (adoption.py)."""
         entry = await self._payments.session_by_payment_intent(event.payment_intent_id)
         if entry is not None:
             return entry
@@ -87,14 +90,7 @@ class PaymentSync:
             return None
         known = await self._ledger.by_session_id(session.id)
         if known is None:
-            order_id = session.metadata.get(ORDER_ID_KEY)
-            if order_id is not None and await self._ledger.knows_order(order_id):
-                raise Unavailable(
-                    f"session {session.id} is not in the ledger yet",
-                    reason="SESSION_NOT_YET_STORED",
-                    retry_after_seconds=5.0,
-                )
-            return None
+            return await self._adoption.adopt_or_wait(session)
         return await self._checkout.bring_up_to_date(known)
 
     async def sweep(self) -> MoneySweep:

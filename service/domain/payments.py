@@ -1,9 +1,10 @@
 """The use cases after checkout: capture, cancel (release) and refund a session's payment.
 
 The same discipline as creates (docs/architecture.md, "Payments after checkout"):
-- **The intent is stored before Stripe is called.** Each request writes an operation row with a
-  fresh idempotency key first; a retry with the same `request_id` (on any replica, after a
-  crash) resumes it with that key, and Stripe answers with what it did the first time
+- **The intent is stored before Stripe is called.** Each request writes an operation row with
+  its idempotency key first (made from the request: `first_key`); a retry with the same
+  `request_id` (on any replica, after a crash, after a failover that lost the row) resumes it
+  with that key, and Stripe answers with what it did the first time
   (https://docs.stripe.com/api/idempotent_requests). The refund carries the request in its
   metadata, so a refund whose answer was lost is still found as that request's.
 - **Money out never exceeds money in.** A refund's amount is reserved in the same transaction
@@ -37,15 +38,14 @@ from service.domain.errors import (
     UpstreamRejected,
 )
 from service.domain.model import (
-    ORDER_ID_KEY,
     Caller,
     LedgerEntry,
     LedgerState,
     PaymentStatus,
+    service_metadata,
     session_name,
 )
 from service.domain.payment_model import (
-    REFUND_CALLER_KEY,
     REFUND_REQUEST_KEY,
     Failure,
     IntentStatus,
@@ -97,6 +97,17 @@ class MoneyResult:
     entry: LedgerEntry
     operation: Operation | None = None
     refund: RefundSnapshot | None = None
+
+
+def first_key(kind: OperationKind, caller: str, request_id: str) -> str:
+    """The Stripe idempotency key of a request's first attempt, made from the request rather
+    than at random: should the database lose the operation's row (a failover's lost commits),
+    the caller's retry writes a new row with the same key, and Stripe answers with what the
+    first attempt did instead of doing it again
+    (https://docs.stripe.com/api/idempotent_requests). Request ids are each caller's own, and a
+    key renewed after a saved failure is random (nothing was done under the first)."""
+    digest = hashlib.sha256(f"{caller}\n{request_id}".encode()).hexdigest()[:40]
+    return f"checkout-{kind}-{digest}"
 
 
 class Payments:
@@ -233,8 +244,7 @@ class Payments:
             amount=op.amount,
             reason=op.reason,
             metadata={
-                ORDER_ID_KEY: entry.order_id,
-                REFUND_CALLER_KEY: op.caller,
+                **service_metadata(op.caller, entry.order_id),
                 REFUND_REQUEST_KEY: op.request_id,
             },
             idempotency_key=key,
@@ -362,7 +372,7 @@ class Payments:
             fingerprint=fingerprint,
             amount=amount,
             reason=cmd.reason,
-            idempotency_key=self._new_key(),
+            idempotency_key=first_key(cmd.kind, entry.caller, cmd.request_id),
         )
 
     def _capturable(self, cmd: MoneyCommand, payment: PaymentSnapshot, name: str) -> int:

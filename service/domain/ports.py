@@ -53,6 +53,13 @@ class PaymentGateway(Protocol):
         and others'."""
         ...
 
+    async def sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        """Every session created since a Unix time (and before another), open, complete or
+        expired, this service's and others'."""
+        ...
+
     async def session_events(
         self, types: Collection[str], *, created_since: int
     ) -> list[StripeEvent | PaymentEvent]:

@@ -11,22 +11,29 @@ session from Stripe, and the ledger only ever moves a session forward.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from service.domain.adoption import Adoption
 from service.domain.checkout import Checkout
 from service.domain.errors import (
     CheckoutError,
+    OrderPaidTwice,
     Unavailable,
     UpstreamMissing,
     UpstreamRejected,
 )
-from service.domain.model import ORDER_ID_KEY, LedgerEntry, StripeEvent
+from service.domain.model import (
+    ORDER_ID_KEY,
+    LedgerEntry,
+    LedgerState,
+    SessionSnapshot,
+    StripeEvent,
+)
 from service.domain.payment_model import PAYMENT_EVENTS, MoneySweep, PaymentEvent
 from service.domain.ports import Clock, PaymentGateway, SyncLedger
-from service.domain.recovery import RecoveredCarts
 
 if TYPE_CHECKING:
     from service.domain.payment_sync import PaymentSync
@@ -62,6 +69,19 @@ class EventOutcome(StrEnum):
     IGNORED = "ignored"
 
 
+@dataclass
+class Orphans:
+    """What a scan of Stripe's sessions did with those no ledger row held (StripeSync.orphans)."""
+
+    adopted: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    paid_twice: list[OrderPaidTwice] = field(default_factory=list)
+    failed: list[tuple[str, CheckoutError]] = field(default_factory=list)
+    """(session id, error) for sessions that could not be judged; tried again next time."""
+    held_back: int | None = None
+    """When the oldest of those was made: the next scan starts there."""
+
+
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     examined: int
@@ -73,6 +93,10 @@ class SweepReport:
     """Events read from Stripe's list that no webhook had brought, now applied."""
     orphans: tuple[str, ...] = ()
     """Open sessions at Stripe that no row held, now expired."""
+    adopted: tuple[str, ...] = ()
+    """Sessions at Stripe that no row held, now the ledger's (adoption.py)."""
+    paid_twice: tuple[OrderPaidTwice, ...] = ()
+    """Orders found paid through two sessions, for an operator."""
     updated: int = 0
     """Rows whose stored state changed: they lagged Stripe's."""
     oldest_pending_seconds: float = 0.0
@@ -111,7 +135,7 @@ class StripeSync:
         # A session that is not final and has heard nothing for this long is re-read.
         self._quiet_after = quiet_after
         self._batch_size = batch_size
-        self._recovered = RecoveredCarts(ledger, gateway, checkout)
+        self._adoption = Adoption(ledger, checkout)
         self._money = money
 
     async def handle_event(self, event: StripeEvent | PaymentEvent) -> EventOutcome:
@@ -127,31 +151,38 @@ class StripeSync:
             return EventOutcome.DUPLICATE
         entry = await self._ledger.by_session_id(event.session_id)
         if entry is None:
-            ours = event.order_id is not None and await self._ledger.knows_order(event.order_id)
-            if not ours:
-                # Another integration on the same Stripe account.
+            entry = await self._unknown(event)
+            if entry is None:
+                # Another integration's on the same Stripe account, or nothing to adopt.
                 await self._ledger.skip_event(event)
                 return EventOutcome.IGNORED
-            if event.recovered_from:
-                # A recovered cart's copy, which Stripe made without asking (recovery.py).
-                entry = await self._recovered.adopt(event.session_id)
-                if entry is None:
-                    # Not the order's to keep (another session holds it), or not ours.
-                    await self._ledger.skip_event(event)
-                    return EventOutcome.IGNORED
-        if entry is None:
-            # Stripe created it and its creator has not stored it yet (or crashed; then the
-            # sweep resumes the pending row). Stripe retries the delivery.
-            raise Unavailable(
-                f"session {event.session_id} is not in the ledger yet",
-                reason="SESSION_NOT_YET_STORED",
-                retry_after_seconds=5.0,
-            )
         snapshot = await self._gateway.retrieve_session(event.session_id)
         applied = await self._ledger.apply_event(
             event, entry.row_id, snapshot, payment_failed=event.type == ASYNC_PAYMENT_FAILED
         )
         return EventOutcome.APPLIED if applied else EventOutcome.DUPLICATE
+
+    async def _unknown(self, event: StripeEvent) -> LedgerEntry | None:
+        """The row of an event's session the ledger does not know: adopted if it may be
+        (adoption.py), or None. Raises Unavailable while its creator may still store it."""
+        legacy = event.caller is None and event.recovered_from is None
+        if event.order_id is not None and (
+            # Made before sessions named their caller (or another integration's): the session
+            # of an order the ledger knows is its creator's, not stored yet, as it was.
+            await self._ledger.knows_order(event.order_id)
+            if legacy
+            # Most likely the session of the order's row on its way into the ledger.
+            else await self._ledger.has_pending(event.order_id)
+        ):
+            raise Unavailable(
+                f"session {event.session_id} is not in the ledger yet",
+                reason="SESSION_NOT_YET_STORED",
+                retry_after_seconds=5.0,
+            )
+        if legacy:
+            return None
+        session = await self._gateway.retrieve_session(event.session_id)
+        return await self._adoption.adopt_or_wait(session)
 
     async def due(self, interval: timedelta) -> bool:
         """Whether a pass is due: the lock keeps two replicas from sweeping at once, and this
@@ -163,23 +194,24 @@ class StripeSync:
 
     async def sweep(self) -> SweepReport:
         """One pass of the sweep: the ledger's lagging rows, then Stripe's events that no
-        webhook brought, then Stripe's open sessions that no row holds. Each step runs on its
+        webhook brought, then the sessions Stripe made that no row holds. Each step runs on its
         own; one that fails is reported and the others still run."""
         try:
             report = await self.reconcile()
         except CheckoutError as exc:
             report = SweepReport(examined=0, failed=(("rows", exc),))
         caught_up = 0
-        orphans: tuple[str, ...] = ()
+        orphans = Orphans()
         step_failures = list(report.failed)
         try:
             caught_up = await self.catch_up()
         except CheckoutError as exc:
             step_failures.append(("events", exc))
         try:
-            orphans = tuple(await self.expire_orphans())
+            orphans = await self.orphans()
         except CheckoutError as exc:
             step_failures.append(("orphans", exc))
+        step_failures += orphans.failed
         pruned = 0
         try:
             pruned = await self.prune_feed()
@@ -193,7 +225,9 @@ class StripeSync:
             report,
             failed=tuple(step_failures),
             caught_up=caught_up,
-            orphans=orphans,
+            orphans=tuple(orphans.expired),
+            adopted=tuple(orphans.adopted),
+            paid_twice=tuple(orphans.paid_twice),
             oldest_pending_seconds=max(0.0, waited),
             pruned=pruned,
             payments_updated=money.updated,
@@ -272,27 +306,42 @@ class StripeSync:
         await self._ledger.advance_watermark(_EVENTS, now if held_back is None else held_back)
         return applied
 
-    async def expire_orphans(self) -> list[str]:
-        """Expire, at Stripe, open sessions this service made (they carry an order id) that
-        no ledger row holds: a creator's answer lost for good, or a row dropped while Stripe
-        made its session. Sessions younger than the pending grace may still be on their way
-        into the ledger and are left alone."""
+    async def orphans(self) -> Orphans:
+        """Sessions this service made (they carry an order id) that no ledger row holds,
+        made since the last scan: adopted, or expired at Stripe (adoption.py): a creator's
+        answer lost for good, a row dropped while Stripe made its session, a recovered cart's
+        copy, or a row a database failover lost. Sessions younger than the pending grace may
+        still be on their way into the ledger and are left to the next scan."""
         now = self._clock.now()
-        expired = []
         # Younger sessions may still be on their way into the ledger: judged next time.
         young = int((now - self._pending_grace).timestamp())
+        found = await self._orphans(until=young)
         # Only sessions made since the last scan: a session is an orphan or not from the moment
-        # it is made, so an older one was judged before. No overlap is needed, unlike events:
-        # a session this old is listed already. Each session is listed once, which matters at
-        # hundreds of creates a second.
+        # it is made, so an older one was judged before; one whose judgement failed holds the
+        # watermark back. No overlap is needed, unlike events: a session this old is listed
+        # already. Each session is listed once, which matters at hundreds of creates a second.
+        await self._ledger.advance_watermark(_OPEN_SESSIONS, found.held_back or young)
+        return found
+
+    async def reconcile_after_failover(self) -> Orphans:
+        """After the database changed (a failover, which may have lost the last commits: the
+        rows of sessions Stripe has): every session made since the last scan up to now, young
+        ones included, adopted or expired as the scan does, so that no order is given a new
+        session beside one the database lost (service/store/failover.py). The watermark stays
+        where it is: the sweep's own scan goes over these sessions again, and finds them
+        judged. A session made since the last commits the database kept is after the
+        watermark: the watermark moves only in a commit of its own, past what was committed
+        before it, and a standby receives the commits in order."""
+        return await self._orphans(until=None)
+
+    async def _orphans(self, *, until: int | None) -> Orphans:
+        now = self._clock.now()
         oldest = int((now - _ORPHAN_WINDOW).timestamp())
         scanned_to = await self._ledger.watermark(_OPEN_SESSIONS)
         since = oldest if scanned_to is None else max(oldest, scanned_to)
         candidates = [
             session
-            for session in await self._gateway.open_sessions(
-                created_since=since, created_before=young
-            )
+            for session in await self._gateway.sessions(created_since=since, created_before=until)
             # Another integration's.
             if ORDER_ID_KEY in session.metadata
         ]
@@ -301,31 +350,67 @@ class StripeSync:
             if candidates
             else {}
         )
+        found = Orphans()
         for session in candidates:
-            order_id = session.metadata[ORDER_ID_KEY]
-            entry = known.get(session.id)
-            if entry is not None and entry.is_active:
-                continue
-            if entry is None and await self._ledger.has_pending(order_id):
-                # Most likely that row's own session, its answer lost: resuming the row
-                # (above, or by its caller's retry) stores it. Expiring it would hand the
-                # resumed row an expired session.
-                continue
-            if (
-                entry is None
-                and session.recovered_from
-                and await self._recovered.adopt(session.id) is not None
-            ):
-                continue  # a recovered cart's copy, now the order's (recovery.py)
             try:
-                await self._checkout.expire_at_stripe(session.id)
-            except UpstreamRejected:
-                continue  # no longer open (paid meanwhile): the row, if any, hears of it
-            if entry is not None:
+                await self._orphan(session, known.get(session.id), found, reconciling=until is None)
+            except OrderPaidTwice as exc:
+                # Said now, and again by the session's events: nothing a later scan can do.
+                found.paid_twice.append(exc)
+            except CheckoutError as exc:
+                found.failed.append((session.id, exc))
+                held = found.held_back
+                found.held_back = session.created if held is None else min(held, session.created)
+        return found
+
+    async def _orphan(
+        self,
+        session: SessionSnapshot,
+        entry: LedgerEntry | None,
+        found: Orphans,
+        *,
+        reconciling: bool,
+    ) -> None:
+        """One session of a scan, adopted or expired if it is an orphan. `reconciling`: after
+        the database changed, rows on their way into the ledger are resumed first rather than
+        waited for, since no order may be left with a session it does not know of."""
+        if entry is None:
+            # Its row may have been stored since the list was read (by a row resumed above).
+            entry = await self._ledger.by_session_id(session.id)
+        if entry is not None:
+            if session.status == LedgerState.OPEN and not entry.is_active:
+                # Its row let go of it (a changed cart) and Stripe still has it open.
+                if await self._expire(session):
+                    found.expired.append(session.id)
                 await self._checkout.bring_up_to_date(entry)
-            expired.append(session.id)
-        await self._ledger.advance_watermark(_OPEN_SESSIONS, young)
-        return expired
+            return
+        if (
+            not reconciling
+            and session.status == LedgerState.OPEN
+            and await self._ledger.has_pending(session.metadata[ORDER_ID_KEY])
+        ):
+            # Most likely that row's own session, its answer lost: resuming the row (above,
+            # or by its caller's retry) stores it. Expiring it would hand the resumed row an
+            # expired session.
+            return
+        adopted = await self._adoption.adopt(session, resume_pending=True)
+        if adopted is None and session.status == LedgerState.OPEN:
+            if await self._expire(session):
+                found.expired.append(session.id)
+                return
+            # No longer open: paid meanwhile, and then the order's payment.
+            latest = await self._gateway.retrieve_session(session.id)
+            adopted = await self._adoption.adopt(latest, resume_pending=True)
+        if adopted is not None and adopted.new:
+            found.adopted.append(session.id)
+
+    async def _expire(self, session: SessionSnapshot) -> bool:
+        """Expire an open session at Stripe; False if it is no longer open."""
+        try:
+            await self._checkout.expire_at_stripe(session.id)
+        except UpstreamRejected:
+            return False
+        return True
 
     async def prune_feed(self) -> int:
         """Delete the feed's events older than its retention, oldest first, a small batch at a

@@ -41,7 +41,7 @@ from service.domain.commands import (
     UiMode,
 )
 from service.domain.errors import FieldViolation, InvalidRequest
-from service.domain.model import ORDER_ID_KEY
+from service.domain.model import CALLER_KEY, ORDER_ID_KEY, SERVICE_METADATA_KEYS
 from service.domain.stripe_tables import (
     CHARGE_STEP,
     CURRENCIES,
@@ -412,7 +412,7 @@ def _line_item(
             problems.add(f"{path}.tax_rate_ids[{j}]", "must not be empty")
         else:
             problems.identifier(f"{path}.tax_rate_ids[{j}]", rate, STRIPE_ID_MAX)
-    _metadata(f"{path}.metadata", item.metadata, problems, adds_order_id=False)
+    _metadata(f"{path}.metadata", item.metadata, problems, adds_service_keys=False)
 
 
 def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> None:
@@ -426,7 +426,7 @@ def _price_data(path: str, data: PriceData, mode: Mode, problems: Problems) -> N
         problems.add(f"{path}.product_name", "required")
     else:
         problems.text(f"{path}.product_name", data.product_name, TEXT_MAX)
-    _metadata(f"{path}.product_metadata", data.product_metadata, problems, adds_order_id=False)
+    _metadata(f"{path}.product_metadata", data.product_metadata, problems, adds_service_keys=False)
     problems.text(f"{path}.product_description", data.product_description, PRODUCT_DESCRIPTION_MAX)
     if len(data.product_images) > IMAGES_MAX:
         problems.add(f"{path}.product_images", f"at most {IMAGES_MAX}")
@@ -634,21 +634,27 @@ def _shipping_option(path: str, option: ShippingOption, problems: Problems) -> N
             problems.add(f"{path}.delivery_estimate.{name}.unit", "required")
         if not 1 <= bound.value <= DELIVERY_VALUE_MAX:
             problems.add(f"{path}.delivery_estimate.{name}.value", f"1 to {DELIVERY_VALUE_MAX}")
-    _metadata(f"{path}.metadata", data.metadata, problems, adds_order_id=False)
+    _metadata(f"{path}.metadata", data.metadata, problems, adds_service_keys=False)
+
+
+# What the service sets each of its own metadata keys to.
+_RESERVED = {ORDER_ID_KEY: "the order id", CALLER_KEY: "the caller's name"}
 
 
 def _metadata(
-    path: str, metadata: Mapping[str, str], problems: Problems, *, adds_order_id: bool = True
+    path: str, metadata: Mapping[str, str], problems: Problems, *, adds_service_keys: bool = True
 ) -> None:
-    """Stripe's metadata rules; `adds_order_id`: the service adds the order id to it, so that
-    key is taken and counts."""
-    if adds_order_id and ORDER_ID_KEY in metadata:
-        problems.add(f"{path}[{ORDER_ID_KEY}]", "reserved: the service sets it to the order id")
-    if adds_order_id and len(metadata) + 1 > METADATA_MAX_KEYS:
+    """Stripe's metadata rules; `adds_service_keys`: the service adds the order id and the
+    caller to it (model.service_metadata), so those keys are taken and count."""
+    reserved = SERVICE_METADATA_KEYS if adds_service_keys else ()
+    for key in reserved:
+        if key in metadata:
+            problems.add(f"{path}[{key}]", f"reserved: the service sets it to {_RESERVED[key]}")
+    if reserved and len(metadata) + len(reserved) > METADATA_MAX_KEYS:
         problems.add(
             path,
-            f"at most {METADATA_MAX_KEYS - 1} keys: Stripe allows {METADATA_MAX_KEYS} and the "
-            f"service adds {ORDER_ID_KEY}",
+            f"at most {METADATA_MAX_KEYS - len(reserved)} keys: Stripe allows "
+            f"{METADATA_MAX_KEYS} and the service adds {' and '.join(reserved)}",
         )
     elif len(metadata) > METADATA_MAX_KEYS:
         problems.add(path, f"at most {METADATA_MAX_KEYS} keys")

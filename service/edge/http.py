@@ -20,7 +20,7 @@ from service.domain.model import StripeEvent
 from service.domain.payment_model import PaymentEvent
 from service.domain.ports import Clock, WebhookVerifier
 from service.domain.sync import HANDLED_EVENTS, EventOutcome, StripeSync
-from service.domain.validation import ORDER_ID_MAX, STRIPE_ID_MAX, is_identifier
+from service.domain.validation import CALLER_MAX, ORDER_ID_MAX, STRIPE_ID_MAX, is_identifier
 from service.observability.metrics import Metrics
 
 WEBHOOK_PATH = "/stripe/webhook"
@@ -174,4 +174,9 @@ def _well_formed(event: Event) -> Event | None:
         return None
     if event.order_id is not None and not is_identifier(event.order_id, ORDER_ID_MAX):
         return dataclasses.replace(event, order_id=None)
+    if isinstance(event, StripeEvent) and not (
+        event.caller is None or is_identifier(event.caller, CALLER_MAX)
+    ):
+        # Likewise a caller no callers file could name: not a session of ours.
+        return dataclasses.replace(event, caller=None)
     return event

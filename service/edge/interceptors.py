@@ -1,7 +1,8 @@
 """What every RPC gets around its handler, in one wrapper built once per method (each extra
 wrapper, and each extra interceptor, costs every call): a request id, the caller's deadline for
-the waits below, a span (when tracing is on), the RPC metrics, one access-log line, and the
-caller (auth.py)."""
+the waits below, a span (when tracing is on), the RPC metrics, one access-log line, the caller
+(auth.py), and, for the calls that act on an order, the refusal while the ledger may lack
+sessions Stripe has (after a database failover: service/store/failover.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from service.domain import deadlines, rate_limits
-from service.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
+from service.domain.errors import CheckoutError, FieldViolation, InvalidRequest, Unauthenticated
 from service.domain.model import Caller
 from service.edge.auth import Authenticator, Context, Metadata, header_value
 from service.edge.auth import refuse as auth_refuse
@@ -30,6 +31,19 @@ from service.observability.metrics import Metrics
 log = structlog.get_logger("rpc")
 
 REQUEST_ID_HEADER = "x-request-id"
+# The calls that act on an order: after a database failover they wait until the ledger is
+# reconciled with Stripe, lest they act on an order whose latest session the failover lost
+# (a new session beside a payable one, an expiry that leaves it payable, a refund refused).
+WRITES = frozenset(
+    f"/checkout.v1.CheckoutService/{name}"
+    for name in (
+        "CreateSession",
+        "ExpireSession",
+        "CapturePayment",
+        "CancelPayment",
+        "RefundPayment",
+    )
+)
 
 # Strings: grpc's classes are generic only in the type stubs, not at run time.
 Continuation: TypeAlias = (
@@ -43,7 +57,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     id (from `x-request-id`, or made up) bound to every line logged while it runs; the gRPC
     server metrics; with `traced`, a span continuing the caller's trace; the caller, for
     every method the authenticator says needs one; and that caller's share of Stripe's rate
-    limit, bound to the RPC (quotas.py)."""
+    limit, bound to the RPC (quotas.py); for the WRITES, `hold_writes()`, which raises while
+    they must wait."""
 
     def __init__(
         self,
@@ -52,11 +67,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         quotas: CallerQuotas,
         *,
         traced: bool,
+        hold_writes: Callable[[], None] | None = None,
     ) -> None:
         self._metrics = metrics
         self._auth = authenticator
         self._quotas = quotas
         self._traced = traced
+        self._hold_writes = hold_writes
         self._wrapped: dict[str, Handler | None] = {}
 
     async def intercept_service(
@@ -80,6 +97,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             self._quotas,
             self._metrics,
             traced=self._traced,
+            hold=self._hold_writes if method in WRITES else None,
         )
         if handler.unary_unary is not None:
             return calls.unary(handler.unary_unary, handler.response_serializer)
@@ -118,8 +136,10 @@ class _Calls:
         metrics: Metrics,
         *,
         traced: bool,
+        hold: Callable[[], None] | None,
     ) -> None:
         self.method = method
+        self._hold = hold
         self.authenticated = authenticator.required(method)
         self.deserialize = deserialize
         self._identify = authenticator.identify
@@ -132,9 +152,11 @@ class _Calls:
 
     def begin(self, series: _Series, request: Any, context: Context) -> tuple[_Call, Any]:
         """The call started, its request id and caller bound; and None if it may go on, or
-        what refuses it: not a message of its type (first), or why it has no caller."""
+        what refuses it: not a message of its type (first), why it has no caller, or why it
+        must wait."""
         metadata = context.invocation_metadata() or ()
-        caller = refusal = None
+        caller = None
+        refusal: CheckoutError | _Undecodable | None = None
         if self.authenticated:
             found = self._identify(metadata, context)
             if isinstance(found, Unauthenticated):
@@ -142,6 +164,11 @@ class _Calls:
             else:
                 caller = found
                 self._bind(found)
+        if self._hold is not None and refusal is None:
+            try:
+                self._hold()
+            except CheckoutError as exc:
+                refusal = exc
         if request is _UNDECODABLE:
             refusal = _UNDECODABLE
         call = _Call(series, self.method, context, metadata, caller, self._traced, self._log_ok)
@@ -210,7 +237,9 @@ class _Calls:
 async def _refuse(refusal: Any, context: Context) -> None:
     if refusal is _UNDECODABLE:
         await _refuse_undecodable(context)
-    await auth_refuse(context, refusal)
+    if isinstance(refusal, Unauthenticated):
+        await auth_refuse(context, refusal)
+    await context.abort_with_status(status_for(refusal))
 
 
 class _Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,9 +40,11 @@ def build_grpc_server(
     metrics: Metrics,
     traced: bool,
     payments: PaymentCalls,
+    hold_writes: Callable[[], None] | None = None,
 ) -> grpc.aio.Server:
     """The public gRPC server. `callers` None: authentication off (loopback only, checked by
-    the settings). `reflection_mode`: `authenticated`, `open` or `off`."""
+    the settings). `reflection_mode`: `authenticated`, `open` or `off`. `hold_writes()` raises
+    while the calls that act on an order must wait (interceptors.py)."""
     server = grpc.aio.server(
         interceptors=[
             EdgeInterceptor(
@@ -49,6 +52,7 @@ def build_grpc_server(
                 Authenticator(callers, open_reflection=reflection_mode == "open"),
                 quotas,
                 traced=traced,
+                hold_writes=hold_writes,
             )
         ],
         # A request larger than any valid one (100 line items with every field at Stripe's

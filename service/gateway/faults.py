@@ -43,6 +43,13 @@ class CrashAfterCreate:
             created_since=created_since, created_before=created_before
         )
 
+    async def sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        return await self._inner.sessions(
+            created_since=created_since, created_before=created_before
+        )
+
     async def session_events(
         self, types: Collection[str], *, created_since: int
     ) -> list[StripeEvent | PaymentEvent]:

@@ -202,10 +202,23 @@ class StripeGateway:
     ) -> list[SessionSnapshot]:
         """Every open session created since `created_since` and before `created_before` (Unix
         seconds)."""
+        return await self._sessions(created_since, created_before, status="open")
+
+    async def sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        """Every session created since `created_since` and before `created_before` (Unix
+        seconds), whatever its status."""
+        return await self._sessions(created_since, created_before)
+
+    async def _sessions(
+        self, created_since: int, created_before: int | None, **filters: str
+    ) -> list[SessionSnapshot]:
+        """https://docs.stripe.com/api/checkout/sessions/list"""
         created = {"gte": created_since}
         if created_before is not None:
             created["lt"] = created_before
-        listed = await self._listed("list", _SESSIONS, {"created": created, "status": "open"})
+        listed = await self._listed("list", _SESSIONS, {"created": created, **filters})
         return [snapshot_from_stripe(session) for session in listed]
 
     async def session_events(

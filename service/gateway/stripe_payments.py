@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from service.domain.model import CALLER_KEY
 from service.domain.payment_model import (
-    REFUND_CALLER_KEY,
     REFUND_REQUEST_KEY,
     DisputeSnapshot,
     PaymentSnapshot,
@@ -67,7 +67,7 @@ def refund_from_stripe(data: Mapping[str, Any]) -> RefundSnapshot:
         reason=data.get("reason"),
         failure_reason=data.get("failure_reason"),
         created=data.get("created") or 0,
-        caller=metadata.get(REFUND_CALLER_KEY),
+        caller=metadata.get(CALLER_KEY),
         request_id=metadata.get(REFUND_REQUEST_KEY),
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import stripe
 
 from service.domain.errors import BadSignature
-from service.domain.model import ORDER_ID_KEY, StripeEvent
+from service.domain.model import CALLER_KEY, ORDER_ID_KEY, StripeEvent
 from service.domain.payment_model import PaymentEvent
 
 SESSION_OBJECT = "checkout.session"
@@ -86,6 +86,7 @@ def event_from_stripe(data: Mapping[str, Any]) -> StripeEvent | PaymentEvent | N
         order_id=metadata.get(ORDER_ID_KEY),
         created=int(data.get("created") or 0),
         recovered_from=session.get("recovered_from"),
+        caller=metadata.get(CALLER_KEY),
     )
 
 

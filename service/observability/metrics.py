@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from service.domain.model import LedgerState
 
@@ -50,6 +57,7 @@ class Metrics:
             registry=self.registry,
         )
         self._money(self.registry)
+        self._process(self.registry)
 
     def _calls(self, r: CollectorRegistry) -> None:
         """The calls the service answers and makes: RPCs, Stripe's API."""
@@ -111,10 +119,23 @@ class Metrics:
             "checkout_sweep_repairs_total",
             "What the sweep set right: rows brought up to date (updated), sessions Stripe no "
             "longer knows (missing), events no webhook brought (caught_up), open sessions no row "
-            "held (orphan), payments that lagged Stripe (payment_updated), captures, cancels and "
-            "refunds left pending and now settled (operation_resumed); and rows it failed on "
-            "(failed).",
+            "held, expired (orphan), sessions no row held, adopted into the ledger (adopted), "
+            "payments that lagged Stripe (payment_updated), captures, cancels and refunds left "
+            "pending and now settled (operation_resumed); and rows it failed on (failed).",
             ("kind",),
+            registry=r,
+        )
+        self.orders_paid_twice = Counter(
+            "checkout_orders_paid_twice_total",
+            "Orders found paid through two sessions (one the ledger did not know), each time "
+            "one is found (by a webhook Stripe retries, or a scan): refund one of the two.",
+            registry=r,
+        )
+        self.ledger_reconciling = Gauge(
+            "checkout_ledger_reconciling",
+            "1 while the ledger may lack sessions Stripe has, after the database changed (a "
+            "failover or a restart), until it is reconciled with Stripe: not ready, and the "
+            "calls that act on an order wait.",
             registry=r,
         )
         self.pending_oldest_age = Gauge(
@@ -210,6 +231,23 @@ class Metrics:
             registry=r,
         )
 
+    def _process(self, r: CollectorRegistry) -> None:
+        """What the process holds, to find a slow leak (`make soak`): memory and file
+        descriptors (prometheus-client's `process_*`, from /proc), asyncio tasks, and the
+        pool's connections."""
+        ProcessCollector(registry=r)
+        self.asyncio_tasks = Gauge(
+            "checkout_asyncio_tasks",
+            "Tasks of the event loop not done yet: one per RPC in flight, per open stream, "
+            "per background task.",
+            registry=r,
+        )
+        self.db_pool_connections = Gauge(
+            "checkout_db_pool_connections",
+            "Postgres connections the pool holds open, in use or idle.",
+            registry=r,
+        )
+
     def count_payment(self, transition: str) -> None:
         self.payment_transitions.labels(transition).inc()
 
@@ -224,8 +262,12 @@ class Metrics:
         elif after == LedgerState.EXPIRED:
             self.sessions.labels("expired").inc()
 
-    def track_pool(self, in_use: Callable[[], float]) -> None:
+    def track_pool(self, in_use: Callable[[], float], opened: Callable[[], float]) -> None:
         self.db_pool_in_use.set_function(in_use)
+        self.db_pool_connections.set_function(opened)
+
+    def track_tasks(self, count: Callable[[], float]) -> None:
+        self.asyncio_tasks.set_function(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

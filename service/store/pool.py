@@ -11,6 +11,7 @@ import asyncpg
 
 from service.domain.errors import Unavailable
 from service.store.db_errors import translate_db_errors
+from service.store.failover import ServerWatch
 
 
 class DatabaseUrlError(ValueError):
@@ -18,24 +19,31 @@ class DatabaseUrlError(ValueError):
     may be what could not be read."""
 
 
-async def create_pool(dsn: str, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
-    """The pool, with its first connection made: what keeps it from connecting is named."""
+async def create_pool(
+    dsn: str, *, max_size: int, command_timeout: float, watch: ServerWatch | None = None
+) -> asyncpg.Pool:
+    """The pool, with its first connection made: what keeps it from connecting is named.
+    `watch`, if any, sees each new connection's server first (failover.py)."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        """Per-connection set-up: jsonb in and out as Python objects; the server noted."""
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        if watch is not None:
+            await watch.connected(conn)
+
     async with translate_db_errors(), first_contact():
         pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
             max_size=max_size,
             command_timeout=command_timeout,
-            init=_init_connection,
+            init=init,
             reset=_keep_as_is,
         )
     assert pool is not None  # create_pool returns None only when not awaited
     return pool
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    """Per-connection set-up: jsonb in and out as Python objects."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_as_is(_: asyncpg.Connection) -> None:

@@ -20,7 +20,9 @@ from asyncpg.pool import PoolConnectionProxy
 from service.domain.errors import AttemptDropped, Unavailable
 from service.domain.model import (
     ACTIVE_STATES,
+    CALLER_KEY,
     HELD_UNLESS_PAYMENT_FAILED,
+    ORDER_ID_KEY,
     Attempt,
     Claim,
     FeedPosition,
@@ -32,11 +34,13 @@ from service.domain.model import (
     SessionSnapshot,
     StripeEvent,
     ledger_state,
+    may_store,
     progress_of,
 )
 from service.domain.payment_model import PaymentSnapshot
 from service.store import outbox
 from service.store.db_errors import bounded_trip
+from service.store.failover import ServerWatch
 from service.store.outbox import Written
 
 NOTIFY_CHANNEL = "checkout_session_changed"
@@ -109,11 +113,14 @@ class PostgresLedger:
         command_timeout: float,
         on_transition: Callable[[LedgerState, LedgerState], None] | None = None,
         on_event: Callable[[str], None] | None = None,
+        watch: ServerWatch | None = None,
     ) -> None:
         """`on_transition(before, after)` hears of every change of a row's state made here,
         once per change whichever replica makes it (Metrics.count_transition); `on_event(type)`
-        of every event written to the feed (Metrics.count_event)."""
+        of every event written to the feed (Metrics.count_event). `watch`: claims are refused
+        while the ledger may lack sessions Stripe has (failover.py)."""
         self._pool = pool
+        self._watch = watch
         self._command_timeout = command_timeout
         self._on_transition = on_transition
         self._on_event = on_event
@@ -138,6 +145,9 @@ class PostgresLedger:
     ) -> Claim:
         new = attempt()
         async with self._db(), self._pool.acquire() as conn:
+            if self._watch is not None:
+                # After the acquire: a connection to a new server has marked it by now.
+                self._watch.refuse_while_behind()
             # The row that holds the order can let go of it between our INSERT and SELECT
             # (expired by another call); then the INSERT can win on the next round.
             for _ in range(3):
@@ -521,6 +531,10 @@ async def _record(
                  AND (s.snapshot IS DISTINCT FROM $6::jsonb
                       OR s.state IS DISTINCT FROM $2
                       OR (NOT s.async_payment_failed AND $8))
+                 -- The row's own session, or one of its order (model.may_store).
+                 AND (s.session_id = $4
+                      OR (s.session_id IS NULL
+                          AND ($10::text IS NULL OR (s.caller = $10 AND s.order_id = $9))))
                RETURNING s.*, before.state AS previous_state,
                          before.announced AS previous_announced),
            {_ANNOUNCED}""",
@@ -532,11 +546,15 @@ async def _record(
         snapshot.to_json(),
         snapshot.expires_at,
         payment_failed,
+        snapshot.metadata.get(ORDER_ID_KEY),
+        snapshot.metadata.get(CALLER_KEY),
     )
     if row is not None:
         return Written(_entry(row), LedgerState(row["previous_state"]), row["event_type"])
     row = await conn.fetchrow("SELECT * FROM checkout_sessions WHERE id = $1", row_id)
-    if row is None:
+    if row is None or not may_store(
+        snapshot, session_id=row["session_id"], caller=row["caller"], order_id=row["order_id"]
+    ):
         raise AttemptDropped(f"ledger row {row_id} is gone; its attempt was dropped")
     return Written(_entry(row), None, None)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -240,6 +241,33 @@ async def test_recording_on_a_row_that_is_gone_is_attempt_dropped(ledgers: Ledge
 
     with pytest.raises(AttemptDropped):
         await ledgers.ledger.record_snapshot(pending.row_id, snapshot(session()))
+
+
+async def test_a_session_of_another_order_is_not_stored_on_a_row_without_one(
+    ledgers: Ledgers,
+) -> None:
+    """After a failover lost a row, Postgres may hand its id out again: the attempt that wrote
+    the lost row hears its row is gone rather than write another order's session into the
+    new one, which it could not tell apart by its id."""
+    pending = (await claim(ledgers, order())).entry
+    theirs = replace(snapshot(session()), metadata={"order_id": order(), "checkout_caller": CALLER})
+    other_caller = replace(
+        snapshot(session()),
+        metadata={"order_id": pending.order_id, "checkout_caller": "someone-else"},
+    )
+
+    for foreign in (theirs, other_caller):
+        with pytest.raises(AttemptDropped):
+            await ledgers.ledger.record_snapshot(pending.row_id, foreign)
+    assert (await ledgers.ledger.by_row_id(pending.row_id)).state == LedgerState.PENDING
+    mine = replace(
+        snapshot(session()), metadata={"order_id": pending.order_id, "checkout_caller": CALLER}
+    )
+    stored_mine = await ledgers.ledger.record_snapshot(pending.row_id, mine)
+    assert stored_mine.session_id == mine.id
+    # And a row with a session stores that session's snapshots only.
+    with pytest.raises(AttemptDropped):
+        await ledgers.ledger.record_snapshot(pending.row_id, replace(mine, id=session()))
 
 
 async def test_a_session_stored_on_a_second_row_is_a_bug(ledgers: Ledgers) -> None:

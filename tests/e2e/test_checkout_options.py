@@ -81,7 +81,11 @@ async def test_a_paid_invoice_is_issued_for_the_order(stub: Stub, sandbox: Sandb
     assert (invoice.status, invoice.amount_paid) == ("paid", paid.amount_total)
     assert (invoice.description, invoice.footer) == ("Order 1001", "Shop GmbH, Berlin")
     assert invoice.metadata is not None
-    assert invoice.metadata.to_dict() == {"ledger": "EU", "order_id": order_id}
+    assert invoice.metadata.to_dict() == {
+        "ledger": "EU",
+        "order_id": order_id,
+        "checkout_caller": "local",
+    }
     assert [(f.name, f.value) for f in invoice.custom_fields or ()] == [("PO number", "4711")]
 
 

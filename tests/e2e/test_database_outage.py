@@ -1,6 +1,9 @@
 """A Postgres outage, on a Postgres of this test's own: calls answer UNAVAILABLE with RetryInfo
 (never INTERNAL), readiness turns NOT_SERVING while liveness stays up, and once the database is
-back the service recovers by itself, with every session still linked to its order."""
+back the service recovers by itself, with every session still linked to its order. A server
+started again is another server, which may lack commits (a failover's standby would): the
+service notices it and reconciles the ledger with Stripe before it is ready (the failover
+itself is in test_failover.py)."""
 
 from __future__ import annotations
 
@@ -67,4 +70,7 @@ async def test_an_outage_is_unavailable_not_serving_and_recovered_from(
         assert (await http.get(f"{http_base}/readyz")).status_code == 200
         got = await replica.stub.GetSession(api.GetSessionRequest(order_id=order_id), timeout=10)
         assert got.session.id == created.session.id
+        await replica.next_event("ledger reconciled with Stripe after the database changed")
+        events = [str(line.get("event")) for line in replica.lines]
+        assert any(e.startswith("database server changed") for e in events), events
         assert not [line for line in replica.lines if line.get("code") in ("INTERNAL", "UNKNOWN")]

@@ -370,18 +370,22 @@ async def test_automatic_tax_for_a_customer_without_address_needs_customer_updat
     assert rows == 1
 
 
-async def test_the_order_id_goes_into_stripe_and_counts_against_the_metadata_limit(
+async def test_the_order_and_its_caller_go_into_stripe_and_count_against_the_metadata_limit(
     stub: Stub, sandbox: Sandbox
 ) -> None:
     order_id = new_order_id()
-    caller_keys = {f"k{i}": "v" for i in range(49)}
+    caller_keys = {f"k{i}": "v" for i in range(48)}
     session = (await stub.CreateSession(cart_request(order_id, metadata=caller_keys))).session
     [at_stripe] = await sandbox.sessions_for(order_id)
+    ours = {"order_id": order_id, "checkout_caller": "local"}
 
-    assert dict(session.metadata) == {**caller_keys, "order_id": order_id}
+    assert dict(session.metadata) == {**caller_keys, **ours}
     assert at_stripe.client_reference_id == order_id
     assert at_stripe.metadata is not None
-    assert at_stripe.metadata.to_dict() == {**caller_keys, "order_id": order_id}
+    assert at_stripe.metadata.to_dict() == {**caller_keys, **ours}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateSession(cart_request(order_id, metadata={**caller_keys, "one": "more"}))
+    assert violated_fields(caught.value) == ["metadata"]
 
 
 def _bad(**overrides: Any) -> Callable[[str], Req]:
@@ -590,11 +594,11 @@ REFUSALS: list[tuple[str, Callable[[str], Req], str]] = [
         "allowed_payment_method_types[0]",
     ),
     (
-        "50 subscription metadata keys plus the order id",
+        "49 subscription metadata keys plus the order id and the caller",
         _bad(
             mode=pb.Session.SUBSCRIPTION,
             line_items=[line(900, "Plan", recurring=monthly())],
-            subscription_data=Req.SubscriptionData(metadata={f"k{i}": "v" for i in range(50)}),
+            subscription_data=Req.SubscriptionData(metadata={f"k{i}": "v" for i in range(49)}),
         ),
         "subscription_data.metadata",
     ),

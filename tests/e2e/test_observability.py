@@ -118,6 +118,39 @@ async def test_the_counters_move_by_what_a_scenario_did(
             assert order_id not in value and created.id not in value
 
 
+def value(samples: Samples, name: str) -> float:
+    return samples[(name, ())]
+
+
+async def test_what_the_process_holds_is_served_and_follows_its_streams(
+    app: Application, stub: Stub
+) -> None:
+    """What `make soak` samples: memory, file descriptors, asyncio tasks, pool connections."""
+    order_id = new_order_id()
+    await stub.CreateSession(cart_request(order_id))
+    before = await scrape(app)
+    streams = [stub.WatchSession(api.WatchSessionRequest(order_id=order_id)) for _ in range(5)]
+    for stream in streams:
+        await stream.read()  # the session as it is: each stream is open and served
+    during = await scrape(app)
+    for stream in streams:
+        stream.cancel()
+
+    async def back() -> bool:
+        after = await scrape(app)
+        return value(after, "checkout_asyncio_tasks") <= value(before, "checkout_asyncio_tasks")
+
+    await eventually(back)
+    # The service runs in this process here: its memory and descriptors are the test's.
+    assert value(before, "process_resident_memory_bytes") > 0
+    assert value(before, "process_open_fds") > 0
+    # One task per open stream at least, gone with the streams.
+    tasks = value(during, "checkout_asyncio_tasks") - value(before, "checkout_asyncio_tasks")
+    assert tasks >= len(streams)
+    assert value(before, "checkout_db_pool_connections") >= 1
+    assert value(before, "checkout_db_pool_connections") >= value(before, "checkout_db_pool_in_use")
+
+
 @pytest.mark.parametrize("level", ["info", "debug"])
 async def test_the_access_log_names_each_failed_call_and_successful_ones_at_debug(
     environ: dict[str, str], level: str

@@ -61,13 +61,17 @@ def command(
 _event_ids = (f"evt_{n:06d}" for n in itertools.count(1))
 
 
-def event(kind: str, session_id: str, order_id: str | None = ORDER) -> StripeEvent:
-    """A verified `checkout.session.<kind>` event with a fresh id."""
+def event(
+    kind: str, session_id: str, order_id: str | None = ORDER, caller: str | None = SHOP.name
+) -> StripeEvent:
+    """A verified `checkout.session.<kind>` event with a fresh id, about a session whose
+    metadata names `order_id` and `caller`, as the service's do."""
     return StripeEvent(
         id=next(_event_ids),
         type=f"checkout.session.{kind}",
         session_id=session_id,
         order_id=order_id,
+        caller=caller,
     )
 
 

@@ -63,6 +63,7 @@ from service.domain.model import (
     StripeEvent,
     holds_order,
     ledger_state,
+    may_store,
     progress_of,
 )
 from service.domain.outcomes import (
@@ -610,7 +611,9 @@ class InMemoryLedger:
         self, row_id: int, snapshot: SessionSnapshot, *, payment_failed: bool
     ) -> LedgerEntry:
         row = self._rows.get(row_id)
-        if row is None:
+        if row is None or not may_store(
+            snapshot, session_id=row.session_id, caller=row.caller, order_id=row.order_id
+        ):
             raise AttemptDropped(f"ledger row {row_id} is gone")
         state = ledger_state(snapshot)
         rank = progress_of(state, snapshot.payment_status)
@@ -1179,18 +1182,29 @@ class FakeStripe:
         )
         return copy_id
 
+    def forget_metadata(self, session_id: str, key: str) -> None:
+        """As if the session had been made without `key` in its metadata (by a release of the
+        service that did not set it, or by another integration)."""
+        session = self.session(session_id)
+        metadata = {k: v for k, v in session.metadata.items() if k != key}
+        self._sessions[session_id] = replace(session, metadata=metadata)
+
     # -- for tests to look at --
 
     async def open_sessions(
+        self, *, created_since: int, created_before: int | None = None
+    ) -> list[SessionSnapshot]:
+        found = await self.sessions(created_since=created_since, created_before=created_before)
+        return [s for s in found if s.status == "open"]
+
+    async def sessions(
         self, *, created_since: int, created_before: int | None = None
     ) -> list[SessionSnapshot]:
         self._lapse_due()
         return [
             s
             for s in self._sessions.values()
-            if s.status == "open"
-            and s.created >= created_since
-            and (created_before is None or s.created < created_before)
+            if s.created >= created_since and (created_before is None or s.created < created_before)
         ]
 
     async def session_events(

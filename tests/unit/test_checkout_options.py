@@ -67,7 +67,7 @@ def subscription(**overrides: Any) -> CreateSessionCommand:
 
 def refused_fields(cmd: CreateSessionCommand) -> list[str]:
     with pytest.raises(InvalidRequest) as caught:
-        plan_create(cmd, NOW)
+        plan_create(cmd, NOW, caller="shop")
     return [v.field for v in caught.value.violations]
 
 
@@ -287,6 +287,14 @@ SETUP = {"mode": Mode.SETUP, "line_items": ()}
             {"invoice_creation": InvoiceCreation(True, InvoiceData(metadata={"order_id": "x"}))},
             ["invoice_creation.invoice_data.metadata[order_id]"],
         ),
+        (
+            {
+                "invoice_creation": InvoiceCreation(
+                    True, InvoiceData(metadata={"checkout_caller": "x"})
+                )
+            },
+            ["invoice_creation.invoice_data.metadata[checkout_caller]"],
+        ),
         ({**ELEMENTS, "recovery": Recovery(True)}, ["after_expiration"]),
         (
             {
@@ -471,7 +479,7 @@ def test_limits_at_their_edges_are_accepted() -> None:
                     "d" * 1500,
                     "f" * 5000,
                     (("n" * 40, "v" * 140),) * 4,
-                    {f"k{i}": "v" for i in range(49)},
+                    {f"k{i}": "v" for i in range(48)},
                 ),
             ),
             payment_intent_data=PaymentIntentData(
@@ -484,12 +492,17 @@ def test_limits_at_their_edges_are_accepted() -> None:
             ),
         ),
         NOW,
+        caller="shop",
     )
     plan_create(
-        subscription(subscription_data=SubscriptionData(trial_end=NOW + timedelta(hours=48))), NOW
+        subscription(subscription_data=SubscriptionData(trial_end=NOW + timedelta(hours=48))),
+        NOW,
+        caller="shop",
     )
     plan_create(
-        subscription(subscription_data=SubscriptionData(trial_end=NOW + timedelta(days=730))), NOW
+        subscription(subscription_data=SubscriptionData(trial_end=NOW + timedelta(days=730))),
+        NOW,
+        caller="shop",
     )
 
 
@@ -542,7 +555,7 @@ def test_every_new_field_becomes_stripes_parameter() -> None:
         ),
         request_three_d_secure="any",
     )
-    params = plan_create(cmd, NOW).stripe_params
+    params = plan_create(cmd, NOW, caller="shop").stripe_params
 
     assert params["line_items"] == [
         {
@@ -588,11 +601,11 @@ def test_every_new_field_becomes_stripes_parameter() -> None:
         "promotions": "auto",
         "payment_method_reuse_agreement": {"position": "hidden"},
     }
-    # The invoice carries the order, as the session and its PaymentIntent do.
+    # The invoice carries the order and its caller, as the session and its PaymentIntent do.
     assert params["invoice_creation"] == {
         "enabled": True,
         "invoice_data": {
-            "metadata": {"ledger": "EU", "order_id": "order-1"},
+            "metadata": {"ledger": "EU", "order_id": "order-1", "checkout_caller": "shop"},
             "description": "Order 1",
             "custom_fields": [{"name": "PO", "value": "4711"}],
             "rendering_options": {"amount_tax_display": "include_inclusive_tax"},
@@ -602,7 +615,7 @@ def test_every_new_field_becomes_stripes_parameter() -> None:
         "recovery": {"enabled": True, "allow_promotion_codes": True}
     }
     assert params["payment_intent_data"] == {
-        "metadata": {"order_id": "order-1"},
+        "metadata": {"order_id": "order-1", "checkout_caller": "shop"},
         "setup_future_usage": "off_session",
         "description": "Order 1",
         "statement_descriptor_suffix": "ORDER 1",
@@ -624,9 +637,9 @@ def test_every_new_field_becomes_stripes_parameter() -> None:
 def test_a_trial_until_a_date_and_what_happens_then() -> None:
     end = NOW + timedelta(days=3)
     data = SubscriptionData(trial_end=end, trial_missing_payment_method="pause")
-    params = plan_create(subscription(subscription_data=data), NOW).stripe_params
+    params = plan_create(subscription(subscription_data=data), NOW, caller="shop").stripe_params
     assert params["subscription_data"] == {
-        "metadata": {"order_id": "order-1"},
+        "metadata": {"order_id": "order-1", "checkout_caller": "shop"},
         "trial_end": int(end.timestamp()),
         "trial_settings": {"end_behavior": {"missing_payment_method": "pause"}},
     }
@@ -641,6 +654,7 @@ def test_an_invoice_turned_off_is_sent_as_off_and_unset_settings_are_left_out() 
             saved_payment_method_options=SavedPaymentMethodOptions(),
         ),
         NOW,
+        caller="shop",
     ).stripe_params
     assert params["invoice_creation"] == {"enabled": False}
     for name in (

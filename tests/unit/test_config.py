@@ -116,6 +116,17 @@ def test_a_malformed_key_is_not_echoed() -> None:
         ("postgresql://db/checkout?user=svc&sslpassword=hunter2&port=6432", "svc@db:6432/checkout"),
         ("postgresql://postgres:@/postgres?host=/tmp/pg", "postgres@/tmp/pg:5432/postgres"),
         ("postgres://svc:hun%40ter2@[::1]:5433/x", "svc@::1:5433/x"),
+        # A primary and its standby: every host is named, and how one is chosen.
+        (
+            "postgresql://svc:hunter2@db1:5432,db2:5433/checkout?target_session_attrs=read-write",
+            "svc@db1:5432,db2:5433/checkout (target_session_attrs=read-write)",
+        ),
+        ("postgresql://svc:hunter2@db1,[::1]/checkout", "svc@db1:5432,::1:5432/checkout"),
+        (
+            "postgresql://svc@/checkout?host=db1,db2&port=5432,6432&password=hunter2",
+            "svc@db1:5432,db2:6432/checkout",
+        ),
+        ("postgresql://svc:hunter2@db1:x,db2/checkout", "svc@db1:?,db2:5432/checkout"),
     ],
 )
 def test_a_dsn_is_described_by_host_port_database_and_user_only(dsn: str, shown: str) -> None:

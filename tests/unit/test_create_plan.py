@@ -45,18 +45,20 @@ def command(**overrides: object) -> CreateSessionCommand:
 
 def refused_fields(cmd: CreateSessionCommand) -> list[str]:
     with pytest.raises(InvalidRequest) as caught:
-        plan_create(cmd, NOW)
+        plan_create(cmd, NOW, caller="shop")
     return [v.field for v in caught.value.violations]
 
 
-def test_builds_stripe_parameters_with_the_order_everywhere_stripe_shows_it() -> None:
-    plan = plan_create(command(metadata={"cart": "42"}), NOW)
+def test_builds_stripe_parameters_with_the_order_and_its_caller_everywhere_stripe_shows_it() -> (
+    None
+):
+    plan = plan_create(command(metadata={"cart": "42"}), NOW, caller="shop")
 
     assert plan.stripe_params == {
         "mode": "payment",
         "ui_mode": "hosted_page",
         "client_reference_id": "order-1",
-        "metadata": {"cart": "42", "order_id": "order-1"},
+        "metadata": {"cart": "42", "order_id": "order-1", "checkout_caller": "shop"},
         "expires_at": int((NOW + timedelta(hours=24)).timestamp()),
         # What the ledger keeps and Stripe shows only when expanded.
         "expand": [
@@ -78,7 +80,7 @@ def test_builds_stripe_parameters_with_the_order_everywhere_stripe_shows_it() ->
         ],
         "currency": "usd",
         "success_url": "https://shop.example/done",
-        "payment_intent_data": {"metadata": {"order_id": "order-1"}},
+        "payment_intent_data": {"metadata": {"order_id": "order-1", "checkout_caller": "shop"}},
     }
     assert plan.expires_at == NOW + timedelta(hours=24)
 
@@ -87,19 +89,22 @@ def test_builds_stripe_parameters_with_the_order_everywhere_stripe_shows_it() ->
     ("mode", "key"),
     [(Mode.SUBSCRIPTION, "subscription_data"), (Mode.SETUP, "setup_intent_data")],
 )
-def test_order_id_goes_on_the_object_each_mode_creates(mode: Mode, key: str) -> None:
+def test_the_order_and_its_caller_go_on_the_object_each_mode_creates(mode: Mode, key: str) -> None:
     items = () if mode is Mode.SETUP else command().line_items
-    plan = plan_create(command(mode=mode, line_items=items), NOW)
-    assert plan.stripe_params[key] == {"metadata": {"order_id": "order-1"}}
+    plan = plan_create(command(mode=mode, line_items=items), NOW, caller="billing")
+    assert plan.stripe_params[key] == {
+        "metadata": {"order_id": "order-1", "checkout_caller": "billing"}
+    }
     assert "payment_intent_data" not in plan.stripe_params
 
 
-def test_fingerprint_ignores_request_id_and_time_but_not_the_cart() -> None:
+def test_fingerprint_ignores_request_id_time_and_caller_but_not_the_cart() -> None:
     base = command()
     assert fingerprint(base) == fingerprint(command(request_id="r-1"))
     assert (
-        plan_create(base, NOW).fingerprint
-        == plan_create(base, NOW + timedelta(hours=1)).fingerprint
+        plan_create(base, NOW, caller="shop").fingerprint
+        == plan_create(base, NOW + timedelta(hours=1), caller="shop").fingerprint
+        == plan_create(base, NOW, caller="billing").fingerprint
     )
     assert fingerprint(base) != fingerprint(command(currency="eur"))
     assert fingerprint(base) != fingerprint(command(metadata={"a": "b"}))
@@ -109,7 +114,9 @@ def test_fingerprint_ignores_request_id_and_time_but_not_the_cart() -> None:
 
 
 def test_currency_is_normalized_to_lowercase() -> None:
-    assert plan_create(command(currency="USD"), NOW).stripe_params["currency"] == "usd"
+    assert (
+        plan_create(command(currency="USD"), NOW, caller="shop").stripe_params["currency"] == "usd"
+    )
 
 
 @pytest.mark.parametrize(
@@ -141,8 +148,10 @@ def test_currency_is_normalized_to_lowercase() -> None:
         ({"customer_email": "not-an-email"}, "customer_email"),
         ({"expire_time": NOW + timedelta(minutes=29)}, "expire_time"),
         ({"expire_time": NOW + timedelta(hours=24, seconds=1)}, "expire_time"),
-        ({"metadata": {f"k{i}": "v" for i in range(50)}}, "metadata"),
+        # Stripe allows 50 keys, and the service adds two.
+        ({"metadata": {f"k{i}": "v" for i in range(49)}}, "metadata"),
         ({"metadata": {"order_id": "other"}}, "metadata[order_id]"),
+        ({"metadata": {"checkout_caller": "other"}}, "metadata[checkout_caller]"),
         ({"metadata": {"a[b]": "v"}}, "metadata[a[b]]"),
         ({"metadata": {"k" * 41: "v"}}, f"metadata[{'k' * 41}]"),
         ({"metadata": {"k": "v" * 501}}, "metadata[k]"),
@@ -165,13 +174,14 @@ def test_limits_at_their_edges_are_accepted() -> None:
     plan = plan_create(
         command(
             order_id="o" * 200,
-            metadata={f"k{i}": "v" * 500 for i in range(49)},
+            metadata={f"k{i}": "v" * 500 for i in range(48)},
             expire_time=NOW + timedelta(minutes=30),
         ),
         NOW,
+        caller="shop",
     )
     assert len(plan.stripe_params["metadata"]) == 50
-    plan_create(command(expire_time=NOW + timedelta(hours=24)), NOW)
+    plan_create(command(expire_time=NOW + timedelta(hours=24)), NOW, caller="shop")
 
 
 @pytest.mark.parametrize(
@@ -236,7 +246,7 @@ def test_every_feature_becomes_stripes_parameter() -> None:
         payment_method_collection="if_required",
         adaptive_pricing=True,
     )
-    params = plan_create(cmd, NOW).stripe_params
+    params = plan_create(cmd, NOW, caller="shop").stripe_params
 
     assert params["line_items"] == [
         {
@@ -258,7 +268,7 @@ def test_every_feature_becomes_stripes_parameter() -> None:
         }
     ]
     assert params["subscription_data"] == {
-        "metadata": {"plan": "basic", "order_id": "order-1"},
+        "metadata": {"plan": "basic", "order_id": "order-1", "checkout_caller": "shop"},
         "trial_period_days": 14,
         "description": "Coffee club",
     }
@@ -295,13 +305,15 @@ def test_every_feature_becomes_stripes_parameter() -> None:
 
 
 def test_absent_settings_are_left_to_stripes_defaults() -> None:
-    params = plan_create(command(), NOW).stripe_params
+    params = plan_create(command(), NOW, caller="shop").stripe_params
     for name in ("automatic_tax", "adaptive_pricing", "phone_number_collection", "locale"):
         assert name not in params
 
 
 def test_explicitly_off_is_sent_as_off() -> None:
-    params = plan_create(command(automatic_tax=False, adaptive_pricing=False), NOW).stripe_params
+    params = plan_create(
+        command(automatic_tax=False, adaptive_pricing=False), NOW, caller="shop"
+    ).stripe_params
     assert params["automatic_tax"] == {"enabled": False}
     assert params["adaptive_pricing"] == {"enabled": False}
 
@@ -421,7 +433,7 @@ def test_a_total_stripe_cannot_charge_is_refused_on_line_items(
 def test_a_total_stripe_may_charge_or_only_stripe_knows_is_left_to_stripe(
     overrides: dict[str, object],
 ) -> None:
-    plan_create(command(**overrides), NOW)
+    plan_create(command(**overrides), NOW, caller="shop")
 
 
 def test_shipping_and_tax_only_add_so_over_the_maximum_is_known() -> None:
@@ -435,7 +447,7 @@ def test_shipping_and_tax_only_add_so_over_the_maximum_is_known() -> None:
 
 @pytest.mark.parametrize("currency", ["jpy", "kwd", "bhd", "isk", "ugx", "xof", "inr", "idr"])
 def test_stripes_presentment_currencies_are_taken(currency: str) -> None:
-    plan_create(command(currency=currency, line_items=(inline(100_000),)), NOW)
+    plan_create(command(currency=currency, line_items=(inline(100_000),)), NOW, caller="shop")
 
 
 @pytest.mark.parametrize("currency", ["xyz", "usx", "eu"])
@@ -451,7 +463,7 @@ def test_recurring_prices_may_bill_up_to_every_three_years(interval: str, longes
         price = PriceData(900, "Club", recurring=Recurring(interval, count))
         return command(mode=Mode.SUBSCRIPTION, line_items=(LineItemRequest(1, price_data=price),))
 
-    plan_create(every(longest), NOW)
+    plan_create(every(longest), NOW, caller="shop")
     assert refused_fields(every(longest + 1)) == [
         "line_items[0].price_data.recurring.interval_count"
     ]
@@ -474,7 +486,9 @@ def test_return_url_is_required_where_the_customer_may_be_redirected(
     overrides: dict[str, object],
 ) -> None:
     assert refused_fields(command(**overrides)) == ["return_url"]
-    fixed = plan_create(command(**overrides, return_url="https://shop.example/r"), NOW)
+    fixed = plan_create(
+        command(**overrides, return_url="https://shop.example/r"), NOW, caller="shop"
+    )
     assert fixed.stripe_params["return_url"] == "https://shop.example/r"
 
 
@@ -482,7 +496,9 @@ def test_elements_that_may_redirect_cannot_be_told_never_to() -> None:
     # redirect_on_completion does not turn off Elements' redirect-based methods.
     never = command(**ELEMENTS, redirect_on_completion="never")
     assert refused_fields(never) == ["return_url"]
-    plan_create(dataclasses.replace(never, allowed_payment_method_types=("card",)), NOW)
+    plan_create(
+        dataclasses.replace(never, allowed_payment_method_types=("card",)), NOW, caller="shop"
+    )
 
 
 @pytest.mark.parametrize(
@@ -494,7 +510,7 @@ def test_elements_that_may_redirect_cannot_be_told_never_to() -> None:
     ],
 )
 def test_return_url_is_not_required_where_nothing_redirects(overrides: dict[str, object]) -> None:
-    assert "return_url" not in plan_create(command(**overrides), NOW).stripe_params
+    assert "return_url" not in plan_create(command(**overrides), NOW, caller="shop").stripe_params
 
 
 def test_the_default_tax_behavior_goes_on_inline_prices_that_give_none() -> None:
@@ -506,8 +522,10 @@ def test_the_default_tax_behavior_goes_on_inline_prices_that_give_none() -> None
         ),
         automatic_tax=True,
     )
-    with_default = plan_create(cmd, NOW, default_tax_behavior="exclusive").stripe_params
-    without = plan_create(cmd, NOW).stripe_params
+    with_default = plan_create(
+        cmd, NOW, default_tax_behavior="exclusive", caller="shop"
+    ).stripe_params
+    without = plan_create(cmd, NOW, caller="shop").stripe_params
 
     assert [li.get("price_data", {}).get("tax_behavior") for li in with_default["line_items"]] == [
         "exclusive",
@@ -585,15 +603,15 @@ def test_fingerprints_stay_what_they_were() -> None:
 def test_a_manual_capture_is_asked_of_the_payment_intent_and_counts_in_the_fingerprint() -> None:
     manual = command(capture_method="manual")
 
-    plan = plan_create(manual, NOW)
+    plan = plan_create(manual, NOW, caller="shop")
 
     assert plan.stripe_params["payment_intent_data"] == {
-        "metadata": {"order_id": "order-1"},
+        "metadata": {"order_id": "order-1", "checkout_caller": "shop"},
         "capture_method": "manual",
     }
     assert (
         "capture_method"
-        not in plan_create(command(capture_method="automatic"), NOW).stripe_params[
+        not in plan_create(command(capture_method="automatic"), NOW, caller="shop").stripe_params[
             "payment_intent_data"
         ]
     )

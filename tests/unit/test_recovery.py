@@ -114,16 +114,36 @@ async def test_an_order_paid_twice_is_not_hidden(world: World) -> None:
     assert (await latest(world)).session_id == new_cart.session_id
 
 
-async def test_a_copy_of_a_session_the_ledger_does_not_know_is_not_adopted(world: World) -> None:
+async def test_a_paid_copy_of_a_session_the_ledger_does_not_know_is_adopted_by_its_metadata(
+    world: World,
+) -> None:
     abandoned = await an_abandoned_cart(world)
     copy_id = world.stripe.recover(abandoned)
     world.stripe.complete(copy_id)
-    # The order is known (by another row), but not the session the copy was made from.
+    # The order is known (by another row), but not the session the copy was made from: the
+    # copy's metadata, the caller and the order, say whose it is all the same.
     [row] = world.ledger.entries(ORDER)
     world.ledger.forget(row.row_id)
-    await world.create(command(shirts=3))
+    new_cart = (await world.create(command(shirts=3))).entry
 
     outcome = await world.sync.handle_event(copied(copy_id, abandoned))
 
+    assert outcome == EventOutcome.APPLIED
+    assert (await latest(world)).session_id == copy_id
+    assert world.stripe.session(new_cart.session_id or "").status == "expired"
+
+
+async def test_a_copy_of_another_integrations_session_is_not_adopted(world: World) -> None:
+    abandoned = await an_abandoned_cart(world)
+    copy_id = world.stripe.recover(abandoned)
+    world.stripe.complete(copy_id)
+    [row] = world.ledger.entries(ORDER)
+    world.ledger.forget(row.row_id)
+    world.stripe.forget_metadata(copy_id, "checkout_caller")
+
+    outcome = await world.sync.handle_event(
+        dataclasses.replace(copied(copy_id, abandoned), caller=None)
+    )
+
     assert outcome == EventOutcome.IGNORED
-    assert copy_id not in [entry.session_id for entry in world.ledger.entries(ORDER)]
+    assert world.ledger.entries(ORDER) == []

@@ -193,7 +193,8 @@ async def test_an_event_for_another_integrations_session_is_recorded_and_ignored
 ) -> None:
     ours = await open_session(world)
     calls = list(world.stripe.calls)
-    theirs = event("completed", "cs_test_someone_else", order_id=order_id)
+    # Their sessions' metadata names no caller of ours.
+    theirs = event("completed", "cs_test_someone_else", order_id=order_id, caller=None)
 
     assert await world.sync.handle_event(theirs) == EventOutcome.IGNORED
 
@@ -362,18 +363,47 @@ async def test_an_event_whose_session_is_not_stored_yet_is_read_again_next_pass(
     assert await world.sync.catch_up() == 1
 
 
-async def test_an_open_session_no_row_holds_is_expired_at_stripe(world: World) -> None:
+async def test_an_open_session_no_row_holds_is_expired_if_another_holds_its_order(
+    world: World,
+) -> None:
     kept = await open_session(world, "order-kept")
     orphan = await open_session(world, "order-orphan")
-    # As if its row had been dropped while Stripe made the session.
+    # As if its row had been dropped while Stripe made the session, and the order given
+    # another cart since.
+    world.ledger.forget(orphan.row_id)
+    holder = (await world.create(command("order-orphan", shirts=3))).entry
+    world.clock.advance(timedelta(minutes=2))
+
+    report = await world.sync.sweep()
+
+    assert (report.orphans, report.adopted) == ((orphan.session_id,), ())
+    assert world.stripe.session(session_id(orphan)).status == "expired"
+    assert world.stripe.session(session_id(kept)).status == "open"
+    assert [row.session_id for row in world.ledger.entries("order-orphan")] == [holder.session_id]
+
+
+async def test_an_open_session_no_row_holds_is_adopted_if_nothing_holds_its_order(
+    world: World,
+) -> None:
+    orphan = await open_session(world, "order-orphan")
+    # As if a database failover had lost its row.
     world.ledger.forget(orphan.row_id)
     world.clock.advance(timedelta(minutes=2))
 
     report = await world.sync.sweep()
 
-    assert report.orphans == (orphan.session_id,)
+    assert (report.orphans, report.adopted) == ((), (orphan.session_id,))
+    assert world.stripe.session(session_id(orphan)).status == "open"
+    [adopted] = world.ledger.entries("order-orphan")
+    assert (adopted.session_id, adopted.state, adopted.caller) == (
+        orphan.session_id,
+        LedgerState.OPEN,
+        "shop",
+    )
+    # A create for the order supersedes it: the ledger cannot know the request that made it.
+    again = (await world.create(command("order-orphan"))).entry
+    assert again.session_id != orphan.session_id
     assert world.stripe.session(session_id(orphan)).status == "expired"
-    assert world.stripe.session(session_id(kept)).status == "open"
 
 
 async def test_a_young_session_may_still_be_on_its_way_to_the_ledger(world: World) -> None:
