@@ -104,6 +104,10 @@ _ADOPT = f"""WITH changed AS (
        RETURNING *, NULL::text AS previous_state, NULL::text AS previous_announced),
    {_ANNOUNCED}"""
 
+# The row that holds an order, if any: what a claim or an adoption that lost finds instead.
+_HOLDER = f"""SELECT * FROM checkout_sessions
+   WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}"""
+
 
 class PostgresLedger:
     def __init__(
@@ -169,12 +173,7 @@ class PostgresLedger:
                 )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
-                row = await conn.fetchrow(
-                    f"""SELECT * FROM checkout_sessions
-                       WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}""",
-                    order_id,
-                    caller,
-                )
+                row = await conn.fetchrow(_HOLDER, order_id, caller)
                 if row is not None:
                     return Claim(won=False, entry=_entry(row))
         raise Unavailable(
@@ -239,12 +238,7 @@ class PostgresLedger:
                 )
                 if row is not None:
                     return Claim(won=True, entry=_entry(row))
-                row = await conn.fetchrow(
-                    f"""SELECT * FROM checkout_sessions
-                       WHERE caller = $2 AND order_id = $1 AND {HOLDS_ORDER_PREDICATE}""",
-                    order_id,
-                    caller,
-                )
+                row = await conn.fetchrow(_HOLDER, order_id, caller)
                 if row is not None:
                     return Claim(won=False, entry=_entry(row))
         raise Unavailable(
