@@ -299,9 +299,11 @@ def _interrupted(revoked: asyncio.Future[None]) -> CheckoutError:
 class _RenderedSessions:
     """Session messages already built, by row, version and role: building one is a good part of
     a read's cost, and a row's message changes only with its version (`updated_at`, in the key),
-    so no change needs to reach this memo; the servicer is its only user."""
+    so no change needs to reach this memo; the servicer is its only user. It keeps as many as
+    the read cache keeps rows (MAX_ENTRIES in service/store/read_cache.py, which says why): a
+    message is worth keeping as long as its row is."""
 
-    _MAX = 10_000
+    _MAX = 2_000
 
     def __init__(self) -> None:
         self._built: OrderedDict[tuple[int, datetime, bool], pb.Session] = OrderedDict()
@@ -321,9 +323,11 @@ class _RenderedEvents:
     """Event messages already built, by event and role: the streams of one caller (and its
     operators) send the same events, and a message is built once for all of them, as the
     StreamEvents message that wraps it (a message given to another is copied into it). Any of an
-    event's cursors will do for any stream of its feed: each resumes right after the event."""
+    event's cursors will do for any stream of its feed: each resumes right after the event.
+    Streams that keep up are all sent the latest events, which is what the memo needs to hold;
+    a stream replaying from an old cursor reads events no other stream asks for at that time."""
 
-    _MAX = 10_000
+    _MAX = 2_000
 
     def __init__(self, sessions: _RenderedSessions) -> None:
         self._sessions = sessions
