@@ -303,7 +303,7 @@ class _RenderedSessions:
     the read cache keeps rows (MAX_ENTRIES in service/store/read_cache.py, which says why): a
     message is worth keeping as long as its row is."""
 
-    _MAX = 2_000
+    _MAX = 1_000
 
     def __init__(self) -> None:
         self._built: OrderedDict[tuple[int, datetime, bool], pb.Session] = OrderedDict()
@@ -327,7 +327,7 @@ class _RenderedEvents:
     Streams that keep up are all sent the latest events, which is what the memo needs to hold;
     a stream replaying from an old cursor reads events no other stream asks for at that time."""
 
-    _MAX = 2_000
+    _MAX = 1_000
 
     def __init__(self, sessions: _RenderedSessions) -> None:
         self._sessions = sessions

@@ -15,10 +15,11 @@ from service.domain.model import LedgerEntry
 
 # Rows of the sessions callers are asking about now (a page being paid, a watcher, a poll): a
 # row kept here holds its Stripe parameters and snapshot, about 10 KB for the README's cart
-# (tracemalloc, 400 orders each read by id and by order: 20 KB an order), so 2,000 are about
-# 20 MB. The soak found 20,000 too many: at its rates a replica's memory climbed 4 MB a minute
-# for the whole half hour, towards 200 MB, with reads past the first minutes of a row rare.
-MAX_ENTRIES = 2_000
+# (tracemalloc, 400 orders each read by id and by order: 20 KB an order), so 1,000 are about
+# 10 MB, and a miss costs one indexed read. The soak (make soak) found 20,000 far too many: at
+# its rates a replica's memory climbed 4 MB a minute for the whole half hour, towards 200 MB;
+# and 2,000 still filling 20 minutes in (about 100 new rows a minute per replica).
+MAX_ENTRIES = 1_000
 
 
 class ReadCache:
