@@ -60,7 +60,9 @@ def build_grpc_server(
         options=[("grpc.max_receive_message_length", max_receive_bytes)],
     )
     checkout_service_pb2_grpc.add_CheckoutServiceServicer_to_server(
-        CheckoutServicer(checkout, stopping, watch_limits, quotas, metrics, feed, payments),
+        CheckoutServicer(
+            checkout, stopping, watch_limits, quotas, metrics, feed, payments, hold_writes
+        ),
         server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ from checkout.v1 import session_pb2 as pb
 from service.domain.checkout import Checkout, Lookup
 from service.domain.errors import (
     CheckoutError,
+    NotFound,
     QuotaExceeded,
     TooManyWatchers,
     Unauthenticated,
@@ -61,8 +62,12 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
         metrics: Metrics,
         feed: EventFeed,
         payments: PaymentCalls,
+        hold_writes: Callable[[], None] | None = None,
     ) -> None:
+        """`hold_writes()` raises while the calls that act on an order must wait (the
+        interceptor asks it before each; `_acting` once more when one finds nothing)."""
         self._checkout = checkout
+        self._hold_writes = hold_writes
         self._feed = feed
         self._payments = payments
         self._limits = limits
@@ -105,7 +110,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.ExpireSessionResponse:
         caller = current_caller()
         lookup = Lookup(request.session_id, request.order_id)
-        entry = await self._answer(context, self._checkout.expire_session(caller, lookup))
+        entry = await self._acting(context, self._checkout.expire_session(caller, lookup))
         return api.ExpireSessionResponse(session=self._rendered.session(entry, caller))
 
     async def ListSessions(
@@ -127,7 +132,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.CapturePaymentResponse:
         caller = current_caller()
         command = payment_mapping.capture_command(request)
-        result = await self._answer(context, self._payments.move(caller, command))
+        result = await self._acting(context, self._payments.move(caller, command))
         return api.CapturePaymentResponse(session=self._rendered.session(result.entry, caller))
 
     async def CancelPayment(
@@ -135,7 +140,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.CancelPaymentResponse:
         caller = current_caller()
         command = payment_mapping.cancel_command(request)
-        result = await self._answer(context, self._payments.move(caller, command))
+        result = await self._acting(context, self._payments.move(caller, command))
         return api.CancelPaymentResponse(session=self._rendered.session(result.entry, caller))
 
     async def RefundPayment(
@@ -143,7 +148,7 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     ) -> api.RefundPaymentResponse:
         caller = current_caller()
         command = payment_mapping.refund_command(request)
-        result = await self._answer(context, self._payments.move(caller, command))
+        result = await self._acting(context, self._payments.move(caller, command))
         response = api.RefundPaymentResponse(session=self._rendered.session(result.entry, caller))
         if result.refund is not None:
             response.refund.CopyFrom(payment_mapping.refund_message(result.refund))
@@ -267,6 +272,25 @@ class CheckoutServicer(api_grpc.CheckoutServiceServicer):
     async def _answer(self, context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
         try:
             return await work
+        except Exception as exc:
+            await self._abort(context, exc)
+
+    async def _acting(self, context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
+        """`_answer` for a call that acts on an order. One that finds no such order or
+        session asks `hold_writes` again: the database may have changed during the call (a
+        failover, noticed by this call's own first connection to the new server, after the
+        interceptor asked), and the row may be one the failover lost, which the
+        reconciliation is about to adopt. Its caller is told to retry, not that the order
+        does not exist (found by make chaos's failover run: a refund answered NOT_FOUND)."""
+        try:
+            return await work
+        except NotFound as exc:
+            if self._hold_writes is not None:
+                try:
+                    self._hold_writes()
+                except CheckoutError as held:
+                    await self._abort(context, held)
+            await self._abort(context, exc)
         except Exception as exc:
             await self._abort(context, exc)
 

@@ -9,7 +9,7 @@ itself. The same under load, with its counts, is `make chaos`'s failover run (ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -70,6 +70,23 @@ async def ready(replica: ServiceProcess) -> int:
         return (await http.get(f"http://127.0.0.1:{replica.http_port}/readyz")).status_code
 
 
+async def first_answer_from_the_new_server(
+    calls: Iterator[Awaitable[object]],
+) -> grpc.aio.AioRpcError:
+    """The first refusal other than DATABASE_UNAVAILABLE (the primary is dead, or the standby
+    is not yet promoted) among `calls`, made one after the other."""
+    for call in calls:
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            if reason(exc) != "DATABASE_UNAVAILABLE":
+                return exc
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("a call that acts on a lost order was answered")
+    raise AssertionError("the database stayed unavailable")
+
+
 async def test_a_failover_that_lost_a_session_adopts_it_before_its_order_is_acted_on(
     environ: dict[str, str], pair: PostgresPair, sandbox: Sandbox
 ) -> None:
@@ -95,6 +112,14 @@ async def test_a_failover_that_lost_a_session_adopts_it_before_its_order_is_acte
         sandbox.control("POST", "/_sandbox/faults", {**fault, "count": 100_000})
         await pair.kill_primary()
         await pair.promote()
+        # At once, before the replica's probe reaches the new server: the expiry's own first
+        # connection is what tells it the database changed, after the hold was asked, and the
+        # order it looks for is gone; it must wait all the same, not be told NOT_FOUND.
+        first = await first_answer_from_the_new_server(
+            replica.stub.ExpireSession(api.ExpireSessionRequest(order_id=lost_order))
+            for _ in range(200)
+        )
+        assert reason(first) == "LEDGER_RECONCILING", first.details()
 
         await replica.next_event(
             "database server changed: a failover or a restart, which may have lost the last "
