@@ -35,11 +35,14 @@ run: proto
 sandbox: proto
 	$(BIN)/python -m sandbox
 
-# The whole suite, on every core (pytest-xdist): each worker starts a Postgres and a sandbox of
-# its own and takes a test file at a time. TEST_WORKERS=0 runs it in one process, in order.
-# tests/e2e/test_prometheus_alerts.py runs the alerts in a real Prometheus: installed here when
-# missing and apt-get can (deploy/install-prometheus), else that test skips saying why.
-TEST_WORKERS ?= logical
+# The whole suite, two workers per core (pytest-xdist): each worker starts a Postgres and a
+# sandbox of its own and takes a test file at a time. Two, because the longest files mostly
+# wait (the short soak, chaos and failover runs, alerts firing in Prometheus): one per core left
+# the cores idle for a third of the run (the README's Tests has the figures). TEST_WORKERS=0
+# runs it in one process, in order. tests/e2e/test_prometheus_alerts.py runs the alerts in a
+# real Prometheus: installed here when missing and apt-get can (deploy/install-prometheus),
+# else that test skips saying why.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: proto chromium
 	@deploy/install-prometheus || true
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
