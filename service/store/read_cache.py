@@ -17,8 +17,9 @@ from service.domain.model import LedgerEntry
 # row kept here holds its Stripe parameters and snapshot, about 10 KB for the README's cart
 # (tracemalloc, 400 orders each read by id and by order: 20 KB an order), so 1,000 are about
 # 10 MB, and a miss costs one indexed read. The soak (make soak) found 20,000 far too many: at
-# its rates a replica's memory climbed 4 MB a minute for the whole half hour, towards 200 MB;
-# and 2,000 still filling 20 minutes in (about 100 new rows a minute per replica).
+# its rates a replica's memory climbed 4 MB a minute from the start, towards 200 MB; and at
+# 2,000 the cache would still fill for some 20 minutes (about 100 new rows a minute per
+# replica, 725 six minutes in), longer than the soak's warm-up, as it would be for an operator.
 MAX_ENTRIES = 1_000
 
 
