@@ -25,11 +25,57 @@ from chaos.processes import REPO
 _KEEPER_ANSWER_SECONDS = 120.0
 
 
+class _Keeper:
+    """A process that keeps Postgres servers (pg_keeper.py, pg_pair.py) and takes one command a
+    line on its stdin, answering each with a line that starts with the word expected."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls, module: str, folder: Path) -> _Keeper:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            str(folder),
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def command(self, command: str, expected: str) -> str:
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{command}\n".encode())
+        await self._process.stdin.drain()
+        return await self.answer(expected)
+
+    async def answer(self, expected: str) -> str:
+        """What follows `expected` on the keeper's next line."""
+        assert self._process.stdout is not None
+        raw = await asyncio.wait_for(self._process.stdout.readline(), _KEEPER_ANSWER_SECONDS)
+        line = raw.decode().strip()
+        if not line.startswith(f"{expected} ") and line != expected:
+            raise RuntimeError(f"the Postgres keeper answered {line!r}, not {expected!r}")
+        return line.removeprefix(expected).strip()
+
+    async def close(self) -> None:
+        """End of input: the keeper stops its servers and exits."""
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), _KEEPER_ANSWER_SECONDS)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+
+
 class Postgres:
     def __init__(
         self,
         application_name: str,
-        keeper: asyncio.subprocess.Process | None = None,
+        keeper: _Keeper | None = None,
         data: Path | None = None,
     ) -> None:
         self._keeper = keeper
@@ -59,18 +105,10 @@ class Postgres:
         if url := os.environ.get("DATABASE_URL"):
             return cls(application_name)._use(url)
         data = folder / "pg"
-        keeper = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chaos.pg_keeper",
-            str(data),
-            cwd=REPO,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
+        keeper = await _Keeper.start("chaos.pg_keeper", data)
         postgres = cls(application_name, keeper, data)
         try:
-            return postgres._use(await postgres._answer("ready "))
+            return postgres._use(await keeper.answer("ready"))
         except BaseException:
             await postgres.close()
             raise
@@ -87,9 +125,9 @@ class Postgres:
                 terminated += await self._terminate_replica_connections()
                 await asyncio.sleep(0.2)
             return f"{terminated} replica connections terminated over {down_seconds:g} s"
-        await self._command("stop", "stopped")
+        await self._keeper.command("stop", "stopped")
         await asyncio.sleep(down_seconds)
-        dsn = await self._command("start", "ready ")
+        dsn = await self._keeper.command("start", "ready")
         # Same folder, same socket: the replicas reconnect to the address they know.
         assert dsn == self.admin_dsn, (dsn, self.admin_dsn)
         return f"stopped, {down_seconds:g} s down, started on the same data"
@@ -98,29 +136,9 @@ class Postgres:
         """Stop the run's own server and delete its data (the run dumps what it needs)."""
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
-            assert keeper.stdin is not None
-            keeper.stdin.close()  # end of input: the keeper stops Postgres and exits
-            try:
-                await asyncio.wait_for(keeper.wait(), _KEEPER_ANSWER_SECONDS)
-            except TimeoutError:
-                keeper.kill()
-                await keeper.wait()
+            await keeper.close()
         if self._data is not None:
             shutil.rmtree(self._data, ignore_errors=True)
-
-    async def _command(self, command: str, expected: str) -> str:
-        assert self._keeper is not None and self._keeper.stdin is not None
-        self._keeper.stdin.write(f"{command}\n".encode())
-        await self._keeper.stdin.drain()
-        return await self._answer(expected)
-
-    async def _answer(self, expected: str) -> str:
-        assert self._keeper is not None and self._keeper.stdout is not None
-        raw = await asyncio.wait_for(self._keeper.stdout.readline(), _KEEPER_ANSWER_SECONDS)
-        line = raw.decode().strip()
-        if not line.startswith(expected.strip()):
-            raise RuntimeError(f"the Postgres keeper answered {line!r}, not {expected!r}")
-        return line.removeprefix(expected.strip()).strip()
 
     async def _terminate_replica_connections(self) -> int:
         conn = await asyncpg.connect(self.admin_dsn, timeout=10)
@@ -141,8 +159,8 @@ class PostgresPair:
     DATABASE_URL with `target_session_attrs=read-write`: a connection goes to whichever of the
     two accepts writes, the primary until the standby is promoted."""
 
-    def __init__(self, application_name: str, keeper: asyncio.subprocess.Process) -> None:
-        self._keeper: asyncio.subprocess.Process | None = keeper
+    def __init__(self, application_name: str, keeper: _Keeper) -> None:
+        self._keeper: _Keeper | None = keeper
         self.application_name = application_name
         self.dsn = ""
         """For the replicas: both hosts, the run's name."""
@@ -152,18 +170,10 @@ class PostgresPair:
 
     @classmethod
     async def open(cls, folder: Path, application_name: str) -> PostgresPair:
-        keeper = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chaos.pg_pair",
-            str(folder / "pair"),
-            cwd=REPO,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
+        keeper = await _Keeper.start("chaos.pg_pair", folder / "pair")
         pair = cls(application_name, keeper)
         try:
-            primary, standby = (int(p) for p in (await pair._answer("ready")).split())
+            primary, standby = (int(p) for p in (await keeper.answer("ready")).split())
         except BaseException:
             await pair.close()
             raise
@@ -200,29 +210,12 @@ class PostgresPair:
 
     async def close(self) -> None:
         keeper, self._keeper = self._keeper, None
-        if keeper is None:
-            return
-        assert keeper.stdin is not None
-        keeper.stdin.close()  # end of input: the keeper stops both servers and exits
-        try:
-            await asyncio.wait_for(keeper.wait(), _KEEPER_ANSWER_SECONDS)
-        except TimeoutError:
-            keeper.kill()
-            await keeper.wait()
+        if keeper is not None:
+            await keeper.close()
 
     async def _command(self, command: str, expected: str) -> str:
-        assert self._keeper is not None and self._keeper.stdin is not None
-        self._keeper.stdin.write(f"{command}\n".encode())
-        await self._keeper.stdin.drain()
-        return await self._answer(expected)
-
-    async def _answer(self, expected: str) -> str:
-        assert self._keeper is not None and self._keeper.stdout is not None
-        raw = await asyncio.wait_for(self._keeper.stdout.readline(), _KEEPER_ANSWER_SECONDS)
-        line = raw.decode().strip()
-        if not line.startswith(f"{expected} ") and line != expected:
-            raise RuntimeError(f"the Postgres pair answered {line!r}, not {expected!r}")
-        return line.removeprefix(expected).strip()
+        assert self._keeper is not None
+        return await self._keeper.command(command, expected)
 
 
 # Trust authentication lets any password in; the run checks that none reaches a log line.
